@@ -1,0 +1,45 @@
+# `make test` and `make search` do all setup on a fresh machine: a venv, CPU torch,
+# the package (editable, with dev extras) and the Fashion-MNIST dataset.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DATA_DIR ?= /usr/share/datasets/fashion-mnist
+SEARCH_ARGS ?= --target-flops 400M
+PYTEST_ARGS ?=
+
+.PHONY: test search venv data clean bench
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+data:
+	@if [ -f $(DATA_DIR)/train-images-idx3-ubyte.gz ]; then \
+		echo "Fashion-MNIST present in $(DATA_DIR)"; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		(apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 || \
+		 (apt-get update -qq >/dev/null && apt-get install -y -qq dataset-fashion-mnist >/dev/null)) && \
+		echo "installed Debian package dataset-fashion-mnist into $(DATA_DIR)"; \
+	else \
+		echo "Fashion-MNIST is missing from $(DATA_DIR). Install it with" >&2; \
+		echo "  sudo apt-get install dataset-fashion-mnist" >&2; \
+		echo "or download the four IDX .gz files and run: nas search --data-dir DIR ..." >&2; \
+		exit 1; \
+	fi
+
+test: venv data
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+search: venv data
+	$(BIN)/nas search $(SEARCH_ARGS)
+
+bench: venv data
+	$(BIN)/python -m benchmarks.run_all
+
+clean:
+	rm -rf $(VENV) *.egg-info

@@ -1,0 +1,68 @@
+"""The ``nas`` command line: subcommands by table, one module each under ``nas/commands``.
+
+Each command module exposes ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``.
+Bad input (ValueError/KeyError/TypeError/OSError raised while validating) becomes one line on
+stderr and exit code 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from typing import Sequence
+
+# name -> module; imported lazily so `nas --help` answers at once.
+COMMANDS: dict[str, str] = {
+    "list": "nas.commands.list_cmd",
+    "show": "nas.commands.show",
+    "export": "nas.commands.export",
+    "search": "nas.commands.search",
+}
+
+
+class CLIError(Exception):
+    """A user-facing error: printed as one line, exit code 2."""
+
+
+def error_line(exc: BaseException) -> str:
+    msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+    return str(msg).splitlines()[0] if str(msg) else type(exc).__name__
+
+
+def make_parser(prog: str, commands: dict[str, str], description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name, modname in commands.items():
+        mod = importlib.import_module(modname)
+        p = sub.add_parser(name, help=mod.HELP, description=mod.HELP)
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def run_cli(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args._run(args) or 0)
+    except (CLIError, ValueError, KeyError, TypeError, OSError) as e:
+        print(f"{parser.prog}: error: {error_line(e)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted", file=sys.stderr)
+        return 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = make_parser("nas", COMMANDS,
+                         "EfficientNet-style architecture search: stage 1 (search a base network "
+                         "under a MACs target) and tools for specs.")
+    return run_cli(parser, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
