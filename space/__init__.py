@@ -21,3 +21,13 @@ __all__ = [
     "save_spec", "spec_from_dict",
     "ZOO", "get_model", "list_models",
 ]
+
+from .export import (FORMATS, TimmArchDef, export_text, export_timm, tf_block_strings,
+                     timm_block_string)
+from .resolve import resolve_spec
+
+__all__ += [
+    "FORMATS", "TimmArchDef", "export_text", "export_timm", "tf_block_strings",
+    "timm_block_string",
+    "resolve_spec",
+]

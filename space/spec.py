@@ -44,6 +44,15 @@ def _check_float(path: str, value: Any, *, lo: float, hi: float, lo_open: bool =
         _fail(path, f"must be in {bracket}{lo}, {hi}]", value)
 
 
+def _store_floats(obj: Any, *names: str) -> None:
+    # 6 and 6.0 are the same ratio: store floats so that equal specs also serialise and hash
+    # the same (arch_hash reads the JSON form, where 6 and 6.0 differ).
+    for name in names:
+        value = getattr(obj, name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            object.__setattr__(obj, name, float(value))
+
+
 def _check_choice(path: str, value: Any, choices: tuple[str, ...]) -> None:
     if value not in choices:
         _fail(path, f"must be one of {', '.join(choices)}", value)
@@ -90,6 +99,9 @@ class StageSpec:
     se_ratio: float = 0.0
     skip: str = "identity"
 
+    def __post_init__(self) -> None:
+        _store_floats(self, "expand_ratio", "se_ratio")
+
     def validate(self, path: str = "stage") -> None:
         _check_choice(f"{path}.block", self.block, BLOCK_TYPES)
         _check_int(f"{path}.repeats", self.repeats, minimum=1)
@@ -132,6 +144,7 @@ class ArchSpec:
         # Accept lists from JSON/users but store tuples so the spec stays hashable and frozen.
         if not isinstance(self.stages, tuple):
             object.__setattr__(self, "stages", tuple(self.stages))
+        _store_floats(self, "bn_eps", "bn_momentum", "dropout", "drop_connect")
         self.validate()
 
     def validate(self) -> None:
