@@ -21,6 +21,9 @@ COMMANDS: dict[str, str] = {
 }
 
 
+OPTUNA_COMMANDS = {"search", "gridsearch", "results", "dashboard"}
+
+
 class CLIError(Exception):
     """A user-facing error: printed as one line, exit code 2."""
 
@@ -46,7 +49,13 @@ def make_parser(prog: str, commands: dict[str, str], description: str) -> argpar
 def run_cli(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")
+    if "optuna" in sys.modules or args.command in OPTUNA_COMMANDS:
+        import optuna
+
+        # We log one line per trial ourselves; Optuna's own line dumps every parameter.
+        optuna.logging.set_verbosity(logging.DEBUG if args.verbose else logging.WARNING)
     try:
         return int(args._run(args) or 0)
     except (CLIError, ValueError, KeyError, TypeError, OSError) as e:

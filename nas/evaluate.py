@@ -1,0 +1,86 @@
+"""Accuracy evaluators: train a candidate briefly on a real proxy task (MnasNet Sec. 5).
+
+The proxy evaluator retargets the candidate at the dataset (stem input channels, classes,
+proxy resolution), trains it with the shared loop in :mod:`nas.training`, and returns top-1
+accuracy on a validation split held out from the training set; the test split is never used.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+from space import ArchSpec, build
+
+from .training import EpochResult, TrainConfig, fit
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    """The proxy task: what to train on and how. Defaults chosen by measurement (BENCHMARKS.md)."""
+
+    dataset: str = "fashion-mnist"
+    data_dir: str | None = None
+    resolution: int = 32
+    train_samples: int | None = 6000
+    val_samples: int = 2000
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.resolution, int) or self.resolution < 8:
+            raise ValueError(f"`proxy resolution >= 8` must hold, but got {self.resolution!r}; "
+                             f"pass e.g. --proxy-resolution 32")
+        if self.train_samples is not None and self.train_samples < 1:
+            raise ValueError(f"`train_samples >= 1` must hold, but got {self.train_samples}; "
+                             f"pass e.g. --train-samples 6000")
+        if self.val_samples < 1:
+            raise ValueError(f"`val_samples >= 1` must hold, but got {self.val_samples}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ProxyConfig:
+        d = dict(d)
+        d["train"] = TrainConfig(**d.get("train", {}))
+        return cls(**d)
+
+
+@dataclass
+class EvalResult:
+    accuracy: float
+    epochs: list[EpochResult]
+    seconds: float
+    images_per_sec: float
+    seed: int
+
+
+def trial_seed(base_seed: int | None, arch_hash: str) -> int:
+    """Deterministic per-architecture seed: the same architecture in the same run trains
+    identically, so a repeated sample can reuse the earlier result."""
+    blob = f"{0 if base_seed is None else base_seed}:{arch_hash}".encode()
+    return int.from_bytes(hashlib.sha256(blob).digest()[:4], "little")
+
+
+def proxy_spec(spec: ArchSpec, *, in_channels: int, num_classes: int, resolution: int) -> ArchSpec:
+    return spec.with_task(in_channels=in_channels, num_classes=num_classes, resolution=resolution)
+
+
+def evaluate_proxy(spec: ArchSpec, proxy: ProxyConfig, *, seed: int,
+                   on_epoch: Callable[[EpochResult], None] | None = None) -> EvalResult:
+    """Train ``spec`` on the proxy task; top-1 accuracy on the held-out validation split."""
+    from .data import load_dataset, proxy_data
+
+    ds = load_dataset(proxy.dataset, data_dir=proxy.data_dir)
+    data = proxy_data(ds, resolution=proxy.resolution, train_samples=proxy.train_samples,
+                      val_samples=proxy.val_samples, seed=0)
+    task_spec = proxy_spec(spec, in_channels=data.in_channels, num_classes=data.num_classes,
+                           resolution=proxy.resolution)
+    model = build(task_spec, seed=seed)
+    t0 = time.perf_counter()
+    result = fit(model, data.train_x, data.train_y, data.val_x, data.val_y, config=proxy.train,
+                 seed=seed, on_epoch=on_epoch)
+    return EvalResult(accuracy=result.accuracy, epochs=result.epochs,
+                      seconds=time.perf_counter() - t0, images_per_sec=result.images_per_sec,
+                      seed=seed)
