@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 
 _SUFFIX = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9, "b": 1e9, "t": 1e12}
-_TARGET_RE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)(?:e([+-]?\d+))?\s*([kKmMgGbBtT]?)\s*$")
+_TARGET_RE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)(?:[eE]([+-]?\d+))?\s*([kKmMgGbBtT]?)\s*$")
 
 
 def parse_macs(text: str | int | float, *, flag: str = "--target-flops") -> int:
@@ -24,7 +24,7 @@ def parse_macs(text: str | int | float, *, flag: str = "--target-flops") -> int:
             raise ValueError(f"{flag} must be a number of multiply-adds such as 400M, 0.4G, 4e8 or "
                              f"400000000, but got {text!r}")
         value = float(m.group(1)) * 10 ** int(m.group(2) or 0) * _SUFFIX[m.group(3).lower()]
-    if not math.isfinite(value) or value <= 0:
+    if not math.isfinite(value) or round(value) < 1:
         raise ValueError(f"`target_macs > 0` must hold, but got target_macs={text!r}; "
                          f"pass e.g. {flag} 400M")
     return int(round(value))

@@ -107,21 +107,23 @@ def open_study(*, run_dir: Path, storage: str | None, study_name: str, direction
 
 def requeue_interrupted(study: optuna.Study) -> int:
     """Fail trials a dead driver left RUNNING, and enqueue every interrupted trial again."""
+    done = set(study.user_attrs.get("requeued", []))
     n = 0
     for t in study.get_trials(deepcopy=False):
         stale = t.state == TrialState.RUNNING
         interrupted = t.state == TrialState.FAIL and t.user_attrs.get("fail_reason") == INTERRUPTED
-        if not (stale or interrupted) or t.user_attrs.get("requeued"):
+        if not (stale or interrupted) or t.number in done:
             continue
         if stale:
             study._storage.set_trial_user_attr(t._trial_id, "fail_reason", INTERRUPTED)
             study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-        study._storage.set_trial_user_attr(t._trial_id, "requeued", True)
         if t.params:
             study.enqueue_trial(t.params, user_attrs={"retry_of": t.number},
                                 skip_if_exists=False)
+        done.add(t.number)
         n += 1
     if n:
+        study.set_user_attr("requeued", sorted(done))
         log.info("resume: %d interrupted trial(s) enqueued again", n)
     return n
 

@@ -270,6 +270,10 @@ def run_search(config: SearchConfig, *, out: str | Path | None = None, resume: b
     """Run (or resume) stage 1 and write the run folder."""
     run_dir = runs.latest_run_dir() if (resume and out is None) else runs.new_run_dir(out)
     space = load_space(config.space)
+    if evaluate is evaluate_proxy:  # fail fast on a dataset that cannot be read
+        from .data import load_dataset
+
+        load_dataset(config.proxy.dataset, data_dir=config.proxy.data_dir)
     info = SAMPLERS.get(config.sampler)
     if resume:
         saved = runs.load_config(run_dir)

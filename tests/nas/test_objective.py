@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import pytest
+
+from nas.objective import Objective, make_objective, parse_macs
+
+
+@pytest.mark.parametrize("text", ["400M", "0.4G", "4e8", "400000000", "400m", " 400M ", "0.4g",
+                                  "400e6", "4E8", "0.4B"])
+def test_parse_macs_accepts_the_documented_forms(text):
+    assert parse_macs(text) == 400_000_000
+
+
+@pytest.mark.parametrize("text", ["", "abc", "400X", "-400M", "0", "4e8M5", "M", "400 MM", "1e-9"])
+def test_parse_macs_rejects_anything_else_with_the_fix(text):
+    with pytest.raises(ValueError) as e:
+        parse_macs(text)
+    assert "--target-flops" in str(e.value)
+
+
+def test_soft_reward_on_worked_numbers():
+    obj = make_objective(400_000_000)  # a = b = -0.07
+    # At the target the factor is 1.
+    assert obj.reward(0.75, 400_000_000) == pytest.approx(0.75)
+    # Half the MACs: 0.5^-0.07 = 1.049717...
+    assert obj.reward(0.75, 200_000_000) == pytest.approx(0.75 * 1.0497166836230674, rel=1e-12)
+    # Twice the MACs: 2^-0.07 = 0.952638...
+    assert obj.reward(0.75, 800_000_000) == pytest.approx(0.75 * 0.9526379980439373, rel=1e-12)
+
+
+def test_soft_reward_prefers_smaller_models_at_equal_accuracy():
+    obj = make_objective(400_000_000)
+    assert obj.reward(0.8, 300_000_000) > obj.reward(0.8, 400_000_000) > obj.reward(0.8, 500_000_000)
+
+
+def test_hard_constraint_is_flat_below_and_steep_above():
+    obj = make_objective(400_000_000, constraint="hard")
+    assert (obj.a, obj.b) == (0.0, -1.0)
+    assert obj.reward(0.8, 100_000_000) == pytest.approx(0.8)
+    assert obj.reward(0.8, 800_000_000) == pytest.approx(0.4)
+
+
+def test_a_b_overrides_and_validation():
+    obj = make_objective(1_000, constraint="soft", a=-0.1, b=-0.5)
+    assert obj.exponent(1_000) == -0.1 and obj.exponent(1_001) == -0.5
+    with pytest.raises(ValueError, match="positive exponent rewards bigger"):
+        Objective(400_000_000, a=0.07, b=0.07)
+    with pytest.raises(KeyError, match="soft, hard"):
+        make_objective(400_000_000, constraint="medium")
+    with pytest.raises(ValueError, match="target_macs > 0"):
+        Objective(0)
