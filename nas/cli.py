@@ -18,6 +18,8 @@ COMMANDS: dict[str, str] = {
     "show": "nas.commands.show",
     "export": "nas.commands.export",
     "search": "nas.commands.search",
+    "train": "nas.commands.train",
+    "cam": "nas.commands.cam",
 }
 
 
@@ -66,7 +68,7 @@ def run_cli(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
         optuna.logging.set_verbosity(logging.DEBUG if args.verbose else logging.WARNING)
     try:
         return int(args._run(args) or 0)
-    except (CLIError, ValueError, KeyError, TypeError, OSError) as e:
+    except (CLIError, ValueError, KeyError, TypeError, OSError, ImportError) as e:
         print(f"{parser.prog}: error: {error_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
