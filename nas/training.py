@@ -81,6 +81,55 @@ def _rmsprop(params: Any, c: TrainConfig) -> torch.optim.Optimizer:
                                momentum=c.momentum, weight_decay=c.weight_decay)
 
 
+class RMSpropTF(torch.optim.Optimizer):
+    """RMSProp as TensorFlow 1 (and so the official EfficientNet code) computes it.
+
+    PyTorch's RMSprop differs in three ways that matter at the paper's settings: TF starts the
+    mean square at 1 (not 0), adds ``eps`` inside the square root (not outside), and folds the
+    learning rate into the momentum buffer. Per parameter, with ``g`` the gradient plus
+    ``weight_decay * w`` (the official code's L2 term in the loss)::
+
+        ms  = alpha * ms + (1 - alpha) * g**2            # alpha: TF's ``decay`` (0.9)
+        mom = momentum * mom + lr * g / sqrt(ms + eps)   # eps 1e-3, as the official code
+        w   = w - mom
+    """
+
+    def __init__(self, params: Any, *, lr: float, alpha: float = 0.9, eps: float = 1e-3,
+                 momentum: float = 0.9, weight_decay: float = 0.0) -> None:
+        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, momentum=momentum,
+                                      weight_decay=weight_decay))
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                grad = p.grad
+                if group["weight_decay"]:
+                    grad = grad.add(p, alpha=group["weight_decay"])
+                state = self.state[p]
+                if not state:
+                    state["square_avg"] = torch.ones_like(p)
+                    state["momentum_buffer"] = torch.zeros_like(p)
+                square_avg, buf = state["square_avg"], state["momentum_buffer"]
+                square_avg.mul_(group["alpha"]).addcmul_(grad, grad, value=1 - group["alpha"])
+                buf.mul_(group["momentum"]).addcdiv_(grad, square_avg.add(group["eps"]).sqrt_(),
+                                                     value=group["lr"])
+                p.sub_(buf)
+        return loss
+
+
+@OPTIMIZERS.register("rmsprop_tf")
+def _rmsprop_tf(params: Any, c: TrainConfig) -> torch.optim.Optimizer:
+    return RMSpropTF(params, lr=c.lr, alpha=0.9, eps=c.extra.get("rmsprop_eps", 1e-3),
+                     momentum=c.momentum, weight_decay=c.weight_decay)
+
+
 def _warmup(epoch: float, c: TrainConfig) -> float | None:
     if c.warmup_epochs > 0 and epoch < c.warmup_epochs:
         return (epoch + 1e-9) / c.warmup_epochs
@@ -161,18 +210,24 @@ def _to_model_layout(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
+def model_device(model: nn.Module) -> torch.device:
+    """Where ``model``'s weights live; batches (kept on the CPU) are moved there one by one."""
+    return next(iter(model.parameters()), torch.empty(0)).device
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 500,
              channels_last: bool = True, topk: tuple[int, ...] = (1,)) -> tuple[float, ...]:
     """Top-k accuracies of ``model`` on (x, y), in eval mode."""
     was_training = model.training
     model.eval()
+    device = model_device(model)
     correct = [0] * len(topk)
-    kmax = min(max(topk), int(model(x[:1]).shape[1]) if len(x) else 1)
+    kmax = min(max(topk), int(model(x[:1].to(device)).shape[1]) if len(x) else 1)
     for idx in _batches(len(x), batch_size, None):
-        logits = model(_to_model_layout(x[idx], channels_last))
+        logits = model(_to_model_layout(x[idx].to(device), channels_last))
         pred = logits.topk(kmax, dim=1).indices
-        hit = pred.eq(y[idx].unsqueeze(1))
+        hit = pred.eq(y[idx].to(device).unsqueeze(1))
         for j, k in enumerate(topk):
             correct[j] += int(hit[:, :min(k, kmax)].any(dim=1).sum())
     model.train(was_training)
@@ -202,6 +257,7 @@ def fit(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, val_x: t
     for _ in range(start_epoch):  # keep the shuffle stream identical across a resume
         torch.randperm(len(train_x), generator=gen)
     steps_per_epoch = max(1, math.ceil(len(train_x) / config.batch_size))
+    device = model_device(model)
     results: list[EpochResult] = []
     t_start = time.perf_counter()
     for epoch in range(start_epoch, config.epochs):
@@ -212,8 +268,8 @@ def fit(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, val_x: t
             lr = lr_at(epoch + step / steps_per_epoch, config)
             for g in opt.param_groups:
                 g["lr"] = lr
-            xb = _to_model_layout(train_x[idx], config.channels_last)
-            loss = loss_fn(model(xb), train_y[idx])
+            xb = _to_model_layout(train_x[idx].to(device, non_blocking=True), config.channels_last)
+            loss = loss_fn(model(xb), train_y[idx].to(device, non_blocking=True))
             if not torch.isfinite(loss):
                 raise FloatingPointError(
                     f"training loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; "

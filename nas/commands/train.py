@@ -1,0 +1,95 @@
+"""``nas train MODEL``: train a spec or zoo model to completion with a recipe (nas.trainer)."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+NAME = "train"
+HELP = ("train a model to completion (MODEL: zoo name, spec .json or search run folder) with "
+        "the paper's or a fast recipe; checkpoints every epoch, --resume continues")
+
+log = logging.getLogger(__name__)
+
+S = argparse.SUPPRESS  # absent flags stay absent, so --resume can tell what was given
+
+# flag dest -> TrainJob field
+FLAGS = ("dataset", "data_dir", "recipe", "epochs", "batch_size", "resolution", "train_samples",
+         "val_samples", "ema_decay", "seed", "device", "threads", "keep")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", metavar="MODEL",
+                   help="zoo name (see `nas list`), spec .json file, or search run folder with "
+                        "best.json")
+    p.add_argument("--dataset", default=S, help="fashion-mnist (default), cifar10, folder:PATH, "
+                   "synthetic")
+    p.add_argument("--data-dir", default=S, help="folder holding the dataset files "
+                   "(fashion-mnist default: /usr/share/datasets/fashion-mnist)")
+    p.add_argument("--recipe", default=S, help="fast (default: SGD, cosine, short CPU runs) or "
+                   "paper (RMSProp, 0.97 every 2.4 epochs, EMA; see nas.recipes)")
+    p.add_argument("--epochs", type=int, default=S,
+                   help="epochs to train (default: the recipe's, fast 5, paper 350)")
+    p.add_argument("--batch-size", type=int, default=S, help="images per step (default: fast 64, "
+                   "paper 128); the learning rate scales linearly with it")
+    p.add_argument("--resolution", type=int, default=S, help="input size in pixels (default: the "
+                   "spec's, capped at the dataset's image size but at least 32)")
+    p.add_argument("--train-samples", type=int, default=S,
+                   help="training images drawn from the training split (default: all not held out)")
+    p.add_argument("--val-samples", type=int, default=S, help="validation images held out from "
+                   "the training split (default: a tenth, at most 5000)")
+    p.add_argument("--ema-decay", type=float, default=S, help="decay of the weight average "
+                   "(default: the recipe's, fast 0.999, paper 0.9999; 0 turns it off)")
+    p.add_argument("--seed", type=int, default=S, help="seed for the split, init, shuffle and "
+                   "dropout (default 0)")
+    p.add_argument("--no-channels-last", dest="channels_last", action="store_false", default=S,
+                   help="train in NCHW instead of channels_last")
+    p.add_argument("--device", default=S, help="auto (default: a CUDA GPU if present, else the "
+                   "CPU), cpu, cuda, cuda:N")
+    p.add_argument("--threads", type=int, default=S, help="torch CPU threads (default: all cores)")
+    p.add_argument("--keep", type=int, default=S, help="checkpoints kept, newest first "
+                   "(default 3)")
+    p.add_argument("--out", default=S, help="run folder (default runs/train-<timestamp>)")
+    p.add_argument("--resume", action="store_true", default=S,
+                   help="continue the run in --out from its newest checkpoint")
+
+
+def make_job(given: dict[str, Any], base: Any) -> Any:
+    """``base`` (a TrainJob) with the flags the user gave applied."""
+    keys = set(FLAGS) | {"channels_last", "model"}
+    return dataclasses.replace(base, **{k: v for k, v in given.items() if k in keys})
+
+
+def run(args: argparse.Namespace) -> int:
+    from nas.trainer import TrainJob, load_job, train
+
+    given = {k: v for k, v in vars(args).items() if not k.startswith("_") and
+             k not in ("command", "verbose")}
+    resume = bool(given.pop("resume", False))
+    out = given.pop("out", None)
+    if resume:
+        if out is None:
+            raise ValueError("--resume needs --out DIR naming the nas train run to continue")
+        job = make_job(given, load_job(out))
+    else:
+        job = make_job(given, TrainJob(model=given["model"]))
+        if out is None:
+            import datetime as _dt
+
+            out = str(Path("runs") / _dt.datetime.now().strftime("train-%Y%m%d-%H%M%S"))
+    result = train(job, out=out, resume=resume)
+    t = result.test
+    print(f"run folder: {result.run_dir}", file=sys.stdout)
+    print(f"epochs: {len(result.epochs)}  last val top-1: "
+          f"{result.epochs[-1]['val_top1']:.4f}" if result.epochs else "epochs: 0", file=sys.stdout)
+    print(f"test top-1: {t['top1']:.4f}  top-5: {t['top5']:.4f}", file=sys.stdout)
+    if "top1_ema" in t:
+        print(f"test top-1 (EMA weights): {t['top1_ema']:.4f}  top-5: {t['top5_ema']:.4f}",
+              file=sys.stdout)
+    if result.checkpoint is not None:
+        print(f"checkpoint: {result.checkpoint}  (nas cam {result.checkpoint} --images 8)",
+              file=sys.stdout)
+    return 0

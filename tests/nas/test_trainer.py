@@ -1,0 +1,178 @@
+"""``nas train`` (nas.trainer): one tiny run end to end, checkpoints, resume, and bad input."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from nas.cli import main
+from nas.trainer import (CHECKPOINT_DIR, METRIC_COLUMNS, TrainJob, list_checkpoints,
+                         load_checkpoint, param_groups, pick_device, prepare, train)
+from nas.training import lr_at
+from space import ArchSpec, StageSpec, StemSpec, build, save_spec
+
+TINY = ArchSpec(name="tiny", stem=StemSpec(channels=8), stages=(
+    StageSpec("mbconv", 1, 3, 1, 8, expand_ratio=1.0, se_ratio=0.25),
+    StageSpec("mbconv", 2, 3, 2, 16, expand_ratio=3.0, se_ratio=0.25)), head_channels=32,
+    resolution=16)
+
+
+@pytest.fixture
+def tiny_spec(tmp_path: Path) -> str:
+    return str(save_spec(TINY, tmp_path / "tiny.json"))
+
+
+def _job(model: str, **kw) -> TrainJob:
+    base = dict(model=model, dataset="synthetic", epochs=1, train_samples=160, val_samples=40,
+                batch_size=32, threads=2)
+    return TrainJob(**{**base, **kw})
+
+
+def _read_metrics(run_dir: Path) -> list[dict[str, str]]:
+    with open(run_dir / "metrics.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_one_tiny_epoch_end_to_end(tiny_spec: str, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = train(_job(tiny_spec), out=out)
+    assert (out / "spec.json").is_file() and (out / "config.json").is_file()
+    rows = _read_metrics(out)
+    assert list(rows[0]) == list(METRIC_COLUMNS) and [r["epoch"] for r in rows] == ["1"]
+    assert 0 <= float(rows[0]["val_top1"]) <= 1 and float(rows[0]["train_loss"]) > 0
+    assert rows[0]["val_top1_ema"] != ""  # the fast recipe keeps an EMA
+    res = json.loads((out / "results.json").read_text())
+    assert res["test_images"] == 200  # the synthetic test split, untouched until the end
+    assert 0 <= res["test_top1"] <= res["test_top5"] <= 1
+    assert res["test_top1_ema"] == result.test["top1_ema"] == result.top1
+    ckpt = load_checkpoint(out)
+    assert ckpt.epoch == 1 and ckpt.path == out / CHECKPOINT_DIR / "epoch-0001.pt"
+    # The trained spec is retargeted at the data (1 channel, 10 classes, 16 px) and hashed.
+    assert (ckpt.spec.in_channels, ckpt.spec.num_classes, ckpt.spec.resolution) == (1, 10, 16)
+    assert ckpt.arch_hash == ckpt.spec.arch_hash() == res["arch_hash"]
+    assert ckpt.spec.bn_momentum == 0.1  # the fast recipe's
+    assert ckpt.data["val_samples"] == 40 and len(ckpt.data["mean"]) == 1
+    assert set(ckpt.optimizer) == {"state", "param_groups"} and ckpt.ema["updates"] == 5
+
+
+def test_resume_continues_at_the_right_epoch_and_lr_step(tiny_spec: str, tmp_path: Path) -> None:
+    job = _job(tiny_spec, epochs=3, keep=2)
+    straight = train(job, out=tmp_path / "straight")
+
+    def stop_after_first(row: dict) -> None:
+        if row["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(job, out=tmp_path / "cut", on_epoch=stop_after_first)
+    assert [p.name for p in list_checkpoints(tmp_path / "cut")] == ["epoch-0001.pt"]
+    seen: list[dict] = []
+    resumed = train(job, out=tmp_path / "cut", resume=True, on_epoch=seen.append)
+    assert [r["epoch"] for r in seen] == [2, 3]  # epoch 1 is not trained again
+    cfg = prepare(job).train
+    assert [r["lr"] for r in resumed.epochs] == pytest.approx(
+        [lr_at(e, cfg) for e in range(3)]) == [r["lr"] for r in straight.epochs]
+    assert [r["epoch"] for r in _read_metrics(tmp_path / "cut")] == ["1", "2", "3"]
+    # The same shuffle, dropout stream, optimizer and EMA state: the same end point.
+    a, b = load_checkpoint(tmp_path / "straight"), load_checkpoint(tmp_path / "cut")
+    for key in a.model:
+        torch.testing.assert_close(b.model[key], a.model[key], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(b.ema["module"]["classifier.weight"],
+                               a.ema["module"]["classifier.weight"], rtol=1e-5, atol=1e-6)
+    assert b.ema["updates"] == a.ema["updates"] == 15
+    assert resumed.test == pytest.approx(straight.test)
+    assert [p.name for p in list_checkpoints(tmp_path / "cut")] == ["epoch-0002.pt",
+                                                                   "epoch-0003.pt"]
+
+
+def test_resume_refuses_another_spec_and_changed_settings(tiny_spec: str, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    train(_job(tiny_spec), out=out)
+    other = save_spec(TINY.replace(head_channels=48), tmp_path / "other.json")
+    with pytest.raises(ValueError, match="from another spec") as e:
+        train(_job(str(other)), out=out, resume=True)
+    assert load_checkpoint(out).arch_hash in str(e.value)
+    assert "head_channels" in str(e.value)
+    with pytest.raises(ValueError, match="--epochs 2 differs from the resumed run's 1"):
+        train(_job(tiny_spec, epochs=2), out=out, resume=True)
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(_job(tiny_spec), out=out)
+
+
+def test_missing_and_broken_checkpoints(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_checkpoint(tmp_path / "nope.pt")
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        load_checkpoint(tmp_path)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="not a nas train checkpoint"):
+        load_checkpoint(junk)
+    torch.save({"weights": torch.zeros(1)}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="format"):
+        load_checkpoint(tmp_path / "other.pt")
+
+
+def test_param_groups_skip_batch_norm() -> None:
+    model = build(TINY)
+    decay, no_decay = param_groups(model, decay_batch_norm=False)
+    bn = [p for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)
+          for p in m.parameters()]
+    assert no_decay["weight_decay"] == 0.0 and len(no_decay["params"]) == len(bn)
+    assert len(decay["params"]) + len(bn) == len(list(model.parameters()))
+    assert len(param_groups(model, decay_batch_norm=True)) == 1
+
+
+def test_pick_device() -> None:
+    assert pick_device("cpu").type == "cpu"
+    assert pick_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="--device auto"):
+        pick_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="needs a CUDA GPU"):
+            pick_device("cuda")
+
+
+def test_cli_train_and_resume(tiny_spec: str, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "cli"
+    flags = ["--dataset", "synthetic", "--epochs", "1", "--train-samples", "96",
+             "--val-samples", "40", "--batch-size", "32", "--resolution", "16", "--seed", "1",
+             "--ema-decay", "0", "--threads", "2", "--keep", "1", "--no-channels-last",
+             "--recipe", "paper", "--device", "cpu", "--out", str(out)]
+    assert main(["train", tiny_spec, *flags]) == 0
+    printed = capsys.readouterr().out
+    assert "test top-1:" in printed and "EMA" not in printed  # --ema-decay 0: no average
+    config = json.loads((out / "config.json").read_text())
+    assert config["job"]["recipe"] == "paper" and config["train"]["channels_last"] is False
+    assert config["train"]["lr"] == pytest.approx(0.256 * 32 / 4096)
+    # Resuming a finished run evaluates again and trains nothing.
+    assert main(["train", tiny_spec, "--out", str(out), "--resume", "--threads", "1"]) == 0
+    assert [r["epoch"] for r in _read_metrics(out)] == ["1"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "no-such-model", "--dataset", "synthetic"], "unknown model"),
+    (["train", "efficientnet-b0", "--dataset", "synthetic", "--recipe", "imagenet"],
+     "unknown recipe"),
+    (["train", "efficientnet-b0", "--dataset", "synthetic", "--resume"], "--resume needs --out"),
+    (["train", "efficientnet-b0", "--dataset", "synthetic", "--resume", "--out", "/nonexistent"],
+     "not a nas train run folder"),
+])
+def test_cli_bad_input_is_one_line_and_exit_2(argv: list[str], message: str, capsys) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_cli_resume_with_another_spec_names_both_hashes(tiny_spec: str, tmp_path: Path,
+                                                        capsys) -> None:
+    out = tmp_path / "run"
+    train(_job(tiny_spec), out=out)
+    other = save_spec(TINY.replace(stem=StemSpec(channels=16)), tmp_path / "other.json")
+    assert main(["train", str(other), "--out", str(out), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "from another spec" in err and load_checkpoint(out).arch_hash in err
+    assert "stem" in err and len(err.strip().splitlines()) == 1
