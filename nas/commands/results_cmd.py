@@ -1,0 +1,100 @@
+"""``nas results RUN_DIR``: the best trials of a run folder of either stage.
+
+The trials come from :func:`results.store.load_run`, which reads the Optuna study itself, so
+this prints what the study holds even while the search is still running. ``--format csv`` and
+``--format json`` write every column of the trial table (results/store.py documents them).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from typing import Any, Callable
+
+NAME = "results"
+HELP = "print the best trials of a run folder (stage 1 or 2) as a table, CSV or JSON"
+
+# Columns of the table format per stage: (column, header).
+TABLE_COLUMNS: dict[int, tuple[tuple[str, str], ...]] = {
+    1: (("number", "trial"), ("reward", "reward"), ("accuracy", "accuracy"), ("macs", "MACs"),
+        ("params", "params"), ("duration_s", "time"), ("arch_hash", "arch"), ("node", "node")),
+    2: (("number", "trial"), ("kind", "kind"), ("alpha", "alpha"), ("beta", "beta"),
+        ("gamma", "gamma"), ("phi", "phi"), ("accuracy", "accuracy"), ("macs", "MACs"),
+        ("params", "params"), ("reward", "reward"), ("duration_s", "time"), ("node", "node")),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="run folder of `nas search` or "
+                        "`gridsearch` (its --out)")
+    parser.add_argument("--top", type=int, default=10, metavar="K",
+                        help="how many of the best COMPLETE trials to print (default 10)")
+    parser.add_argument("--format", default="table", choices=list(FORMATS),
+                        help="table (default), csv or json (csv/json: every column)")
+
+
+def _cell(key: str, v: Any) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    if key == "macs":
+        return f"{float(v) / 1e6:,.1f}M"
+    if key == "params":
+        return f"{float(v) / 1e6:.2f}M"
+    if key == "duration_s":
+        return f"{float(v):.1f}s"
+    if key in ("reward", "accuracy"):
+        return f"{float(v):.4f}"
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)
+
+
+def _table(run: Any, top: Any) -> None:
+    from rich import box
+    from rich.table import Table
+
+    from nas.commands.show import console
+
+    states = ", ".join(f"{n} {s}" for s, n in sorted(run.states().items()))
+    table = Table(title=f"best {len(top)} trials", box=box.SIMPLE)
+    cols = [(k, h) for k, h in TABLE_COLUMNS[run.stage] if k in top.columns]
+    for k, h in cols:
+        table.add_column(h, justify="left" if k in ("kind", "arch_hash", "node") else "right")
+    for _, row in top.iterrows():
+        table.add_row(*(_cell(k, row[k]) for k, _ in cols))
+    out = console()
+    out.print(f"stage {run.stage} run {run.run_dir}: {states}")
+    out.print(table)
+    if run.source != "study":
+        out.print(f"(read from {run.source}: the study storage {run.storage} could not be read)")
+
+
+def _records(top: Any) -> list[dict[str, Any]]:
+    """JSON-safe rows: NaN/NA become null, numpy scalars become Python numbers."""
+    rows = json.loads(top.to_json(orient="records"))
+    return [{k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+             for k, v in r.items()} for r in rows]
+
+
+def _json(run: Any, top: Any) -> None:
+    print(json.dumps({"run_dir": str(run.run_dir), "stage": run.stage, "source": run.source,
+                      "states": run.states(), "trials": _records(top)}))
+
+
+def _csv(run: Any, top: Any) -> None:
+    del run
+    top.to_csv(sys.stdout, index=False)
+
+
+FORMATS: dict[str, Callable[[Any, Any], None]] = {"table": _table, "csv": _csv, "json": _json}
+
+
+def run(args: argparse.Namespace) -> int:
+    from results.store import load_run, top_trials
+
+    if args.top < 1:
+        raise ValueError(f"`--top >= 1` must hold, but got --top {args.top}; pass e.g. --top 10")
+    run_ = load_run(args.run_dir)
+    FORMATS[args.format](run_, top_trials(run_.trials, args.top))
+    return 0

@@ -1,0 +1,289 @@
+"""The stage 2 dashboard (EfficientNet Sec. 3.3, Eq. 3): the (alpha, beta, gamma) grid coloured by
+accuracy with the constraint surface alpha * beta^2 * gamma^2 = 2; the family's measured MACs
+ratio against 2^phi; compound against single-dimension scaling; the scaled family beside the
+paper's B0..B7.
+
+Compute, then draw: :func:`stage2_info` turns a :class:`results.store.Run` (and the
+``coefficients.json`` / ``family.csv`` the grid search wrote) into NamedTuples of plain lists;
+the ``fig_*`` functions only draw them. Files a running search has not written yet become notes.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+from .html import Page, Section, finite, fmt_macs, fmt_num, fmt_params, log_ticks, table_html
+from .store import Run
+
+TARGET_PRODUCT = 2.0  # EfficientNet Eq. 3: alpha * beta^2 * gamma^2 ~= 2
+
+
+class GridPoints(NamedTuple):
+    number: list[int]
+    alpha: list[float]
+    beta: list[float]
+    gamma: list[float]
+    accuracy: list[float]
+    macs_ratio: list[float]
+    product: list[float]
+
+
+class Surface(NamedTuple):
+    """gamma = sqrt(TARGET_PRODUCT / (alpha beta^2)); None where gamma < 1."""
+
+    alpha: list[float]
+    beta: list[float]
+    gamma: list[list[float | None]]  # gamma[j][i] at beta[j], alpha[i]
+
+
+class Ratio(NamedTuple):
+    phi: list[float]
+    measured: list[float]  # family MACs / base MACs
+    formula: list[float]  # (alpha beta^2 gamma^2)^phi
+    two_phi: list[float]  # 2^phi
+    paper: list[float | None]  # the paper's B{phi} FLOPS / B0's
+
+
+class Compare(NamedTuple):
+    kind: list[str]
+    accuracy: list[float]
+    macs: list[float]
+    label: list[str]
+
+
+class Stage2Info(NamedTuple):
+    coefficients: dict[str, Any] | None
+    grid: GridPoints  # COMPLETE compound points
+    pending: int  # compound points not complete (running, failed, pruned)
+    selected: tuple[float, float, float] | None
+    surface: Surface
+    ratio: Ratio | None
+    compare: Compare | None
+    family: list[dict[str, Any]] | None
+
+
+def _kind(df: Any) -> Any:
+    """Each row's scaling kind; a table without the column holds compound points only."""
+    import pandas as pd
+
+    return df["kind"].fillna("compound") if "kind" in df else pd.Series("compound", df.index)
+
+
+def constraint_surface(alpha_range: tuple[float, float], beta_range: tuple[float, float], *,
+                       n: int = 25, product: float = TARGET_PRODUCT) -> Surface:
+    import numpy as np
+
+    al = np.linspace(*alpha_range, n).tolist()
+    be = np.linspace(*beta_range, n).tolist()
+    gamma: list[list[float | None]] = []
+    for b in be:
+        row = [math.sqrt(product / (a * b * b)) for a in al]
+        gamma.append([g if g >= 1.0 else None for g in row])
+    return Surface(alpha=al, beta=be, gamma=gamma)
+
+
+def _range(values: list[float], given: Any) -> tuple[float, float]:
+    if isinstance(given, (list, tuple)) and len(given) == 2 and all(map(finite, given)):
+        return float(given[0]), float(given[1])
+    lo, hi = (min(values), max(values)) if values else (1.0, 2.0)
+    return (lo, hi) if hi > lo else (lo - 0.05, hi + 0.05)
+
+
+def _ratio(family: Any, coef: dict[str, Any] | None) -> Ratio | None:
+    if family is None or not len(family):
+        return None
+    fam = family.sort_values("phi")
+    base = (coef or {}).get("base", {}).get("macs")
+    if not finite(base):
+        zero = fam[fam["phi"] == 0]
+        base = zero["macs"].iloc[0] if len(zero) else None
+    if not finite(base):
+        return None
+    product = (coef or {}).get("product")
+    phi = [float(x) for x in fam["phi"]]
+    paper: list[float | None] = [None] * len(phi)
+    if "paper_macs" in fam and (fam["phi"] == 0).any():
+        b0 = fam.loc[fam["phi"] == 0, "paper_macs"].iloc[0]
+        if finite(b0):
+            paper = [float(m) / float(b0) if finite(m) else None for m in fam["paper_macs"]]
+    return Ratio(phi=phi, measured=[float(m) / float(base) for m in fam["macs"]],
+                 formula=[float(product) ** f if finite(product) else math.nan for f in phi],
+                 two_phi=[2.0 ** f for f in phi], paper=paper)
+
+
+def _compare(run: Run, coef: dict[str, Any] | None) -> Compare | None:
+    done = run.completed()
+    kinds = _kind(done)
+    single = done[kinds != "compound"] if "kind" in done else done.iloc[0:0]
+    rows = [(str(r["kind"]), float(r["accuracy"]), float(r["macs"]),
+             f"d{fmt_num(r.get('depth'), '.2f')} w{fmt_num(r.get('width'), '.2f')} "
+             f"r{fmt_num(r.get('resolution'), '.2f')}") for _, r in single.iterrows()]
+    if not rows and coef and coef.get("compare_single"):
+        rows = [(str(c["kind"]), float(c["accuracy"]), float(c["macs"]),
+                 f"d{fmt_num(c.get('depth'), '.2f')} w{fmt_num(c.get('width'), '.2f')} "
+                 f"r{fmt_num(c.get('resolution'), '.2f')}") for c in coef["compare_single"]
+                if finite(c.get("accuracy")) and finite(c.get("macs"))]
+    if not rows:
+        return None
+    if coef and finite(coef.get("accuracy")) and finite(coef.get("macs_ratio")) \
+            and finite(coef.get("base", {}).get("macs")):
+        rows.append(("compound", float(coef["accuracy"]),
+                     float(coef["macs_ratio"]) * float(coef["base"]["macs"]),
+                     f"alpha {coef['alpha']:g} beta {coef['beta']:g} gamma {coef['gamma']:g}"))
+    return Compare(kind=[r[0] for r in rows], accuracy=[r[1] for r in rows],
+                   macs=[r[2] for r in rows], label=[r[3] for r in rows])
+
+
+def stage2_info(run: Run) -> Stage2Info:
+    """Everything the stage 2 page shows, as plain data."""
+    coef = run.read_json("coefficients.json")
+    df = run.trials
+    compound = df[_kind(df) == "compound"]
+    done = compound[(compound["state"] == "COMPLETE") & compound["accuracy"].notna()]
+
+    def col(k: str) -> list[float]:
+        return [float(x) for x in done[k]] if k in done else [math.nan] * len(done)
+
+    grid = GridPoints(number=[int(n) for n in done["number"]], alpha=col("alpha"),
+                      beta=col("beta"), gamma=col("gamma"), accuracy=col("accuracy"),
+                      macs_ratio=col("macs_ratio"), product=col("product"))
+    ranges = (coef or {}).get("grid") or {}
+    surface = constraint_surface(_range(grid.alpha, ranges.get("alpha_range")),
+                                 _range(grid.beta, ranges.get("beta_range")))
+    selected = (tuple(float(coef[k]) for k in ("alpha", "beta", "gamma"))
+                if coef and all(finite(coef.get(k)) for k in ("alpha", "beta", "gamma"))
+                else None)
+    family = run.read_table("family")
+    return Stage2Info(
+        coefficients=coef, grid=grid, pending=len(compound) - len(done), selected=selected,
+        surface=surface, ratio=_ratio(family, coef), compare=_compare(run, coef),
+        family=None if family is None else family.to_dict("records"))
+
+
+# ----------------------------------------------------------------------------- draw
+def fig_grid(info: Stage2Info) -> Any:
+    import plotly.graph_objects as go
+
+    g, s = info.grid, info.surface
+    hover = [f"alpha {a:.3f} beta {b:.3f} gamma {c:.3f}<br>alpha*beta^2*gamma^2 = {p:.3f}<br>"
+             f"acc {acc:.4f}, MACs ratio {fmt_num(r, '.3f')}"
+             for a, b, c, p, acc, r in zip(g.alpha, g.beta, g.gamma, g.product, g.accuracy,
+                                           g.macs_ratio)]
+    fig = go.Figure()
+    fig.add_trace(go.Surface(x=s.alpha, y=s.beta, z=s.gamma, opacity=0.35, showscale=False,
+                             colorscale=[[0, "#c7d7ee"], [1, "#c7d7ee"]],
+                             name=f"alpha*beta^2*gamma^2 = {TARGET_PRODUCT:g}",
+                             hoverinfo="name"))
+    fig.add_trace(go.Scatter3d(x=g.alpha, y=g.beta, z=g.gamma, mode="markers", name="grid points",
+                               marker=dict(color=g.accuracy, colorscale="Viridis", size=5,
+                                           colorbar=dict(title="accuracy")),
+                               hovertext=hover, hoverinfo="text"))
+    if info.selected:
+        a, b, c = info.selected
+        fig.add_trace(go.Scatter3d(x=[a], y=[b], z=[c], mode="markers", name="selected",
+                                   marker=dict(symbol="diamond", size=9, color="crimson")))
+    fig.update_layout(height=600, margin=dict(t=40, l=0, r=0, b=0),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0),
+                      scene=dict(xaxis_title="alpha (depth)", yaxis_title="beta (width)",
+                                 zaxis_title="gamma (resolution)",
+                                 camera=dict(eye=dict(x=1.7, y=1.7, z=0.9))))
+    return fig
+
+
+def fig_ratio(info: Stage2Info) -> Any:
+    import plotly.graph_objects as go
+
+    r = info.ratio
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=r.phi, y=r.two_phi, mode="lines", name="2^phi",
+                             line=dict(dash="dash", color="black")))
+    if any(math.isfinite(f) for f in r.formula):
+        fig.add_trace(go.Scatter(x=r.phi, y=r.formula, mode="lines",
+                                 name="(alpha beta^2 gamma^2)^phi", line=dict(color="#999")))
+    if any(p is not None for p in r.paper):
+        fig.add_trace(go.Scatter(x=r.phi, y=r.paper, mode="markers", name="paper B{phi} / B0",
+                                 marker=dict(symbol="square-open", size=10)))
+    fig.add_trace(go.Scatter(x=r.phi, y=r.measured, mode="lines+markers",
+                             name="measured MACs / base MACs", marker=dict(size=9)))
+    fig.update_layout(yaxis=dict(type="log", title="MACs ratio to the base"),
+                      xaxis=dict(title="phi"), height=420, margin=dict(t=20))
+    return fig
+
+
+def fig_compare(info: Stage2Info) -> Any:
+    import plotly.graph_objects as go
+
+    c = info.compare
+    fig = go.Figure()
+    for kind in dict.fromkeys(c.kind):
+        idx = [i for i, k in enumerate(c.kind) if k == kind]
+        fig.add_trace(go.Scatter(x=[c.macs[i] for i in idx], y=[c.accuracy[i] for i in idx],
+                                 mode="markers+text", name=kind, text=[kind] * len(idx),
+                                 textposition="top center", marker=dict(size=12),
+                                 hovertext=[c.label[i] for i in idx]))
+    fig.update_layout(xaxis=dict(**log_ticks(c.macs, pad=1.2), title="MACs"),
+                      yaxis=dict(title="accuracy"),
+                      height=420, margin=dict(t=20))
+    return fig
+
+
+FAMILY_COLUMNS = (("phi", "phi"), ("name", "name"), ("depth", "depth"), ("width", "width"),
+                  ("resolution", "resolution"), ("params", "params"), ("macs", "MACs"),
+                  ("paper_name", "paper"), ("paper_params", "paper params"),
+                  ("paper_macs", "paper FLOPS"), ("paper_depth", "paper depth"),
+                  ("paper_width", "paper width"), ("paper_resolution", "paper resolution"))
+
+
+def family_html(rows: list[dict[str, Any]]) -> str:
+    def cell(k: str, v: Any) -> str:
+        if k in ("params", "paper_params"):
+            return fmt_params(v)
+        if k in ("macs", "paper_macs"):
+            return f"{float(v) / 1e9:.2f}G" if finite(v) else "-"
+        if isinstance(v, float):
+            return f"{v:g}" if math.isfinite(v) else "-"
+        return "-" if v is None else str(v)
+
+    cells = [{k: cell(k, r.get(k)) for k, _ in FAMILY_COLUMNS} for r in rows]
+    return table_html(FAMILY_COLUMNS, cells, table_id="family",
+                      numeric=[k for k, _ in FAMILY_COLUMNS if k not in ("name", "paper_name")])
+
+
+def stage2_page(run: Run) -> Page:
+    info = stage2_info(run)
+    coef = info.coefficients or {}
+    facts: list[tuple[str, str]] = []
+    if info.selected:
+        a, b, c = info.selected
+        facts.append(("selected", f"alpha {a:g}, beta {b:g}, gamma {c:g} (alpha*beta^2*gamma^2 = "
+                                  f"{fmt_num(coef.get('product'), '.3f')}, by "
+                                  f"{coef.get('selected_by', '?')})"))
+    base = coef.get("base") or {}
+    if base:
+        facts.append(("base", f"{base.get('name', '?')}: {fmt_macs(base.get('macs'))} MACs, "
+                              f"{fmt_params(base.get('params'))} params at "
+                              f"{base.get('resolution', '?')} px"))
+    grid = coef.get("grid") or {}
+    if grid:
+        facts.append(("grid", f"{grid.get('points_kept', '?')} of {grid.get('points_total', '?')} "
+                              f"points within tolerance {coef.get('tolerance', '?')}, step "
+                              f"{grid.get('step', '?')}"))
+    missing = "not written yet (the grid search is still running, or stopped early)"
+    sections = [
+        Section("Grid points in (alpha, beta, gamma)", [("fig-grid", fig_grid(info))],
+                note=f"{len(info.grid.number)} complete grid points coloured by accuracy"
+                     f"{f', {info.pending} not complete' if info.pending else ''}; the surface is "
+                     f"alpha*beta^2*gamma^2 = {TARGET_PRODUCT:g} (EfficientNet Eq. 3)."),
+        Section("Measured MACs ratio against 2^phi",
+                [("fig-ratio", fig_ratio(info))] if info.ratio else [],
+                note="" if info.ratio else f"family.csv {missing}."),
+        Section("Compound against single-dimension scaling",
+                [("fig-compare", fig_compare(info))] if info.compare else [],
+                note="" if info.compare else "Not run: pass --compare-single to gridsearch to "
+                                             "scale depth, width and resolution alone as well."),
+        Section("The scaled family beside the paper's B0..B7",
+                html=family_html(info.family) if info.family else "",
+                note="" if info.family else f"family.csv {missing}."),
+    ]
+    return Page(title=f"Stage 2 compound scaling: {run.run_dir.name}",
+                facts=facts, sections=sections)
