@@ -20,6 +20,8 @@ COMMANDS: dict[str, str] = {
     "search": "nas.commands.search",
     "train": "nas.commands.train",
     "cam": "nas.commands.cam",
+    "results": "nas.commands.results_cmd",
+    "dashboard": "nas.commands.dashboard",
 }
 
 
