@@ -32,7 +32,24 @@ data:
 		exit 1; \
 	fi
 
-test: venv data
+# Headless Chromium for the dashboard tests (Debian's package). Never fails: without it the
+# browser tests skip and say why.
+.PHONY: browser
+browser:
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then \
+		echo "chromium present"; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		export DEBIAN_FRONTEND=noninteractive; \
+		{ apt-get install -y -qq chromium >/dev/null 2>&1 || \
+		  { apt-get update -qq >/dev/null && apt-get install -y -qq chromium >/dev/null; }; } && \
+		echo "installed Debian package chromium" || \
+		echo "could not install chromium: the browser tests will skip" >&2; \
+	else \
+		echo "chromium is missing (install it with: sudo apt-get install chromium);" \
+		     "the browser tests will skip" >&2; \
+	fi
+
+test: venv data browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 search: venv data
