@@ -1,0 +1,178 @@
+"""build(spec): every zoo model and every registered block runs forward and backward, in
+channels_last too, with the shapes, parameter counts and residuals the spec promises."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from space.builder import ACTIVATIONS, BLOCKS, DropPath, Network, block_args, build
+from space.counting import count_analytic, stage_table
+from space.spec import ACTIVATIONS as SPEC_ACTIVATIONS
+from space.spec import BLOCK_TYPES, ArchSpec, StageSpec, StemSpec
+from space.zoo import get_model, list_models
+
+RES = 32  # small, so the whole zoo runs in a few seconds
+
+
+def _forward_backward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    model.zero_grad(set_to_none=True)
+    y = model(x)
+    y.square().mean().backward()
+    return y
+
+
+def _assert_finite_grads(model: nn.Module) -> None:
+    for name, p in model.named_parameters():
+        assert p.grad is not None, f"{name} got no gradient"
+        assert torch.isfinite(p.grad).all(), f"{name} has a non-finite gradient"
+
+
+def _feature_size(spec: ArchSpec, resolution: int) -> int:
+    return int(stage_table(spec, resolution)[-2]["out_size"])
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_zoo_forward_backward(name: str) -> None:
+    spec = get_model(name).with_task(resolution=RES)
+    model = build(spec, seed=0).train()
+    x = torch.randn(2, spec.in_channels, RES, RES)
+    y = _forward_backward(model, x)
+    assert y.shape == (2, spec.num_classes)
+    assert torch.isfinite(y).all()
+    _assert_finite_grads(model)
+    feats = model.forward_features(x)
+    size = _feature_size(spec, RES)
+    assert feats.shape == (2, spec.feature_channels, size, size)
+    assert model.num_features == spec.feature_channels
+
+
+def _tiny(block: str, **stage) -> ArchSpec:
+    # Stage 2 repeats its block, so the second copy has stride 1 and equal channels: a residual.
+    first = StageSpec(block, repeats=2, kernel=3, stride=2, out_channels=16,
+                      expand_ratio=stage.pop("expand_ratio", 0.25 if block == "bottleneck" else
+                                             (4.0 if block == "mbconv" else 1.0)),
+                      se_ratio=0.25, **stage)
+    return ArchSpec(name=f"tiny-{block}", stem=StemSpec(8), stages=(first,), head_channels=24,
+                    num_classes=5, resolution=RES, drop_connect=0.2)
+
+
+def test_blocks_registry_covers_the_spec_block_types() -> None:
+    assert sorted(BLOCKS.names()) == sorted(BLOCK_TYPES)
+    assert set(SPEC_ACTIVATIONS) <= set(ACTIVATIONS.names())
+    with pytest.raises(KeyError, match="unknown block type 'foo'; known: bottleneck, conv, dsa"):
+        BLOCKS.get("foo")
+
+
+@pytest.mark.parametrize("block", BLOCKS.names())
+def test_block_forward_backward_shapes_and_params(block: str) -> None:
+    spec = _tiny(block)
+    model = build(spec, seed=0).train()
+    x = torch.randn(3, 3, RES, RES)
+    y = _forward_backward(model, x)
+    assert y.shape == (3, 5)
+    assert torch.isfinite(y).all()
+    _assert_finite_grads(model)
+    # stem s2 (16) then the stage's s2 (8); the head conv keeps the size
+    assert model.forward_features(x).shape == (3, 24, 8, 8)
+    assert sum(p.numel() for p in model.parameters()) == count_analytic(spec).params
+
+
+@pytest.mark.parametrize("block", BLOCKS.names())
+def test_block_channels_last_matches_contiguous(block: str) -> None:
+    spec = _tiny(block)
+    model = build(spec, seed=0).eval()
+    x = torch.randn(2, 3, RES, RES)
+    with torch.no_grad():
+        ref = model(x)
+    model_cl = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    x_cl = x.contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        assert torch.allclose(model_cl(x_cl), ref, atol=1e-5, rtol=1e-4)
+    y = _forward_backward(model_cl.train(), x_cl)
+    assert torch.isfinite(y).all()
+    _assert_finite_grads(model_cl)
+
+
+def test_zoo_model_channels_last_matches_contiguous() -> None:
+    spec = get_model("efficientnet-b0").with_task(resolution=RES)
+    model = build(spec, seed=0).eval()
+    x = torch.randn(2, 3, RES, RES)
+    with torch.no_grad():
+        ref = model(x)
+        cl = copy.deepcopy(model).to(memory_format=torch.channels_last)
+        y = cl(x.contiguous(memory_format=torch.channels_last))
+    assert torch.allclose(y, ref, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("block, residuals", [
+    ("mbconv", [False, True]), ("dsconv", [False, True]), ("dsa", [False, True]),
+    ("conv", [False, True]), ("bottleneck", [True, True]),  # ResNet: projection shortcut first
+])
+def test_residuals_where_shapes_allow(block: str, residuals: list[bool]) -> None:
+    blocks = list(build(_tiny(block)).stages[0])
+    assert [b.use_residual for b in blocks] == residuals
+    no_skip = list(build(_tiny(block, skip="none")).stages[0])
+    assert [b.use_residual for b in no_skip] == [False, False]
+
+
+@pytest.mark.parametrize("activation", SPEC_ACTIVATIONS)
+def test_every_activation_builds_and_runs(activation: str) -> None:
+    spec = _tiny("mbconv").replace(activation=activation)
+    model = build(spec, seed=0)
+    expected = type(ACTIVATIONS.get(activation)())
+    assert any(isinstance(m, expected) for m in model.modules())
+    assert torch.isfinite(model(torch.randn(2, 3, RES, RES))).all()
+
+
+def test_block_args_unrolls_stages() -> None:
+    spec = get_model("efficientnet-b0")
+    args = block_args(spec)
+    assert len(args) == spec.num_blocks == 16
+    assert [a.stride for a in args[1:3]] == [2, 1]  # only a stage's first block strides
+    assert [(a.in_channels, a.out_channels) for a in args[1:3]] == [(16, 24), (24, 24)]
+    assert args[0].in_channels == spec.stem.channels
+    # stochastic depth grows linearly with block index: drop_connect * i / n
+    assert [a.drop_path for a in args] == pytest.approx([0.2 * i / 16 for i in range(16)])
+
+
+def test_se_squeezes_from_block_input_channels() -> None:
+    # Official EfficientNet: max(1, int(input_filters * se_ratio)), not from the expanded width.
+    model = build(get_model("efficientnet-b0"))
+    se = [m for m in model.modules() if m.__class__.__name__ == "SqueezeExcite"]
+    assert len(se) == 16
+    assert (se[0].reduce.in_channels, se[0].reduce.out_channels) == (32, 8)
+    assert (se[1].reduce.in_channels, se[1].reduce.out_channels) == (96, 4)  # in 16, mid 96
+
+
+def test_build_is_pure_and_seeded() -> None:
+    spec = _tiny("mbconv")
+    before = spec.to_dict()
+    state = torch.random.get_rng_state()
+    a = build(spec, seed=1).state_dict()
+    assert torch.equal(torch.random.get_rng_state(), state)  # seeding leaves global RNG alone
+    b = build(spec, seed=1).state_dict()
+    c = build(spec, seed=2).state_dict()
+    assert spec.to_dict() == before
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert any(not torch.equal(a[k], c[k]) for k in a)
+    assert isinstance(build(spec), Network)
+    with pytest.raises(TypeError, match="build\\(\\) needs an ArchSpec, got dict"):
+        build(before)  # type: ignore[arg-type]
+
+
+def test_eval_is_deterministic_and_drop_path_drops_whole_samples() -> None:
+    model = build(_tiny("mbconv"), seed=0).eval()
+    x = torch.randn(4, 3, RES, RES)
+    with torch.no_grad():
+        assert torch.equal(model(x), model(x))
+    drop = DropPath(0.5).train()
+    torch.manual_seed(0)
+    out = drop(torch.ones(64, 2, 3, 3))
+    per_sample = out.flatten(1)
+    # each sample is either dropped (0) or kept and rescaled by 1/keep (2), as a whole
+    assert set(per_sample.unique().tolist()) == {0.0, 2.0}
+    assert (per_sample.min(1).values == per_sample.max(1).values).all()
+    assert torch.equal(DropPath(0.5).eval()(torch.ones(2, 3)), torch.ones(2, 3))
