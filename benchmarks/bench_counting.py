@@ -90,8 +90,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fvcore-runs", type=int, default=5)
     p.add_argument("--analytic-runs", type=int, default=200)
     p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch intra-op threads (default: torch's choice); 1 steadies fvcore's "
+                        "times on a busy machine")
     p.add_argument("--write", type=Path, help="also write the results as markdown here")
     args = p.parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     warnings.filterwarnings("ignore", category=DeprecationWarning)  # torch.jit inside fvcore
     names = args.models or [n for n in list_models() if args.all or n not in SLOW]
