@@ -78,11 +78,18 @@ def finite(x: Any) -> bool:
 
 
 def fmt_macs(m: Any) -> str:
-    return f"{float(m) / 1e6:,.1f}M" if finite(m) else "-"
+    """400.0M, 4.20G, 523.2k."""
+    if not finite(m):
+        return "-"
+    m = float(m)
+    return f"{m / 1e9:.2f}G" if m >= 1e9 else f"{m / 1e6:.1f}M" if m >= 1e6 else f"{m / 1e3:.1f}k"
 
 
 def fmt_params(p: Any) -> str:
-    return f"{float(p) / 1e6:.2f}M" if finite(p) else "-"
+    """5.29M, 35.7k."""
+    if not finite(p):
+        return "-"
+    return f"{float(p) / 1e6:.2f}M" if float(p) >= 1e6 else f"{float(p) / 1e3:.1f}k"
 
 
 def fmt_num(x: Any, spec: str = ".4f") -> str:

@@ -27,6 +27,7 @@ class Points(NamedTuple):
     accuracy: list[float]
     macs: list[int]
     reward: list[float]
+    node: list[str]  # where the trial ran (a Ray node id with --backend ray)
     arch: list[str]  # one-line architecture (hover text)
 
 
@@ -108,24 +109,28 @@ def _points(df: Any, specs: _Specs) -> Points:
                   accuracy=[float(r["accuracy"]) for r in rows],
                   macs=[int(r["macs"]) for r in rows],
                   reward=[float(r["reward"]) if finite(r["reward"]) else math.nan for r in rows],
+                  node=[str(r["node"]) if isinstance(r["node"], str) else "-" for r in rows],
                   arch=[specs.arch(r) for r in rows])
 
 
-def iso_curve(reward: float, *, target_macs: int, a: float, b: float, macs: list[float]) -> IsoCurve:
+def iso_curve(reward: float, *, target_macs: int, a: float, b: float,
+              macs: list[float]) -> IsoCurve:
     """The accuracies that score ``reward`` at each MACs: ACC = reward x (MACs/T)^-w, with
     w = a at or below T and b above (MnasNet Eq. 2)."""
     acc = [reward * (m / target_macs) ** -(a if m <= target_macs else b) for m in macs]
     return IsoCurve(reward=reward, macs=list(macs), accuracy=acc)
 
 
-def _iso_curves(points: Points, *, target_macs: int, a: float, b: float) -> list[IsoCurve]:
+def _iso_curves(points: Points, *, span: list[int], target_macs: int, a: float,
+                b: float) -> list[IsoCurve]:
+    """Curves through the reward quartiles, across every MACs drawn (``span``) and T."""
     import numpy as np
 
     rewards = [r for r in points.reward if math.isfinite(r)]
     if not rewards:
         return []
-    lo = min(min(points.macs), target_macs) / 1.5
-    hi = max(max(points.macs), target_macs) * 1.5
+    lo = min(*span, target_macs) / 1.5
+    hi = max(*span, target_macs) * 1.5
     grid = sorted(set(np.geomspace(lo, hi, 80).tolist()) | {float(target_macs)})
     levels = sorted({round(float(np.quantile(rewards, q)), 6) for q in ISO_QUANTILES})
     return [iso_curve(r, target_macs=target_macs, a=a, b=b, macs=grid) for r in levels]
@@ -208,7 +213,8 @@ def stage1_info(run: Run, *, top_k: int = TOP_K) -> Stage1Info:
     return Stage1Info(
         target_macs=objective.target_macs, a=objective.a, b=objective.b, points=points,
         pruned=pruned, front=front,
-        iso=_iso_curves(points, target_macs=objective.target_macs, a=objective.a, b=objective.b),
+        iso=_iso_curves(points, span=points.macs + pruned.macs, target_macs=objective.target_macs,
+                        a=objective.a, b=objective.b),
         accuracy_range=(min(accs, default=0.0) - pad, max(accs, default=1.0) + pad),
         progress=_progress(done), top=top_rows, choices=_choices(top, specs),
         best_stages=best_stages)
@@ -217,7 +223,7 @@ def stage1_info(run: Run, *, top_k: int = TOP_K) -> Stage1Info:
 # ----------------------------------------------------------------------------- draw
 def _hover(p: Points, i: int) -> str:
     return (f"trial {p.number[i]}: acc {p.accuracy[i]:.4f}, {fmt_macs(p.macs[i])} MACs, "
-            f"reward {fmt_num(p.reward[i])}<br>{esc(p.arch[i])}")
+            f"reward {fmt_num(p.reward[i])}, node {esc(p.node[i])}<br>{esc(p.arch[i])}")
 
 
 def fig_search(info: Stage1Info) -> Any:
@@ -227,7 +233,8 @@ def fig_search(info: Stage1Info) -> Any:
     p = info.points
     fig = go.Figure()
     for c in info.iso:
-        fig.add_trace(go.Scatter(x=c.macs, y=c.accuracy, mode="lines", name=f"reward {c.reward:.4f}",
+        fig.add_trace(go.Scatter(x=c.macs, y=c.accuracy, mode="lines",
+                                 name=f"reward {c.reward:.4f}",
                                  line=dict(width=1, dash="dot", color="#999"), hoverinfo="name",
                                  legendgroup="iso", legendgrouptitle_text="iso-reward"))
     if info.pruned.number:
@@ -241,7 +248,8 @@ def fig_search(info: Stage1Info) -> Any:
         marker=dict(color=p.reward, colorscale="Viridis", size=9, showscale=True,
                     colorbar=dict(title="reward"), line=dict(width=0.5, color="#333")),
         hovertext=[_hover(p, i) for i in range(len(p.number))], hoverinfo="text"))
-    fig.add_trace(go.Scatter(x=[p.macs[i] for i in info.front], y=[p.accuracy[i] for i in info.front],
+    fig.add_trace(go.Scatter(x=[p.macs[i] for i in info.front],
+                             y=[p.accuracy[i] for i in info.front],
                              mode="lines+markers", name="Pareto front", line_shape="hv",
                              line=dict(color="crimson", width=2),
                              marker=dict(symbol="circle-open", size=14, color="crimson"),
@@ -309,7 +317,8 @@ def stage_table_html(rows: list[dict[str, Any]], *, table_id: str) -> str:
 
 
 def _top_html(info: Stage1Info) -> str:
-    rows = [{"number": t["number"], "reward": fmt_num(t["reward"]), "accuracy": fmt_num(t["accuracy"]),
+    rows = [{"number": t["number"], "reward": fmt_num(t["reward"]),
+             "accuracy": fmt_num(t["accuracy"]),
              "macs": fmt_macs(t["macs"]), "params": fmt_params(t["params"]), "arch": t["arch"]}
             for t in info.top]
     return table_html((("number", "trial"), ("reward", "reward"), ("accuracy", "accuracy"),

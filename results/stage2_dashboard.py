@@ -29,7 +29,7 @@ class GridPoints(NamedTuple):
 
 
 class Surface(NamedTuple):
-    """gamma = sqrt(TARGET_PRODUCT / (alpha beta^2)); None where gamma < 1."""
+    """gamma = sqrt(product / (alpha beta^2)); None where gamma < 1."""
 
     alpha: list[float]
     beta: list[float]
@@ -53,6 +53,7 @@ class Compare(NamedTuple):
 
 class Stage2Info(NamedTuple):
     coefficients: dict[str, Any] | None
+    target_product: float  # alpha * beta^2 * gamma^2 the grid aims at (the paper's 2)
     grid: GridPoints  # COMPLETE compound points
     pending: int  # compound points not complete (running, failed, pruned)
     selected: tuple[float, float, float] | None
@@ -111,17 +112,22 @@ def _ratio(family: Any, coef: dict[str, Any] | None) -> Ratio | None:
                  two_phi=[2.0 ** f for f in phi], paper=paper)
 
 
+def _scaled(point: Any) -> str:
+    """'depth x2.00, width x1.00, 317 px': a scaled network's multipliers and resolution."""
+    res = point.get("resolution")
+    return (f"depth x{fmt_num(point.get('depth'), '.2f')}, "
+            f"width x{fmt_num(point.get('width'), '.2f')}, {fmt_num(res, '.0f')} px")
+
+
 def _compare(run: Run, coef: dict[str, Any] | None) -> Compare | None:
     done = run.completed()
     kinds = _kind(done)
     single = done[kinds != "compound"] if "kind" in done else done.iloc[0:0]
-    rows = [(str(r["kind"]), float(r["accuracy"]), float(r["macs"]),
-             f"d{fmt_num(r.get('depth'), '.2f')} w{fmt_num(r.get('width'), '.2f')} "
-             f"r{fmt_num(r.get('resolution'), '.2f')}") for _, r in single.iterrows()]
+    rows = [(str(r["kind"]), float(r["accuracy"]), float(r["macs"]), _scaled(r))
+            for _, r in single.iterrows()]
     if not rows and coef and coef.get("compare_single"):
-        rows = [(str(c["kind"]), float(c["accuracy"]), float(c["macs"]),
-                 f"d{fmt_num(c.get('depth'), '.2f')} w{fmt_num(c.get('width'), '.2f')} "
-                 f"r{fmt_num(c.get('resolution'), '.2f')}") for c in coef["compare_single"]
+        rows = [(str(c["kind"]), float(c["accuracy"]), float(c["macs"]), _scaled(c))
+                for c in coef["compare_single"]
                 if finite(c.get("accuracy")) and finite(c.get("macs"))]
     if not rows:
         return None
@@ -148,15 +154,16 @@ def stage2_info(run: Run) -> Stage2Info:
                       beta=col("beta"), gamma=col("gamma"), accuracy=col("accuracy"),
                       macs_ratio=col("macs_ratio"), product=col("product"))
     ranges = (coef or {}).get("grid") or {}
+    target = float((run.config.get("grid") or {}).get("target", TARGET_PRODUCT))
     surface = constraint_surface(_range(grid.alpha, ranges.get("alpha_range")),
-                                 _range(grid.beta, ranges.get("beta_range")))
+                                 _range(grid.beta, ranges.get("beta_range")), product=target)
     selected = (tuple(float(coef[k]) for k in ("alpha", "beta", "gamma"))
                 if coef and all(finite(coef.get(k)) for k in ("alpha", "beta", "gamma"))
                 else None)
     family = run.read_table("family")
     return Stage2Info(
-        coefficients=coef, grid=grid, pending=len(compound) - len(done), selected=selected,
-        surface=surface, ratio=_ratio(family, coef), compare=_compare(run, coef),
+        coefficients=coef, target_product=target, grid=grid, pending=len(compound) - len(done),
+        selected=selected, surface=surface, ratio=_ratio(family, coef), compare=_compare(run, coef),
         family=None if family is None else family.to_dict("records"))
 
 
@@ -172,7 +179,7 @@ def fig_grid(info: Stage2Info) -> Any:
     fig = go.Figure()
     fig.add_trace(go.Surface(x=s.alpha, y=s.beta, z=s.gamma, opacity=0.35, showscale=False,
                              colorscale=[[0, "#c7d7ee"], [1, "#c7d7ee"]],
-                             name=f"alpha*beta^2*gamma^2 = {TARGET_PRODUCT:g}",
+                             name=f"alpha*beta^2*gamma^2 = {info.target_product:g}",
                              hoverinfo="name"))
     fig.add_trace(go.Scatter3d(x=g.alpha, y=g.beta, z=g.gamma, mode="markers", name="grid points",
                                marker=dict(color=g.accuracy, colorscale="Viridis", size=5,
@@ -239,7 +246,7 @@ def family_html(rows: list[dict[str, Any]]) -> str:
         if k in ("params", "paper_params"):
             return fmt_params(v)
         if k in ("macs", "paper_macs"):
-            return f"{float(v) / 1e9:.2f}G" if finite(v) else "-"
+            return fmt_macs(v)
         if isinstance(v, float):
             return f"{v:g}" if math.isfinite(v) else "-"
         return "-" if v is None else str(v)
@@ -247,6 +254,14 @@ def family_html(rows: list[dict[str, Any]]) -> str:
     cells = [{k: cell(k, r.get(k)) for k, _ in FAMILY_COLUMNS} for r in rows]
     return table_html(FAMILY_COLUMNS, cells, table_id="family",
                       numeric=[k for k, _ in FAMILY_COLUMNS if k not in ("name", "paper_name")])
+
+
+def _family_note(family: list[dict[str, Any]] | None, missing: str) -> str:
+    if not family:
+        return f"family.csv {missing}."
+    if not any(isinstance(r.get("paper_name"), str) for r in family):
+        return "The paper's columns are filled when the base is EfficientNet-B0."
+    return ""
 
 
 def stage2_page(run: Run) -> Page:
@@ -273,7 +288,7 @@ def stage2_page(run: Run) -> Page:
         Section("Grid points in (alpha, beta, gamma)", [("fig-grid", fig_grid(info))],
                 note=f"{len(info.grid.number)} complete grid points coloured by accuracy"
                      f"{f', {info.pending} not complete' if info.pending else ''}; the surface is "
-                     f"alpha*beta^2*gamma^2 = {TARGET_PRODUCT:g} (EfficientNet Eq. 3)."),
+                     f"alpha*beta^2*gamma^2 = {info.target_product:g} (EfficientNet Eq. 3)."),
         Section("Measured MACs ratio against 2^phi",
                 [("fig-ratio", fig_ratio(info))] if info.ratio else [],
                 note="" if info.ratio else f"family.csv {missing}."),
@@ -283,7 +298,7 @@ def stage2_page(run: Run) -> Page:
                                              "scale depth, width and resolution alone as well."),
         Section("The scaled family beside the paper's B0..B7",
                 html=family_html(info.family) if info.family else "",
-                note="" if info.family else f"family.csv {missing}."),
+                note=_family_note(info.family, missing)),
     ]
     return Page(title=f"Stage 2 compound scaling: {run.run_dir.name}",
                 facts=facts, sections=sections)

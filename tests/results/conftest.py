@@ -88,7 +88,7 @@ def grid_rows(*, running: int = 0):
     for i, (a, b, g, acc) in enumerate(COMPOUND):
         prod = a * b * b * g * g
         rows.append(dict(number=i, state="COMPLETE", kind="compound", alpha=a, beta=b, gamma=g,
-                         phi=1.0, product=prod, depth=a, width=b, resolution=g,
+                         phi=1.0, product=prod, depth=a, width=b, resolution=round(224 * g),
                          proxy_resolution=round(16 * g), accuracy=acc,
                          macs=int(BASE_MACS * prod * 1.02), params=2_000_000 + i,
                          macs_ratio=prod * 1.02, formula_ratio=prod, reward=acc,
@@ -96,14 +96,14 @@ def grid_rows(*, running: int = 0):
                          arch_hash=f"{i:012x}"))
     for j, (kind, d, w, r, acc) in enumerate(SINGLE, start=len(rows)):
         rows.append(dict(number=j, state="COMPLETE", kind=kind, alpha=d, beta=w, gamma=r, phi=1.0,
-                         product=d * w * w * r * r, depth=d, width=w, resolution=r,
+                         product=d * w * w * r * r, depth=d, width=w, resolution=round(224 * r),
                          proxy_resolution=round(16 * r), accuracy=acc,
                          macs=int(BASE_MACS * 2.0), params=3_000_000, macs_ratio=2.0,
                          formula_ratio=2.0, reward=acc, duration_s=2.0, node="node-b",
                          fail_reason=None, arch_hash=f"{j:012x}"))
     for k in range(running):
         rows.append(dict(number=len(rows), state="RUNNING", kind="compound", alpha=1.5, beta=1.0,
-                         gamma=1.15, phi=1.0, product=1.98))
+                         gamma=1.15, phi=1.0, product=1.98, duration_s=None))
     return rows
 
 
@@ -136,11 +136,19 @@ def family_rows():
 
 
 def make_stage2(run_dir: Path, *, study: bool = True, running: int = 0, family: bool = True,
-                coef: bool = True, compare_single: bool = True) -> Path:
-    """A stage 2 run folder in the formats the grid search writes (grid.csv, coefficients.json,
-    family.csv) and, with ``study``, the Optuna study "stage2" holding the same points."""
+                coef: bool = True, compare_single: bool = True, stage_in_config: bool = True,
+                target: float = 2.0) -> Path:
+    """A stage 2 run folder in the formats the grid search writes (config.json, grid.csv,
+    coefficients.json, family.csv) and, with ``study``, the Optuna study "stage2" holding the
+    same points (grid values as user attributes, the point's key as its one param)."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps({"base": "nas-b0", "storage": None}))
+    config = {"base": "nas-b0", "phi": 1.0, "storage": None,
+              "grid": {"alpha_range": [1.0, 1.4], "beta_range": [1.0, 1.2],
+                       "gamma_range": [1.0, 1.2], "step": 0.05, "tolerance": 0.1,
+                       "target": target}}
+    if stage_in_config:
+        config["stage"] = 2
+    (run_dir / "config.json").write_text(json.dumps(config))
     rows = grid_rows(running=running)
     pd.DataFrame(rows).to_csv(run_dir / "grid.csv", index=False)
     if coef:
@@ -156,12 +164,14 @@ def make_stage2(run_dir: Path, *, study: bool = True, running: int = 0, family: 
             start = T0 + datetime.timedelta(seconds=10 * n)
             attrs = {k: v for k, v in row.items()
                      if k not in ("number", "state", "duration_s") and v is not None}
+            key = f"{row['kind']} {row['alpha']!r},{row['beta']!r},{row['gamma']!r}"
             st.add_trial(optuna.trial.FrozenTrial(
                 number=n, state=getattr(optuna.trial.TrialState, row["state"]),
                 value=row["reward"] if done else None, datetime_start=start,
                 datetime_complete=start + datetime.timedelta(seconds=row["duration_s"])
-                if done else None, params={}, distributions={}, user_attrs=attrs,
-                system_attrs={}, intermediate_values={}, trial_id=n))
+                if done else None, params={"point": key},
+                distributions={"point": optuna.distributions.CategoricalDistribution([key])},
+                user_attrs=attrs, system_attrs={}, intermediate_values={}, trial_id=n))
     return run_dir
 
 

@@ -47,8 +47,15 @@ def test_iso_reward_curves_hold_their_reward(stage1_dir):
     assert len(info.iso) == 4
     for c in info.iso:
         assert TARGET in c.macs and min(c.macs) < 100e6 and max(c.macs) > 450e6
+        assert min(c.macs) == pytest.approx(100e6 / 1.5)  # the cheapest point drawn
         for m, acc in zip(c.macs, c.accuracy):
             assert objective.reward(acc, int(m)) == pytest.approx(c.reward, rel=1e-6)
+
+
+def test_iso_curves_span_the_pruned_trials_too(tmp_path, stage1_factory):
+    run_dir = stage1_factory(tmp_path / "p", [(0.8, 200e6)], pruned=[(0.3, 20e6)])
+    info = stage1_info(load_run(run_dir))
+    assert min(info.iso[0].macs) == pytest.approx(20e6 / 1.5)
 
 
 def test_iso_curves_follow_the_hard_constraint(tmp_path, stage1_factory):
@@ -170,6 +177,13 @@ def test_stage2_grid_surface_and_selection(stage2_factory, tmp_path):
                 assert TARGET_PRODUCT / (a * b * b) < 1
             else:
                 assert a * b * b * g * g == pytest.approx(TARGET_PRODUCT)
+
+
+def test_stage2_surface_follows_the_runs_target_product(tmp_path, stage2_factory):
+    info = stage2_info(load_run(stage2_factory(tmp_path / "t", target=2.2)))
+    assert info.target_product == 2.2
+    a, b, g = info.surface.alpha[3], info.surface.beta[2], info.surface.gamma[2][3]
+    assert a * b * b * g * g == pytest.approx(2.2)
 
 
 def test_stage2_macs_ratio_against_two_to_the_phi(stage2_dir):

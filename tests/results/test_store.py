@@ -110,11 +110,18 @@ def test_the_storage_recorded_in_config_json_is_used(tmp_path, stage1_points, st
 def test_stage2_run_loads_from_the_study_with_its_grid_columns(stage2_dir):
     run = load_run(stage2_dir)
     assert (run.stage, run.source) == (2, "study")
+    assert run.trials["p_point"].iloc[0] == "compound 1.2,1.1,1.15"
     assert list(run.trials.columns[len(COLUMNS):len(COLUMNS) + len(STAGE2_COLUMNS)]) == \
         STAGE2_COLUMNS
     grid = pd.read_csv(stage2_dir / "grid.csv")
     for col in ("kind", "alpha", "beta", "gamma", "accuracy", "macs", "macs_ratio", "node"):
         assert run.trials[col].tolist() == grid[col].tolist(), col
+
+
+def test_the_stage_is_told_by_the_study_where_config_json_does_not_say(tmp_path,
+                                                                      stage2_factory):
+    run = load_run(stage2_factory(tmp_path / "s2", stage_in_config=False))
+    assert (run.stage, run.source) == (2, "study")
 
 
 def test_stage2_without_a_study_falls_back_to_grid_csv(tmp_path, stage2_factory, caplog):
