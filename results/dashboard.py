@@ -74,28 +74,32 @@ def write_dashboard(run_dir: str | Path, out: str | Path | None = None, *,
                    refresh_s=refresh_s)
     path = Path(out) if out is not None else Path(run_dir) / DASHBOARD
     write_page(render(page), path)
-    log.info("dashboard: %s", path)
+    log.debug("dashboard written: %s", path)
     return path
 
 
 def watch(run_dir: str | Path, out: str | Path | None = None, *, every_s: float,
           updates: int | None = None, sleep: Callable[[float], None] = time.sleep) -> Path:
-    """Rewrite the page every ``every_s`` seconds (it reloads itself as often) until
-    interrupted or ``updates`` pages were written; the last page no longer reloads. A run with
-    no complete trial yet is waited for."""
+    """Rewrite the page every ``every_s`` seconds (it reloads itself as often) until Ctrl-C
+    or ``updates`` pages were written; the last page no longer reloads. A run with no complete
+    trial yet is waited for.
+
+    Ctrl-C is taken only while waiting: one that lands mid-write (mid-import even) propagates,
+    and the last complete page stays as it was (pages are replaced atomically)."""
     path = Path(out) if out is not None else Path(run_dir) / DASHBOARD
     written = 0
-    try:
-        while updates is None or written < updates:
-            try:
-                write_dashboard(run_dir, out, refresh_s=every_s)
-                written += 1
-            except NoResultsYet as e:
-                log.info("%s; waiting", e)
-            if updates is None or written < updates:
-                sleep(every_s)
-    except KeyboardInterrupt:
-        pass
+    while updates is None or written < updates:
+        try:
+            write_dashboard(run_dir, out, refresh_s=every_s)
+            written += 1
+        except NoResultsYet as e:
+            log.info("%s; waiting", e)
+        if updates is not None and written >= updates:
+            break
+        try:
+            sleep(every_s)
+        except KeyboardInterrupt:
+            break
     if not written:
         check_has_results(load_run(run_dir))  # says why nothing was written
     write_dashboard(run_dir, out)

@@ -300,3 +300,34 @@ def test_nas_results_bad_input(argv, message, stage1_dir, capsys):
     assert nas("results", str(stage1_dir), *argv) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_nas_dashboard_watch_stops_cleanly_on_ctrl_c(stage1_dir, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "watch.html"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nas.cli", "dashboard", str(stage1_dir), "--watch", "5",
+         "-o", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 90
+        while not out.exists():
+            assert time.monotonic() < deadline and proc.poll() is None, "no page was written"
+            time.sleep(0.1)
+        assert 'http-equiv="refresh" content="5"' in out.read_text()
+        time.sleep(0.3)  # into the wait between pages
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert proc.returncode == 0, stderr
+    assert stdout.strip() == str(out)
+    assert "http-equiv" not in out.read_text()  # the last page no longer reloads
