@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable
 
 from space import ArchSpec, build
@@ -67,9 +67,21 @@ def proxy_spec(spec: ArchSpec, *, in_channels: int, num_classes: int, resolution
     return spec.with_task(in_channels=in_channels, num_classes=num_classes, resolution=resolution)
 
 
+def with_threads(proxy: ProxyConfig, cpus: float) -> ProxyConfig:
+    """The proxy task for a trial given ``cpus`` CPUs (a Ray trial's share): torch threads
+    follow the CPUs (at least one) unless ``--threads`` set them."""
+    if proxy.train.threads is not None:
+        return proxy
+    return replace(proxy, train=replace(proxy.train, threads=max(1, int(cpus))))
+
+
 def evaluate_proxy(spec: ArchSpec, proxy: ProxyConfig, *, seed: int,
-                   on_epoch: Callable[[EpochResult], None] | None = None) -> EvalResult:
-    """Train ``spec`` on the proxy task; top-1 accuracy on the held-out validation split."""
+                   on_epoch: Callable[[EpochResult], None] | None = None,
+                   device: str | None = None) -> EvalResult:
+    """Train ``spec`` on the proxy task; top-1 accuracy on the held-out validation split.
+
+    ``device`` (e.g. ``"cuda"`` in a Ray trial given a GPU) is where the model trains; the
+    data stay on the CPU and move there batch by batch."""
     from .data import load_dataset, proxy_data
 
     ds = load_dataset(proxy.dataset, data_dir=proxy.data_dir)
@@ -78,6 +90,8 @@ def evaluate_proxy(spec: ArchSpec, proxy: ProxyConfig, *, seed: int,
     task_spec = proxy_spec(spec, in_channels=data.in_channels, num_classes=data.num_classes,
                            resolution=proxy.resolution)
     model = build(task_spec, seed=seed)
+    if device is not None:
+        model = model.to(device)
     t0 = time.perf_counter()
     result = fit(model, data.train_x, data.train_y, data.val_x, data.val_y, config=proxy.train,
                  seed=seed, on_epoch=on_epoch)

@@ -26,6 +26,7 @@ from space.registry import Registry
 from space.search_space import SearchSpace, load_space
 
 from . import runs
+from .backends import BackendConfig, open_backend
 from .evaluate import ProxyConfig, evaluate_proxy, trial_seed
 from .objective import Objective, make_objective
 
@@ -104,7 +105,7 @@ class SearchConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SearchConfig:
-        d = dict(d)
+        d = {k: v for k, v in d.items() if k not in ("storage", "backend")}  # run settings
         d["proxy"] = ProxyConfig.from_dict(d["proxy"])
         d["deploy"] = Deployment(**d["deploy"])
         d["enqueue"] = tuple(d.get("enqueue", ()))
@@ -134,8 +135,21 @@ def deployment_spec(space: SearchSpace, params: dict[str, Any], deploy: Deployme
         resolution=deploy.resolution)
 
 
+@dataclass(frozen=True)
+class Candidate:
+    """A sampled architecture, counted and recorded, waiting to be trained."""
+
+    spec: ArchSpec
+    macs: int
+    seed: int
+
+
 class Stage1Objective:
-    """The Optuna objective: one trial = sample, count, train, score."""
+    """The Optuna objective: one trial = sample, count, train, score.
+
+    :meth:`prepare` (sample, count, record; reuse a repeated architecture) and :meth:`finish`
+    (score) are shared with the ``ray`` backend, which trains between the two on a worker.
+    """
 
     def __init__(self, config: SearchConfig, space: SearchSpace,
                  evaluate: Callable[..., Any] = evaluate_proxy) -> None:
@@ -145,7 +159,9 @@ class Stage1Objective:
         self.multi = SAMPLERS.get(config.sampler).multi_objective
         self.evaluate = evaluate
 
-    def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
+    def prepare(self, trial: optuna.Trial) -> Candidate | float | tuple[float, float]:
+        """Sample and count the trial's architecture and record it; a repeated architecture
+        gets the earlier result instead (returned as the trial's value)."""
         params = self.space.sample(trial)
         spec = deployment_spec(self.space, params, self.config.deploy, f"trial-{trial.number}")
         counts = count_analytic(spec)
@@ -158,6 +174,13 @@ class Stage1Objective:
             return self._reuse(trial, earlier, counts.macs)
         seed = trial_seed(self.config.seed, h)
         trial.set_user_attr("seed", seed)
+        return Candidate(spec=spec, macs=counts.macs, seed=seed)
+
+    def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
+        got = self.prepare(trial)
+        if not isinstance(got, Candidate):
+            return got
+        spec, macs, seed = got.spec, got.macs, got.seed
         curve: list[float] = []
 
         def on_epoch(res: Any) -> None:
@@ -165,7 +188,7 @@ class Stage1Objective:
             trial.set_user_attr("val_accuracy_per_epoch", list(curve))
             if self.multi:
                 return
-            trial.report(self.objective.reward(res.val_accuracy, counts.macs), res.epoch)
+            trial.report(self.objective.reward(res.val_accuracy, macs), res.epoch)
             if res.epoch < self.config.proxy.train.epochs and trial.should_prune():
                 trial.set_user_attr("accuracy", res.val_accuracy)
                 trial.set_user_attr("pruned_at_epoch", res.epoch)
@@ -185,11 +208,10 @@ class Stage1Objective:
         if not math.isfinite(result.accuracy):
             trial.set_user_attr("fail_reason", f"accuracy is {result.accuracy}")
             raise FloatingPointError(f"trial {trial.number}: accuracy is {result.accuracy}")
-        return self._finish(trial, result.accuracy, counts.macs,
-                            images_per_sec=result.images_per_sec)
+        return self.finish(trial, result.accuracy, macs, images_per_sec=result.images_per_sec)
 
-    def _finish(self, trial: optuna.Trial, accuracy: float, macs: int,
-                **extra: Any) -> float | tuple[float, float]:
+    def finish(self, trial: optuna.Trial, accuracy: float, macs: int,
+               **extra: Any) -> float | tuple[float, float]:
         reward = self.objective.reward(accuracy, macs)
         trial.set_user_attr("accuracy", accuracy)
         trial.set_user_attr("reward", reward)
@@ -209,7 +231,7 @@ class Stage1Objective:
         trial.set_user_attr("reused_from", earlier.number)
         curve = earlier.user_attrs.get("val_accuracy_per_epoch", [])
         trial.set_user_attr("val_accuracy_per_epoch", curve)
-        return self._finish(trial, earlier.user_attrs["accuracy"], macs)
+        return self.finish(trial, earlier.user_attrs["accuracy"], macs)
 
 
 def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
@@ -265,15 +287,23 @@ def write_outputs(study: optuna.Study, config: SearchConfig, space: SearchSpace,
 
 
 def run_search(config: SearchConfig, *, out: str | Path | None = None, resume: bool = False,
-               storage: str | None = None,
-               evaluate: Callable[..., Any] = evaluate_proxy) -> SearchResult:
-    """Run (or resume) stage 1 and write the run folder."""
+               storage: str | None = None, evaluate: Callable[..., Any] = evaluate_proxy,
+               backend: BackendConfig | None = None) -> SearchResult:
+    """Run (or resume) stage 1 and write the run folder. ``backend`` says where the trials run
+    (default: here, one at a time; see :mod:`nas.backends`)."""
+    backend = backend or BackendConfig()
+    with open_backend(backend) as executor:
+        return _run_search(config, out=out, resume=resume, storage=storage, evaluate=evaluate,
+                           backend=backend, executor=executor)
+
+
+def _run_search(config: SearchConfig, *, out: str | Path | None, resume: bool,
+                storage: str | None, evaluate: Callable[..., Any], backend: BackendConfig,
+                executor: Any) -> SearchResult:
     run_dir = runs.latest_run_dir() if (resume and out is None) else runs.new_run_dir(out)
     space = load_space(config.space)
-    if evaluate is evaluate_proxy:  # fail fast on a dataset that cannot be read
-        from .data import load_dataset
-
-        load_dataset(config.proxy.dataset, data_dir=config.proxy.data_dir)
+    if evaluate is evaluate_proxy:  # fail fast on a dataset that cannot be read (on each node)
+        executor.check_dataset(config.proxy)
     info = SAMPLERS.get(config.sampler)
     if resume:
         saved = runs.load_config(run_dir)
@@ -282,7 +312,8 @@ def run_search(config: SearchConfig, *, out: str | Path | None = None, resume: b
         raise ValueError(f"{str(run_dir)!r} already holds a run; pass --resume to continue it "
                          f"or choose another --out")
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_json({**config.to_dict(), "storage": storage}, run_dir / runs.CONFIG)
+    write_json({**config.to_dict(), "storage": storage, "backend": backend.to_dict()},
+               run_dir / runs.CONFIG)
     directions = ["maximize", "minimize"] if info.multi_objective else ["maximize"]
     pruner = optuna.pruners.NopPruner() if info.multi_objective else \
         PRUNERS[config.pruner](config.proxy.train.epochs)
@@ -317,16 +348,16 @@ def run_search(config: SearchConfig, *, out: str | Path | None = None, resume: b
                      f" ({text})" if text else "")
 
         if remaining != 0:
-            try:
-                study.optimize(objective, n_trials=remaining, timeout=config.timeout,
-                               catch=(Exception,), callbacks=[after_trial])
-            except KeyboardInterrupt:
-                interrupted = True
+            interrupted = executor.optimize(study, objective, n_trials=remaining,
+                                            timeout=config.timeout, callbacks=[after_trial],
+                                            run_dir=run_dir)
+            if interrupted:
                 log.warning("interrupted: finished trials are kept; continue with "
                             "nas search --resume --out %s", run_dir)
     best, summary = write_outputs(study, config, space, run_dir, started=started,
                                   verify_fvcore=True)
     summary["interrupted"] = interrupted
+    summary["backend"] = executor.report()
     write_json(summary, run_dir / "summary.json")
     _write_dashboard(run_dir)
     return SearchResult(run_dir=run_dir, best=best, summary=summary, interrupted=interrupted)

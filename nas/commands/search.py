@@ -45,6 +45,43 @@ def add_proxy_arguments(p: argparse.ArgumentParser) -> None:
                    "file in the run folder), e.g. postgresql://user@host/db")
 
 
+def add_backend_arguments(p: argparse.ArgumentParser) -> None:
+    """Where trials run (``nas.backends``), shared by ``nas search`` and ``gridsearch``. All of
+    them may change on --resume: they change where trials run, never what they compute."""
+    g = p.add_argument_group("backend (where trials run)")
+    g.add_argument("--backend", default=S, help="local (default: in this process, one trial at "
+                   "a time) or ray (Ray Tune trials on this machine or a Ray cluster)")
+    g.add_argument("--address", default=S, help="Ray cluster to run on, e.g. 10.0.0.5:6379 "
+                   "(default: $RAY_ADDRESS, else start Ray on this machine); needs --backend ray")
+    g.add_argument("--workers", type=int, default=S, help="trials run at once (ray default: as "
+                   "many as the cluster's CPUs allow at --cpus-per-trial each)")
+    g.add_argument("--cpus-per-trial", type=float, default=S,
+                   help="CPUs Ray reserves for each trial; torch threads follow them unless "
+                   "--threads is given (default 1)")
+    g.add_argument("--gpus-per-trial", type=float, default=S,
+                   help="GPUs Ray reserves for each trial; with one the trial trains on it "
+                   "(default 0)")
+    g.add_argument("--max-retries", type=int, default=S, help="times a trial whose worker died "
+                   "is started again before it counts as failed (default 2)")
+
+
+BACKEND_KEYS = {"backend": "name", "address": "address", "workers": "workers",
+                "cpus_per_trial": "cpus_per_trial", "gpus_per_trial": "gpus_per_trial",
+                "max_retries": "max_retries"}
+
+
+def backend_from_args(given: dict[str, Any], saved: dict[str, Any] | None = None) -> Any:
+    """Pop the backend flags from ``given`` and apply them to ``saved`` (a resumed run's) or to
+    the defaults."""
+    from nas.backends import BackendConfig
+
+    changes = {v: given.pop(k) for k, v in BACKEND_KEYS.items() if k in given}
+    base = {**(saved or {}), **changes}
+    if changes.get("name") == "local":  # moving a run back to local drops the Ray settings
+        base = {k: v for k, v in base.items() if k in changes or k == "max_retries"}
+    return BackendConfig.from_dict(base)
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target-flops", "--target-macs", dest="target_flops", default=S,
                    help="MACs target T (the paper's FLOPS): 400M, 0.4G, 4e8 or 400000000")
@@ -64,6 +101,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--deploy-resolution", type=int, default=S,
                    help="resolution MACs are counted at (default 224)")
     add_proxy_arguments(p)
+    add_backend_arguments(p)
 
 
 PROXY_KEYS = {"dataset": "dataset", "data_dir": "data_dir", "train_samples": "train_samples",
@@ -100,7 +138,8 @@ def run(args: argparse.Namespace) -> int:
 
         run_dir = Path(out) if out else latest_run_dir()
         saved = load_config(run_dir)
-        config = SearchConfig.from_dict({k: v for k, v in saved.items() if k != "storage"})
+        backend = backend_from_args(given, saved.get("backend"))
+        config = SearchConfig.from_dict(saved)
         _check_same(config, given)
         changes = {k: given[k] for k in ("trials", "timeout") if k in given}
         if "timeout" in changes and changes["timeout"] == 0:
@@ -108,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
         config = replace(config, **changes)
         out = str(run_dir)
     else:
+        backend = backend_from_args(given)
         if "target_flops" not in given:
             raise ValueError("--target-flops is required, e.g. nas search --target-flops 400M")
         kw: dict[str, Any] = {"target_macs": parse_macs(given["target_flops"])}
@@ -123,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
             kw["deploy"] = Deployment(resolution=given["deploy_resolution"])
         kw["proxy"] = proxy_from_args(given, default_proxy())
         config = SearchConfig(**kw)
-    result = run_search(config, out=out, resume=resume, storage=storage)
+    result = run_search(config, out=out, resume=resume, storage=storage, backend=backend)
     _report(result)
     return 130 if result.interrupted else 0
 

@@ -1,0 +1,468 @@
+"""The ``ray`` backend: stage 1's trials as Ray Tune trials, on this machine or a Ray cluster.
+
+Design: an ask/tell driver. The Optuna study in the run folder stays the one source of truth;
+Ray Tune only runs the training. :class:`StudySearcher` is a Tune ``Searcher`` whose
+``suggest`` asks the study for a trial, samples the architecture with the run's own sampler and
+space, and counts and records it exactly as a local trial does (:meth:`Stage1Objective.prepare`);
+the Tune trial then trains it on a worker (:func:`train_trial`, which calls the same evaluator,
+``nas.evaluate.evaluate_proxy``) and reports the reward ACC x (MACs/T)^w after every epoch. Those
+reports go into the Optuna trial (intermediate values, ``val_accuracy_per_epoch``, ``node``), and
+the finished Tune trial is told to the study as COMPLETE, PRUNED or FAIL, so ``trials.csv``,
+``best.json`` and ``summary.json`` are written by the same code as a local run's.
+
+One Optuna trial is one Tune trial. Multi-fidelity: ``--pruner hyperband`` becomes Tune's
+ASHA scheduler on the per-epoch reward (``median`` the median stopping rule, ``none`` FIFO); a
+trial ASHA stops is told PRUNED. A trial whose worker dies (process killed, node lost) is started
+again by Tune, up to ``--max-retries`` times, with the same parameters and seed; the Optuna trial
+records ``retries`` and ``retry_errors``, and a trial that runs out of retries is FAIL with the
+reason. An exception inside training (a NaN loss, out of memory) is not retried: it is recorded as
+FAIL, as in a local run. A repeated architecture reuses the earlier result without a Tune trial.
+
+Datasets: each node that runs trials reads the dataset itself, from the same path
+(``--data-dir``) as the driver; nothing is shipped through Ray. Before the first trial a tiny task
+on every such node loads the dataset, and the search stops with one error naming each node that
+cannot (and why). ``synthetic`` needs no files.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import optuna
+import ray
+from optuna.trial import TrialState
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule
+from ray.tune.search import Searcher
+
+from space import ArchSpec
+
+from . import runs
+from .backends import BackendConfig
+
+log = logging.getLogger(__name__)
+
+# Quieter Tune: we log one line per trial ourselves (a user's own setting wins).
+_TUNE_ENV = {"RAY_AIR_NEW_OUTPUT": "0", "TUNE_PRINT_ALL_TRIAL_ERRORS": "0"}
+
+SCHEDULERS: dict[str, Callable[[int], Any]] = {
+    # Async successive halving on the reward, the Tune counterpart of Optuna's Hyperband pruner
+    # (same reduction factor 3, first rung after one epoch).
+    "hyperband": lambda epochs: ASHAScheduler(time_attr="epoch", max_t=max(epochs, 1),
+                                              grace_period=1, reduction_factor=3),
+    "median": lambda epochs: MedianStoppingRule(time_attr="epoch", grace_period=1,
+                                                min_samples_required=5),
+    "none": lambda epochs: FIFOScheduler(),
+}
+
+
+def node_label(node_id: str) -> str:
+    """What the ``node`` column holds for a Ray trial: host name and the Ray node id's start."""
+    return f"{runs.node_name()}/{node_id[:8]}"
+
+
+# ------------------------------------------------------------------------------- session
+@contextmanager
+def ray_session(config: BackendConfig) -> Iterator[RayExecutor]:
+    """Connect to the cluster at ``config.address`` (or ``RAY_ADDRESS``), else start Ray here;
+    on exit, disconnect (and stop what was started here). Reuses an existing connection."""
+    for k, v in _TUNE_ENV.items():
+        os.environ.setdefault(k, v)
+    owned = False
+    if not ray.is_initialized():
+        address = config.address or os.environ.get("RAY_ADDRESS") or None
+        kwargs: dict[str, Any] = {"address": address, "logging_level": logging.WARNING}
+        if address is None:
+            kwargs["include_dashboard"] = False
+        try:
+            ray.init(**kwargs)
+        except (ConnectionError, TimeoutError, RuntimeError) as e:
+            if address is None:
+                raise
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ConnectionError(f"--address {address}: cannot connect to a Ray cluster there "
+                                  f"({first}); start one with `ray start --head`, check the "
+                                  f"address and RAY_AUTH_TOKEN, or drop --address (and unset "
+                                  f"RAY_ADDRESS) to run Ray on this machine") from None
+        owned = True
+    try:
+        yield RayExecutor(config)
+    finally:
+        if owned:
+            ray.shutdown()
+
+
+def _nodes_for_trials(config: BackendConfig) -> list[dict[str, Any]]:
+    """Alive nodes that can hold one trial (enough CPUs, and GPUs if asked for)."""
+    out = []
+    for n in ray.nodes():
+        res = n.get("Resources", {})
+        if n.get("Alive") and res.get("CPU", 0) >= config.cpus_per_trial and \
+                res.get("GPU", 0) >= config.gpus_per_trial:
+            out.append(n)
+    return out
+
+
+def _probe_dataset(dataset: str, data_dir: str | None) -> str | None:
+    """Runs on a node: None when the dataset loads there, else why not."""
+    try:
+        from nas.data import load_dataset
+
+        load_dataset(dataset, data_dir=data_dir)
+    except Exception as e:
+        return f"{type(e).__name__}: {e}".splitlines()[0]
+    return None
+
+
+class RayExecutor:
+    def __init__(self, config: BackendConfig) -> None:
+        self.config = config
+        self.searcher: StudySearcher | None = None
+
+    def check_dataset(self, proxy: Any, *, timeout: float = 300.0) -> None:
+        """Load the dataset on every node that can run a trial; one error naming each node
+        that cannot."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        nodes = _nodes_for_trials(self.config)
+        if not nodes:
+            total = ray.cluster_resources()
+            raise ValueError(f"no Ray node can hold one trial: each needs "
+                             f"{self.config.cpus_per_trial} CPU(s) and "
+                             f"{self.config.gpus_per_trial} GPU(s), but the cluster has "
+                             f"{total.get('CPU', 0)} CPU(s) and {total.get('GPU', 0)} GPU(s) "
+                             f"in all; lower --cpus-per-trial/--gpus-per-trial or add nodes")
+        probe = ray.remote(num_cpus=0)(_probe_dataset)
+        refs = {}
+        for n in nodes:
+            where = f"{node_label(n['NodeID'])} ({n.get('NodeManagerAddress', '?')})"
+            strategy = NodeAffinitySchedulingStrategy(node_id=n["NodeID"], soft=False)
+            refs[where] = probe.options(scheduling_strategy=strategy).remote(
+                proxy.dataset, proxy.data_dir)
+        problems = []
+        for where, ref in refs.items():
+            try:
+                err = ray.get(ref, timeout=timeout)
+            except ray.exceptions.GetTimeoutError:
+                err = f"no answer within {timeout:.0f} s"
+            except ray.exceptions.RayError as e:
+                err = (f"cannot run efficientnas there ({str(e).strip().splitlines()[0]}); "
+                       f"install it on every node, or submit with ray job submit "
+                       f"--working-dir .")
+            if err is not None:
+                problems.append(f"node {where}: {err}")
+        if problems:
+            path = proxy.data_dir or "its default folder"
+            raise FileNotFoundError(
+                f"dataset {proxy.dataset!r} (data dir {path}) cannot be read on "
+                f"{len(problems)} of {len(nodes)} Ray node(s): {'; '.join(problems)}; every node "
+                f"that runs trials reads the dataset from the same path: copy it there or put "
+                f"it on a shared filesystem (or use --dataset synthetic)")
+        log.info("dataset %r readable on all %d Ray node(s)", proxy.dataset, len(nodes))
+
+    def optimize(self, study: optuna.Study, objective: Any, *, n_trials: int | None,
+                 timeout: float | None, callbacks: Sequence[Callable[[Any, Any], None]],
+                 run_dir: Path | None = None) -> bool:
+        """Run stage 1's trials as Tune trials; True when interrupted before the budget ran
+        out."""
+        c = self.config
+        epochs = objective.config.proxy.train.epochs
+        searcher = StudySearcher(study, objective, n_trials=n_trials, timeout=timeout,
+                                 callbacks=callbacks, max_retries=c.max_retries)
+        self.searcher = searcher
+        pruner = "none" if objective.multi else objective.config.pruner
+        trainable = tune.with_resources(
+            tune.with_parameters(train_trial, evaluate=objective.evaluate,
+                                 proxy=objective.config.proxy, objective=objective.objective),
+            {"cpu": c.cpus_per_trial, "gpu": c.gpus_per_trial})
+        storage = Path(run_dir or Path.cwd()).resolve() / "ray"
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=SCHEDULERS[pruner](epochs),
+                                        num_samples=-1, max_concurrent_trials=c.workers,
+                                        metric="reward", mode="max", reuse_actors=True,
+                                        trial_name_creator=_trial_name,
+                                        trial_dirname_creator=_trial_name),
+            run_config=tune.RunConfig(
+                name=time.strftime("stage1-%Y%m%d-%H%M%S"), storage_path=str(storage),
+                verbose=0, callbacks=[RetryCallback(searcher)],
+                failure_config=tune.FailureConfig(max_failures=c.max_retries)))
+        log.info("ray: %s, %s trial(s) at a time, %g CPU(s) and %g GPU(s) per trial, up to %d "
+                 "retries per trial", _describe_cluster(),
+                 c.workers if c.workers else "as many", c.cpus_per_trial, c.gpus_per_trial,
+                 c.max_retries)
+        interrupted = False
+        try:
+            tuner.fit()
+        except KeyboardInterrupt:
+            interrupted = True
+        left = searcher.close()
+        return interrupted or left or not searcher.finished
+
+    def report(self) -> dict[str, Any]:
+        s = self.searcher
+        out: dict[str, Any] = self.config.to_dict()
+        try:
+            out["nodes"] = len([n for n in ray.nodes() if n.get("Alive")])
+        except Exception:
+            pass
+        if s is not None:
+            out["retries"] = sum(s.retries.values())
+            out["retried_trials"] = {str(k): v for k, v in sorted(s.retries.items())}
+            out["failed_after_retries"] = sorted(s.exhausted)
+        return out
+
+
+def _trial_name(trial: Any) -> str:
+    """Tune's name for a trial: the Optuna trial number it trains (the folder under ray/)."""
+    return f"trial-{trial.config['number']}-{trial.trial_id}"
+
+
+def _describe_cluster() -> str:
+    res = ray.cluster_resources()
+    nodes = len([n for n in ray.nodes() if n.get("Alive")])
+    return f"{nodes} node(s), {res.get('CPU', 0):g} CPU(s), {res.get('GPU', 0):g} GPU(s)"
+
+
+# ------------------------------------------------------------------------------ trainable
+def train_trial(config: dict[str, Any], *, evaluate: Callable[..., Any], proxy: Any,
+                objective: Any) -> None:
+    """One Tune trial: train the candidate in ``config`` and report the reward per epoch.
+
+    Torch threads follow the CPUs Ray gave the trial (unless ``--threads`` set them); with a GPU
+    the model trains there. An exception in training is reported (``fail_reason``), not
+    raised, so Tune does not retry it; only a dead worker is retried.
+    """
+    from .evaluate import with_threads
+
+    ctx = ray.get_runtime_context()
+    node = node_label(ctx.get_node_id())
+    given = ctx.get_assigned_resources()
+    proxy = with_threads(proxy, given.get("CPU", 1.0))
+    kwargs: dict[str, Any] = {}
+    if given.get("GPU", 0) > 0:
+        kwargs["device"] = "cuda"
+    spec = ArchSpec.from_dict(config["spec"])
+    macs = int(config["macs"])
+    last = {"epoch": 0}
+
+    def on_epoch(res: Any) -> None:
+        last["epoch"] = res.epoch
+        tune.report({"reward": objective.reward(res.val_accuracy, macs), "epoch": res.epoch,
+                     "accuracy": res.val_accuracy, "images_per_sec": res.images_per_sec,
+                     "node": node, "node_id": ctx.get_node_id()})
+
+    try:
+        evaluate(spec, proxy, seed=int(config["seed"]), on_epoch=on_epoch, **kwargs)
+    except Exception as e:  # recorded by the driver as FAIL, as in a local run
+        tune.report({"reward": float("nan"), "epoch": last["epoch"] + 1, "node": node,
+                     "node_id": ctx.get_node_id(),
+                     "fail_reason": f"{type(e).__name__}: {e}"[:500]})
+
+
+# ------------------------------------------------------------------------------- searcher
+@dataclass
+class _Live:
+    """A Tune trial in flight and the Optuna trial it fills."""
+
+    trial: optuna.Trial
+    macs: int
+    curve: list[float] = field(default_factory=list)
+    speeds: list[float] = field(default_factory=list)
+    reported: set[int] = field(default_factory=set)
+    node: str | None = None
+    retries: int = 0
+    errors: list[str] = field(default_factory=list)
+    last: dict[str, Any] = field(default_factory=dict)
+
+
+class StudySearcher(Searcher):
+    """A Tune searcher that asks the Optuna study (ask/tell) and records into it."""
+
+    def __init__(self, study: optuna.Study, objective: Any, *, n_trials: int | None,
+                 timeout: float | None, callbacks: Sequence[Callable[[Any, Any], None]],
+                 max_retries: int) -> None:
+        super().__init__(metric="reward", mode="max")
+        self.study = study
+        self.objective = objective
+        self.n_trials = n_trials
+        self.deadline = None if timeout is None else time.monotonic() + timeout
+        self.callbacks = list(callbacks)
+        self.max_retries = max_retries
+        self.asked = 0
+        self.finished = False
+        self.live: dict[str, _Live] = {}
+        self.retries: dict[int, int] = {}  # Optuna trial number -> retries
+        self.exhausted: list[int] = []  # trials whose worker died more than max_retries times
+
+    # Tune pickles its search algorithm into the experiment folder (tuner.pkl); the study is
+    # the checkpoint here, and Tune's own restore is not used.
+    def __getstate__(self) -> dict[str, Any]:
+        return {"_metric": self._metric, "_mode": self._mode}
+
+    def save(self, checkpoint_path: str) -> None:
+        pass
+
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict,
+                              **spec: Any) -> bool:
+        return True
+
+    def _budget_left(self) -> bool:
+        if self.n_trials is not None and self.asked >= self.n_trials:
+            return False
+        return self.deadline is None or time.monotonic() < self.deadline
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        from .search import Candidate
+
+        while self._budget_left():
+            trial = self.study.ask()
+            self.asked += 1
+            got = self.objective.prepare(trial)
+            if not isinstance(got, Candidate):  # a repeated architecture: its earlier result
+                self._tell(trial, got)
+                continue
+            self.live[trial_id] = _Live(trial=trial, macs=got.macs)
+            return {"number": trial.number, "spec": got.spec.to_dict(), "macs": got.macs,
+                    "seed": got.seed}
+        self.finished = True
+        return Searcher.FINISHED
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        live = self.live.get(trial_id)
+        if live is not None:
+            self._record(live, result)
+
+    def _record(self, live: _Live, result: dict[str, Any]) -> None:
+        live.last = dict(result)
+        if "node" in result and result["node"] != live.node:
+            live.node = result["node"]
+            live.trial.set_user_attr("node", result["node"])
+            live.trial.set_user_attr("ray_node_id", result.get("node_id"))
+        if "accuracy" not in result or "epoch" not in result:
+            return
+        epoch = int(result["epoch"])
+        live.curve = live.curve[:epoch - 1] + [float(result["accuracy"])]
+        live.speeds = live.speeds[:epoch - 1] + [float(result.get("images_per_sec", 0.0))]
+        live.trial.set_user_attr("val_accuracy_per_epoch", list(live.curve))
+        if not self.objective.multi and epoch not in live.reported:
+            live.trial.report(float(result["reward"]), epoch)
+            live.reported.add(epoch)
+
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None,
+                          error: bool = False) -> None:
+        live = self.live.get(trial_id)
+        if live is None:
+            return
+        if result:
+            self._record(live, result)
+        if error:  # RetryCallback.on_trial_error, called next, knows why
+            return
+        self.live.pop(trial_id)
+        trial, last = live.trial, live.last
+        epochs = self.objective.config.proxy.train.epochs
+        if "fail_reason" in last:
+            self._fail(live, str(last["fail_reason"]))
+        elif not live.curve:
+            self._fail(live, runs.INTERRUPTED)
+        elif int(last.get("epoch", 0)) >= epochs:
+            acc = live.curve[-1]
+            if not math.isfinite(acc):
+                self._fail(live, f"accuracy is {acc}")
+                return
+            done = [s for s in live.speeds if s > 0]
+            value = self.objective.finish(trial, acc, live.macs,
+                                          images_per_sec=sum(done) / len(done) if done else 0.0)
+            self._tell(trial, value)
+        else:  # stopped by the scheduler: pruned, as a local pruner would
+            trial.set_user_attr("accuracy", live.curve[-1])
+            trial.set_user_attr("pruned_at_epoch", len(live.curve))
+            self._tell(trial, None, TrialState.PRUNED)
+
+    def retried(self, trial_id: str, why: str) -> None:
+        live = self.live.get(trial_id)
+        if live is None:
+            return
+        live.retries += 1
+        live.errors.append(why)
+        self.retries[live.trial.number] = live.retries
+        live.trial.set_user_attr("retries", live.retries)
+        live.trial.set_user_attr("retry_errors", list(live.errors))
+        log.warning("trial %d: its worker died (%s); retry %d of %d", live.trial.number, why,
+                    live.retries, self.max_retries)
+
+    def errored(self, trial_id: str, why: str) -> None:
+        live = self.live.pop(trial_id, None)
+        if live is None:
+            return
+        self.exhausted.append(live.trial.number)
+        self._fail(live, f"{why} (worker died {live.retries + 1} time(s); --max-retries "
+                         f"{self.max_retries})")
+
+    def close(self) -> bool:
+        """Trials Tune left unfinished (the driver was stopped) are recorded as interrupted,
+        so ``--resume`` runs them again; True if there were any."""
+        left = list(self.live.values())
+        self.live.clear()
+        for live in left:
+            self._fail(live, runs.INTERRUPTED)
+        return bool(left)
+
+    def _fail(self, live: _Live, reason: str) -> None:
+        live.trial.set_user_attr("fail_reason", reason[:500])
+        if reason != runs.INTERRUPTED:
+            log.warning("trial %d failed: %s", live.trial.number, reason)
+        self._tell(live.trial, None, TrialState.FAIL)
+
+    def _tell(self, trial: optuna.Trial, value: Any, state: TrialState | None = None) -> None:
+        if state is None:
+            frozen = self.study.tell(trial, value)
+        else:
+            frozen = self.study.tell(trial, state=state)
+        for cb in self.callbacks:
+            cb(self.study, frozen)
+
+
+def _why(trial: Any) -> str:
+    """One line saying why a Tune trial's worker failed."""
+    path = getattr(trial, "pickled_error_file", None)
+    if path and os.path.exists(path):
+        try:
+            import ray.cloudpickle as cloudpickle
+
+            with open(path, "rb") as f:
+                exc = cloudpickle.load(f)
+            cause = getattr(exc, "cause", None) or exc
+            text = str(cause).strip().splitlines()
+            return f"{type(cause).__name__}: {text[0] if text else ''}"[:300]
+        except Exception:
+            pass
+    path = getattr(trial, "error_file", None)
+    if path and os.path.exists(path):
+        lines = [ln.strip() for ln in Path(path).read_text().splitlines() if ln.strip()]
+        lines = [ln for ln in lines if not ln.startswith("Failure #")]
+        if lines:
+            return lines[0][:300]
+    return "the trial's worker failed"
+
+
+class RetryCallback(tune.Callback):
+    """Tells the searcher when Tune retries a trial, and when it gives up on one."""
+
+    def __init__(self, searcher: StudySearcher) -> None:
+        self.searcher = searcher
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {}
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.searcher.retried(trial.trial_id, _why(trial))
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.searcher.errored(trial.trial_id, _why(trial))
