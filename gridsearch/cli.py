@@ -1,0 +1,249 @@
+"""The ``gridsearch`` command: stage 2 (EfficientNet Sec. 3.3) from the command line.
+
+    gridsearch --phi 1 --base efficientnet-b0 --compare-single
+    gridsearch --base runs/<stage-1 run> --coefficients paper --family 0-7
+
+There is no subcommand; the evaluator, dataset, seed and output flags are ``nas search``'s
+(:func:`nas.commands.search.add_proxy_arguments`). Bad input is one line on stderr and exit code
+2 (:func:`nas.cli.run_cli`), argparse's own complaints included.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from dataclasses import replace
+from typing import Any, Sequence
+
+S = argparse.SUPPRESS  # absent flags stay absent, so --resume can tell what was given
+
+# Flags that only change what is emitted from the finished points, never what is trained, and so
+# may change on --resume.
+MUTABLE_ON_RESUME = ("select", "family")
+GRID_FLAGS = ("step", "tolerance", "alpha_range", "beta_range", "gamma_range")
+
+DESCRIPTION = """\
+Stage 2 of EfficientNet (Sec. 3.3): grid-search the compound-scaling coefficients alpha, beta,
+gamma under alpha*beta^2*gamma^2 ~= 2 at a given phi, training each scaled base on the proxy task
+and counting its MACs with fvcore; then emit the scaled family (family/b0.json .. b7.json) as
+frozen specs. The run folder holds coefficients.json, grid.csv/.parquet, family/, family.csv."""
+EPILOG = """examples:
+  gridsearch --phi 1 --base efficientnet-b0 --epochs 1 --out runs/stage2
+  gridsearch --base runs/stage1 --step 0.1 --tolerance 0.05 --compare-single
+  gridsearch --base mobilenet-v2 --coefficients paper --compare-single
+  gridsearch --base nas-b0.json --coefficients 1.2,1.1,1.15 --family 0-4
+  gridsearch --resume --out runs/stage2 --select reward
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints the usage too)
+        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    from nas.commands.search import add_proxy_arguments
+
+    p = _Parser(prog="gridsearch", description=DESCRIPTION, epilog=EPILOG,
+                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    g = p.add_argument_group("stage 2 (compound scaling)")
+    g.add_argument("--phi", type=float, default=S,
+                   help="compound coefficient the grid is searched at (default 1: twice the "
+                        "MACs); must be >= 0")
+    g.add_argument("--base", default=S,
+                   help="the base to scale: a zoo name (default efficientnet-b0; see nas list), "
+                        "a spec .json file, or a stage-1 run folder (its best.json)")
+    g.add_argument("--step", type=float, default=S, help="grid step for alpha, beta, gamma "
+                   "(default 0.05)")
+    g.add_argument("--tolerance", type=float, default=S,
+                   help="keep points with |alpha*beta^2*gamma^2 - 2| <= T (default 0.1)")
+    g.add_argument("--alpha-range", default=S, metavar="LO,HI",
+                   help="alpha's closed range (default 1,2; LO >= 1; LO == HI fixes alpha)")
+    g.add_argument("--beta-range", default=S, metavar="LO,HI",
+                   help="beta's closed range (default 1,1.5)")
+    g.add_argument("--gamma-range", default=S, metavar="LO,HI",
+                   help="gamma's closed range (default 1,1.5)")
+    g.add_argument("--coefficients", default=S, metavar="A,B,G|paper",
+                   help="skip the search and emit the family for these coefficients; 'paper' "
+                        "is 1.2,1.1,1.15. With --compare-single the given point is trained too")
+    g.add_argument("--select", default=S,
+                   help="how the winner is chosen: accuracy (default; ties go to fewer MACs) or "
+                        "reward (stage 1's ACC x (MACs/T)^-0.07 with T = base MACs x 2^phi)")
+    g.add_argument("--family", default=S, metavar="LO-HI",
+                   help="phi values to emit as family/b<phi>.json (default 0-7; '3' = just 3)")
+    g.add_argument("--compare-single", action="store_true", default=S,
+                   help="also train depth-only (d=2^phi), width-only (w=sqrt2^phi) and "
+                        "resolution-only (r=sqrt2^phi) scalings of the base (paper Table 3)")
+    add_proxy_arguments(p)
+    for action in p._actions:  # stage 2 trains one epoch per point by default, not two
+        if action.dest == "epochs":
+            action.help = "proxy training epochs per point (default 1)"
+    p.set_defaults(command="gridsearch", _run=run)
+    return p
+
+
+# ----------------------------------------------------------------------------- parsing
+def parse_range(text: str, flag: str) -> tuple[float, float]:
+    parts = [x.strip() for x in str(text).split(",")]
+    if len(parts) != 2 or not all(parts):
+        raise ValueError(f"{flag} must be LO,HI (two numbers), but got {text!r}; "
+                         f"pass e.g. {flag} 1,1.5")
+    try:
+        lo, hi = float(parts[0]), float(parts[1])
+    except ValueError:
+        raise ValueError(f"{flag} must be LO,HI (two numbers), but got {text!r}; "
+                         f"pass e.g. {flag} 1,1.5") from None
+    return lo, hi
+
+
+def parse_coefficients(text: str) -> Any:
+    from gridsearch.grid import PAPER, Point
+
+    if str(text).strip().lower() == "paper":
+        return PAPER
+    parts = [x.strip() for x in str(text).split(",")]
+    try:
+        alpha, beta, gamma = (float(x) for x in parts)
+    except ValueError:
+        raise ValueError(f"--coefficients must be A,B,G (three numbers >= 1) or 'paper', but got "
+                         f"{text!r}; pass e.g. --coefficients 1.2,1.1,1.15") from None
+    if not all(math.isfinite(v) and v >= 1 for v in (alpha, beta, gamma)):
+        raise ValueError(f"--coefficients {text}: `alpha, beta, gamma >= 1` must hold "
+                         f"(EfficientNet Eq. 3); pass e.g. --coefficients 1.2,1.1,1.15")
+    return Point(alpha, beta, gamma)
+
+
+def parse_family(text: str) -> tuple[int, int]:
+    parts = str(text).strip().split("-")
+    try:
+        if len(parts) == 1:
+            lo = hi = int(parts[0])
+        elif len(parts) == 2:
+            lo, hi = int(parts[0]), int(parts[1])
+        else:
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"--family must be LO-HI or N (integers >= 0), but got {text!r}; "
+                         f"pass e.g. --family 0-7") from None
+    if not 0 <= lo <= hi:
+        raise ValueError(f"--family {text}: `0 <= LO <= HI` must hold; pass e.g. --family 0-7")
+    return lo, hi
+
+
+def apply_flags(config: Any, given: dict[str, Any]) -> Any:
+    """``config`` with the stage-2 and proxy flags in ``given`` applied."""
+    from gridsearch.grid import Grid
+    from nas.commands.search import proxy_from_args
+
+    grid_kw: dict[str, Any] = {}
+    for k in ("step", "tolerance"):
+        if k in given:
+            grid_kw[k] = given[k]
+    for k in ("alpha_range", "beta_range", "gamma_range"):
+        if k in given:
+            grid_kw[k] = parse_range(given[k], "--" + k.replace("_", "-"))
+    changes: dict[str, Any] = {}
+    if grid_kw:
+        changes["grid"] = Grid(**{**config.grid.to_dict(), **grid_kw})
+    for k in ("base", "phi", "select", "compare_single", "seed"):
+        if k in given:
+            changes[k] = given[k]
+    if "coefficients" in given:
+        changes["coefficients"] = parse_coefficients(given["coefficients"])
+    if "family" in given:
+        changes["family"] = parse_family(given["family"])
+    changes["proxy"] = proxy_from_args(given, config.proxy)
+    return replace(config, **changes)
+
+
+def _check_flags(given: dict[str, Any]) -> None:
+    if "coefficients" in given:
+        clash = [k for k in (*GRID_FLAGS, "select") if k in given]
+        if clash:
+            flag = "--" + clash[0].replace("_", "-")
+            raise ValueError(f"{flag} applies to the grid search, which --coefficients skips; "
+                             f"drop {flag} or --coefficients")
+
+
+def _check_resume(saved: Any, given: dict[str, Any]) -> None:
+    """A resumed run keeps what it trains: an explicit flag that would change it is an error."""
+    for k in given:
+        if k in MUTABLE_ON_RESUME:
+            continue
+        changed = apply_flags(saved, {k: given[k]})
+        if changed != saved:
+            flag = "--" + k.replace("_", "-")
+            raise ValueError(f"{flag} {given[k]!r} differs from the resumed run's settings; a "
+                             f"resumed run keeps what it trains (only --select and --family may "
+                             f"change): drop {flag} or start a new run with another --out")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from gridsearch.search import GridSearchConfig, run_gridsearch
+    from nas.runs import latest_run_dir, load_config
+
+    given = {k: v for k, v in vars(args).items() if not k.startswith("_") and
+             k not in ("command", "verbose")}
+    resume = bool(given.pop("resume", False))
+    out = given.pop("out", None)
+    storage = given.pop("storage", None)
+    _check_flags(given)
+    if resume:
+        run_dir = Path(out) if out else latest_run_dir()
+        saved = GridSearchConfig.from_dict(load_config(run_dir))
+        _check_resume(saved, given)
+        config = apply_flags(saved, {k: given[k] for k in MUTABLE_ON_RESUME if k in given})
+        out = str(run_dir)
+    else:
+        from gridsearch.search import default_proxy
+
+        config = apply_flags(GridSearchConfig(proxy=default_proxy()), given)
+    result = run_gridsearch(config, out=out, resume=resume, storage=storage)
+    _report(result)
+    if result.interrupted:
+        return 130
+    return 0 if result.coefficients is not None else 1
+
+
+def _report(result: Any) -> None:
+    out = sys.stdout
+    print(f"run folder: {result.run_dir}", file=out)
+    e = result.enumeration
+    if e is not None:
+        print(f"grid: {e.points_total} points, {e.points_kept} kept with "
+              f"|alpha*beta^2*gamma^2 - {e.grid.target:g}| <= {e.grid.tolerance:g}", file=out)
+    c = result.coefficients
+    if c is None:
+        print("no grid point finished; nothing to emit", file=out)
+        return
+    acc = "-" if c["accuracy"] is None else f"{c['accuracy']:.4f}"
+    print(f"coefficients ({c['selected_by']}): alpha {c['alpha']:g} beta {c['beta']:g} "
+          f"gamma {c['gamma']:g}  product {c['product']:.4f}  accuracy {acc}", file=out)
+    print(f"MACs at phi {c['phi']:g}: x{c['macs_ratio']:.3f} measured (fvcore) vs "
+          f"x{c['formula_ratio']:.3f} formula vs x{c['nominal_ratio']:.3f} nominal", file=out)
+    if not c["complete"]:
+        print(f"incomplete: {c['points_done']} of {c['points_to_train']} points finished; "
+              f"continue with gridsearch --resume --out {result.run_dir}", file=out)
+    for s in c["compare_single"] or []:
+        a = "-" if s["accuracy"] is None else f"{s['accuracy']:.4f}"
+        m = "-" if s["macs"] is None else f"{s['macs'] / 1e6:.1f}M"
+        print(f"  {s['kind']:>10}-only: accuracy {a}  MACs {m}", file=out)
+    if result.family:
+        print(f"family: {result.run_dir / 'family'}/b*.json, table {result.run_dir}/family.csv",
+              file=out)
+        print(json.dumps({s.name: {"resolution": s.resolution, "params": s.meta["params"],
+                                   "macs": s.meta["macs"]} for s in result.family}), file=out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from nas.cli import run_cli
+
+    return run_cli(make_parser(), argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""The scaled family (EfficientNet Sec. 3.3 step 2 and Table 1's B0..B7): frozen specs per phi.
+
+"STEP 2: we then fix alpha, beta, gamma as constants and scale up baseline network with
+different phi using Equation 3, to obtain EfficientNet-B1 to B7." Each member is
+:func:`space.compound` of the base: channels rounded by ``round_filters`` (divisor 8, never more
+than 10% down), repeats by ``ceil``, resolution ``round(base resolution * gamma^phi)``. Each
+spec's ``meta`` carries its params and MACs (analytic counter, which equals fvcore exactly, see
+:mod:`space.counting`), its coefficients and phi.
+
+``family.csv`` puts the family next to the paper's B0..B7 (REFERENCE.md) when the base is
+EfficientNet-B0; for any other base the ``paper_*`` columns stay empty.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, NamedTuple, Sequence
+
+from space import ArchSpec, compound, count_analytic, save_spec
+from space.zoo import ZOO, get_model
+
+from .grid import Point
+
+FAMILY_DIR = "family"
+FAMILY_TABLE = "family"
+FAMILY_COLUMNS = ["phi", "name", "depth", "width", "resolution", "params", "macs", "paper_name",
+                  "paper_params", "paper_macs", "paper_width", "paper_depth", "paper_resolution"]
+PAPER_BASE = "efficientnet-b0"
+
+
+class PaperRow(NamedTuple):
+    """One row of the paper's B0..B7 table (REFERENCE.md: params and FLOPS from the paper,
+    width/depth/resolution from the official TF builder, which hand-sets them)."""
+
+    name: str
+    params: float
+    macs: float
+    width: float
+    depth: float
+    resolution: int
+
+
+PAPER_FAMILY: dict[int, PaperRow] = {
+    0: PaperRow("B0", 5.3e6, 0.39e9, 1.0, 1.0, 224),
+    1: PaperRow("B1", 7.8e6, 0.70e9, 1.0, 1.1, 240),
+    2: PaperRow("B2", 9.2e6, 1.0e9, 1.1, 1.2, 260),
+    3: PaperRow("B3", 12e6, 1.8e9, 1.2, 1.4, 300),
+    4: PaperRow("B4", 19e6, 4.2e9, 1.4, 1.8, 380),
+    5: PaperRow("B5", 30e6, 9.9e9, 1.6, 2.2, 456),
+    6: PaperRow("B6", 43e6, 19e9, 1.8, 2.6, 528),
+    7: PaperRow("B7", 66e6, 37e9, 2.0, 3.1, 600),
+}
+
+
+def check_phis(phis: tuple[int, int]) -> tuple[int, int]:
+    """A ``--family LO-HI`` range: integers with ``0 <= LO <= HI``."""
+    if not isinstance(phis, (tuple, list)) or len(phis) != 2 or any(
+            isinstance(p, bool) or not isinstance(p, int) for p in phis):
+        raise ValueError(f"--family must be two integers LO-HI, but got {phis!r}; "
+                         f"pass e.g. --family 0-7")
+    lo, hi = phis
+    if not 0 <= lo <= hi:
+        raise ValueError(f"--family {lo}-{hi}: `0 <= LO <= HI` must hold; pass e.g. --family 0-7")
+    return int(lo), int(hi)
+
+
+def is_paper_base(base: ArchSpec) -> bool:
+    """Whether ``base`` builds EfficientNet-B0 (whatever it is named)."""
+    return base.arch_hash() == get_model(PAPER_BASE).arch_hash()
+
+
+def member_name(base: ArchSpec, phi: int, member: ArchSpec | None = None) -> str:
+    """``<base>-b<phi>``, with a base's own ``-b0`` dropped (``nas-b0`` -> ``nas-b3``). A name
+    that a different zoo model already has gets ``-compound`` added, so the compound-scaled B1
+    is never mistaken for the official, hand-set ``efficientnet-b1``."""
+    stem = base.name[:-3] if base.name.endswith("-b0") else base.name
+    name = f"{stem}-b{phi}"
+    if name in ZOO and (member is None or get_model(name).arch_hash() != member.arch_hash()):
+        name = f"{name}-compound"
+    return name
+
+
+@dataclass(frozen=True)
+class Member:
+    phi: int
+    spec: ArchSpec
+
+    @property
+    def params(self) -> int:
+        return int(self.spec.meta["params"])
+
+    @property
+    def macs(self) -> int:
+        return int(self.spec.meta["macs"])
+
+
+def scale_family(base: ArchSpec, point: Point, *, phis: tuple[int, int],
+                 provenance: Mapping[str, Any] | None = None) -> tuple[Member, ...]:
+    """The family for phi = LO..HI: frozen specs carrying params, MACs, coefficients and phi."""
+    lo, hi = check_phis(phis)
+    base_counts = count_analytic(base)
+    members = []
+    for phi in range(lo, hi + 1):
+        scaled = compound(base, point.alpha, point.beta, point.gamma, phi)
+        counts = count_analytic(scaled)
+        meta = {
+            "stage": 2, "phi": phi,
+            "compound": {"alpha": point.alpha, "beta": point.beta, "gamma": point.gamma,
+                         "phi": phi},
+            "depth": point.alpha ** phi, "width": point.beta ** phi,
+            "params": counts.params, "macs": counts.macs,
+            "macs_counter": "analytic (equals fvcore)",
+            "macs_ratio": counts.macs / base_counts.macs,
+            "formula_ratio": point.product ** phi,
+            "base": {"name": base.name, "arch_hash": base.arch_hash(),
+                     "macs": base_counts.macs, "params": base_counts.params,
+                     "resolution": base.resolution},
+            **(provenance or {}),
+        }
+        spec = scaled.replace(name=member_name(base, phi, scaled), meta=meta)
+        members.append(Member(phi=phi, spec=spec))
+    return tuple(members)
+
+
+def family_rows(base: ArchSpec, members: Sequence[Member]) -> list[dict[str, Any]]:
+    """``family.csv``'s rows: the family, with the paper's row beside it for an EfficientNet-B0
+    base (empty otherwise, and beyond B7)."""
+    paper = is_paper_base(base)
+    rows = []
+    for m in members:
+        ref = PAPER_FAMILY.get(m.phi) if paper else None
+        rows.append({
+            "phi": m.phi, "name": m.spec.name,
+            "depth": m.spec.meta["depth"], "width": m.spec.meta["width"],
+            "resolution": m.spec.resolution, "params": m.params, "macs": m.macs,
+            "paper_name": ref.name if ref else None,
+            "paper_params": ref.params if ref else math.nan,
+            "paper_macs": ref.macs if ref else math.nan,
+            "paper_width": ref.width if ref else math.nan,
+            "paper_depth": ref.depth if ref else math.nan,
+            "paper_resolution": ref.resolution if ref else None,
+        })
+    return rows
+
+
+def family_frame(rows: list[dict[str, Any]]):
+    import pandas as pd
+
+    df = pd.DataFrame(rows, columns=FAMILY_COLUMNS)
+    for c in ("params", "macs", "paper_resolution"):
+        df[c] = df[c].astype("Int64")
+    return df
+
+
+def write_family(run_dir: Path, base: ArchSpec, members: Sequence[Member]) -> list[Path]:
+    """``family/b<phi>.json`` per member and ``family.csv``/``family.parquet``."""
+    from results.store import write_table
+
+    paths = [save_spec(m.spec, run_dir / FAMILY_DIR / f"b{m.phi}.json") for m in members]
+    write_table(family_frame(family_rows(base, members)), run_dir, FAMILY_TABLE)
+    return paths

@@ -1,0 +1,214 @@
+"""The stage-2 driver with a fake evaluator: selection, outputs, resume, single-dimension scaling."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+
+from gridsearch.grid import PAPER, Grid, Point
+from gridsearch.search import (GRID_COLUMNS, SINGLE_DIMENSION, STUDY_NAME, GridSearchConfig,
+                               plan, run_gridsearch)
+from nas import runs
+from space import count_analytic, get_model, load_spec
+
+# {1, 1.5, 2} x {1, 1.5} x {1, 1.5} with |product - 2| <= 0.25 keeps exactly
+# (1, 1, 1.5), (1, 1.5, 1) and (2, 1, 1) (worked by hand in test_grid.py).
+SMALL = Grid(step=0.5, tolerance=0.25)
+KEPT = [Point(1.0, 1.0, 1.5), Point(1.0, 1.5, 1.0), Point(2.0, 1.0, 1.0)]
+
+
+def config(**kw) -> GridSearchConfig:
+    kw.setdefault("grid", SMALL)
+    kw.setdefault("family", (0, 2))
+    return GridSearchConfig(base="tiny", **kw)
+
+
+def run(tmp_path: Path, base, evaluate, *, resume: bool = False, **kw):
+    return run_gridsearch(config(**kw), out=tmp_path / "run", resume=resume, base=base,
+                          evaluate=evaluate, count=count_analytic)
+
+
+def test_plan_default_grid_and_given_coefficients() -> None:
+    enum, jobs = plan(GridSearchConfig(compare_single=True))
+    assert enum.points_kept == len(jobs) - 3 == 109
+    assert [j.kind for j in jobs[-3:]] == ["depth", "width", "resolution"]
+    assert len({j.key for j in jobs}) == len(jobs)
+    assert plan(GridSearchConfig(coefficients=PAPER)) == (None, [])
+    _, jobs = plan(GridSearchConfig(coefficients=PAPER, compare_single=True))
+    assert [(j.kind, j.point) for j in jobs] == [("compound", PAPER),
+                                                 *SINGLE_DIMENSION.items()]
+
+
+def test_selects_best_accuracy_and_writes_the_run_folder(tmp_path, tiny_base,
+                                                          fake_evaluator) -> None:
+    # the wide point (beta 1.5) scores best
+    ev = fake_evaluator(score=lambda spec, proxy: 0.9 if spec.stages[1].out_channels > 16
+                        else 0.5)
+    res = run(tmp_path, tiny_base, ev)
+    d = res.run_dir
+    assert len(ev.calls) == 3
+    coef = json.loads((d / "coefficients.json").read_text())
+    assert (coef["alpha"], coef["beta"], coef["gamma"]) == (1.0, 1.5, 1.0)
+    assert coef["selected_by"] == "accuracy" and coef["accuracy"] == 0.9
+    assert coef["grid"] == {"alpha_range": [1.0, 2.0], "beta_range": [1.0, 1.5],
+                            "gamma_range": [1.0, 1.5], "step": 0.5, "points_total": 12,
+                            "points_kept": 3}
+    assert coef["tolerance"] == 0.25 and coef["product"] == 2.25 and coef["complete"]
+    wide = res.family[1]  # phi 1 with the chosen coefficients: the winning point itself
+    assert coef["macs"] == wide.meta["macs"] == count_analytic(wide).macs
+    assert coef["macs_ratio"] == pytest.approx(wide.meta["macs"] / count_analytic(tiny_base).macs)
+    assert coef["formula_ratio"] == 2.25 and coef["compare_single"] is None
+    assert coef["base"]["macs"] == count_analytic(tiny_base).macs
+
+    grid = pd.read_csv(d / "grid.csv")
+    assert list(grid.columns[:len(GRID_COLUMNS)]) == GRID_COLUMNS
+    assert list(grid["state"]) == ["COMPLETE"] * 3
+    assert sorted(zip(grid["alpha"], grid["beta"], grid["gamma"])) == [
+        (p.alpha, p.beta, p.gamma) for p in KEPT]
+    assert set(grid["proxy_resolution"]) == {32, 48}  # 32 * 1.5^1 for gamma 1.5
+    assert (grid["macs_ratio"] > 1).all() and (grid["formula_ratio"] == grid["product"]).all()
+    assert pd.read_parquet(d / "grid.parquet").shape == grid.shape
+
+    assert [s.name for s in res.family] == ["tiny-b0", "tiny-b1", "tiny-b2"]
+    assert load_spec(d / "family" / "b2.json").stages[1].out_channels == 40  # 16*2.25 -> 40
+    assert load_spec(d / "base.json") == tiny_base
+    fam = pd.read_csv(d / "family.csv")
+    assert list(fam["phi"]) == [0, 1, 2] and fam["paper_name"].isna().all()
+    assert json.loads((d / "config.json").read_text())["stage"] == 2
+
+
+def test_ties_go_to_fewer_macs_and_reward_selection(tmp_path, tiny_base, fake_evaluator) -> None:
+    res = run(tmp_path / "a", tiny_base, fake_evaluator())  # every point scores 0.5
+    grid = pd.read_csv(res.run_dir / "grid.csv")
+    fewest = grid.loc[grid["macs"].idxmin()]
+    assert (res.coefficients["alpha"], res.coefficients["beta"], res.coefficients["gamma"]) == \
+        (fewest["alpha"], fewest["beta"], fewest["gamma"])
+
+    # accuracy rises with MACs a little: accuracy picks the largest, reward (w = -0.07) need not
+    def score(spec, proxy):
+        return 0.5 + 1e-9 * count_analytic(spec).macs
+    res = run(tmp_path / "b", tiny_base, fake_evaluator(score=score), select="reward")
+    grid = pd.read_csv(res.run_dir / "grid.csv")
+    best = grid.loc[grid["reward"].idxmax()]
+    assert res.coefficients["selected_by"] == "reward"
+    assert res.coefficients["alpha"] == best["alpha"] and res.coefficients["beta"] == best["beta"]
+    t = count_analytic(tiny_base).macs * 2
+    assert best["reward"] == pytest.approx(best["accuracy"] * (best["macs"] / t) ** -0.07)
+
+
+def test_identical_trainings_are_shared(tmp_path, tiny_base, fake_evaluator) -> None:
+    # Compound (2, 1, 1) at phi 1 is depth-only scaling. Width-only (sqrt 2) rounds the tiny
+    # base's channels 8/16/32 to 16/24/48, as beta = 1.5 does. Each pair is trained once.
+    ev = fake_evaluator()
+    res = run(tmp_path, tiny_base, ev, compare_single=True)
+    grid = pd.read_csv(res.run_dir / "grid.csv")
+    assert len(grid) == 6 and (grid["state"] == "COMPLETE").all()
+    assert len(ev.calls) == 4 == len(set(ev.calls))
+    assert len(set(zip(grid["arch_hash"], grid["proxy_resolution"]))) == 4
+
+    def number(kind, alpha=1.0, beta=1.0):
+        rows = grid[(grid["kind"] == kind) & (grid["alpha"] == alpha) & (grid["beta"] == beta)]
+        return rows["number"].iloc[0]
+
+    reused = grid.set_index("number")["reused_from"]
+    assert reused[number("depth", alpha=2.0)] == number("compound", alpha=2.0)
+    assert reused[number("width", beta=math.sqrt(2))] == number("compound", beta=1.5)
+    kinds = [c["kind"] for c in res.coefficients["compare_single"]]
+    assert kinds == ["depth", "width", "resolution"]
+
+
+def test_interrupt_then_resume_never_retrains_a_finished_point(tmp_path, tiny_base,
+                                                                fake_evaluator) -> None:
+    first = fake_evaluator(raise_on_call=3)
+    res = run(tmp_path, tiny_base, first, compare_single=True)
+    assert res.interrupted and len(first.calls) == 2
+    coef = json.loads((res.run_dir / "coefficients.json").read_text())
+    assert coef["complete"] is False and coef["points_done"] == 2
+    states = pd.read_csv(res.run_dir / "grid.csv")["state"].tolist()
+    assert states.count("COMPLETE") == 2 and states.count("FAIL") == 1
+
+    # a driver killed mid-trial leaves a RUNNING trial behind
+    study = optuna.load_study(study_name=STUDY_NAME,
+                              storage=runs.make_storage(runs.storage_url(res.run_dir, None)))
+    stale = study.ask()
+    assert stale.number == 3
+
+    second = fake_evaluator()
+    res2 = run(tmp_path, tiny_base, second, resume=True, compare_single=True)
+    assert not res2.interrupted and res2.coefficients["complete"]
+    # 4 distinct trainings in all (see test_identical_trainings_are_shared); 2 were done before
+    assert len(second.calls) == 2
+    assert not set(first.calls) & set(second.calls)
+    grid = pd.read_csv(res2.run_dir / "grid.csv")
+    done = grid[grid["state"] == "COMPLETE"]
+    assert len(done) == 6 and done["p_point"].is_unique
+
+    third = fake_evaluator()
+    run(tmp_path, tiny_base, third, resume=True, compare_single=True)
+    assert third.calls == []
+
+
+def test_resume_may_reselect_but_not_retrain(tmp_path, tiny_base, fake_evaluator) -> None:
+    def score(spec, proxy):
+        return 0.5 + 1e-9 * count_analytic(spec).macs
+    run(tmp_path, tiny_base, fake_evaluator(score=score))
+    again = fake_evaluator()
+    res = run(tmp_path, tiny_base, again, resume=True, select="reward", family=(0, 4))
+    assert again.calls == [] and res.coefficients["selected_by"] == "reward"
+    assert (res.run_dir / "family" / "b4.json").is_file()
+
+
+def test_given_coefficients_train_nothing_unless_compared(tmp_path, tiny_base,
+                                                          fake_evaluator) -> None:
+    ev = fake_evaluator()
+    res = run(tmp_path, tiny_base, ev, coefficients=PAPER, family=(0, 3))
+    assert ev.calls == []
+    coef = res.coefficients
+    assert coef["selected_by"] == "given" and coef["accuracy"] is None
+    assert coef["grid"] is None and coef["tolerance"] is None
+    scaled = res.family[1]
+    assert coef["macs_ratio"] == pytest.approx(scaled.meta["macs"] / count_analytic(tiny_base).macs)
+    assert pd.read_csv(res.run_dir / "grid.csv").empty
+
+
+@pytest.mark.parametrize("zoo", ["mobilenet-v1", "mobilenet-v2", "resnet-50"])
+def test_compare_single_on_any_base(tmp_path, zoo, fake_evaluator) -> None:
+    ev = fake_evaluator()
+    res = run(tmp_path, get_model(zoo), ev, coefficients=PAPER, compare_single=True,
+              family=(0, 1))
+    assert res.coefficients["accuracy"] == 0.5  # the given point is trained beside them
+    single = {c["kind"]: c for c in res.coefficients["compare_single"]}
+    assert set(single) == {"depth", "width", "resolution"}
+    assert single["resolution"]["resolution"] == round(224 * math.sqrt(2))
+    assert single["width"]["width"] == pytest.approx(math.sqrt(2))
+    for c in single.values():
+        assert 1.5 < c["macs_ratio"] < 2.6 and c["accuracy"] == 0.5
+    assert len(ev.calls) == 4
+
+
+def test_a_failing_point_is_recorded_and_the_grid_goes_on(tmp_path, tiny_base,
+                                                          fake_evaluator) -> None:
+    def score(spec, proxy):
+        if proxy.resolution == 48:
+            raise RuntimeError("out of memory")
+        return 0.7
+    res = run(tmp_path, tiny_base, fake_evaluator(score=score))
+    grid = pd.read_csv(res.run_dir / "grid.csv")
+    failed = grid[grid["state"] == "FAIL"]
+    assert len(failed) == 1 and "out of memory" in failed["fail_reason"].iloc[0]
+    assert res.coefficients["gamma"] == 1.0 and res.coefficients["complete"] is False
+
+
+def test_bad_config_is_refused_before_anything_is_written(tmp_path, tiny_base) -> None:
+    with pytest.raises(ValueError, match="phi >= 0"):
+        config(phi=-1)
+    with pytest.raises(KeyError, match="known: accuracy, reward"):
+        config(select="loss")
+    with pytest.raises(ValueError, match="leaves no point"):
+        run_gridsearch(config(grid=Grid(step=0.5, tolerance=0.1, alpha_range=(1.0, 1.5))),
+                       out=tmp_path / "run", base=tiny_base)
+    assert not (tmp_path / "run").exists()
