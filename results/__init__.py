@@ -6,8 +6,8 @@
 from __future__ import annotations
 
 from .pareto import dominates, pareto_front
-from .store import (COLUMNS, STAGE2_COLUMNS, STAGES, Run, load_run, top_trials, trial_rows,
-                    trials_frame, write_json, write_table)
+from .store import (COLUMNS, STAGE2_COLUMNS, STAGES, Run, load_run, ranking, top_trials,
+                    trial_rows, trials_frame, write_json, write_table)
 
-__all__ = ["COLUMNS", "STAGE2_COLUMNS", "STAGES", "Run", "load_run", "top_trials", "trial_rows",
-           "trials_frame", "write_json", "write_table", "dominates", "pareto_front"]
+__all__ = ["COLUMNS", "STAGE2_COLUMNS", "STAGES", "Run", "load_run", "ranking", "top_trials",
+           "trial_rows", "trials_frame", "write_json", "write_table", "dominates", "pareto_front"]

@@ -269,10 +269,23 @@ def _stage_from(names: Sequence[str], run_dir: Path) -> int:
                      f"a `nas search` or `gridsearch` run")
 
 
-def top_trials(df: Any, k: int | None = None) -> Any:
-    """The best COMPLETE trials, best first: by reward where the run has rewards, else by
-    accuracy; ties go to the earlier trial."""
+def top_trials(df: Any, k: int | None = None, *, by: str | None = None) -> Any:
+    """The best COMPLETE trials, best first: by ``by`` (``reward`` or ``accuracy``; default
+    reward where the run has rewards, else accuracy), ties to fewer MACs, then to the earlier
+    trial (the order stage 1's best.json and stage 2's ``--select`` use)."""
     done = df[df["state"] == "COMPLETE"]
-    key = "reward" if done["reward"].notna().any() else "accuracy"
-    done = done.sort_values([key, "number"], ascending=[False, True], na_position="last")
+    if by is None:
+        by = "reward" if done["reward"].notna().any() else "accuracy"
+    if by not in ("reward", "accuracy"):
+        raise KeyError(f"unknown ranking {by!r}; known: reward, accuracy")
+    done = done.sort_values([by, "macs", "number"], ascending=[False, True, True],
+                            na_position="last")
     return done if k is None else done.head(k)
+
+
+def ranking(run: Run) -> str | None:
+    """What a run ranks its trials by: stage 2's ``select`` setting (accuracy by default),
+    stage 1's reward."""
+    if run.stage == 2:
+        return str(run.config.get("select") or "accuracy")
+    return None

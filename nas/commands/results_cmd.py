@@ -29,7 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", metavar="RUN_DIR", help="run folder of `nas search` or "
                         "`gridsearch` (its --out)")
     parser.add_argument("--top", type=int, default=10, metavar="K",
-                        help="how many of the best COMPLETE trials to print (default 10)")
+                        help="how many of the best COMPLETE trials to print (default 10); "
+                             "stage 1 ranks by reward, stage 2 as its --select (accuracy)")
     parser.add_argument("--format", default="table", choices=list(FORMATS),
                         help="table (default), csv or json (csv/json: every column)")
 
@@ -91,10 +92,10 @@ FORMATS: dict[str, Callable[[Any, Any], None]] = {"table": _table, "csv": _csv, 
 
 
 def run(args: argparse.Namespace) -> int:
-    from results.store import load_run, top_trials
+    from results.store import load_run, ranking, top_trials
 
     if args.top < 1:
         raise ValueError(f"`--top >= 1` must hold, but got --top {args.top}; pass e.g. --top 10")
     run_ = load_run(args.run_dir)
-    FORMATS[args.format](run_, top_trials(run_.trials, args.top))
+    FORMATS[args.format](run_, top_trials(run_.trials, args.top, by=ranking(run_)))
     return 0

@@ -11,7 +11,7 @@ import pytest
 from nas.evaluate import EvalResult, ProxyConfig
 from nas.search import Deployment, SearchConfig, run_search
 from nas.training import EpochResult, TrainConfig
-from results.store import COLUMNS, STAGE2_COLUMNS, load_run, top_trials
+from results.store import COLUMNS, STAGE2_COLUMNS, load_run, ranking, top_trials
 
 TINY_SPACE = """
 name: tiny
@@ -159,14 +159,30 @@ def test_top_trials_by_reward_then_earlier_trial():
     df = pd.DataFrame({"number": [0, 1, 2, 3, 4],
                        "state": ["COMPLETE", "COMPLETE", "RUNNING", "COMPLETE", "PRUNED"],
                        "reward": [0.5, 0.7, float("nan"), 0.7, 0.9],
-                       "accuracy": [0.5, 0.7, float("nan"), 0.7, 0.9]})
+                       "accuracy": [0.5, 0.7, float("nan"), 0.7, 0.9],
+                       "macs": [1, 1, 1, 1, 1]})
     assert top_trials(df)["number"].tolist() == [1, 3, 0]
     assert top_trials(df, 1)["number"].tolist() == [1]
 
 
+def test_top_trials_ties_go_to_fewer_macs_and_by_can_be_chosen():
+    df = pd.DataFrame({"number": [0, 1, 2], "state": ["COMPLETE"] * 3,
+                       "reward": [0.9, 0.5, 0.5], "accuracy": [0.6, 0.8, 0.8],
+                       "macs": [300, 200, 100]})
+    assert top_trials(df)["number"].tolist() == [0, 2, 1]
+    assert top_trials(df, by="accuracy")["number"].tolist() == [2, 1, 0]
+    with pytest.raises(KeyError, match="unknown ranking 'speed'"):
+        top_trials(df, by="speed")
+
+
+def test_stage2_ranks_as_its_select_setting(stage2_dir, stage1_dir):
+    assert ranking(load_run(stage2_dir)) == "accuracy"
+    assert ranking(load_run(stage1_dir)) is None
+
+
 def test_top_trials_by_accuracy_where_there_is_no_reward():
     df = pd.DataFrame({"number": [0, 1], "state": ["COMPLETE"] * 2,
-                       "reward": [float("nan")] * 2, "accuracy": [0.4, 0.6]})
+                       "reward": [float("nan")] * 2, "accuracy": [0.4, 0.6], "macs": [1, 1]})
     assert top_trials(df)["number"].tolist() == [1, 0]
 
 
