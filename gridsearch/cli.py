@@ -18,9 +18,9 @@ from typing import Any, Sequence
 
 S = argparse.SUPPRESS  # absent flags stay absent, so --resume can tell what was given
 
-# Flags that only change what is emitted from the finished points, never what is trained, and so
-# may change on --resume.
-MUTABLE_ON_RESUME = ("select", "family")
+# Flags that may change on --resume: --select and --family only change what is emitted from the
+# finished points; --compare-single only adds points (finished ones are never trained again).
+MUTABLE_ON_RESUME = ("select", "family", "compare_single")
 GRID_FLAGS = ("step", "tolerance", "alpha_range", "beta_range", "gamma_range")
 
 DESCRIPTION = """\
@@ -77,9 +77,13 @@ def make_parser() -> argparse.ArgumentParser:
                    help="also train depth-only (d=2^phi), width-only (w=sqrt2^phi) and "
                         "resolution-only (r=sqrt2^phi) scalings of the base (paper Table 3)")
     add_proxy_arguments(p)
-    for action in p._actions:  # stage 2 trains one epoch per point by default, not two
-        if action.dest == "epochs":
-            action.help = "proxy training epochs per point (default 1)"
+    stage2_help = {  # where stage 2's meaning or default differs from stage 1's
+        "epochs": "proxy training epochs per point (default 1)",
+        "proxy_resolution": "input size the unscaled base trains at (default 32); each point "
+                            "trains at round(this x gamma^phi)",
+    }
+    for action in p._actions:
+        action.help = stage2_help.get(action.dest, action.help)
     p.set_defaults(command="gridsearch", _run=run)
     return p
 
@@ -176,8 +180,9 @@ def _check_resume(saved: Any, given: dict[str, Any]) -> None:
         if changed != saved:
             flag = "--" + k.replace("_", "-")
             raise ValueError(f"{flag} {given[k]!r} differs from the resumed run's settings; a "
-                             f"resumed run keeps what it trains (only --select and --family may "
-                             f"change): drop {flag} or start a new run with another --out")
+                             f"resumed run keeps what it trains (only --select, --family and "
+                             f"--compare-single may change): drop {flag} or start a new run "
+                             f"with another --out")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -60,6 +60,14 @@ SINGLE_DIMENSION: dict[str, Point] = {
 }
 KINDS = ("compound", *SINGLE_DIMENSION)
 
+# Batch-norm momentum (PyTorch convention) a point trains with on the proxy task. The paper's
+# 0.01 (TF 0.99) lets the running statistics move ~1% per step, so after the proxy's ~100 steps
+# eval-mode accuracy sits at chance: EfficientNet-B0, 1 epoch of 6000 Fashion-MNIST images at
+# 32 px, scored 0.100 with 0.01 and 0.483 with 0.1 (BENCHMARKS_gridsearch.md). Training only:
+# counted MACs and the emitted family keep the base's value; ``nas train --recipe fast`` uses 0.1
+# for the same reason.
+PROXY_BN_MOMENTUM = 0.1
+
 # grid.csv: these first (the dashboard reads them by name), then the shared store's other columns.
 GRID_COLUMNS = ["number", "state", "kind", "alpha", "beta", "gamma", "phi", "product", "depth",
                 "width", "resolution", "proxy_resolution", "accuracy", "macs", "params",
@@ -126,6 +134,9 @@ class GridSearchConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> GridSearchConfig:
+        if d.get("stage") != 2:
+            raise ValueError(f"not a gridsearch run's config (stage={d.get('stage')!r}, "
+                             f"expected 2); pass the --out folder of a gridsearch run")
         c = d.get("coefficients")
         return cls(base=d["base"], phi=d["phi"], grid=Grid.from_dict(d["grid"]),
                    coefficients=None if c is None else Point(**c), select=d["select"],
@@ -179,13 +190,14 @@ class Stage2Objective:
         self.base = base
         self.base_counts = base_counts
         self.jobs = {j.key: j for j in jobs}
-        self.keys = list(self.jobs)
         self.evaluate = evaluate
         self.count = count
         self.objective = reward_objective(base_counts.macs, config.phi)
 
     def __call__(self, trial: optuna.Trial) -> float:
-        job = self.jobs[trial.suggest_categorical("point", self.keys)]
+        job = suggest_job(trial)
+        if job.key not in self.jobs:  # only enqueued points run; a sampled one is a bug
+            raise ValueError(f"trial {trial.number} holds {job.key!r}, not a point of this run")
         try:
             return self._run(trial, job)
         except KeyboardInterrupt:
@@ -203,7 +215,8 @@ class Stage2Objective:
                         name=f"{self.base.name}-{job.kind}-phi{phi:g}")
         counts = self.count(spec)
         proxy_res = round_resolution(self.config.proxy.resolution, p.gamma ** phi)
-        train_key = spec.with_task(resolution=proxy_res).arch_hash()
+        train_spec = spec.replace(bn_momentum=PROXY_BN_MOMENTUM)
+        train_key = train_spec.with_task(resolution=proxy_res).arch_hash()
         attrs = {"kind": job.kind, "alpha": p.alpha, "beta": p.beta, "gamma": p.gamma, "phi": phi,
                  "product": p.product, "depth": p.alpha ** phi, "width": p.beta ** phi,
                  "resolution": spec.resolution, "proxy_resolution": proxy_res,
@@ -228,7 +241,7 @@ class Stage2Objective:
             trial.set_user_attr("val_accuracy_per_epoch", list(curve))
 
         proxy = replace(self.config.proxy, resolution=proxy_res)
-        result = self.evaluate(spec, proxy, seed=seed, on_epoch=on_epoch)
+        result = self.evaluate(train_spec, proxy, seed=seed, on_epoch=on_epoch)
         if not math.isfinite(result.accuracy):
             raise FloatingPointError(f"point {trial.number}: accuracy is {result.accuracy}")
         return self._finish(trial, result.accuracy, counts.macs,
@@ -255,10 +268,29 @@ def _same_training(study: optuna.Study, train_key: str) -> FrozenTrial | None:
 
 
 # ----------------------------------------------------------------------------- the study
+# A trial's parameters are its point: kind, alpha, beta, gamma, always enqueued with fixed values.
+# The distributions never change with the grid, so a resumed run may add points (and Optuna's own
+# tools show the coefficients).
+MAX_COEFFICIENT = 1000.0
+
+
+def job_params(job: Job) -> dict[str, Any]:
+    return {"kind": job.kind, "alpha": job.point.alpha, "beta": job.point.beta,
+            "gamma": job.point.gamma}
+
+
+def suggest_job(trial: optuna.Trial) -> Job:
+    kind = trial.suggest_categorical("kind", KINDS)
+    alpha, beta, gamma = (trial.suggest_float(n, 1.0, MAX_COEFFICIENT)
+                          for n in ("alpha", "beta", "gamma"))
+    return Job(str(kind), Point(alpha, beta, gamma))
+
+
 def _job_key(t: FrozenTrial) -> str | None:
-    if "point" in t.params:
-        return t.params["point"]
-    return t.system_attrs.get("fixed_params", {}).get("point")
+    params = t.params or t.system_attrs.get("fixed_params", {})
+    if not all(k in params for k in ("kind", "alpha", "beta", "gamma")):
+        return None
+    return Job(params["kind"], Point(params["alpha"], params["beta"], params["gamma"])).key
 
 
 def _interrupted(t: FrozenTrial) -> bool:
@@ -272,10 +304,8 @@ def enqueue_missing(study: optuna.Study, jobs: Sequence[Job]) -> int:
     n = 0
     for job in jobs:
         if job.key not in have:
-            p = job.point
-            study.enqueue_trial({"point": job.key}, user_attrs={
-                "kind": job.kind, "alpha": p.alpha, "beta": p.beta, "gamma": p.gamma,
-                "product": p.product}, skip_if_exists=False)
+            study.enqueue_trial(job_params(job), user_attrs={**job_params(job),
+                                "product": job.point.product}, skip_if_exists=False)
             n += 1
     return n
 
@@ -362,7 +392,7 @@ def coefficients_summary(study: optuna.Study, config: GridSearchConfig, base: Ar
         ua = dict(chosen.user_attrs)
         point = Point(ua["alpha"], ua["beta"], ua["gamma"])
     compound_jobs = [j for j in jobs if j.kind == "compound"]
-    done = {t.params.get("point") for t in point_trials(study, "compound")}
+    done = {_job_key(t) for t in point_trials(study, "compound")}
     return {
         "alpha": point.alpha, "beta": point.beta, "gamma": point.gamma, "phi": phi,
         "product": point.product,
@@ -411,9 +441,7 @@ def _open_run(config: GridSearchConfig, out: str | Path | None, resume: bool,
     run_dir = runs.latest_run_dir() if (resume and out is None) else runs.new_run_dir(out)
     if resume:
         saved = runs.load_config(run_dir)
-        if saved.get("stage") != 2:
-            raise ValueError(f"{str(run_dir)!r} is not a gridsearch run (its config.json has "
-                             f"stage={saved.get('stage')!r}); pass the --out of a gridsearch run")
+        GridSearchConfig.from_dict(saved)  # refuses a stage-1 run folder
         storage = storage or saved.get("storage")
         base = load_spec(run_dir / BASE_FILE)
     else:

@@ -145,7 +145,7 @@ def test_interrupt_then_resume_never_retrains_a_finished_point(tmp_path, tiny_ba
     assert not set(first.calls) & set(second.calls)
     grid = pd.read_csv(res2.run_dir / "grid.csv")
     done = grid[grid["state"] == "COMPLETE"]
-    assert len(done) == 6 and done["p_point"].is_unique
+    assert len(done) == 6 and not done.duplicated(["kind", "alpha", "beta", "gamma"]).any()
 
     third = fake_evaluator()
     run(tmp_path, tiny_base, third, resume=True, compare_single=True)
@@ -212,3 +212,32 @@ def test_bad_config_is_refused_before_anything_is_written(tmp_path, tiny_base) -
         run_gridsearch(config(grid=Grid(step=0.5, tolerance=0.1, alpha_range=(1.0, 1.5))),
                        out=tmp_path / "run", base=tiny_base)
     assert not (tmp_path / "run").exists()
+
+
+def test_compare_single_may_be_added_on_resume(tmp_path, tiny_base, fake_evaluator) -> None:
+    first = fake_evaluator()
+    run(tmp_path, tiny_base, first)
+    second = fake_evaluator()
+    res = run(tmp_path, tiny_base, second, resume=True, compare_single=True)
+    # depth-only and width-only equal compound points already trained; only resolution is new
+    assert len(first.calls) == 3 and len(second.calls) == 1
+    assert [c["kind"] for c in res.coefficients["compare_single"]] == ["depth", "width",
+                                                                       "resolution"]
+
+
+def test_resume_refuses_a_stage_1_folder(tmp_path, tiny_base) -> None:
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text('{"target_macs": 400000000}')
+    with pytest.raises(ValueError, match="not a gridsearch run"):
+        run(tmp_path, tiny_base, None, resume=True)
+
+
+def test_points_train_with_proxy_batch_norm_momentum(tmp_path, tiny_base, fake_evaluator) -> None:
+    seen = []
+
+    def score(spec, proxy):
+        seen.append(spec.bn_momentum)
+        return 0.5
+    res = run(tmp_path, tiny_base.replace(bn_momentum=0.01), fake_evaluator(score=score))
+    assert seen == [0.1] * 3  # trained with 0.1 ...
+    assert {s.bn_momentum for s in res.family} == {0.01}  # ... emitted with the base's
