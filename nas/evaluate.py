@@ -26,6 +26,10 @@ class ProxyConfig:
     train_samples: int | None = 6000
     val_samples: int = 2000
     train: TrainConfig = field(default_factory=TrainConfig)
+    # Batch-norm momentum (PyTorch convention) while training on the proxy task. The paper's
+    # 0.01 (TF 0.99) needs thousands of steps before the running statistics are usable; a
+    # proxy run has a few hundred, so eval accuracy would sit near chance. None keeps the spec's.
+    bn_momentum: float | None = 0.1
 
     def __post_init__(self) -> None:
         if not isinstance(self.resolution, int) or self.resolution < 8:
@@ -36,6 +40,8 @@ class ProxyConfig:
                              f"pass e.g. --train-samples 6000")
         if self.val_samples < 1:
             raise ValueError(f"`val_samples >= 1` must hold, but got {self.val_samples}")
+        if self.bn_momentum is not None and not 0 < self.bn_momentum <= 1:
+            raise ValueError(f"`0 < bn_momentum <= 1` must hold, but got {self.bn_momentum}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -89,6 +95,8 @@ def evaluate_proxy(spec: ArchSpec, proxy: ProxyConfig, *, seed: int,
                       val_samples=proxy.val_samples, seed=0)
     task_spec = proxy_spec(spec, in_channels=data.in_channels, num_classes=data.num_classes,
                            resolution=proxy.resolution)
+    if proxy.bn_momentum is not None:
+        task_spec = task_spec.replace(bn_momentum=proxy.bn_momentum)
     model = build(task_spec, seed=seed)
     if device is not None:
         model = model.to(device)
