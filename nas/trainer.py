@@ -31,9 +31,10 @@ import io
 import logging
 import math
 import re
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
@@ -132,7 +133,7 @@ def load_job(run_dir: str | Path) -> TrainJob:
 def pick_device(name: str) -> torch.device:
     """``auto``: the first CUDA GPU if torch sees one, else the CPU; ``cpu``; ``cuda[:N]``."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         device = torch.device(name)
     except RuntimeError:
@@ -142,6 +143,8 @@ def pick_device(name: str) -> torch.device:
                          f"(torch.cuda.is_available() is False); pass --device auto or cpu")
     if device.type not in ("cpu", "cuda"):
         raise ValueError(f"device {name!r} is not supported; pass --device auto, cpu or cuda[:N]")
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())  # an index, for RNG state
     return device
 
 
@@ -366,19 +369,13 @@ def train(job: TrainJob, *, out: str | Path, resume: bool = False,
     run_dir = Path(out)
     if resume:
         check_resume_job(load_job(run_dir), job)
-    elif list_checkpoints(run_dir) or (run_dir / CONFIG_FILE).exists():
-        raise FileExistsError(f"{str(run_dir)!r} already holds a nas train run; pass --resume to "
-                              f"continue it, or another --out for a new run")
+    elif list_checkpoints(run_dir):
+        raise FileExistsError(f"{str(run_dir)!r} already holds a nas train run (checkpoints up to "
+                              f"{list_checkpoints(run_dir)[-1].name}); pass --resume to continue "
+                              f"it, or another --out for a new run")
     setup = prepare(job)
     spec, cfg, device, data = setup.spec, setup.train, setup.device, setup.data
-    ckpt = None
-    if resume:
-        if not list_checkpoints(run_dir):
-            raise FileNotFoundError(f"--resume: {str(run_dir)!r} has no checkpoint yet (no epoch "
-                                    f"finished); start the run again without --resume")
-        ckpt = load_checkpoint(run_dir)
-        check_classes(ckpt, dataset=setup.dataset.name, num_classes=setup.dataset.num_classes)
-        check_same_spec(ckpt, spec, given=job.model)
+    ckpt = _checkpoint_to_resume(run_dir, setup, job) if resume else None
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json({"job": job.to_dict(), "train": cfg.to_dict(), "recipe": setup.recipe.name,
                 "ema_decay": setup.ema_decay, "arch_hash": spec.arch_hash()},
@@ -394,10 +391,7 @@ def train(job: TrainJob, *, out: str | Path, resume: bool = False,
     history: list[dict[str, Any]] = []
     start = 0
     if ckpt is not None:
-        model.load_state_dict(ckpt.model)
-        optimizer.load_state_dict(ckpt.optimizer)
-        if ema is not None and ckpt.ema is not None:
-            ema.load_state_dict(ckpt.ema)
+        _restore(ckpt, model=model, optimizer=optimizer, ema=ema)
         history, start = [r for r in ckpt.history if r["epoch"] <= ckpt.epoch], ckpt.epoch
         log.info("resuming %s at epoch %d of %d from %s", spec.name, start + 1, cfg.epochs,
                  ckpt.path)
@@ -437,34 +431,94 @@ def train(job: TrainJob, *, out: str | Path, resume: bool = False,
         if on_epoch is not None:
             on_epoch(row)
 
-    devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):  # the caller's RNG is left as it was
+    devices = [device.index] if device.type == "cuda" else []
+    steps_per_epoch = max(1, math.ceil(len(data.train_y) / cfg.batch_size))
+    with torch.random.fork_rng(devices=devices), \
+            _progress(steps_per_epoch, start, cfg.epochs) as advance:
         if ckpt is not None:
             _set_rng_state(ckpt.rng, device)
         else:
             torch.manual_seed(job.seed)
+
+        def on_step(m: nn.Module) -> None:
+            if ema is not None:
+                ema.update(m)
+            advance()
+
         if start < cfg.epochs:
             fit(model, data.train_x, data.train_y, data.val_x, data.val_y, config=cfg,
                 seed=job.seed, on_epoch=end_of_epoch, start_epoch=start, optimizer=optimizer,
-                on_step=ema.update if ema is not None else None)
+                on_step=on_step)
         else:
             log.info("all %d epochs were already done; evaluating on the test split", cfg.epochs)
     if not history:  # an already finished run resumed: keep its rows
         history = list(ckpt.history) if ckpt is not None else []
     write_metrics(run_dir, history)
     test = final_test(model, ema, setup)
-    write_json({"model": job.model, "spec": spec.name, "arch_hash": spec.arch_hash(),
-                "dataset": setup.dataset.name, "recipe": setup.recipe.name,
-                "epochs": cfg.epochs, "resolution": spec.resolution,
-                "test_images": test.pop("images"), **{f"test_{k}": v for k, v in test.items()},
-                "val_top1": history[-1]["val_top1"] if history else math.nan,
-                "val_top1_ema": history[-1]["val_top1_ema"] if history else math.nan,
-                "device": str(device)}, run_dir / RESULTS_FILE)
+    _write_results(run_dir, job=job, setup=setup, test=test, history=history)
     log.info("test split: top-1 %.4f  top-5 %.4f%s", test["top1"], test["top5"],
              "" if "top1_ema" not in test else
              f"  (EMA weights: top-1 {test['top1_ema']:.4f}  top-5 {test['top5_ema']:.4f})")
     return TrainResult(run_dir=run_dir, spec=spec, epochs=history, test=test,
                        checkpoint=last_path[0] if last_path else None)
+
+
+def _checkpoint_to_resume(run_dir: Path, setup: Setup, job: TrainJob) -> Checkpoint:
+    if not list_checkpoints(run_dir):
+        raise FileNotFoundError(f"--resume: {str(run_dir)!r} has no checkpoint yet (no epoch "
+                                f"finished); start the run again without --resume (same --out)")
+    ckpt = load_checkpoint(run_dir)
+    check_classes(ckpt, dataset=setup.dataset.name, num_classes=setup.dataset.num_classes)
+    check_same_spec(ckpt, setup.spec, given=job.model)
+    return ckpt
+
+
+def _restore(ckpt: Checkpoint, *, model: nn.Module, optimizer: torch.optim.Optimizer,
+             ema: ModelEma | None) -> None:
+    model.load_state_dict(ckpt.model)
+    optimizer.load_state_dict(ckpt.optimizer)
+    if ema is not None and ckpt.ema is not None:
+        ema.load_state_dict(ckpt.ema)
+
+
+def _write_results(run_dir: Path, *, job: TrainJob, setup: Setup, test: dict[str, float],
+                   history: list[dict[str, Any]]) -> None:
+    last = history[-1] if history else {}
+    write_json({"model": job.model, "spec": setup.spec.name, "arch_hash": setup.spec.arch_hash(),
+                "dataset": setup.dataset.name, "recipe": setup.recipe.name,
+                "epochs": setup.train.epochs, "resolution": setup.spec.resolution,
+                "test_images": test["images"],
+                **{f"test_{k}": v for k, v in test.items() if k != "images"},
+                "val_top1": last.get("val_top1", math.nan),
+                "val_top1_ema": last.get("val_top1_ema", math.nan),
+                "device": str(setup.device)}, run_dir / RESULTS_FILE)
+
+
+@contextmanager
+def _progress(steps_per_epoch: int, start: int, epochs: int) -> Iterator[Callable[[], None]]:
+    """A rich progress bar over the remaining steps (epoch n/N); silent when not a terminal."""
+    from rich.console import Console
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeElapsedColumn, TimeRemainingColumn)
+
+    console = Console(stderr=True)
+    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn(), TimeRemainingColumn(), console=console,
+                   disable=not console.is_terminal, transient=True)
+    done = [start * steps_per_epoch]
+    with bar:
+        task = bar.add_task(f"epoch {start + 1}/{epochs}", total=steps_per_epoch)
+
+        def advance() -> None:
+            done[0] += 1
+            epoch, step = divmod(done[0], steps_per_epoch)
+            if step == 0:  # an epoch just ended
+                bar.update(task, completed=0, description=f"epoch {min(epoch + 1, epochs)}/"
+                                                          f"{epochs}")
+            else:
+                bar.update(task, completed=step)
+
+        yield advance
 
 
 def model_from_checkpoint(ckpt: Checkpoint, *, weights: str = "ema") -> nn.Module:

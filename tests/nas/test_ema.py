@@ -94,9 +94,8 @@ def test_ema_differs_from_and_tracks_the_raw_weights_during_training(synthetic_d
         ema.update(m)
         steps[0] += 1
 
-    fit(model, x, y, x[:32], y[:32], config=TrainConfig(epochs=2, batch_size=16, lr=0.05,
-                                                          channels_last=False),
-        seed=0, on_step=on_step)
+    config = TrainConfig(epochs=2, batch_size=16, lr=0.05, threads=1, channels_last=False)
+    fit(model, x, y, x[:32], y[:32], config=config, seed=0, on_step=on_step)
     w = "classifier.weight"
     raw, avg, init = model.state_dict()[w], ema.module.state_dict()[w], start[w]
     assert steps[0] == 16 and ema.updates == 16

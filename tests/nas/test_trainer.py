@@ -27,7 +27,7 @@ def tiny_spec(tmp_path: Path) -> str:
 
 def _job(model: str, **kw) -> TrainJob:
     base = dict(model=model, dataset="synthetic", epochs=1, train_samples=160, val_samples=40,
-                batch_size=32, threads=2)
+                batch_size=32, threads=1)
     return TrainJob(**{**base, **kw})
 
 
@@ -102,6 +102,16 @@ def test_resume_refuses_another_spec_and_changed_settings(tiny_spec: str, tmp_pa
         train(_job(tiny_spec), out=out)
 
 
+def test_a_run_killed_before_its_first_checkpoint_starts_over(tiny_spec: str,
+                                                              tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.json").write_text(json.dumps({"job": _job(tiny_spec).to_dict()}))
+    with pytest.raises(FileNotFoundError, match="no checkpoint yet"):
+        train(_job(tiny_spec), out=out, resume=True)
+    assert train(_job(tiny_spec), out=out).epochs[0]["epoch"] == 1
+
+
 def test_missing_and_broken_checkpoints(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_checkpoint(tmp_path / "nope.pt")
@@ -140,7 +150,7 @@ def test_cli_train_and_resume(tiny_spec: str, tmp_path: Path, capsys) -> None:
     out = tmp_path / "cli"
     flags = ["--dataset", "synthetic", "--epochs", "1", "--train-samples", "96",
              "--val-samples", "40", "--batch-size", "32", "--resolution", "16", "--seed", "1",
-             "--ema-decay", "0", "--threads", "2", "--keep", "1", "--no-channels-last",
+             "--ema-decay", "0", "--threads", "1", "--keep", "1", "--no-channels-last",
              "--recipe", "paper", "--device", "cpu", "--out", str(out)]
     assert main(["train", tiny_spec, *flags]) == 0
     printed = capsys.readouterr().out
