@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_gridsearch.py                      # gridsearch defaults
     .venv/bin/python benchmarks/bench_gridsearch.py -- --train-samples 1000 --proxy-resolution 16
+    .venv/bin/python benchmarks/bench_gridsearch.py --base-width 0.25 -- --threads 1 --out DIR
     .venv/bin/python benchmarks/bench_gridsearch.py --summarize runs/<gridsearch run>
 
 Runs ``gridsearch`` with the flags after ``--`` (none: the defaults, i.e. EfficientNet-B0 on
@@ -106,6 +107,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--summarize", metavar="RUN_DIR", help="report on a finished run instead")
     ap.add_argument("--no-baseline", action="store_true", help="skip the base's timing run")
+    ap.add_argument("--base-width", type=float, metavar="W",
+                    help="use EfficientNet-B0 with its width scaled by W (space.scale) as the "
+                         "base: a cheaper base that keeps B0's structure")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
                         "%(message)s", datefmt="%H:%M:%S")
@@ -117,6 +121,13 @@ def main() -> None:
     if "--out" not in passthrough:
         passthrough += ["--out", str(Path(tempfile.mkdtemp(prefix="bench-gridsearch-")) / "run")]
     run_dir = Path(passthrough[passthrough.index("--out") + 1])
+    if args.base_width is not None:
+        from space import get_model, save_spec, scale
+
+        base = scale(get_model("efficientnet-b0"), width=args.base_width,
+                     name=f"efficientnet-b0-w{args.base_width:g}")
+        path = save_spec(base, run_dir.parent / f"{base.name}.json")
+        passthrough += ["--base", str(path)]
     t0 = time.perf_counter()
     code = gridsearch(passthrough)
     wall_s = time.perf_counter() - t0

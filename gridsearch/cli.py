@@ -10,7 +10,6 @@ There is no subcommand; the evaluator, dataset, seed and output flags are ``nas 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from dataclasses import replace
@@ -238,10 +237,12 @@ def _report(result: Any) -> None:
         m = "-" if s["macs"] is None else f"{s['macs'] / 1e6:.1f}M"
         print(f"  {s['kind']:>10}-only: accuracy {a}  MACs {m}", file=out)
     if result.family:
-        print(f"family: {result.run_dir / 'family'}/b*.json, table {result.run_dir}/family.csv",
+        print(f"family ({result.run_dir / 'family'}/b*.json, {result.run_dir}/family.csv):",
               file=out)
-        print(json.dumps({s.name: {"resolution": s.resolution, "params": s.meta["params"],
-                                   "macs": s.meta["macs"]} for s in result.family}), file=out)
+        for s in result.family:
+            print(f"  b{s.meta['phi']}  {s.name:<28} {s.resolution:>4} px  "
+                  f"{s.meta['params'] / 1e6:8.2f}M params  {s.meta['macs'] / 1e6:10.1f}M MACs",
+                  file=out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

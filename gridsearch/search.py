@@ -196,9 +196,10 @@ class Stage2Objective:
 
     def __call__(self, trial: optuna.Trial) -> float:
         job = suggest_job(trial)
-        if job.key not in self.jobs:  # only enqueued points run; a sampled one is a bug
-            raise ValueError(f"trial {trial.number} holds {job.key!r}, not a point of this run")
         try:
+            if job.key not in self.jobs:  # only enqueued points run; a sampled one is a bug
+                raise ValueError(f"trial {trial.number} holds {job.key!r}, not a point of this "
+                                 f"run")
             return self._run(trial, job)
         except KeyboardInterrupt:
             trial.set_user_attr("fail_reason", runs.INTERRUPTED)
@@ -223,7 +224,9 @@ class Stage2Objective:
                  "macs": counts.macs, "params": counts.params,
                  "macs_ratio": counts.macs / self.base_counts.macs,
                  "formula_ratio": p.product ** phi, "arch_hash": spec.arch_hash(),
-                 "train_key": train_key, "node": runs.node_name()}
+                 "train_key": train_key, "node": runs.node_name(),
+                 # what fvcore saw but does not count (SiLU, sigmoid, mul, add), never hidden
+                 "uncounted_ops": dict(counts.uncounted_ops)}
         for k, v in attrs.items():
             trial.set_user_attr(k, v)
         earlier = _same_training(trial.study, train_key)
