@@ -17,6 +17,7 @@ over it, and the predicted class (with the true one).
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any, Callable, NamedTuple, Sequence
 
@@ -92,11 +93,15 @@ def upsample(maps: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
 
 
 def normalize_maps(maps: torch.Tensor) -> torch.Tensor:
-    """Each map min-max scaled to [0, 1] (a constant map becomes zeros)."""
+    """Each map min-max scaled to [0, 1]. A map flat to float precision (e.g. upsampled from a
+    1x1 feature map) becomes zeros rather than amplified rounding noise."""
     flat = maps.flatten(1)
     lo, hi = flat.min(dim=1).values, flat.max(dim=1).values
-    span = (hi - lo).clamp_min(1e-12)
-    return (maps - lo[:, None, None]) / span[:, None, None]
+    scale = torch.maximum(hi.abs(), lo.abs()).clamp_min(1e-12)
+    span = hi - lo
+    flat_map = span <= 1e-5 * scale
+    out = (maps - lo[:, None, None]) / span.clamp_min(1e-12)[:, None, None]
+    return torch.where(flat_map[:, None, None], torch.zeros_like(out), out)
 
 
 def cam_info(model: nn.Module, x: torch.Tensor, *, labels: torch.Tensor | None = None,
@@ -278,5 +283,15 @@ def checkpoint_cam(checkpoint: str | Path, *, images: int, dataset: str | None =
         raise ValueError(f"--images {images} exceeds the {len(data.val_y)} validation images of "
                          f"{ds.name!r}; pass at most --images {len(data.val_y)}")
     model = model_from_checkpoint(ckpt, weights=weights)
+    with torch.no_grad():
+        h, w = model.forward_features(data.val_x[:1]).shape[-2:]
+    if h * w == 1:
+        spec = ckpt.spec
+        stride = spec.stem.stride * (2 if spec.stem.maxpool else 1) * math.prod(
+            st.stride for st in spec.stages)
+        raise ValueError(f"the checkpoint's model reduces {d['resolution']} px inputs to 1x1 "
+                         f"features (total stride {stride}), so class activation maps hold no "
+                         f"spatial information; train at --resolution {2 * stride} or more (2x2 "
+                         f"features; {4 * stride} gives 4x4)")
     return cam_info(model, data.val_x[:images], labels=data.val_y[:images],
                     class_names=ds.classes, mean=data.mean, std=data.std)

@@ -59,12 +59,16 @@ class ModelEma:
     def update(self, model: nn.Module) -> None:
         d = self.current_decay
         mine = self.module.state_dict()
+        averaged, values = [], []
         for name, value in model.state_dict().items():
             target = mine[name]
             if target.is_floating_point():
-                target.mul_(d).add_(value.detach(), alpha=1.0 - d)
+                averaged.append(target)
+                values.append(value.detach())
             else:
                 target.copy_(value)
+        # d * ema + (1 - d) * w, one fused kernel per tensor list (as timm's ModelEmaV3)
+        torch._foreach_lerp_(averaged, values, 1.0 - d)
         self.updates += 1
 
     def state_dict(self) -> dict[str, Any]:

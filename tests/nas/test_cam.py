@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from nas.cam import WRITERS, cam_info, checkpoint_cam, class_activation_maps, colorize, write_cam
+from nas.cam import (WRITERS, cam_info, checkpoint_cam, class_activation_maps, colorize,
+                     normalize_maps, upsample, write_cam)
 from nas.cli import main
 from nas.trainer import TrainJob, train
 from nas.training import TrainConfig, fit
@@ -69,6 +70,13 @@ def test_map_peaks_where_the_class_evidence_sits() -> None:
     assert hits >= 0.9, f"CAM peaked in the square's quadrant for only {hits:.0%} of images"
 
 
+def test_a_flat_map_normalizes_to_zeros_not_noise() -> None:
+    flat = upsample(torch.full((2, 1, 1), 3.7), 32)
+    assert torch.equal(normalize_maps(flat), torch.zeros(2, 32, 32))
+    ramp = torch.arange(4.0).view(1, 2, 2)
+    assert normalize_maps(ramp).flatten().tolist() == pytest.approx([0, 1 / 3, 2 / 3, 1])
+
+
 def test_colorize_ends() -> None:
     rgb = colorize(torch.tensor([[0.0, 1.0]]))
     assert rgb.shape == (1, 2, 3) and rgb.dtype == torch.uint8
@@ -116,6 +124,16 @@ def test_checkpoint_cam_uses_the_validation_split(trained_run: Path) -> None:
         checkpoint_cam(trained_run, images=2, dataset="synthetic:classes=4")
     with pytest.raises(ValueError, match="at most --images 40"):
         checkpoint_cam(trained_run, images=41)
+
+
+def test_one_by_one_features_are_refused(tmp_path: Path) -> None:
+    # Total stride 8 at 8 px: the last features are 1x1, a CAM would be one flat value.
+    spec = save_spec(CAM_SPEC.replace(stages=CAM_SPEC.stages + (
+        StageSpec("mbconv", 1, 3, 2, 24, expand_ratio=3.0),), resolution=8), tmp_path / "s.json")
+    train(TrainJob(model=str(spec), dataset="synthetic", epochs=1, train_samples=64,
+                   val_samples=20, resolution=8, threads=1), out=tmp_path / "run")
+    with pytest.raises(ValueError, match="1x1 features .total stride 8.*--resolution 16"):
+        checkpoint_cam(tmp_path / "run", images=2)
 
 
 def test_cli_cam(trained_run: Path, tmp_path: Path, capsys) -> None:
