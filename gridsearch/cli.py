@@ -42,7 +42,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def make_parser() -> argparse.ArgumentParser:
-    from nas.commands.search import add_proxy_arguments
+    from nas.commands.search import add_backend_arguments, add_proxy_arguments
 
     p = _Parser(prog="gridsearch", description=DESCRIPTION, epilog=EPILOG,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -76,6 +76,7 @@ def make_parser() -> argparse.ArgumentParser:
                    help="also train depth-only (d=2^phi), width-only (w=sqrt2^phi) and "
                         "resolution-only (r=sqrt2^phi) scalings of the base (paper Table 3)")
     add_proxy_arguments(p)
+    add_backend_arguments(p)
     stage2_help = {  # where stage 2's meaning or default differs from stage 1's
         "epochs": "proxy training epochs per point (default 1)",
         "proxy_resolution": "input size the unscaled base trains at (default 32); each point "
@@ -188,6 +189,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from gridsearch.search import GridSearchConfig, run_gridsearch
+    from nas.commands.search import backend_from_args
     from nas.runs import latest_run_dir, load_config
 
     given = {k: v for k, v in vars(args).items() if not k.startswith("_") and
@@ -198,6 +200,7 @@ def run(args: argparse.Namespace) -> int:
     _check_flags(given)
     if resume:
         run_dir = Path(out) if out else latest_run_dir()
+        backend = backend_from_args(given, load_config(run_dir).get("backend"))
         saved = GridSearchConfig.from_dict(load_config(run_dir))
         _check_resume(saved, given)
         config = apply_flags(saved, {k: given[k] for k in MUTABLE_ON_RESUME if k in given})
@@ -205,8 +208,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         from gridsearch.search import default_proxy
 
+        backend = backend_from_args(given)
         config = apply_flags(GridSearchConfig(proxy=default_proxy()), given)
-    result = run_gridsearch(config, out=out, resume=resume, storage=storage)
+    result = run_gridsearch(config, out=out, resume=resume, storage=storage, backend=backend)
     _report(result)
     if result.interrupted:
         return 130

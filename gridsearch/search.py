@@ -31,6 +31,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from nas import runs
+from nas.backends import BackendConfig, Candidate, open_backend
 from nas.evaluate import ProxyConfig, evaluate_proxy, trial_seed
 from nas.objective import Objective
 from nas.training import TrainConfig
@@ -181,7 +182,11 @@ class GridSearchResult:
 
 
 class Stage2Objective:
-    """One trial = one point: scale, count with fvcore, train on the proxy, score."""
+    """One trial = one point: scale, count with fvcore, train on the proxy, score.
+
+    :meth:`prepare` (scale, count, record; reuse an identical training) and :meth:`finish`
+    (score) are shared with the ``ray`` backend, which trains between the two on a worker.
+    """
 
     def __init__(self, config: GridSearchConfig, base: ArchSpec, base_counts: Counts,
                  jobs: Sequence[Job], *, evaluate: Callable[..., Any] = evaluate_proxy,
@@ -193,14 +198,15 @@ class Stage2Objective:
         self.evaluate = evaluate
         self.count = count
         self.objective = reward_objective(base_counts.macs, config.phi)
+        self.proxy = config.proxy
+        self.pruner = "none"  # every point trains fully
+        self.reports_epochs = False
 
     def __call__(self, trial: optuna.Trial) -> float:
         job = suggest_job(trial)
         try:
-            if job.key not in self.jobs:  # only enqueued points run; a sampled one is a bug
-                raise ValueError(f"trial {trial.number} holds {job.key!r}, not a point of this "
-                                 f"run")
-            return self._run(trial, job)
+            got = self._prepare(trial, job)
+            return got if not isinstance(got, Candidate) else self._train(trial, got)
         except KeyboardInterrupt:
             trial.set_user_attr("fail_reason", runs.INTERRUPTED)
             raise
@@ -210,7 +216,14 @@ class Stage2Objective:
                         type(e).__name__, e)
             raise
 
-    def _run(self, trial: optuna.Trial, job: Job) -> float:
+    def prepare(self, trial: optuna.Trial) -> Candidate | float:
+        """Record the trial's point; the network to train, or the point's value when an
+        identical training already finished."""
+        return self._prepare(trial, suggest_job(trial))
+
+    def _prepare(self, trial: optuna.Trial, job: Job) -> Candidate | float:
+        if job.key not in self.jobs:  # only enqueued points run; a sampled one is a bug
+            raise ValueError(f"trial {trial.number} holds {job.key!r}, not a point of this run")
         phi, p = self.config.phi, job.point
         spec = compound(self.base, p.alpha, p.beta, p.gamma, phi,
                         name=f"{self.base.name}-{job.kind}-phi{phi:g}")
@@ -234,23 +247,25 @@ class Stage2Objective:
             # Same network at the same proxy resolution and seed: training again would give
             # the same number, so take it (the point keeps its own MACs and reward).
             trial.set_user_attr("reused_from", earlier.number)
-            return self._finish(trial, earlier.user_attrs["accuracy"], counts.macs)
+            return self.finish(trial, earlier.user_attrs["accuracy"], counts.macs)
         seed = trial_seed(self.config.seed, train_key)
         trial.set_user_attr("seed", seed)
+        return Candidate(spec=train_spec, macs=counts.macs, seed=seed,
+                         proxy=replace(self.config.proxy, resolution=proxy_res))
+
+    def _train(self, trial: optuna.Trial, c: Candidate) -> float:
         curve: list[float] = []
 
         def on_epoch(res: Any) -> None:
             curve.append(res.val_accuracy)
             trial.set_user_attr("val_accuracy_per_epoch", list(curve))
 
-        proxy = replace(self.config.proxy, resolution=proxy_res)
-        result = self.evaluate(train_spec, proxy, seed=seed, on_epoch=on_epoch)
+        result = self.evaluate(c.spec, c.proxy, seed=c.seed, on_epoch=on_epoch)
         if not math.isfinite(result.accuracy):
             raise FloatingPointError(f"point {trial.number}: accuracy is {result.accuracy}")
-        return self._finish(trial, result.accuracy, counts.macs,
-                            images_per_sec=result.images_per_sec)
+        return self.finish(trial, result.accuracy, c.macs, images_per_sec=result.images_per_sec)
 
-    def _finish(self, trial: optuna.Trial, accuracy: float, macs: int, **extra: Any) -> float:
+    def finish(self, trial: optuna.Trial, accuracy: float, macs: int, **extra: Any) -> float:
         trial.set_user_attr("accuracy", float(accuracy))
         trial.set_user_attr("reward", self.objective.reward(accuracy, macs))
         for k, v in extra.items():
@@ -440,7 +455,8 @@ def write_outputs(study: optuna.Study, config: GridSearchConfig, base: ArchSpec,
 
 # ----------------------------------------------------------------------------- the driver
 def _open_run(config: GridSearchConfig, out: str | Path | None, resume: bool,
-              storage: str | None, base: ArchSpec | None) -> tuple[Path, ArchSpec, str | None]:
+              storage: str | None, base: ArchSpec | None,
+              backend: BackendConfig) -> tuple[Path, ArchSpec, str | None]:
     run_dir = runs.latest_run_dir() if (resume and out is None) else runs.new_run_dir(out)
     if resume:
         saved = runs.load_config(run_dir)
@@ -454,7 +470,8 @@ def _open_run(config: GridSearchConfig, out: str | Path | None, resume: bool,
         base = base if base is not None else resolve_spec(config.base)
         run_dir.mkdir(parents=True, exist_ok=True)
         save_spec(base, run_dir / BASE_FILE)
-    write_json({**config.to_dict(), "storage": storage}, run_dir / runs.CONFIG)
+    write_json({**config.to_dict(), "storage": storage, "backend": backend.to_dict()},
+               run_dir / runs.CONFIG)
     return run_dir, base, storage
 
 
@@ -462,16 +479,31 @@ def run_gridsearch(config: GridSearchConfig, *, out: str | Path | None = None,
                    resume: bool = False, storage: str | None = None,
                    base: ArchSpec | None = None,
                    evaluate: Callable[..., Any] | None = None,
-                   count: Callable[[ArchSpec], Counts] = count_fvcore) -> GridSearchResult:
+                   count: Callable[[ArchSpec], Counts] = count_fvcore,
+                   backend: BackendConfig | None = None) -> GridSearchResult:
     """Run (or resume) stage 2 and write the run folder.
 
     ``base`` overrides resolving ``config.base`` (a fresh run only; a resumed run reads the
     ``base.json`` it saved). ``evaluate`` and ``count`` are injectable for tests; the defaults
     train on the proxy task (:func:`nas.evaluate.evaluate_proxy`) and count with fvcore.
+    ``backend`` says where the points train (default: here, one at a time; ``ray``: as Ray Tune
+    trials, see :mod:`nas.backends`).
     """
-    evaluate = evaluate or evaluate_proxy
+    backend = backend or BackendConfig()
+    with open_backend(backend) as executor:
+        return _run_gridsearch(config, out=out, resume=resume, storage=storage, base=base,
+                               evaluate=evaluate or evaluate_proxy, count=count,
+                               backend=backend, executor=executor)
+
+
+def _run_gridsearch(config: GridSearchConfig, *, out: str | Path | None, resume: bool,
+                    storage: str | None, base: ArchSpec | None, evaluate: Callable[..., Any],
+                    count: Callable[[ArchSpec], Counts], backend: BackendConfig,
+                    executor: Any) -> GridSearchResult:
     enum, jobs = plan(config)  # validates the grid before anything is written
-    run_dir, base, storage = _open_run(config, out, resume, storage, base)
+    if evaluate is evaluate_proxy and jobs:  # fail fast on a dataset unreadable (on a node)
+        executor.check_dataset(config.proxy)
+    run_dir, base, storage = _open_run(config, out, resume, storage, base, backend)
     base_counts = count(base)
     study = runs.open_study(run_dir=run_dir, storage=storage, study_name=STUDY_NAME,
                             directions=["maximize"],
@@ -496,11 +528,9 @@ def run_gridsearch(config: GridSearchConfig, *, out: str | Path | None = None,
 
         bar.advance(runs.finished_count(study), "")
         if todo:
-            try:
-                study.optimize(objective, n_trials=todo, catch=(Exception,),
-                               callbacks=[after_trial])
-            except KeyboardInterrupt:
-                interrupted = True
+            interrupted = executor.optimize(study, objective, n_trials=todo, timeout=None,
+                                            callbacks=[after_trial], run_dir=run_dir)
+            if interrupted:
                 log.warning("interrupted: finished points are kept; continue with "
                             "gridsearch --resume --out %s", run_dir)
     coef, family = write_outputs(study, config, base, base_counts, enum, jobs, run_dir,

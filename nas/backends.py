@@ -73,6 +73,18 @@ class BackendConfig:
         return cls(**(d or {}))
 
 
+@dataclass(frozen=True)
+class Candidate:
+    """A network, counted and recorded in its Optuna trial, waiting to be trained with ``seed``
+    on ``proxy`` (None: the objective's own proxy task). A stage's ``prepare(trial)`` returns
+    one to a backend that trains elsewhere (:mod:`nas.ray_backend`)."""
+
+    spec: Any  # space.ArchSpec
+    macs: int
+    seed: int
+    proxy: Any = None  # nas.evaluate.ProxyConfig
+
+
 # ------------------------------------------------------------------------------------ local
 class LocalExecutor:
     """Trials in this process, one at a time (Optuna's own loop)."""

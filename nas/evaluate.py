@@ -11,6 +11,8 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable
 
+import torch
+
 from space import ArchSpec, build
 
 from .training import EpochResult, TrainConfig, fit
@@ -101,8 +103,14 @@ def evaluate_proxy(spec: ArchSpec, proxy: ProxyConfig, *, seed: int,
     if device is not None:
         model = model.to(device)
     t0 = time.perf_counter()
-    result = fit(model, data.train_x, data.train_y, data.val_x, data.val_y, config=proxy.train,
-                 seed=seed, on_epoch=on_epoch)
+    # Dropout and drop-connect draw from torch's global generator: seed it from the trial, so the
+    # result depends on (spec, proxy, seed) alone, not on what ran before in this process (a
+    # Ray worker runs a different sequence of trials than a local run; a reused result assumes
+    # retraining would give the same number).
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        result = fit(model, data.train_x, data.train_y, data.val_x, data.val_y,
+                     config=proxy.train, seed=seed, on_epoch=on_epoch)
     return EvalResult(accuracy=result.accuracy, epochs=result.epochs,
                       seconds=time.perf_counter() - t0, images_per_sec=result.images_per_sec,
                       seed=seed)

@@ -32,7 +32,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Protocol, Sequence
 
 import optuna
 import ray
@@ -44,7 +44,7 @@ from ray.tune.search import Searcher
 from space import ArchSpec
 
 from . import runs
-from .backends import BackendConfig
+from .backends import BackendConfig, Candidate
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,8 @@ def ray_session(config: BackendConfig) -> Iterator[RayExecutor]:
         if address is None:
             kwargs["include_dashboard"] = False
         try:
+            if address is not None:
+                _check_reachable(address)  # Ray itself waits minutes on a dead address
             ray.init(**kwargs)
         except (ConnectionError, TimeoutError, RuntimeError) as e:
             if address is None:
@@ -96,6 +98,20 @@ def ray_session(config: BackendConfig) -> Iterator[RayExecutor]:
     finally:
         if owned:
             ray.shutdown()
+
+
+def _check_reachable(address: str, timeout: float = 10.0) -> None:
+    """Raise ConnectionError unless something listens at ``[ray://]host:port`` (other forms,
+    such as ``auto``, are left to Ray)."""
+    import socket
+
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise ConnectionError(f"nothing answers at {host}:{port}: {e}") from None
 
 
 def _nodes_for_trials(config: BackendConfig) -> list[dict[str, Any]]:
@@ -166,25 +182,24 @@ class RayExecutor:
                 f"it on a shared filesystem (or use --dataset synthetic)")
         log.info("dataset %r readable on all %d Ray node(s)", proxy.dataset, len(nodes))
 
-    def optimize(self, study: optuna.Study, objective: Any, *, n_trials: int | None,
+    def optimize(self, study: optuna.Study, objective: TrialObjective, *, n_trials: int | None,
                  timeout: float | None, callbacks: Sequence[Callable[[Any, Any], None]],
                  run_dir: Path | None = None) -> bool:
         """Run stage 1's trials as Tune trials; True when interrupted before the budget ran
         out."""
         c = self.config
-        epochs = objective.config.proxy.train.epochs
         searcher = StudySearcher(study, objective, n_trials=n_trials, timeout=timeout,
                                  callbacks=callbacks, max_retries=c.max_retries)
         self.searcher = searcher
-        pruner = "none" if objective.multi else objective.config.pruner
+        scheduler = SCHEDULERS[objective.pruner](objective.proxy.train.epochs)
         trainable = tune.with_resources(
-            tune.with_parameters(train_trial, evaluate=objective.evaluate,
-                                 proxy=objective.config.proxy, objective=objective.objective),
+            tune.with_parameters(train_trial, evaluate=objective.evaluate, proxy=objective.proxy,
+                                 objective=objective.objective),
             {"cpu": c.cpus_per_trial, "gpu": c.gpus_per_trial})
         storage = Path(run_dir or Path.cwd()).resolve() / "ray"
         tuner = tune.Tuner(
             trainable,
-            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=SCHEDULERS[pruner](epochs),
+            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
                                         num_samples=-1, max_concurrent_trials=c.workers,
                                         metric="reward", mode="max", reuse_actors=True,
                                         trial_name_creator=_trial_name,
@@ -239,11 +254,13 @@ def train_trial(config: dict[str, Any], *, evaluate: Callable[..., Any], proxy: 
     the model trains there. An exception in training is reported (``fail_reason``), not
     raised, so Tune does not retry it; only a dead worker is retried.
     """
-    from .evaluate import with_threads
+    from .evaluate import ProxyConfig, with_threads
 
     ctx = ray.get_runtime_context()
     node = node_label(ctx.get_node_id())
     given = ctx.get_assigned_resources()
+    if config.get("proxy") is not None:  # this trial's own proxy task (stage 2's resolution)
+        proxy = ProxyConfig.from_dict(config["proxy"])
     proxy = with_threads(proxy, given.get("CPU", 1.0))
     kwargs: dict[str, Any] = {}
     if given.get("GPU", 0) > 0:
@@ -267,12 +284,31 @@ def train_trial(config: dict[str, Any], *, evaluate: Callable[..., Any], proxy: 
 
 
 # ------------------------------------------------------------------------------- searcher
+class TrialObjective(Protocol):
+    """What the searcher needs from a stage's objective (``nas.search.Stage1Objective``,
+    ``gridsearch.search.Stage2Objective``): the local objective's own steps, split where the
+    training goes to a worker."""
+
+    evaluate: Callable[..., Any]  # the evaluator the workers call (evaluate_proxy)
+    objective: Any  # ``reward(accuracy, macs)``, reported after every epoch
+    proxy: Any  # the proxy task (a Candidate may bring its own)
+    pruner: str  # early stopping on the per-epoch reward: a key of SCHEDULERS
+    reports_epochs: bool  # record the per-epoch reward as Optuna intermediate values
+
+    def prepare(self, trial: optuna.Trial) -> Any:
+        """Record the trial's candidate; a Candidate to train, or the trial's value (reused)."""
+
+    def finish(self, trial: optuna.Trial, accuracy: float, macs: int, **extra: Any) -> Any:
+        """Record the score; the value to tell the study."""
+
+
 @dataclass
 class _Live:
     """A Tune trial in flight and the Optuna trial it fills."""
 
     trial: optuna.Trial
     macs: int
+    epochs: int
     curve: list[float] = field(default_factory=list)
     speeds: list[float] = field(default_factory=list)
     reported: set[int] = field(default_factory=set)
@@ -285,7 +321,7 @@ class _Live:
 class StudySearcher(Searcher):
     """A Tune searcher that asks the Optuna study (ask/tell) and records into it."""
 
-    def __init__(self, study: optuna.Study, objective: Any, *, n_trials: int | None,
+    def __init__(self, study: optuna.Study, objective: TrialObjective, *, n_trials: int | None,
                  timeout: float | None, callbacks: Sequence[Callable[[Any, Any], None]],
                  max_retries: int) -> None:
         super().__init__(metric="reward", mode="max")
@@ -319,18 +355,21 @@ class StudySearcher(Searcher):
         return self.deadline is None or time.monotonic() < self.deadline
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
-        from .search import Candidate
-
         while self._budget_left():
             trial = self.study.ask()
             self.asked += 1
-            got = self.objective.prepare(trial)
+            try:
+                got = self.objective.prepare(trial)
+            except Exception as e:  # recorded, and the search goes on (as a local run's)
+                self._fail(_Live(trial=trial, macs=0, epochs=0), f"{type(e).__name__}: {e}")
+                continue
             if not isinstance(got, Candidate):  # a repeated architecture: its earlier result
                 self._tell(trial, got)
                 continue
-            self.live[trial_id] = _Live(trial=trial, macs=got.macs)
+            proxy = got.proxy or self.objective.proxy
+            self.live[trial_id] = _Live(trial=trial, macs=got.macs, epochs=proxy.train.epochs)
             return {"number": trial.number, "spec": got.spec.to_dict(), "macs": got.macs,
-                    "seed": got.seed}
+                    "seed": got.seed, "proxy": None if got.proxy is None else proxy.to_dict()}
         self.finished = True
         return Searcher.FINISHED
 
@@ -351,7 +390,7 @@ class StudySearcher(Searcher):
         live.curve = live.curve[:epoch - 1] + [float(result["accuracy"])]
         live.speeds = live.speeds[:epoch - 1] + [float(result.get("images_per_sec", 0.0))]
         live.trial.set_user_attr("val_accuracy_per_epoch", list(live.curve))
-        if not self.objective.multi and epoch not in live.reported:
+        if self.objective.reports_epochs and epoch not in live.reported:
             live.trial.report(float(result["reward"]), epoch)
             live.reported.add(epoch)
 
@@ -366,12 +405,11 @@ class StudySearcher(Searcher):
             return
         self.live.pop(trial_id)
         trial, last = live.trial, live.last
-        epochs = self.objective.config.proxy.train.epochs
         if "fail_reason" in last:
             self._fail(live, str(last["fail_reason"]))
         elif not live.curve:
             self._fail(live, runs.INTERRUPTED)
-        elif int(last.get("epoch", 0)) >= epochs:
+        elif int(last.get("epoch", 0)) >= live.epochs:
             acc = live.curve[-1]
             if not math.isfinite(acc):
                 self._fail(live, f"accuracy is {acc}")

@@ -26,7 +26,7 @@ from space.registry import Registry
 from space.search_space import SearchSpace, load_space
 
 from . import runs
-from .backends import BackendConfig, open_backend
+from .backends import BackendConfig, Candidate, open_backend
 from .evaluate import ProxyConfig, evaluate_proxy, trial_seed
 from .objective import Objective, make_objective
 
@@ -135,20 +135,12 @@ def deployment_spec(space: SearchSpace, params: dict[str, Any], deploy: Deployme
         resolution=deploy.resolution)
 
 
-@dataclass(frozen=True)
-class Candidate:
-    """A sampled architecture, counted and recorded, waiting to be trained."""
-
-    spec: ArchSpec
-    macs: int
-    seed: int
-
-
 class Stage1Objective:
     """The Optuna objective: one trial = sample, count, train, score.
 
     :meth:`prepare` (sample, count, record; reuse a repeated architecture) and :meth:`finish`
-    (score) are shared with the ``ray`` backend, which trains between the two on a worker.
+    (score) are shared with the ``ray`` backend, which trains between the two on a worker;
+    ``pruner`` and ``reports_epochs`` tell it what to do with the per-epoch rewards.
     """
 
     def __init__(self, config: SearchConfig, space: SearchSpace,
@@ -158,6 +150,9 @@ class Stage1Objective:
         self.objective = config.objective()
         self.multi = SAMPLERS.get(config.sampler).multi_objective
         self.evaluate = evaluate
+        self.proxy = config.proxy
+        self.reports_epochs = not self.multi  # the per-epoch reward, as intermediate values
+        self.pruner = "none" if self.multi else config.pruner
 
     def prepare(self, trial: optuna.Trial) -> Candidate | float | tuple[float, float]:
         """Sample and count the trial's architecture and record it; a repeated architecture

@@ -5,9 +5,11 @@ authentication (``RAY_AUTH_MODE=token`` and a fresh ``RAY_AUTH_TOKEN`` for every
 their own temp dir, so they never meet another session's Ray. The address is 127.0.0.2, not
 127.0.0.1: Ray 2.60 replaces a node address of 127.0.0.1/localhost with the machine's routable
 one (``services.resolve_ip_for_localhost``), which would send the cluster's traffic over the
-network address; any other 127.x address is loopback too and is kept as given. ``ray stop`` is never used: it kills every Ray
-process on the machine. :func:`stop` kills only this cluster's processes, by pid: those in the
-sessions its ``ray start`` commands opened and those whose command line names its temp dir.
+network address; any other 127.x address is loopback too and is kept as given.
+
+``ray stop`` is never used: it kills every Ray process on the machine. :func:`stop` kills only
+this cluster's processes, by pid: those in the sessions its ``ray start`` commands opened and
+those whose command line names its temp dir.
 """
 from __future__ import annotations
 

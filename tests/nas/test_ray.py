@@ -21,6 +21,8 @@ import pandas as pd
 import pytest
 
 from nas.backends import BackendConfig
+from nas.evaluate import ProxyConfig
+from nas.training import TrainConfig
 from nas.runs import make_storage, storage_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ray_cluster.py
@@ -31,7 +33,7 @@ name: tiny
 stem: 8
 head: 32
 activation: relu
-fixed: {dropout: 0.0, drop_connect: 0.0}
+fixed: {dropout: 0.3, drop_connect: 0.2}
 choices: {op: [dsconv, mbconv3], kernel: [3, 5], se_ratio: [0.0, 0.25], skip: [identity],
           filters: [1.0, 2.0], layers: [0, 1]}
 stages:
@@ -47,8 +49,9 @@ def search_args(space: Path, out: Path, *, trials: int = 4, epochs: int = 2,
                 resolution: int = 16) -> list[str]:
     return ["search", "--target-flops", "2M", "--space", str(space), "--trials", str(trials),
             "--dataset", dataset, "--train-samples", str(train_samples), "--val-samples",
-            "60", "--proxy-resolution", str(resolution), "--epochs", str(epochs), "--deploy-resolution",
-            "32", "--threads", "1", "--sampler", "random", "--pruner", "none", "--out", str(out)]
+            "60", "--proxy-resolution", str(resolution), "--epochs", str(epochs),
+            "--deploy-resolution", "32", "--threads", "1", "--sampler", "random", "--pruner",
+            "none", "--out", str(out)]
 
 
 def nas(*args: str, env: dict[str, str], timeout: float = 240) -> subprocess.CompletedProcess:
@@ -104,10 +107,45 @@ def test_cli_bad_backend_flag_is_one_line_and_exit_2(tmp_path):
         "in this process; add --backend ray"]
 
 
+def test_an_address_where_no_cluster_listens_is_one_line_and_exit_2(tmp_path):
+    port = ray_cluster.free_port()  # nothing listens there once the probe socket is closed
+    r = nas("search", "--target-flops", "2M", "--dataset", "synthetic", "--backend", "ray",
+            "--address", f"127.0.0.1:{port}", "--out", str(tmp_path / "r"),
+            env=ray_cluster.ray_env(secrets.token_hex(32)), timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    line = [ln for ln in r.stderr.splitlines() if ln.startswith("nas: error:")]
+    assert len(line) == 1 and f"--address 127.0.0.1:{port}: cannot connect" in line[0]
+    assert not (tmp_path / "r").exists()
+
+
 def test_the_local_path_never_imports_ray():
     code = "import sys, nas.search, nas.backends, nas.commands.search; print('ray' in sys.modules)"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.stdout.strip() == "False", r.stderr
+
+
+def test_a_trial_result_does_not_depend_on_what_ran_before_in_the_process():
+    """A Ray worker runs a different sequence of trials than a local run (and a retried trial
+    starts in a fresh process): dropout and drop-connect must draw from the trial's seed."""
+    import torch
+
+    from nas.evaluate import evaluate_proxy
+    from space import ArchSpec, StageSpec, StemSpec
+
+    spec = ArchSpec(name="drop", stem=StemSpec(8),
+                    stages=(StageSpec("mbconv", 2, 3, 2, 16, 3.0, 0.25),),
+                    head_channels=32, dropout=0.5, drop_connect=0.5, in_channels=1,
+                    num_classes=10, resolution=16)
+    proxy = ProxyConfig(dataset="synthetic", resolution=16, train_samples=200, val_samples=100,
+                        train=TrainConfig(epochs=1, batch_size=32, threads=1))
+    first = evaluate_proxy(spec, proxy, seed=3)
+    torch.manual_seed(12345)  # another history of the global generator
+    torch.rand(1000)
+    state = torch.random.get_rng_state()
+    again = evaluate_proxy(spec, proxy, seed=3)
+    assert [e.val_accuracy for e in again.epochs] == [e.val_accuracy for e in first.epochs]
+    assert [e.train_loss for e in again.epochs] == [e.train_loss for e in first.epochs]
+    assert torch.equal(torch.random.get_rng_state(), state)  # and the caller's is left alone
 
 
 # ------------------------------------------------------------------------- local Ray
@@ -203,6 +241,47 @@ def test_local_ray_run_matches_a_local_run_though_a_worker_is_killed(tiny_space,
                                  "cpus_per_trial": 1.0, "gpus_per_trial": 0.0, "max_retries": 2}
     assert all(len(t.user_attrs["val_accuracy_per_epoch"]) == 2
                for t in study_trials(tmp_path / "ray"))
+
+
+@pytest.mark.slow
+def test_local_ray_gridsearch_matches_a_local_gridsearch(tmp_path, local_ray_env):
+    """Stage 2's points as Ray trials, two at a time: the same grid table (but for times and
+    nodes), coefficients.json and family as points trained here one by one."""
+    from space import ArchSpec, StageSpec, StemSpec, save_spec
+
+    env, _ = local_ray_env
+    base = ArchSpec(name="tiny-b0", stem=StemSpec(8),
+                    stages=(StageSpec("mbconv", 1, 3, 1, 8, 1.0, 0.25),
+                            StageSpec("mbconv", 2, 3, 2, 16, 3.0, 0.25)),
+                    head_channels=32, in_channels=1, num_classes=10, resolution=32)
+    base_file = save_spec(base, tmp_path / "tiny.json")
+    args = ["--base", str(base_file), "--step", "0.5", "--tolerance", "0.25", "--family", "0-2",
+            "--dataset", "synthetic", "--train-samples", "200", "--val-samples", "60",
+            "--proxy-resolution", "16", "--batch-size", "32", "--threads", "1"]
+
+    def gridsearch(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "gridsearch.cli", *args, *extra], env=env,
+                              capture_output=True, text=True, timeout=300)
+
+    r = gridsearch("--out", str(tmp_path / "local"))
+    assert r.returncode == 0, r.stderr[-3000:]
+    r = gridsearch("--out", str(tmp_path / "ray"), "--backend", "ray", "--workers", "2")
+    assert r.returncode == 0, r.stderr[-3000:]
+    a = pd.read_csv(tmp_path / "local" / "grid.csv")
+    b = pd.read_csv(tmp_path / "ray" / "grid.csv")
+    assert list(a.columns) == list(b.columns) and len(b) == 3
+    # reused_from may differ: two points that train alike can run at once on Ray
+    same = [c for c in a.columns if c not in (*TIME_COLUMNS, "reused_from")]
+    pd.testing.assert_frame_equal(a[same], b[same])
+    assert (b.state == "COMPLETE").all() and b.node.str.contains("/").all()
+    coef = [json.loads((tmp_path / d / "coefficients.json").read_text()) for d in ("local", "ray")]
+    assert coef[0] == coef[1]
+    for i in range(3):
+        assert (tmp_path / "local" / "family" / f"b{i}.json").read_text() == \
+            (tmp_path / "ray" / "family" / f"b{i}.json").read_text().replace(
+                str(tmp_path / "ray"), str(tmp_path / "local"))
+    config = json.loads((tmp_path / "ray" / "config.json").read_text())
+    assert config["backend"]["name"] == "ray" and config["backend"]["workers"] == 2
 
 
 # ------------------------------------------------------------- two nodes on loopback
