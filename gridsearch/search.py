@@ -537,7 +537,8 @@ def _run_gridsearch(config: GridSearchConfig, *, out: str | Path | None, resume:
                                  count=count)
     if coef is None:
         log.warning("no grid point finished; nothing to emit")
-    _write_dashboard(run_dir)
+    if study.get_trials(deepcopy=False):  # given coefficients alone train nothing to show
+        _write_dashboard(run_dir)
     return GridSearchResult(run_dir=run_dir, coefficients=coef, family=family,
                             enumeration=enum, interrupted=interrupted)
 
