@@ -57,10 +57,11 @@ def test_paper_warmup_is_capped_at_a_fifth_of_a_short_run() -> None:
     assert lr_at(1.0, t) == pytest.approx(t.lr)  # past warm-up, before the first 2.4-epoch step
 
 
-def test_fast_recipe_scales_lr_and_decays_by_cosine() -> None:
+def test_fast_recipe_scales_lr_warms_up_and_decays_by_cosine() -> None:
     r = make_recipe("fast", B0, batch_size=128, epochs=4)
-    assert r.train.lr == pytest.approx(0.1)  # 0.05 per 64 images
-    assert lr_at(2.0, r.train) == pytest.approx(0.05)
+    assert r.train.lr == pytest.approx(0.02)  # 0.01 per 64 images
+    assert lr_at(0.05, r.train) == pytest.approx(0.01)  # half-way through the 0.1-epoch warm-up
+    assert lr_at(0.1 + 3.9 / 2, r.train) == pytest.approx(0.01)  # half-way down the cosine
     assert lr_at(4.0, r.train) == pytest.approx(0.0, abs=1e-12)
     assert r.spec.bn_momentum == 0.1 and r.ema_decay == 0.999
 
