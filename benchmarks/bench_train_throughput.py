@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import statistics
 import subprocess
 import sys
@@ -178,6 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.child:
         json.dump(measure(args, list(MODELS)), sys.stdout)
         return 0
+    load_start = os.getloadavg()
     results = [_with_ratios(measure(args, list(MODELS)))]
     peer = Path(args.peer_python)
     if peer.is_file():
@@ -192,7 +194,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         log.warning("no peer interpreter at %s: torchvision and timm are measured only if this "
                     "interpreter has them; create one as the module docstring says", peer)
-    text = table(results, args)
+    text = table(results, args) + (
+        "\n\nload average (1/5/15 min) at start {:.1f} / {:.1f} / {:.1f}, at end "
+        "{:.1f} / {:.1f} / {:.1f} on {} cores".format(*load_start, *os.getloadavg(),
+                                                     os.cpu_count()))
     sys.stdout.write(text + "\n")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -21,10 +21,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", default=None, metavar="FILE",
                    help="cam.html (self-contained Plotly page) or cam.png (default: cam.html in "
                         "the checkpoint's run folder)")
-    p.add_argument("--dataset", default=None,
+    p.add_argument("--dataset", metavar="NAME", default=None,
                    help="dataset to draw images from (default: the one it was trained on; "
                         "another must have as many classes)")
-    p.add_argument("--data-dir", default=None, help="folder holding the dataset files")
+    p.add_argument("--data-dir", metavar="DIR", default=None,
+                   help="folder holding the dataset files")
     p.add_argument("--weights", default="ema", choices=("ema", "raw"),
                    help="the averaged (EMA, default; raw if the run kept none) or raw weights")
     p.add_argument("--per-row", type=int, default=4, metavar="K",

@@ -22,39 +22,40 @@ FLAGS = ("dataset", "data_dir", "recipe", "epochs", "batch_size", "resolution", 
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", metavar="MODEL",
-                   help="zoo name (see `nas list`), spec .json file, or search run folder with "
-                        "best.json")
-    p.add_argument("--dataset", default=S, help="fashion-mnist (default), cifar10, folder:PATH, "
-                   "synthetic")
-    p.add_argument("--data-dir", default=S, help="folder holding the dataset files "
-                   "(fashion-mnist default: /usr/share/datasets/fashion-mnist)")
-    p.add_argument("--recipe", default=S, help="fast (default: SGD, cosine, short CPU runs) or "
-                   "paper (RMSProp, 0.97 every 2.4 epochs, EMA; see nas.recipes)")
-    p.add_argument("--epochs", type=int, default=S,
-                   help="epochs to train (default: the recipe's, fast 5, paper 350)")
-    p.add_argument("--batch-size", type=int, default=S, help="images per step (default: fast 64, "
-                   "paper 128); the learning rate scales linearly with it")
-    p.add_argument("--resolution", type=int, default=S, help="input size in pixels (default: the "
-                   "spec's, capped at the dataset's image size but at least 32)")
-    p.add_argument("--train-samples", type=int, default=S,
-                   help="training images drawn from the training split (default: all not held out)")
-    p.add_argument("--val-samples", type=int, default=S, help="validation images held out from "
-                   "the training split (default: a tenth, at most 5000)")
-    p.add_argument("--ema-decay", type=float, default=S, help="decay of the weight average "
-                   "(default: the recipe's, fast 0.999, paper 0.9999; 0 turns it off)")
-    p.add_argument("--seed", type=int, default=S, help="seed for the split, init, shuffle and "
-                   "dropout (default 0)")
-    p.add_argument("--no-channels-last", dest="channels_last", action="store_false", default=S,
-                   help="train in NCHW instead of channels_last")
-    p.add_argument("--device", default=S, help="auto (default: a CUDA GPU if present, else the "
-                   "CPU), cpu, cuda, cuda:N")
-    p.add_argument("--threads", type=int, default=S, help="torch CPU threads (default: all cores)")
-    p.add_argument("--keep", type=int, default=S, help="checkpoints kept, newest first "
-                   "(default 3)")
-    p.add_argument("--out", default=S, help="run folder (default runs/train-<timestamp>)")
-    p.add_argument("--resume", action="store_true", default=S,
-                   help="continue the run in --out from its newest checkpoint")
+    a = p.add_argument
+    a("model", metavar="MODEL",
+      help="zoo name (see `nas list`), spec .json file, or search run folder with best.json")
+    a("--dataset", metavar="NAME", default=S,
+      help="fashion-mnist (default), cifar10, folder:PATH, synthetic[:k=v,...]")
+    a("--data-dir", metavar="DIR", default=S, help="folder holding the dataset files "
+      "(fashion-mnist default: /usr/share/datasets/fashion-mnist)")
+    a("--recipe", metavar="NAME", default=S, help="fast (default: SGD, cosine, short CPU runs) "
+      "or paper (TF RMSProp, 0.97 every 2.4 epochs, EMA; see nas.recipes)")
+    a("--epochs", metavar="E", type=int, default=S,
+      help="epochs to train (default: the recipe's, fast 5, paper 350)")
+    a("--batch-size", metavar="B", type=int, default=S, help="images per step (default: fast "
+      "64, paper 128); the learning rate scales linearly with it")
+    a("--resolution", metavar="R", type=int, default=S, help="input size in pixels (default: "
+      "the spec's, capped at the dataset's image size but at least 32)")
+    a("--train-samples", metavar="N", type=int, default=S,
+      help="training images drawn from the training split (default: all not held out)")
+    a("--val-samples", metavar="N", type=int, default=S, help="validation images held out from "
+      "the training split (default: a tenth, at most 5000)")
+    a("--ema-decay", metavar="D", type=float, default=S, help="decay of the weight average "
+      "(default: the recipe's, fast 0.999, paper 0.9999; 0 turns it off)")
+    a("--seed", metavar="S", type=int, default=S,
+      help="seed for the split, init, shuffle and dropout (default 0)")
+    a("--no-channels-last", dest="channels_last", action="store_false", default=S,
+      help="train in NCHW instead of channels_last")
+    a("--device", metavar="DEV", default=S, help="auto (default: a CUDA GPU if present, else "
+      "the CPU), cpu, cuda, cuda:N")
+    a("--threads", metavar="T", type=int, default=S, help="torch CPU threads (default: all "
+      "cores; 1 is much faster when other jobs share the CPU)")
+    a("--keep", metavar="K", type=int, default=S, help="checkpoints kept, newest first "
+      "(default 3)")
+    a("--out", metavar="DIR", default=S, help="run folder (default runs/train-<timestamp>)")
+    a("--resume", action="store_true", default=S,
+      help="continue the run in --out from its newest checkpoint")
 
 
 def make_job(given: dict[str, Any], base: Any) -> Any:
