@@ -72,7 +72,7 @@ class SearchConfig:
     target_macs: int
     space: str = "mnasnet"
     trials: int | None = 20
-    timeout: float | None = 840.0
+    timeout: float | None = 780.0
     sampler: str = "tpe"
     constraint: str = "soft"
     a: float | None = None

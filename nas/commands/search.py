@@ -89,7 +89,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "space file")
     p.add_argument("--trials", type=int, default=S, help="total trials in the study (default 20)")
     p.add_argument("--timeout", type=float, default=S,
-                   help="stop starting trials after S seconds (default 840; 0 = no limit)")
+                   help="stop starting trials after S seconds (default 780; 0 = no limit)")
     p.add_argument("--sampler", default=S, help="tpe (default), random, nsga2 (accuracy/MACs "
                    "Pareto front), evolution (regularized evolution)")
     p.add_argument("--constraint", default=S, help="soft (a=b=-0.07, default) or hard (a=0, b=-1)")
