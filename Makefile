@@ -8,7 +8,7 @@ DATA_DIR ?= /usr/share/datasets/fashion-mnist
 SEARCH_ARGS ?= --target-flops 400M
 PYTEST_ARGS ?=
 
-.PHONY: test search venv data clean bench
+.PHONY: test search venv data clean
 
 venv: $(STAMP)
 
@@ -54,9 +54,6 @@ test: venv data browser
 
 search: venv data
 	$(BIN)/nas search $(SEARCH_ARGS)
-
-bench: venv data
-	$(BIN)/python -m benchmarks.run_all
 
 clean:
 	rm -rf $(VENV) *.egg-info
