@@ -91,10 +91,13 @@ def report(run_dir: Path, *, wall_s: float | None, base_s: float | None,
         r = compound["macs_ratio"]
         lines.append(f"| measured MACs ratio over the grid: min / median / max | "
                      f"{r.min():.3f} / {r.median():.3f} / {r.max():.3f} |")
+    if not coef["complete"]:
+        lines.append(f"| compound points finished (run incomplete) | {coef['points_done']} of "
+                     f"{coef['points_to_train']} |")
     for s in coef.get("compare_single") or []:
         a = "-" if s["accuracy"] is None else f"{s['accuracy']:.4f}"
-        lines.append(f"| {s['kind']}-only: accuracy / MACs ratio | {a} / "
-                     f"{s['macs_ratio']:.3f} |")
+        r = "-" if s["macs_ratio"] is None else f"{s['macs_ratio']:.3f}"
+        lines.append(f"| {s['kind']}-only: accuracy / MACs ratio | {a} / {r} |")
     return "\n".join(lines)
 
 
