@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -350,7 +349,7 @@ def grid_frame(trials: Sequence[FrozenTrial]):
     import pandas as pd
 
     rows = trial_rows(trials)
-    for row, t in zip(rows, trials):
+    for row, t in zip(rows, trials, strict=True):
         for k in POINT_ATTRS:
             row[k] = t.user_attrs.get(k)
     df = pd.DataFrame(rows)

@@ -33,7 +33,8 @@ class FakeEvaluator:
     raise_on_call: int | None = None
     calls: list[tuple[str, int]] = field(default_factory=list)
 
-    def __call__(self, spec: ArchSpec, proxy: Any, *, seed: int, on_epoch: Any = None) -> FakeResult:
+    def __call__(self, spec: ArchSpec, proxy: Any, *, seed: int,
+                 on_epoch: Any = None) -> FakeResult:
         if self.raise_on_call is not None and len(self.calls) + 1 == self.raise_on_call:
             raise KeyboardInterrupt
         self.calls.append((spec.arch_hash(), proxy.resolution))

@@ -1,4 +1,4 @@
-"""The stage-2 driver with a fake evaluator: selection, outputs, resume, single-dimension scaling."""
+"""The stage-2 driver with a fake evaluator: selection, outputs, resume, single-dimension runs."""
 from __future__ import annotations
 
 import json
