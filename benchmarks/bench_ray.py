@@ -10,7 +10,12 @@ a time, with 1 and with 2 torch threads (what you get without Ray).
     .venv/bin/python benchmarks/bench_ray.py --trials 8 --rounds 2
 
 Trials per hour = trials / search wall time (from the first ask to the last tell, the
-``elapsed_s`` of summary.json) x 3600. Results go to benchmarks/BENCHMARKS_ray.md by hand.
+``elapsed_s`` of summary.json) x 3600. Each round starts with a machine check: the same fixed
+training in one process and in two at once, without Ray, which bounds what 2 workers can gain
+on this machine at that time. Ray runs its workers at nice 15 by default (``RAY_worker_niceness``):
+on a machine shared with other busy processes they get less CPU than a local run at nice 0;
+``RAY_worker_niceness=0 .venv/bin/python benchmarks/bench_ray.py ...`` measures without that.
+Results go to benchmarks/BENCHMARKS_ray.md by hand.
 """
 from __future__ import annotations
 
@@ -82,18 +87,23 @@ def _fixed_work(steps: int) -> float:
     return time.perf_counter() - t0
 
 
-def machine_check(steps: int = 15) -> float:
-    """How much faster two processes get the same work done than one, on this machine now,
-    without Ray: the ceiling for 2 workers against 1 (2.0 on two idle cores)."""
+def machine_check(steps: int = 15, repeats: int = 2) -> float:
+    """How much more work two processes get done than one, on this machine now, without Ray:
+    the ceiling for 2 workers against 1 (2.0 on two idle cores). One and two processes take
+    turns ``repeats`` times, so that a change in the other load falls on both."""
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
-    with ctx.Pool(1) as pool:
-        one = pool.apply(_fixed_work, (steps,))
+    one = two = 0.0
     with ctx.Pool(2) as pool:
-        t0 = time.perf_counter()
-        pool.map(_fixed_work, [steps, steps])
-        two = time.perf_counter() - t0
+        pool.map(_fixed_work, [1, 1])  # imports and first-call costs, outside the timing
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            pool.apply(_fixed_work, (steps,))
+            one += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            pool.map(_fixed_work, [steps, steps], chunksize=1)
+            two += time.perf_counter() - t0
     return 2 * one / two
 
 

@@ -1,4 +1,4 @@
-"""The ``ray`` backend: stage 1's trials as Ray Tune trials, on this machine or a Ray cluster.
+"""The ``ray`` backend: the searches' trials as Ray Tune trials, on this machine or a cluster.
 
 Design: an ask/tell driver. The Optuna study in the run folder stays the one source of truth;
 Ray Tune only runs the training. :class:`StudySearcher` is a Tune ``Searcher`` whose
@@ -8,7 +8,10 @@ the Tune trial then trains it on a worker (:func:`train_trial`, which calls the 
 ``nas.evaluate.evaluate_proxy``) and reports the reward ACC x (MACs/T)^w after every epoch. Those
 reports go into the Optuna trial (intermediate values, ``val_accuracy_per_epoch``, ``node``), and
 the finished Tune trial is told to the study as COMPLETE, PRUNED or FAIL, so ``trials.csv``,
-``best.json`` and ``summary.json`` are written by the same code as a local run's.
+``best.json`` and ``summary.json`` are written by the same code as a local run's. Stage 2
+(``gridsearch``) goes the same way: its enqueued grid points are the trials
+(:meth:`Stage2Objective.prepare` scales and counts a point, the worker trains it at the point's
+proxy resolution), without early stopping.
 
 One Optuna trial is one Tune trial. Multi-fidelity: ``--pruner hyperband`` becomes Tune's
 ASHA scheduler on the per-epoch reward (``median`` the median stopping rule, ``none`` FIFO); a
@@ -185,8 +188,8 @@ class RayExecutor:
     def optimize(self, study: optuna.Study, objective: TrialObjective, *, n_trials: int | None,
                  timeout: float | None, callbacks: Sequence[Callable[[Any, Any], None]],
                  run_dir: Path | None = None) -> bool:
-        """Run stage 1's trials as Tune trials; True when interrupted before the budget ran
-        out."""
+        """Run the study's trials (stage 1's or stage 2's) as Tune trials; True when
+        interrupted before the budget ran out."""
         c = self.config
         searcher = StudySearcher(study, objective, n_trials=n_trials, timeout=timeout,
                                  callbacks=callbacks, max_retries=c.max_retries)
@@ -205,7 +208,8 @@ class RayExecutor:
                                         trial_name_creator=_trial_name,
                                         trial_dirname_creator=_trial_name),
             run_config=tune.RunConfig(
-                name=time.strftime("stage1-%Y%m%d-%H%M%S"), storage_path=str(storage),
+                name=time.strftime(f"{study.study_name}-%Y%m%d-%H%M%S"),
+                storage_path=str(storage),
                 verbose=0, callbacks=[RetryCallback(searcher)],
                 failure_config=tune.FailureConfig(max_failures=c.max_retries)))
         log.info("ray: %s, %s trial(s) at a time, %g CPU(s) and %g GPU(s) per trial, up to %d "
