@@ -44,7 +44,8 @@ from space import ArchSpec, build, resolve_spec, save_spec
 
 from .ema import ModelEma
 from .recipes import Recipe, make_recipe
-from .training import OPTIMIZERS, EpochResult, TrainConfig, evaluate, fit, lr_at
+from .training import (OPTIMIZERS, EpochResult, TrainConfig, evaluate, fit, lr_at,
+                       set_threads)
 
 log = logging.getLogger(__name__)
 
@@ -365,8 +366,18 @@ def train(job: TrainJob, *, out: str | Path, resume: bool = False,
           on_epoch: EpochRowCallback | None = None) -> TrainResult:
     """Train ``job`` into the run folder ``out``; ``resume`` continues it from its newest
     checkpoint. ``on_epoch`` sees each epoch's metrics row after its checkpoint is written
-    (raising there stops the run; the checkpoint stays)."""
-    run_dir = Path(out)
+    (raising there stops the run; the checkpoint stays). ``job.threads`` holds for the whole
+    run (evaluation included); the caller's torch thread count is restored afterwards."""
+    before = torch.get_num_threads()
+    try:
+        set_threads(job.threads)
+        return _train(job, run_dir=Path(out), resume=resume, on_epoch=on_epoch)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _train(job: TrainJob, *, run_dir: Path, resume: bool,
+           on_epoch: EpochRowCallback | None) -> TrainResult:
     if resume:
         check_resume_job(load_job(run_dir), job)
     elif list_checkpoints(run_dir):

@@ -38,7 +38,9 @@ def _read_metrics(run_dir: Path) -> list[dict[str, str]]:
 
 def test_one_tiny_epoch_end_to_end(tiny_spec: str, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    result = train(_job(tiny_spec), out=out)
+    threads = torch.get_num_threads()
+    result = train(_job(tiny_spec, threads=threads + 1), out=out)
+    assert torch.get_num_threads() == threads  # the caller's setting is left as it was
     assert (out / "spec.json").is_file() and (out / "config.json").is_file()
     rows = _read_metrics(out)
     assert list(rows[0]) == list(METRIC_COLUMNS) and [r["epoch"] for r in rows] == ["1"]
