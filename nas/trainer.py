@@ -28,6 +28,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import json
 import logging
 import math
 import re
@@ -89,9 +90,16 @@ class TrainJob:
     keep: int = 3
 
     def __post_init__(self) -> None:
-        if self.keep < 1:
-            raise ValueError(f"`keep >= 1` must hold, but got keep={self.keep}; pass e.g. "
-                             f"--keep 3 (checkpoints kept)")
+        # The rest (epochs, batch size, samples, decay) is checked where it is used.
+        for name, minimum, example in (("keep", 1, 3), ("threads", 1, 1), ("resolution", 8, 32),
+                                       ("val_samples", 1, 5000)):
+            value = getattr(self, name)
+            if value is None and name != "keep":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                flag = "--" + name.replace("_", "-")
+                raise ValueError(f"`{name} >= {minimum}` must hold, but got {name}={value!r}; "
+                                 f"pass e.g. {flag} {example}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -103,6 +111,7 @@ class TrainJob:
 
 
 RESUME_MUTABLE = ("device", "threads", "keep")
+FLAG_NAMES = {"channels_last": "--no-channels-last"}
 
 
 def check_resume_job(saved: TrainJob, job: TrainJob) -> None:
@@ -114,7 +123,7 @@ def check_resume_job(saved: TrainJob, job: TrainJob) -> None:
             continue
         have, want = getattr(saved, f.name), getattr(job, f.name)
         if have != want:
-            flag = "--" + f.name.replace("_", "-")
+            flag = FLAG_NAMES.get(f.name, "--" + f.name.replace("_", "-"))
             raise ValueError(f"{flag} {want!r} differs from the resumed run's {have!r}; a resumed "
                              f"run keeps its settings: drop {flag} or start a new run with "
                              f"another --out")
@@ -125,8 +134,6 @@ def load_job(run_dir: str | Path) -> TrainJob:
     if not p.is_file():
         raise FileNotFoundError(f"--resume: {str(run_dir)!r} is not a nas train run folder (no "
                                 f"{CONFIG_FILE}); pass the --out of an earlier nas train run")
-    import json
-
     return TrainJob.from_dict(json.loads(p.read_text())["job"])
 
 

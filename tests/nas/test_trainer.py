@@ -167,6 +167,11 @@ def test_cli_train_and_resume(tiny_spec: str, tmp_path: Path, capsys) -> None:
 
 @pytest.mark.parametrize("argv, message", [
     (["train", "no-such-model", "--dataset", "synthetic"], "unknown model"),
+    (["train", "efficientnet-b0", "--threads", "0"], "threads >= 1"),
+    (["train", "efficientnet-b0", "--resolution", "0"], "resolution >= 8"),
+    (["train", "efficientnet-b0", "--dataset", "synthetic", "--epochs", "0"], "epochs >= 1"),
+    (["train", "efficientnet-b0", "--dataset", "synthetic", "--ema-decay", "1.5"],
+     "0 <= ema decay < 1"),
     (["train", "efficientnet-b0", "--dataset", "synthetic", "--recipe", "imagenet"],
      "unknown recipe"),
     (["train", "efficientnet-b0", "--dataset", "synthetic", "--resume"], "--resume needs --out"),
