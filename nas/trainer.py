@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import fcntl
+import os
 import io
 import json
 import logging
@@ -378,9 +380,50 @@ def train(job: TrainJob, *, out: str | Path, resume: bool = False,
     before = torch.get_num_threads()
     try:
         set_threads(job.threads)
-        return _train(job, run_dir=Path(out), resume=resume, on_epoch=on_epoch)
+        with run_lock(Path(out)):
+            return _train(job, run_dir=Path(out), resume=resume, on_epoch=on_epoch)
     finally:
         torch.set_num_threads(before)
+
+
+LOCK_FILE = ".lock"
+
+
+class RunFolderInUse(OSError):
+    """Another process holds the run folder."""
+
+
+@contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold the run folder for one process: a second ``nas train`` (or ``--resume``) on the
+    same folder would interleave checkpoints and metrics rows. The lock is an OS file lock, so
+    a killed run never leaves it held. A folder this call created is removed again if the run
+    fails before writing anything into it (bad input leaves no trace)."""
+    created = not run_dir.exists()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / LOCK_FILE
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "unknown"
+            raise RunFolderInUse(f"run folder {str(run_dir)!r} is in use by another nas train "
+                                 f"(pid {holder}); wait for it to finish or stop it, or pass "
+                                 f"another --out") from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        try:
+            yield
+        except BaseException:
+            if created and [p.name for p in run_dir.iterdir()] == [LOCK_FILE]:
+                path.unlink()
+                run_dir.rmdir()
+            raise
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _train(job: TrainJob, *, run_dir: Path, resume: bool,
@@ -422,13 +465,16 @@ def _train(job: TrainJob, *, run_dir: Path, resume: bool,
                  "val_samples": len(data.val_y), "seed": job.seed, "mean": list(data.mean),
                  "std": list(data.std), "classes": list(setup.dataset.classes)}
     last_path: list[Path] = [ckpt.path] if ckpt is not None else []
+    steps_per_epoch = max(1, math.ceil(len(data.train_y) / cfg.batch_size))
 
     def end_of_epoch(res: EpochResult) -> None:
         ema_top1 = None
         if ema is not None:
             (ema_top1,) = evaluate(ema.module, data.val_x, data.val_y,
                                    batch_size=cfg.eval_batch_size, channels_last=cfg.channels_last)
-        row = {"epoch": res.epoch, "lr": lr_at(res.epoch - 1, cfg), "train_loss": res.train_loss,
+        # The learning rate of the epoch's last step (at its first step a warm-up starts at 0).
+        last_step = res.epoch - 1 + (steps_per_epoch - 1) / steps_per_epoch
+        row = {"epoch": res.epoch, "lr": lr_at(last_step, cfg), "train_loss": res.train_loss,
                "val_top1": res.val_accuracy, "val_top1_ema": ema_top1, "seconds": res.seconds,
                "images_per_sec": res.images_per_sec}
         history.append(row)
@@ -450,7 +496,6 @@ def _train(job: TrainJob, *, run_dir: Path, resume: bool,
             on_epoch(row)
 
     devices = [device.index] if device.type == "cuda" else []
-    steps_per_epoch = max(1, math.ceil(len(data.train_y) / cfg.batch_size))
     with torch.random.fork_rng(devices=devices), \
             _progress(steps_per_epoch, start, cfg.epochs) as advance:
         if ckpt is not None:

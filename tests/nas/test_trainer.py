@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from nas.cli import main
-from nas.trainer import (CHECKPOINT_DIR, METRIC_COLUMNS, TrainJob, list_checkpoints,
-                         load_checkpoint, param_groups, pick_device, prepare, train)
+from nas.trainer import (CHECKPOINT_DIR, METRIC_COLUMNS, RunFolderInUse, TrainJob,
+                         list_checkpoints, load_checkpoint, param_groups, pick_device, prepare,
+                         run_lock, train)
 from nas.training import lr_at
 from space import ArchSpec, StageSpec, StemSpec, build, save_spec
 
@@ -75,8 +76,11 @@ def test_resume_continues_at_the_right_epoch_and_lr_step(tiny_spec: str, tmp_pat
     resumed = train(job, out=tmp_path / "cut", resume=True, on_epoch=seen.append)
     assert [r["epoch"] for r in seen] == [2, 3]  # epoch 1 is not trained again
     cfg = prepare(job).train
+    steps = 160 // 32  # each row holds the learning rate of its epoch's last step
     assert [r["lr"] for r in resumed.epochs] == pytest.approx(
-        [lr_at(e, cfg) for e in range(3)]) == [r["lr"] for r in straight.epochs]
+        [lr_at(e + (steps - 1) / steps, cfg) for e in range(3)]) == [r["lr"] for r in
+                                                                    straight.epochs]
+    assert all(r["lr"] > 0 for r in straight.epochs)  # not the warm-up's 0 at the first step
     assert [r["epoch"] for r in _read_metrics(tmp_path / "cut")] == ["1", "2", "3"]
     # The same shuffle, dropout stream, optimizer and EMA state: the same end point.
     a, b = load_checkpoint(tmp_path / "straight"), load_checkpoint(tmp_path / "cut")
@@ -193,3 +197,25 @@ def test_cli_resume_with_another_spec_names_both_hashes(tiny_spec: str, tmp_path
     err = capsys.readouterr().err
     assert "from another spec" in err and load_checkpoint(out).arch_hash in err
     assert "stem" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_run_folder_in_use_is_refused_and_left_alone(tiny_spec: str, tmp_path: Path,
+                                                       capsys) -> None:
+    out = tmp_path / "run"
+    train(_job(tiny_spec), out=out)
+    before = {p.name: p.stat().st_mtime_ns for p in (out / CHECKPOINT_DIR).iterdir()}
+    with run_lock(out):  # another process training into it (flock is per open file)
+        with pytest.raises(RunFolderInUse, match="in use by another nas train"):
+            train(_job(tiny_spec), out=out, resume=True)
+        assert main(["train", tiny_spec, "--out", str(out), "--resume"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "in use by another nas train" in err and len(err.splitlines()) == 1
+    assert {p.name: p.stat().st_mtime_ns for p in (out / CHECKPOINT_DIR).iterdir()} == before
+    train(_job(tiny_spec), out=out, resume=True)  # free again once the holder is done
+
+
+def test_bad_input_leaves_no_run_folder_behind(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    with pytest.raises(KeyError, match="unknown model"):
+        train(_job("no-such-model"), out=out)
+    assert not out.exists()
