@@ -28,6 +28,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -181,8 +182,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     load_start = os.getloadavg()
     results = [_with_ratios(measure(args, list(MODELS)))]
-    peer = Path(args.peer_python)
-    if peer.is_file():
+    found = shutil.which(args.peer_python)
+    peer = Path(found).resolve() if found else None
+    if peer is not None and peer == Path(sys.executable).resolve():
+        log.info("the peer interpreter is this one: torchvision and timm were measured above "
+                 "if they import here")
+    elif peer is not None:
         forwarded = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--child"]
         proc = subprocess.run([str(peer), str(Path(__file__).resolve()), "--child", *forwarded],
                               stdout=subprocess.PIPE, text=True, cwd=str(REPO))
@@ -193,7 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         peer, proc.returncode)
     else:
         log.warning("no peer interpreter at %s: torchvision and timm are measured only if this "
-                    "interpreter has them; create one as the module docstring says", peer)
+                    "interpreter has them; create one as the module docstring says",
+                    args.peer_python)
     text = table(results, args) + (
         "\n\nload average (1/5/15 min) at start {:.1f} / {:.1f} / {:.1f}, at end "
         "{:.1f} / {:.1f} / {:.1f} on {} cores".format(*load_start, *os.getloadavg(),
