@@ -75,7 +75,9 @@ def make_parser() -> argparse.ArgumentParser:
     g.add_argument("--compare-single", action="store_true", default=S,
                    help="also train depth-only (d=2^phi), width-only (w=sqrt2^phi) and "
                         "resolution-only (r=sqrt2^phi) scalings of the base (paper Table 3)")
-    add_proxy_arguments(p)
+    from gridsearch.search import default_proxy
+
+    add_proxy_arguments(p, default_proxy())
     add_backend_arguments(p)
     stage2_help = {  # where stage 2's meaning or default differs from stage 1's
         "epochs": "proxy training epochs per point (default 1)",

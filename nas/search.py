@@ -71,7 +71,7 @@ class Deployment:
 class SearchConfig:
     target_macs: int
     space: str = "mnasnet"
-    trials: int | None = 20
+    trials: int | None = 60
     timeout: float | None = 780.0
     sampler: str = "tpe"
     constraint: str = "soft"
@@ -89,7 +89,7 @@ class SearchConfig:
             raise KeyError(f"unknown pruner {self.pruner!r}; known: {', '.join(PRUNERS)}")
         if self.trials is not None and self.trials < 1:
             raise ValueError(f"`trials >= 1` must hold, but got trials={self.trials}; "
-                             f"pass e.g. --trials 20")
+                             f"pass e.g. --trials 60")
         if self.timeout is not None and self.timeout <= 0:
             raise ValueError(f"`timeout > 0` must hold, but got timeout={self.timeout}; "
                              f"pass e.g. --timeout 600")

@@ -16,22 +16,29 @@ log = logging.getLogger(__name__)
 S = argparse.SUPPRESS  # absent flags stay absent, so --resume can tell what was given
 
 
-def add_proxy_arguments(p: argparse.ArgumentParser) -> None:
-    """Evaluator, dataset and training flags, shared by ``nas search`` and ``gridsearch``."""
+def add_proxy_arguments(p: argparse.ArgumentParser, base: Any = None) -> None:
+    """Evaluator, dataset and training flags, shared by ``nas search`` and ``gridsearch``;
+    ``base`` is the command's default ProxyConfig (the defaults the help states)."""
+    base = base if base is not None else default_proxy()
+    t = base.train
     g = p.add_argument_group("proxy task (how candidates are trained and scored)")
-    g.add_argument("--dataset", default=S, help="fashion-mnist (default), cifar10, folder:PATH, "
-                   "synthetic")
+    g.add_argument("--dataset", default=S, help=f"fashion-mnist, cifar10, folder:PATH, "
+                   f"synthetic (default {base.dataset})")
     g.add_argument("--data-dir", default=S, help="folder holding the dataset files "
                    "(fashion-mnist default: /usr/share/datasets/fashion-mnist)")
-    g.add_argument("--epochs", type=int, default=S, help="proxy training epochs (default 2)")
-    g.add_argument("--train-samples", type=int, default=S,
-                   help="training images per trial, drawn from the training split (default 6000)")
-    g.add_argument("--val-samples", type=int, default=S,
-                   help="validation images held out from the training split (default 2000)")
+    g.add_argument("--epochs", type=int, default=S,
+                   help=f"proxy training epochs (default {t.epochs})")
+    g.add_argument("--train-samples", type=int, default=S, help=f"training images per trial, "
+                   f"drawn from the training split (default {base.train_samples})")
+    g.add_argument("--val-samples", type=int, default=S, help=f"validation images held out from "
+                   f"the training split (default {base.val_samples})")
     g.add_argument("--proxy-resolution", type=int, default=S,
-                   help="input size the proxy task trains at (default 32)")
-    g.add_argument("--batch-size", type=int, default=S, help="training batch size (default 64)")
-    g.add_argument("--lr", type=float, default=S, help="peak learning rate (default 0.05)")
+                   help=f"input size the proxy task trains at (default {base.resolution})")
+    g.add_argument("--batch-size", type=int, default=S,
+                   help=f"training batch size (default {t.batch_size})")
+    g.add_argument("--lr", type=float, default=S, help=f"peak learning rate (default {t.lr:g})")
+    g.add_argument("--warmup-epochs", type=float, default=S, help=f"linear warm-up from 0 to "
+                   f"--lr over this many epochs (default {t.warmup_epochs:g})")
     g.add_argument("--optimizer", default=S, help="sgd (default), rmsprop, adamw")
     g.add_argument("--schedule", default=S, help="cosine (default), constant, exponential")
     g.add_argument("--threads", type=int, default=S,
@@ -87,7 +94,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="MACs target T (the paper's FLOPS): 400M, 0.4G, 4e8 or 400000000")
     p.add_argument("--space", default=S, help="mnasnet (default), efficientnet, or a YAML/JSON "
                    "space file")
-    p.add_argument("--trials", type=int, default=S, help="total trials in the study (default 20)")
+    p.add_argument("--trials", type=int, default=S, help="total trials in the study (default 60)")
     p.add_argument("--timeout", type=float, default=S,
                    help="stop starting trials after S seconds (default 780; 0 = no limit)")
     p.add_argument("--sampler", default=S, help="tpe (default), random, nsga2 (accuracy/MACs "
@@ -107,7 +114,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 PROXY_KEYS = {"dataset": "dataset", "data_dir": "data_dir", "train_samples": "train_samples",
               "val_samples": "val_samples", "proxy_resolution": "resolution"}
 TRAIN_KEYS = {"epochs": "epochs", "batch_size": "batch_size", "lr": "lr",
-              "optimizer": "optimizer", "schedule": "schedule", "threads": "threads"}
+              "warmup_epochs": "warmup_epochs", "optimizer": "optimizer", "schedule": "schedule", "threads": "threads"}
 
 
 def proxy_from_args(given: dict[str, Any], base: Any) -> Any:
@@ -118,9 +125,8 @@ def proxy_from_args(given: dict[str, Any], base: Any) -> Any:
 
 def default_proxy() -> Any:
     from nas.evaluate import ProxyConfig
-    from nas.training import TrainConfig
 
-    return ProxyConfig(train=TrainConfig(epochs=2, batch_size=64, lr=0.05))
+    return ProxyConfig()  # stage 1's defaults, chosen by measurement (BENCHMARKS.md)
 
 
 def run(args: argparse.Namespace) -> int:
