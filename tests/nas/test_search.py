@@ -264,12 +264,16 @@ def test_cli_tiny_search_and_resume_conflict(tiny_space, tmp_path):
     args = ["search", "--target-flops", "2M", "--space", tiny_space, "--trials", "2",
             "--dataset", "synthetic", "--train-samples", "100", "--val-samples", "50",
             "--proxy-resolution", "16", "--epochs", "1", "--deploy-resolution", "32",
-            "--out", str(out)]
+            "--lr", "0.03", "--warmup-epochs", "0.5", "--out", str(out)]
     r = _cli(*args, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "best: trial" in r.stdout
+    train = json.loads((out / "config.json").read_text())["proxy"]["train"]
+    assert (train["lr"], train["warmup_epochs"], train["epochs"]) == (0.03, 0.5, 1)
     r = _cli("search", "--resume", "--out", str(out), "--epochs", "3", cwd=tmp_path)
     assert r.returncode == 2 and "--epochs 3 differs from the resumed run's 1" in r.stderr
+    r = _cli("search", "--resume", "--out", str(out), "--warmup-epochs", "0", cwd=tmp_path)
+    assert r.returncode == 2 and "--warmup-epochs 0" in r.stderr
     r = _cli("search", "--resume", "--out", str(out), "--trials", "3", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert len(pd.read_csv(out / "trials.csv")) == 3
