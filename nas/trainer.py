@@ -403,14 +403,19 @@ def run_lock(run_dir: Path) -> Iterator[None]:
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / LOCK_FILE
     with open(path, "a+") as f:
+        locked = False
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            locked = True
         except BlockingIOError:
             f.seek(0)
             holder = f.read().strip() or "unknown"
             raise RunFolderInUse(f"run folder {str(run_dir)!r} is in use by another nas train "
                                  f"(pid {holder}); wait for it to finish or stop it, or pass "
                                  f"another --out") from None
+        except OSError as e:  # a file system without locks (some network mounts): go on
+            log.warning("could not lock %s (%s); make sure no other nas train uses this folder",
+                        run_dir, e)
         f.seek(0)
         f.truncate()
         f.write(str(os.getpid()))
@@ -423,7 +428,8 @@ def run_lock(run_dir: Path) -> Iterator[None]:
                 run_dir.rmdir()
             raise
         finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+            if locked:
+                fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _train(job: TrainJob, *, run_dir: Path, resume: bool,

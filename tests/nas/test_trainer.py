@@ -219,3 +219,18 @@ def test_bad_input_leaves_no_run_folder_behind(tmp_path: Path) -> None:
     with pytest.raises(KeyError, match="unknown model"):
         train(_job("no-such-model"), out=out)
     assert not out.exists()
+
+
+def test_a_file_system_without_locks_still_trains(tiny_spec: str, tmp_path: Path, monkeypatch,
+                                                  caplog) -> None:
+    import errno
+    import fcntl
+
+    def no_locks(*_a, **_k):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with caplog.at_level("WARNING", logger="nas.trainer"):
+        result = train(_job(tiny_spec), out=tmp_path / "run")
+    assert result.epochs[0]["epoch"] == 1
+    assert "could not lock" in caplog.text and "No locks available" in caplog.text
