@@ -47,8 +47,7 @@ from space import ArchSpec, build, resolve_spec, save_spec
 
 from .ema import ModelEma
 from .recipes import Recipe, make_recipe
-from .training import (OPTIMIZERS, EpochResult, TrainConfig, evaluate, fit, lr_at,
-                       set_threads)
+from .training import OPTIMIZERS, EpochResult, TrainConfig, evaluate, fit, set_threads
 
 log = logging.getLogger(__name__)
 
@@ -436,10 +435,10 @@ def _train(job: TrainJob, *, run_dir: Path, resume: bool,
            on_epoch: EpochRowCallback | None) -> TrainResult:
     if resume:
         check_resume_job(load_job(run_dir), job)
-    elif list_checkpoints(run_dir):
+    elif existing := list_checkpoints(run_dir):
         raise FileExistsError(f"{str(run_dir)!r} already holds a nas train run (checkpoints up to "
-                              f"{list_checkpoints(run_dir)[-1].name}); pass --resume to continue "
-                              f"it, or another --out for a new run")
+                              f"{existing[-1].name}); pass --resume to continue it, or another "
+                              f"--out for a new run")
     setup = prepare(job)
     spec, cfg, device, data = setup.spec, setup.train, setup.device, setup.data
     ckpt = _checkpoint_to_resume(run_dir, setup, job) if resume else None
@@ -471,16 +470,13 @@ def _train(job: TrainJob, *, run_dir: Path, resume: bool,
                  "val_samples": len(data.val_y), "seed": job.seed, "mean": list(data.mean),
                  "std": list(data.std), "classes": list(setup.dataset.classes)}
     last_path: list[Path] = [ckpt.path] if ckpt is not None else []
-    steps_per_epoch = max(1, math.ceil(len(data.train_y) / cfg.batch_size))
 
     def end_of_epoch(res: EpochResult) -> None:
         ema_top1 = None
         if ema is not None:
             (ema_top1,) = evaluate(ema.module, data.val_x, data.val_y,
                                    batch_size=cfg.eval_batch_size, channels_last=cfg.channels_last)
-        # The learning rate of the epoch's last step (at its first step a warm-up starts at 0).
-        last_step = res.epoch - 1 + (steps_per_epoch - 1) / steps_per_epoch
-        row = {"epoch": res.epoch, "lr": lr_at(last_step, cfg), "train_loss": res.train_loss,
+        row = {"epoch": res.epoch, "lr": res.lr, "train_loss": res.train_loss,
                "val_top1": res.val_accuracy, "val_top1_ema": ema_top1, "seconds": res.seconds,
                "images_per_sec": res.images_per_sec}
         history.append(row)
@@ -502,6 +498,7 @@ def _train(job: TrainJob, *, run_dir: Path, resume: bool,
             on_epoch(row)
 
     devices = [device.index] if device.type == "cuda" else []
+    steps_per_epoch = max(1, math.ceil(len(data.train_y) / cfg.batch_size))
     with torch.random.fork_rng(devices=devices), \
             _progress(steps_per_epoch, start, cfg.epochs) as advance:
         if ckpt is not None:

@@ -173,7 +173,7 @@ class EpochResult:
     epoch: int
     train_loss: float
     val_accuracy: float
-    lr: float
+    lr: float  # the learning rate of the epoch's last step
     seconds: float
     images_per_sec: float
 
@@ -264,6 +264,7 @@ def fit(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, val_x: t
         model.train()
         t0 = time.perf_counter()
         total_loss, seen = 0.0, 0
+        lr = lr_at(epoch, config)
         for step, idx in enumerate(_batches(len(train_x), config.batch_size, gen)):
             lr = lr_at(epoch + step / steps_per_epoch, config)
             for g in opt.param_groups:
@@ -287,7 +288,7 @@ def fit(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, val_x: t
         (acc,) = evaluate(model, val_x, val_y, batch_size=config.eval_batch_size,
                           channels_last=config.channels_last)
         res = EpochResult(epoch=epoch + 1, train_loss=total_loss / max(seen, 1), val_accuracy=acc,
-                          lr=lr_at(epoch + 1, config), seconds=time.perf_counter() - t0,
+                          lr=lr, seconds=time.perf_counter() - t0,
                           images_per_sec=seen / train_seconds if train_seconds > 0 else 0.0)
         results.append(res)
         log.debug("epoch %d: loss %.4f val acc %.4f (%.0f img/s)", res.epoch, res.train_loss,

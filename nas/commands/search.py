@@ -114,7 +114,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 PROXY_KEYS = {"dataset": "dataset", "data_dir": "data_dir", "train_samples": "train_samples",
               "val_samples": "val_samples", "proxy_resolution": "resolution"}
 TRAIN_KEYS = {"epochs": "epochs", "batch_size": "batch_size", "lr": "lr",
-              "warmup_epochs": "warmup_epochs", "optimizer": "optimizer", "schedule": "schedule", "threads": "threads"}
+              "warmup_epochs": "warmup_epochs", "optimizer": "optimizer", "schedule": "schedule",
+              "threads": "threads"}
 
 
 def proxy_from_args(given: dict[str, Any], base: Any) -> Any:
