@@ -44,18 +44,19 @@ class TrainConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        def need(cond: bool, rule: str, name: str) -> None:
+        def need(cond: bool, rule: str, name: str, example: Any) -> None:
             if not cond:
-                raise ValueError(f"`{rule}` must hold, but got {name}={getattr(self, name)!r}")
+                raise ValueError(f"`{rule}` must hold, but got {name}={getattr(self, name)!r}; "
+                                 f"pass e.g. --{name.replace('_', '-')} {example}")
 
-        need(isinstance(self.epochs, int) and self.epochs >= 1, "epochs >= 1", "epochs")
+        need(isinstance(self.epochs, int) and self.epochs >= 1, "epochs >= 1", "epochs", 2)
         need(isinstance(self.batch_size, int) and self.batch_size >= 1, "batch_size >= 1",
-             "batch_size")
-        need(self.lr > 0, "lr > 0", "lr")
-        need(self.weight_decay >= 0, "weight_decay >= 0", "weight_decay")
-        need(self.warmup_epochs >= 0, "warmup_epochs >= 0", "warmup_epochs")
-        need(0 <= self.label_smoothing < 1, "0 <= label_smoothing < 1", "label_smoothing")
-        need(self.threads is None or self.threads >= 1, "threads >= 1", "threads")
+             "batch_size", 64)
+        need(self.lr > 0, "lr > 0", "lr", 0.02)
+        need(self.weight_decay >= 0, "weight_decay >= 0", "weight_decay", 4e-5)
+        need(self.warmup_epochs >= 0, "warmup_epochs >= 0", "warmup_epochs", 0.2)
+        need(0 <= self.label_smoothing < 1, "0 <= label_smoothing < 1", "label_smoothing", 0.1)
+        need(self.threads is None or self.threads >= 1, "threads >= 1", "threads", 1)
         OPTIMIZERS.get(self.optimizer)
         SCHEDULES.get(self.schedule)
 
