@@ -1,13 +1,20 @@
-"""results: the result store (one trial table for every run), Pareto front and dashboards.
+"""results: the run folder and its schema (one reader/writer), Pareto front and dashboards.
 
-``import results`` needs neither plotly nor optuna: the dashboards are imported from
-:mod:`results.dashboard` where used.
+It imports only :mod:`space` (plus pandas, plotly and optuna's storage reader): a dashboard reads
+a run folder, never the engine. ``import results`` needs neither plotly nor optuna: the dashboards
+are imported from :mod:`results.dashboard` where used.
 """
 from __future__ import annotations
 
 from .pareto import dominates, pareto_front
-from .store import (COLUMNS, STAGE2_COLUMNS, STAGES, Run, load_run, ranking, top_trials,
-                    trial_rows, trials_frame, write_json, write_table)
+from .rundir import (CONFIG, JOURNAL, STAGES, SUMMARY, RunFolderInUse, StageLayout,
+                     latest_run_dir, new_run_dir, open_storage, read_config, read_table,
+                     run_lock, stage_of, storage_url, write_config, write_json, write_table)
+from .store import (COLUMNS, GRID_COLUMNS, STAGE2_COLUMNS, Run, load_run, ranking, top_trials,
+                    trial_rows, trials_frame)
 
-__all__ = ["COLUMNS", "STAGE2_COLUMNS", "STAGES", "Run", "load_run", "ranking", "top_trials",
-           "trial_rows", "trials_frame", "write_json", "write_table", "dominates", "pareto_front"]
+__all__ = ["CONFIG", "JOURNAL", "STAGES", "SUMMARY", "RunFolderInUse", "StageLayout",
+           "latest_run_dir", "new_run_dir", "open_storage", "read_config", "read_table",
+           "run_lock", "stage_of", "storage_url", "write_config", "write_json", "write_table",
+           "COLUMNS", "GRID_COLUMNS", "STAGE2_COLUMNS", "Run", "load_run", "ranking",
+           "top_trials", "trial_rows", "trials_frame", "dominates", "pareto_front"]

@@ -86,14 +86,14 @@ class _Specs:
     """Trial params -> deployment spec, through the run's own search space."""
 
     def __init__(self, config: dict[str, Any]) -> None:
-        from nas.search import Deployment
+        from space.deploy import Deployment
         from space.search_space import load_space
 
         self.space = load_space(config.get("space", "mnasnet"))
-        self.deploy = Deployment(**config.get("deploy", {}))
+        self.deploy = Deployment.from_dict(config.get("deploy"))
 
     def spec(self, row: Any, name: str = "candidate") -> Any:
-        from nas.search import deployment_spec
+        from space.deploy import deployment_spec
 
         params = _params(row)
         return None if params is None else deployment_spec(self.space, params, self.deploy, name)
@@ -188,7 +188,7 @@ def _choices(top: Any, specs: _Specs) -> list[ChoiceGrid]:
 
 def stage1_info(run: Run, *, top_k: int = TOP_K) -> Stage1Info:
     """Everything the stage 1 page shows, as plain data."""
-    from nas.objective import make_objective
+    from space.objective import make_objective
     from space.counting import stage_table
 
     cfg = run.config

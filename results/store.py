@@ -36,10 +36,12 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
+
+from .rundir import (CONFIG, JOURNAL, STAGES, StageLayout, open_storage, read_config, read_table,
+                     stage_of, storage_url)
 
 log = logging.getLogger(__name__)
 
@@ -80,68 +82,35 @@ def trial_rows(trials: Iterable[Any], *, extra: Sequence[str] = ()) -> list[dict
     return rows
 
 
-def trials_frame(trials: Iterable[Any], *, extra: Sequence[str] = ()):
-    """The trial table (module docstring) as a pandas DataFrame; an empty study gives the
-    columns with no rows."""
+# grid.csv leads with the point's coordinates (the dashboard reads them by name).
+GRID_COLUMNS = ["number", "state", "kind", "alpha", "beta", "gamma", "phi", "product", "depth",
+                "width", "resolution", "proxy_resolution", "accuracy", "macs", "params",
+                "macs_ratio", "formula_ratio", "reward", "duration_s", "node", "fail_reason",
+                "arch_hash"]
+
+# Per stage: the columns after COLUMNS, and the leading column order of its table.
+EXTRA_COLUMNS: dict[int, tuple[str, ...]] = {1: (), 2: tuple(STAGE2_COLUMNS)}
+LEADING_COLUMNS: dict[int, list[str]] = {1: COLUMNS, 2: GRID_COLUMNS}
+_INTEGER_COLUMNS = ("macs", "params", "reused_from", "resolution", "proxy_resolution")
+
+
+def trials_frame(trials: Iterable[Any], *, stage: int = 1):
+    """The trial table (module docstring) of a stage's study as a pandas DataFrame: stage 1's
+    ``trials.csv``, stage 2's ``grid.csv``. An empty study gives the columns with no rows."""
     import pandas as pd
 
-    rows = trial_rows(trials, extra=extra)
-    df = pd.DataFrame(rows)
+    extra, leading = EXTRA_COLUMNS[stage], LEADING_COLUMNS[stage]
+    df = pd.DataFrame(trial_rows(trials, extra=extra))
     if df.empty:
-        df = pd.DataFrame(columns=COLUMNS + list(extra))
-    for c in ("macs", "params", "reused_from"):
+        df = pd.DataFrame(columns=list(dict.fromkeys([*leading, *COLUMNS, *extra])))
+    df = df[leading + [c for c in df.columns if c not in leading]]
+    for c in _INTEGER_COLUMNS:
         if c in df:
             df[c] = df[c].astype("Int64")
     return df
 
 
-def write_table(df, folder: Path, stem: str) -> None:
-    """Write ``stem.csv`` and ``stem.parquet`` atomically (readers never see half a file)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for suffix, writer in ((".csv", lambda p: df.to_csv(p, index=False)),
-                           (".parquet", lambda p: df.to_parquet(p, index=False))):
-        final = folder / f"{stem}{suffix}"
-        tmp = folder / f".{stem}{suffix}.tmp"
-        writer(tmp)
-        tmp.replace(final)
-
-
-def write_json(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(_clean(obj), indent=2) + "\n")
-    tmp.replace(path)
-
-
-def _clean(obj: Any) -> Any:
-    """JSON-safe: NaN/inf become null."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    return obj
-
-
 # ----------------------------------------------------------------------------- loading runs
-@dataclass(frozen=True)
-class StageLayout:
-    """What marks a stage's run folder, and where its trials live."""
-
-    study_name: str
-    table: str  # the trial table the stage writes (fallback when the study cannot be read)
-    markers: tuple[str, ...]  # files only this stage writes
-    extra: tuple[str, ...] = ()  # stage-specific columns after COLUMNS
-
-
-STAGES: dict[int, StageLayout] = {
-    1: StageLayout("stage1", "trials", ("best.json", "trials.csv", "trials.parquet")),
-    2: StageLayout("stage2", "grid", ("coefficients.json", "grid.csv", "grid.parquet",
-                                      "family.csv"), tuple(STAGE2_COLUMNS)),
-}
-
-
 @dataclass(frozen=True)
 class Run:
     """A run folder of either stage, loaded: its settings and its trial table."""
@@ -156,8 +125,12 @@ class Run:
     study_attrs: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def layout(self) -> StageLayout:
+        return STAGES.get(str(self.stage))
+
+    @property
     def study_name(self) -> str:
-        return STAGES[self.stage].study_name
+        return str(self.layout.study_name)
 
     def states(self) -> dict[str, int]:
         """Trials per state, e.g. ``{'COMPLETE': 7, 'RUNNING': 1}``."""
@@ -176,17 +149,7 @@ class Run:
 
     def read_table(self, stem: str):
         """``stem.parquet`` (or ``stem.csv``) the run wrote, or None while it is not there."""
-        return _read_table(self.run_dir, stem)
-
-
-def _read_table(folder: Path, stem: str):
-    import pandas as pd
-
-    if (folder / f"{stem}.parquet").is_file():
-        return pd.read_parquet(folder / f"{stem}.parquet")
-    if (folder / f"{stem}.csv").is_file():
-        return pd.read_csv(folder / f"{stem}.csv")
-    return None
+        return read_table(self.run_dir, stem)
 
 
 def load_run(run_dir: str | Path, *, stage: int | None = None) -> Run:
@@ -196,38 +159,40 @@ def load_run(run_dir: str | Path, *, stage: int | None = None) -> Run:
     storage holds (``stage1`` / ``stage2``), else the files the run wrote. Raises
     FileNotFoundError for a folder that is not a run folder.
     """
-    from nas.runs import CONFIG, JOURNAL, storage_url
-
     run_dir = Path(run_dir)
     cfg_path = run_dir / CONFIG
     if not run_dir.is_dir() or not (cfg_path.is_file() or (run_dir / JOURNAL).is_file()):
         raise FileNotFoundError(f"{str(run_dir)!r} is not a run folder (no {CONFIG} or {JOURNAL} "
                                 f"in it); pass the --out folder of a `nas search` or `gridsearch` "
                                 f"run")
-    config = json.loads(cfg_path.read_text()) if cfg_path.is_file() else {}
+    config = read_config(run_dir) if cfg_path.is_file() else {}
     url = storage_url(run_dir, config.get("storage"))
     storage = _open_storage(url)
     names = _study_names(storage, url) if storage is not None else []
-    stage = stage or config.get("stage") or _stage_from(names, run_dir)
-    if stage not in STAGES:
-        raise ValueError(f"stage must be one of {sorted(STAGES)}, but got stage={stage!r}")
-    layout = STAGES[stage]
-    if layout.study_name in names:
+    found = stage_of(config)
+    stage = stage or (int(found) if found in ("1", "2") else None) or _stage_from(names, run_dir)
+    if stage not in EXTRA_COLUMNS:
+        what = f"a {STAGES.get(found).command} run" if found in STAGES else f"stage={stage!r}"
+        raise ValueError(f"{str(run_dir)!r} is {what}, not a search; pass the --out folder of "
+                         f"a `nas search` or `gridsearch` run")
+    layout = STAGES.get(str(stage))
+    study_name = config.get("study_name") or layout.study_name
+    if study_name in names:
         import optuna
 
-        study = optuna.load_study(study_name=layout.study_name, storage=storage)
-        df = trials_frame(study.get_trials(deepcopy=False), extra=layout.extra)
+        study = optuna.load_study(study_name=study_name, storage=storage)
+        df = trials_frame(study.get_trials(deepcopy=False), stage=stage)
         return Run(run_dir=run_dir, stage=stage, config=config, trials=df, source="study",
                    storage=url, directions=tuple(d.name.lower() for d in study.directions),
                    study_attrs=dict(study.user_attrs))
-    df = _read_table(run_dir, layout.table)
+    df = read_table(run_dir, str(layout.table))
     if df is None:
-        df = trials_frame([], extra=layout.extra)
+        df = trials_frame([], stage=stage)
         source = "none"
     else:
         source = f"{layout.table}.csv"
         log.warning("%s: no study %r in %s; read the trials from %s instead", run_dir,
-                    layout.study_name, url, source)
+                    study_name, url, source)
     return Run(run_dir=run_dir, stage=stage, config=config, trials=df, source=source,
                storage=url)
 
@@ -235,12 +200,10 @@ def load_run(run_dir: str | Path, *, stage: int | None = None) -> Run:
 def _open_storage(url: str) -> Any:
     """The storage, or None when there is none to read. A journal file that does not exist is
     not created (a reader must not write)."""
-    from nas.runs import make_storage
-
     if url.startswith("journal:") and not Path(url[len("journal:"):]).is_file():
         return None
     try:
-        return make_storage(url)
+        return open_storage(url)
     except Exception as e:  # an unreachable database: fall back to the written tables
         log.warning("cannot open the study storage %s: %s", url, e)
         return None
@@ -257,14 +220,15 @@ def _study_names(storage: Any, url: str) -> list[str]:
 
 
 def _stage_from(names: Sequence[str], run_dir: Path) -> int:
-    found = [s for s, lay in STAGES.items() if lay.study_name in names]
+    layouts = {s: STAGES.get(str(s)) for s in EXTRA_COLUMNS}
+    found = [s for s, lay in layouts.items() if lay.study_name in names]
     if len(found) == 1:
         return found[0]
-    found = [s for s, lay in STAGES.items() if any((run_dir / m).is_file() for m in lay.markers)]
+    found = [s for s, lay in layouts.items() if any((run_dir / m).is_file() for m in lay.markers)]
     if len(found) == 1:
         return found[0]
     raise ValueError(f"cannot tell which stage {str(run_dir)!r} ran: expected one study named "
-                     f"{' or '.join(repr(l.study_name) for l in STAGES.values())} (found "
+                     f"{' or '.join(repr(l.study_name) for l in layouts.values())} (found "
                      f"{sorted(names) or 'none'}) or the files of one stage; pass the folder of "
                      f"a `nas search` or `gridsearch` run")
 

@@ -291,9 +291,6 @@ def load_spec(path: str | Path) -> ArchSpec:
 
 
 def save_spec(spec: ArchSpec, path: str | Path) -> Path:
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_suffix(p.suffix + ".tmp")
-    tmp.write_text(spec.to_json() + "\n")
-    tmp.replace(p)
-    return p
+    from .io import atomic_write_text
+
+    return atomic_write_text(path, spec.to_json() + "\n")

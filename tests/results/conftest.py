@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from nas.evaluate import ProxyConfig
-from nas.objective import make_objective
+from space.objective import make_objective
 from nas.runs import make_storage, storage_url
 from nas.search import Deployment, SearchConfig, deployment_spec
 from space.search_space import load_space

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from nas.cli import main
-from nas.objective import make_objective
+from space.objective import make_objective
 from results.dashboard import stage1_info, stage2_info, watch, write_dashboard
 from results.stage2_dashboard import TARGET_PRODUCT
 from results.store import load_run

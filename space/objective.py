@@ -1,5 +1,8 @@
 """The search objective (MnasNet Eq. 2; EfficientNet Sec. 4): ACC(m) x [MACs(m)/T]^w.
 
+Pure arithmetic on a count, so it lives in space/: both stages score with it and the dashboards
+draw its iso-reward curves.
+
 w = a if MACs(m) <= T else b. The EfficientNet paper uses the soft constraint a = b = -0.07 with
 T = 400M; MnasNet's hard constraint is a = 0, b = -1. w must not be positive: a positive w would
 reward larger models.
@@ -9,6 +12,8 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+
+from .registry import Registry
 
 _SUFFIX = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9, "b": 1e9, "t": 1e12}
 _TARGET_RE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)(?:[eE]([+-]?\d+))?\s*([kKmMgGbBtT]?)\s*$")
@@ -54,12 +59,13 @@ class Objective:
         return float(accuracy) * (macs / self.target_macs) ** self.exponent(macs)
 
 
-CONSTRAINTS: dict[str, tuple[float, float]] = {"soft": (-0.07, -0.07), "hard": (0.0, -1.0)}
+# The exponents (a, b) of each named constraint.
+CONSTRAINTS: Registry[tuple[float, float]] = Registry("constraint")
+CONSTRAINTS.add("soft", (-0.07, -0.07))  # EfficientNet Sec. 4
+CONSTRAINTS.add("hard", (0.0, -1.0))  # MnasNet Eq. 2 with a hard latency/MACs bound
 
 
 def make_objective(target_macs: int, *, constraint: str = "soft", a: float | None = None,
                    b: float | None = None) -> Objective:
-    if constraint not in CONSTRAINTS:
-        raise KeyError(f"unknown constraint {constraint!r}; known: {', '.join(CONSTRAINTS)}")
-    da, db = CONSTRAINTS[constraint]
+    da, db = CONSTRAINTS.get(constraint)
     return Objective(target_macs, da if a is None else a, db if b is None else b)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from nas.objective import Objective, make_objective, parse_macs
+from space.objective import Objective, make_objective, parse_macs
 
 
 @pytest.mark.parametrize("text", ["400M", "0.4G", "4e8", "400000000", "400m", " 400M ", "0.4g",

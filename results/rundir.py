@@ -1,0 +1,216 @@
+"""The run folder: its files, its one reader/writer, and which stage wrote it.
+
+Every command writes a run folder: ``nas search`` (stage 1), ``gridsearch`` (stage 2) and
+``nas train``. A run folder holds ``config.json`` (the settings it was started with, and
+``"stage"``), the Optuna study of a search (``study.journal``, an Optuna JournalStorage file,
+unless ``config.json`` records another ``storage`` URL) and the outputs the command writes. All
+of them are written atomically (:mod:`space.io`): a reader never sees half a file.
+
+A run folder is held by one process at a time (:func:`run_lock`, an OS file lock, so a killed
+process never leaves it held).
+
+Folders written by 0.1 have no ``"stage"`` in ``config.json``; :func:`stage_of` tells them by the
+keys their config holds, so they still open and resume.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import fcntl
+import json
+import logging
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from space.io import atomic_write, write_json
+from space.registry import Registry
+
+log = logging.getLogger(__name__)
+
+CONFIG = "config.json"
+JOURNAL = "study.journal"
+SUMMARY = "summary.json"
+LOCK = ".lock"
+RUNS_ROOT = "runs"
+
+__all__ = ["CONFIG", "JOURNAL", "SUMMARY", "LOCK", "STAGES", "StageLayout", "RunFolderInUse",
+           "write_json", "write_table", "read_table", "read_config", "write_config", "stage_of",
+           "storage_url", "open_storage", "new_run_dir", "latest_run_dir", "run_lock"]
+
+
+@dataclass(frozen=True)
+class StageLayout:
+    """What a stage's run folder holds: its command, study, trial table and marker files."""
+
+    stage: str  # the key in config.json's "stage": "1", "2", "train"
+    command: str
+    study_name: str | None  # the Optuna study (None: not a search)
+    table: str | None  # the trial table it writes (read when the study cannot be)
+    markers: tuple[str, ...]  # files only this stage writes
+    legacy_keys: tuple[str, ...]  # config.json keys that mark a 0.1 folder of this stage
+
+
+STAGES: Registry[StageLayout] = Registry("stage")
+STAGES.add("1", StageLayout("1", "nas search", "stage1", "trials",
+                            ("best.json", "trials.csv", "trials.parquet"), ("target_macs",)))
+STAGES.add("2", StageLayout("2", "gridsearch", "stage2", "grid",
+                            ("coefficients.json", "grid.csv", "grid.parquet", "family.csv"),
+                            ("grid", "phi")))
+STAGES.add("train", StageLayout("train", "nas train", None, None,
+                                ("metrics.csv", "results.json"), ("job",)))
+
+
+def stage_key(stage: int | str) -> str:
+    """``1``, ``"1"`` -> ``"1"``; an unknown stage lists the known ones."""
+    return STAGES.get(str(stage)).stage
+
+
+# ----------------------------------------------------------------------------- files
+def write_table(df: Any, folder: Path, stem: str) -> None:
+    """Write ``stem.csv`` and ``stem.parquet`` atomically (readers never see half a file)."""
+    folder = Path(folder)
+    atomic_write(folder / f"{stem}.csv", lambda p: df.to_csv(p, index=False))
+    atomic_write(folder / f"{stem}.parquet", lambda p: df.to_parquet(p, index=False))
+
+
+def read_table(folder: Path, stem: str) -> Any:
+    """``stem.parquet`` (else ``stem.csv``) as a DataFrame, or None while neither is there."""
+    import pandas as pd
+
+    folder = Path(folder)
+    if (folder / f"{stem}.parquet").is_file():
+        return pd.read_parquet(folder / f"{stem}.parquet")
+    if (folder / f"{stem}.csv").is_file():
+        return pd.read_csv(folder / f"{stem}.csv")
+    return None
+
+
+def read_config(run_dir: str | Path) -> dict[str, Any]:
+    p = Path(run_dir) / CONFIG
+    if not p.is_file():
+        raise FileNotFoundError(f"{str(run_dir)!r} is not a run folder (no {CONFIG}); pass the "
+                                f"--out of an earlier run")
+    try:
+        return json.loads(p.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{p} is not valid JSON ({e}); restore it or start a new run with "
+                         f"another --out") from None
+
+
+def write_config(run_dir: Path, stage: int | str, config: Mapping[str, Any]) -> Path:
+    """``config.json``: ``config`` with ``"stage"`` first."""
+    return write_json({"stage": _stage_value(stage), **{k: v for k, v in config.items()
+                                                        if k != "stage"}}, run_dir / CONFIG)
+
+
+def _stage_value(stage: int | str) -> int | str:
+    key = stage_key(stage)
+    return int(key) if key.isdigit() else key
+
+
+def stage_of(config: Mapping[str, Any]) -> str | None:
+    """The stage a run's config.json belongs to (``"1"``, ``"2"``, ``"train"``), or None."""
+    if config.get("stage") is not None:
+        return str(config["stage"])
+    for name in STAGES:
+        if all(k in config for k in STAGES.get(name).legacy_keys):
+            return name
+    return None
+
+
+# ----------------------------------------------------------------------------- storage
+def storage_url(run_dir: Path, storage: str | None) -> str:
+    return storage if storage else f"journal:{Path(run_dir) / JOURNAL}"
+
+
+def open_storage(url: str) -> Any:
+    """``journal:PATH`` -> an Optuna JournalStorage file; anything else is passed to Optuna
+    (``sqlite:///...``, ``postgresql://...``)."""
+    if url.startswith("journal:"):
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+
+        path = Path(url[len("journal:"):])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(str(path)))
+    return url
+
+
+# ----------------------------------------------------------------------------- folders
+def new_run_dir(out: str | Path | None, *, root: str | Path = RUNS_ROOT) -> Path:
+    """``out``, or a fresh ``runs/<timestamp>``."""
+    if out is not None:
+        return Path(out)
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    p = Path(root) / stamp
+    n = 1
+    while p.exists():
+        p = Path(root) / f"{stamp}-{n}"
+        n += 1
+    return p
+
+
+def latest_run_dir(stage: int | str, *, root: str | Path = RUNS_ROOT) -> Path:
+    """The newest run folder under ``root`` that ``stage`` wrote (what ``--resume`` without
+    ``--out`` continues); it says which one it took."""
+    key = stage_key(stage)
+    found = []
+    for p in Path(root).glob("*"):
+        try:
+            if (p / CONFIG).is_file() and stage_of(read_config(p)) == key:
+                found.append(p)
+        except (OSError, ValueError):
+            continue
+    if not found:
+        cmd = STAGES.get(key).command
+        raise FileNotFoundError(f"--resume found no {cmd} run folder under {str(root)!r}; pass "
+                                f"--out DIR naming the run to resume")
+    run_dir = max(found, key=lambda p: (p / CONFIG).stat().st_mtime)
+    log.info("resuming the newest %s run: %s", STAGES.get(key).command, run_dir)
+    return run_dir
+
+
+class RunFolderInUse(OSError):
+    """Another process holds the run folder."""
+
+
+@contextmanager
+def run_lock(run_dir: Path, *, command: str) -> Iterator[None]:
+    """Hold the run folder for one process: a second process on the same folder would
+    interleave its writes. The lock is an OS file lock, so a killed process never leaves it
+    held. A folder this call created is removed again if the run fails before writing anything
+    into it (bad input leaves no trace)."""
+    run_dir = Path(run_dir)
+    created = not run_dir.exists()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / LOCK
+    with open(path, "a+") as f:
+        locked = False
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            locked = True
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "unknown"
+            raise RunFolderInUse(f"run folder {str(run_dir)!r} is in use by another process "
+                                 f"(pid {holder}); wait for it to finish or stop it, or pass "
+                                 f"another --out") from None
+        except OSError as e:  # a file system without locks (some network mounts): go on
+            log.warning("could not lock %s (%s); make sure no other %s uses this folder",
+                        run_dir, e, command)
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        try:
+            yield
+        except BaseException:
+            if created and [p.name for p in run_dir.iterdir()] == [LOCK]:
+                path.unlink()
+                run_dir.rmdir()
+            raise
+        finally:
+            if locked:
+                fcntl.flock(f, fcntl.LOCK_UN)
