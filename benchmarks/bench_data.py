@@ -1,5 +1,5 @@
 """How long stage 1's data path takes: parsing a dataset, and building proxy tensors, cold and
-from the in-process caches (nas/data.py). Run: ``python -m benchmarks.bench_data [--data-dir D]``.
+from the in-process caches (nas/data/). Run: ``python -m benchmarks.bench_data [--data-dir D]``.
 
 Writes one line per case to stdout: seconds, then what was timed.
 """

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from nas import data
+from nas.data import download
 from nas.data import (DATASETS, Dataset, holdout_split, load_dataset, proxy_data, read_idx,
                       synthetic_dataset, test_data)
 
@@ -386,7 +387,7 @@ def test_test_data_uses_the_proxy_normalization(synthetic_ds: Dataset) -> None:
 def test_download_fashion_mnist_without_a_network(tmp_path: Path, monkeypatch) -> None:
     served = {name: p.read_bytes()
               for name, p in ((p.name, p) for p in tiny_fashion_mnist(tmp_path / "src").iterdir())}
-    monkeypatch.setattr(data, "FASHION_MNIST_FILES",
+    monkeypatch.setattr(download, "FASHION_MNIST_FILES",
                         {n: hashlib.md5(b).hexdigest() for n, b in served.items()})
     urls: list[str] = []
 
@@ -396,7 +397,7 @@ def test_download_fashion_mnist_without_a_network(tmp_path: Path, monkeypatch) -
             raise OSError("connection refused")
         return io.BytesIO(served[url.rsplit("/", 1)[1]])
 
-    monkeypatch.setattr(data.urllib.request, "urlopen", fake_urlopen)
+    monkeypatch.setattr(download.urllib.request, "urlopen", fake_urlopen)
     dest = data.download_fashion_mnist(tmp_path / "dl")
     assert len(urls) == 8 and all(u.startswith("http") for u in urls)
     assert load_dataset("fashion-mnist", data_dir=dest).train_images.shape == (20, 1, 28, 28)
@@ -404,7 +405,8 @@ def test_download_fashion_mnist_without_a_network(tmp_path: Path, monkeypatch) -
 
 
 def test_download_rejects_a_wrong_checksum(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(data.urllib.request, "urlopen", lambda url, timeout: io.BytesIO(b"junk"))
+    monkeypatch.setattr(download.urllib.request, "urlopen",
+                        lambda url, timeout: io.BytesIO(b"junk"))
     with pytest.raises(OSError, match="MD5 .* != expected c58f30108f718f92721af3b95e74349a"):
         data.download_cifar10(tmp_path)
     assert list(tmp_path.iterdir()) == []
