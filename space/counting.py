@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Callable, NamedTuple
 
 from .builder import BlockArgs, block_args, build, mid_channels
+from .errors import UnknownNameError
 from .registry import Registry
 from .spec import ArchSpec
 
@@ -242,5 +243,5 @@ def count(spec: ArchSpec, resolution: int | None = None, *, method: str = "analy
     """Params and MACs; ``method`` is 'analytic' (fast, exact) or 'fvcore' (traced)."""
     methods = {"analytic": count_analytic, "fvcore": count_fvcore}
     if method not in methods:
-        raise KeyError(f"unknown counting method {method!r}; known: {', '.join(methods)}")
+        raise UnknownNameError(f"unknown counting method {method!r}; known: {', '.join(methods)}")
     return methods[method](spec, resolution)

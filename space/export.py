@@ -14,11 +14,21 @@ One formatter per block type, looked up in :data:`TIMM_BLOCKS` / :data:`TF_BLOCK
 timm notation per block type:
 
 * ``mbconv`` with expansion != 1: ``ir_r{r}_k{k}_s{s}_e{e}_c{c}`` (timm ``InvertedResidual``).
-* ``mbconv`` with expansion 1: ``ds_r{r}_k{k}_s{s}_c{c}``. Our builder (like the official code)
-  has no expansion conv then; timm's ``ir`` always adds one and its ``ds`` does not. timm writes
-  B0's first stage ``ds_r1_k3_s1_e1_c16_se0.25``; ``ds`` ignores ``e``, so we leave it out.
-* ``dsconv``: ``ds_...`` (linear pointwise, MnasNet's SepConv).
-* ``dsa``: ``dsa_...`` (activated pointwise, MobileNetV1).
+* ``mbconv`` with expansion 1: ``ds_r{r}_k{k}_s{s}_e1_c{c}``. Our builder (like the official
+  code) has no expansion conv then; timm's ``ir`` always adds one and its ``ds`` does not.
+* ``dsconv``: ``ds_r{r}_k{k}_s{s}_e1_c{c}`` (linear pointwise, MnasNet's SepConv).
+
+timm's decoder ignores ``e`` for ``ds``, and its own arch_defs disagree on writing it: the
+EfficientNet family and MnasNet-A1 (``semnasnet``) write ``ds_r1_k3_s1_e1_c16...``, MnasNet-B1
+and MobileNetV2 ``ds_r1_k3_s1_c16...``. We always write ``e1``, the EfficientNet form, so that
+every EfficientNet zoo member's export equals timm's arch_def token for token; for MnasNet-B1
+and MobileNetV2 the strings differ from timm's by that ignored token only.
+B1..B7 are written with their widths and depths applied (``c``, ``r`` already rounded, as
+timm's builder rounds B0's arch_def with ``round_chs_fn``/``depth_multiplier``, by the same
+rules); build them in timm with multipliers 1.0.
+* ``dsa``: ``dsa_...`` (activated pointwise, MobileNetV1). timm's ``dsa`` never has a residual,
+  so ``skip == 'none'`` is its default and writes nothing; an identity skip is written ``_skip``
+  so nothing is lost, though timm would not build it.
 * ``conv``: ``cn_r{r}_k{k}_s{s}_c{c}`` (timm ``ConvBnAct``), with ``_skip`` when the spec asks
   for an identity residual, since timm's ``cn`` has none unless told. timm's ``cn`` has no SE:
   an ``_se`` option is kept so nothing is lost, but timm would not build it.
@@ -27,7 +37,8 @@ timm notation per block type:
   (ResNet: 0.25), a projection shortcut when shapes change, ``_noskip`` = no shortcut at all.
 
 ``_se{x}`` follows whenever ``se_ratio > 0`` (SE width from the block's *input* channels, as in
-the official EfficientNet code), ``_noskip`` whenever ``skip == 'none'`` (except ``cn``, above).
+the official EfficientNet code), ``_noskip`` whenever ``skip == 'none'`` (except ``cn`` and
+``dsa``, above).
 The activation is global in a spec, so it is ``act_layer`` in :class:`TimmArchDef` rather than a
 per-block option. timm rounds expanded widths to multiples of 8; for channel counts that are not
 multiples of 8 the network timm builds can differ slightly from ours.
@@ -69,13 +80,11 @@ TIMM_BLOCKS: Registry[Callable[[StageSpec], str]] = Registry("timm block type")
 @TIMM_BLOCKS.register("mbconv")
 def _timm_mbconv(s: StageSpec) -> str:
     # Expansion 1 has no expansion conv in our builder (and the official code): that is timm's ds.
-    if s.expand_ratio == 1:
-        return "ds_" + _options(s, expand=False)
-    return "ir_" + _options(s, expand=True)
+    return ("ds_" if s.expand_ratio == 1 else "ir_") + _options(s, expand=True)
 
 
-TIMM_BLOCKS.add("dsconv", lambda s: "ds_" + _options(s, expand=False))
-TIMM_BLOCKS.add("dsa", lambda s: "dsa_" + _options(s, expand=False))
+TIMM_BLOCKS.add("dsconv", lambda s: "ds_" + _options(s, expand=True))  # e1, as timm's B0 has
+TIMM_BLOCKS.add("dsa", lambda s: "dsa_" + _options(s, expand=False, skip_flag="skip"))
 TIMM_BLOCKS.add("conv", lambda s: "cn_" + _options(s, expand=False, skip_flag="skip"))
 TIMM_BLOCKS.add("bottleneck", lambda s: "bot_" + _options(s, expand=True))
 

@@ -1,11 +1,14 @@
 """A small name -> object registry (after fvcore's / detectron2's ``Registry``).
 
 Block types, activations, datasets, samplers and zoo models are looked up by name; an unknown
-name gets a KeyError that lists the known ones.
+name gets an :class:`~space.errors.UnknownNameError` (a ``KeyError``) that lists the known ones;
+the command lines print it as bad input (one line, exit 2).
 """
 from __future__ import annotations
 
 from typing import Callable, Generic, Iterator, TypeVar
+
+from .errors import UnknownNameError
 
 T = TypeVar("T")
 
@@ -31,7 +34,7 @@ class Registry(Generic[T]):
         try:
             return self._items[name]
         except KeyError:
-            raise KeyError(
+            raise UnknownNameError(
                 f"unknown {self.kind} {name!r}; known: {', '.join(sorted(self._items))}"
             ) from None
 

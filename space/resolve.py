@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .errors import UnknownNameError
 from .spec import ArchSpec, load_spec
 from .zoo import ZOO, get_model
 
@@ -20,9 +21,10 @@ RUN_SPEC_FILE = "best.json"
 def resolve_spec(name_or_path: str) -> ArchSpec:
     """The spec ``name_or_path`` names.
 
-    Raises KeyError for a name that is neither a zoo model nor an existing path (listing the zoo
-    and the other accepted forms), :class:`~space.spec.SpecError` naming the file and the field
-    for a broken or invalid spec file, and FileNotFoundError for a folder without ``best.json``.
+    Raises :class:`~space.errors.UnknownNameError` (a KeyError) for a name that is neither a zoo
+    model nor an existing path (listing the zoo and the other accepted forms),
+    :class:`~space.spec.SpecError` naming the file and the field for a broken or invalid spec
+    file, and FileNotFoundError for a folder without ``best.json``.
     """
     if not isinstance(name_or_path, str) or not name_or_path:
         raise TypeError(f"a model must be a zoo name or a path, got {name_or_path!r}")
@@ -38,7 +40,7 @@ def resolve_spec(name_or_path: str) -> ArchSpec:
         return load_spec(best)
     if path.is_file():
         return load_spec(path)
-    raise KeyError(
+    raise UnknownNameError(
         f"unknown model {name_or_path!r}: not a zoo model and no such file or folder; "
         f"zoo models: {', '.join(ZOO.names())}; a path to a spec .json file or to a run folder "
         f"with {RUN_SPEC_FILE} also works")

@@ -22,6 +22,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Protocol
 
+from .errors import UnknownNameError
 from .registry import Registry
 from .scaling import round_filters
 from .spec import ACTIVATIONS, ArchSpec, SpecError, StageSpec, StemSpec
@@ -280,7 +281,7 @@ def load_space(name_or_path: str | Path) -> SearchSpace:
         return _parse(p.read_text(), source=str(p), json_like=p.suffix == ".json")
     name = str(name_or_path)
     if name not in shipped_spaces():
-        raise KeyError(f"unknown search space {name!r}; shipped: {', '.join(shipped_spaces())}, "
+        raise UnknownNameError(f"unknown search space {name!r}; shipped: {', '.join(shipped_spaces())}, "
                        f"or pass a path to a .yaml/.json space file")
     text = resources.files("space").joinpath("spaces", f"{name}.yaml").read_text()
     return _parse(text, source=f"{name}.yaml", json_like=False)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 
 import pytest
@@ -19,14 +20,34 @@ B0_TF = ["r1_k3_s11_e1_i32_o16_se0.25", "r2_k3_s22_e6_i16_o24_se0.25",
          "r2_k5_s22_e6_i24_o40_se0.25", "r3_k3_s22_e6_i40_o80_se0.25",
          "r3_k5_s11_e6_i80_o112_se0.25", "r4_k5_s22_e6_i112_o192_se0.25",
          "r1_k3_s11_e6_i192_o320_se0.25"]
-# timm writes the first stage 'ds_r1_k3_s1_e1_c16_se0.25'; ds ignores e, so we leave it out.
-B0_TIMM = [["ds_r1_k3_s1_c16_se0.25"], ["ir_r2_k3_s2_e6_c24_se0.25"],
-           ["ir_r2_k5_s2_e6_c40_se0.25"], ["ir_r3_k3_s2_e6_c80_se0.25"],
-           ["ir_r3_k5_s1_e6_c112_se0.25"], ["ir_r4_k5_s2_e6_c192_se0.25"],
-           ["ir_r1_k3_s1_e6_c320_se0.25"]]
-MOBILENET_V2_TIMM = [["ds_r1_k3_s1_c16"], ["ir_r2_k3_s2_e6_c24"], ["ir_r3_k3_s2_e6_c32"],
-                     ["ir_r4_k3_s2_e6_c64"], ["ir_r3_k3_s1_e6_c96"], ["ir_r3_k3_s2_e6_c160"],
-                     ["ir_r1_k3_s1_e6_c320"]]
+# timm's own arch_defs (timm/models/efficientnet.py), token for token.
+# _gen_efficientnet: B0..B7 all build from this one, scaled by channel/depth multipliers.
+TIMM_EFFICIENTNET = [["ds_r1_k3_s1_e1_c16_se0.25"], ["ir_r2_k3_s2_e6_c24_se0.25"],
+                     ["ir_r2_k5_s2_e6_c40_se0.25"], ["ir_r3_k3_s2_e6_c80_se0.25"],
+                     ["ir_r3_k5_s1_e6_c112_se0.25"], ["ir_r4_k5_s2_e6_c192_se0.25"],
+                     ["ir_r1_k3_s1_e6_c320_se0.25"]]
+TIMM_MNASNET_A1 = [["ds_r1_k3_s1_e1_c16_noskip"], ["ir_r2_k3_s2_e6_c24"],  # _gen_mnasnet_a1
+                   ["ir_r3_k5_s2_e3_c40_se0.25"], ["ir_r4_k3_s2_e6_c80"],
+                   ["ir_r2_k3_s1_e6_c112_se0.25"], ["ir_r3_k5_s2_e6_c160_se0.25"],
+                   ["ir_r1_k3_s1_e6_c320"]]
+TIMM_MNASNET_B1 = [["ds_r1_k3_s1_c16_noskip"], ["ir_r3_k3_s2_e3_c24"],  # _gen_mnasnet_b1
+                   ["ir_r3_k5_s2_e3_c40"], ["ir_r3_k5_s2_e6_c80"], ["ir_r2_k3_s1_e6_c96"],
+                   ["ir_r4_k5_s2_e6_c192"], ["ir_r1_k3_s1_e6_c320"]]
+TIMM_MOBILENET_V2 = [["ds_r1_k3_s1_c16"], ["ir_r2_k3_s2_e6_c24"],  # _gen_mobilenet_v2
+                     ["ir_r3_k3_s2_e6_c32"], ["ir_r4_k3_s2_e6_c64"], ["ir_r3_k3_s1_e6_c96"],
+                     ["ir_r3_k3_s2_e6_c160"], ["ir_r1_k3_s1_e6_c320"]]
+TIMM_MOBILENET_V1 = [["dsa_r1_k3_s1_c64"], ["dsa_r2_k3_s2_c128"],  # _gen_mobilenet_v1
+                     ["dsa_r2_k3_s2_c256"], ["dsa_r6_k3_s2_c512"], ["dsa_r2_k3_s2_c1024"]]
+# EfficientNet-B7 worked out by hand from B0 with the official width 2.0, depth 3.1
+# (channels x2, repeats ceil(r x 3.1)): what timm builds from TIMM_EFFICIENTNET with
+# channel_multiplier=2.0, depth_multiplier=3.1.
+B7_TIMM = [["ds_r4_k3_s1_e1_c32_se0.25"], ["ir_r7_k3_s2_e6_c48_se0.25"],
+           ["ir_r7_k5_s2_e6_c80_se0.25"], ["ir_r10_k3_s2_e6_c160_se0.25"],
+           ["ir_r10_k5_s1_e6_c224_se0.25"], ["ir_r13_k5_s2_e6_c384_se0.25"],
+           ["ir_r4_k3_s1_e6_c640_se0.25"]]
+# (width, depth) timm's efficientnet_b0..b7 pass as channel_multiplier, depth_multiplier.
+TIMM_MULTIPLIERS = {"b0": (1.0, 1.0), "b1": (1.0, 1.1), "b2": (1.1, 1.2), "b3": (1.2, 1.4),
+                    "b4": (1.4, 1.8), "b5": (1.6, 2.2), "b6": (1.8, 2.6), "b7": (2.0, 3.1)}
 # Which timm prefix each block type gets (mbconv: 'ds' when it has no expansion conv).
 PREFIX = {"mbconv": "ir", "dsconv": "ds", "dsa": "dsa", "conv": "cn", "bottleneck": "bot"}
 
@@ -36,9 +57,71 @@ def test_b0_tf_block_strings_are_exactly_the_official_ones() -> None:
     assert export_text(get_model("efficientnet-b0"), "tf") == "\n".join(B0_TF)
 
 
-def test_b0_and_mobilenet_v2_timm_arch_defs() -> None:
-    assert export_timm(get_model("efficientnet-b0")).to_dict()["arch_def"] == B0_TIMM
-    assert export_timm(get_model("mobilenet-v2")).to_dict()["arch_def"] == MOBILENET_V2_TIMM
+def test_efficientnets_mnasnet_a1_and_mobilenet_v1_equal_timms_arch_defs_token_for_token() -> None:
+    assert export_timm(get_model("efficientnet-b0")).to_dict()["arch_def"] == TIMM_EFFICIENTNET
+    assert export_timm(get_model("mnasnet-a1")).to_dict()["arch_def"] == TIMM_MNASNET_A1
+    assert export_timm(get_model("mobilenet-v1")).to_dict()["arch_def"] == TIMM_MOBILENET_V1
+    assert export_timm(get_model("efficientnet-b7")).to_dict()["arch_def"] == B7_TIMM
+
+
+def _without_ds_e1(arch_def: list[list[str]]) -> list[list[str]]:
+    return [[b.replace("_e1_", "_") if b.startswith("ds_") else b for b in stage]
+            for stage in arch_def]
+
+
+@pytest.mark.parametrize("name, timm_arch_def", [("mnasnet-b1", TIMM_MNASNET_B1),
+                                                 ("mobilenet-v2", TIMM_MOBILENET_V2)])
+def test_mnasnet_b1_and_mobilenet_v2_differ_from_timm_only_by_the_ignored_ds_e1(
+        name: str, timm_arch_def: list[list[str]]) -> None:
+    # timm leaves e1 out of these two models' ds strings; its decoder ignores e for ds.
+    ours = export_timm(get_model(name)).to_dict()["arch_def"]
+    assert ours != timm_arch_def
+    assert _without_ds_e1(ours) == timm_arch_def
+
+
+def _scale_timm_string(block: str, width: float, depth: float) -> str:
+    """timm's build-time scaling of one single-block stage string: c by round_chs_fn (the
+    official round_filters: divisor 8, at most 10% down), r by ceil(r x depth)."""
+    prefix, *opts = block.split("_")
+    out = []
+    for opt in opts:
+        if opt.startswith("c") and opt[1:].isdigit():
+            c = int(opt[1:]) * width
+            new = max(8, int(c + 4) // 8 * 8)
+            opt = f"c{new + 8 if new < 0.9 * c else new}"
+        elif opt.startswith("r") and opt[1:].isdigit():
+            opt = f"r{math.ceil(int(opt[1:]) * depth)}"
+        out.append(opt)
+    return "_".join([prefix, *out])
+
+
+@pytest.mark.parametrize("variant", list(TIMM_MULTIPLIERS))
+def test_every_efficientnet_equals_timms_b0_arch_def_with_its_multipliers(variant: str) -> None:
+    width, depth = TIMM_MULTIPLIERS[variant]
+    expected = [[_scale_timm_string(b, width, depth) for b in stage]
+                for stage in TIMM_EFFICIENTNET]
+    timm = export_timm(get_model(f"efficientnet-{variant}")).to_dict()
+    assert timm["arch_def"] == expected
+    # timm rounds the stem (32) and head (1280) with the same round_chs_fn
+    assert timm["stem_size"] == int(_scale_timm_string("x_c32", width, 1)[3:])
+    assert timm["num_features"] == int(_scale_timm_string("x_c1280", width, 1)[3:])
+
+
+@pytest.mark.parametrize("variant", list(TIMM_MULTIPLIERS))
+def test_timms_decoder_builds_the_same_blocks_from_our_export(variant: str) -> None:
+    builder = pytest.importorskip(
+        "timm.models._efficientnet_builder",
+        reason="timm is not installed (not a dependency); the literal arch_defs above are "
+               "checked without it")
+    width, depth = TIMM_MULTIPLIERS[variant]
+    ours = builder.decode_arch_def(
+        export_timm(get_model(f"efficientnet-{variant}")).to_dict()["arch_def"])
+    theirs = builder.decode_arch_def(TIMM_EFFICIENTNET, depth_multiplier=depth)
+    round_chs = builder.round_channels
+    for stage_ours, stage_theirs in zip(ours, theirs, strict=True):
+        assert len(stage_ours) == len(stage_theirs)
+        for a, b in zip(stage_ours, stage_theirs):
+            assert a == {**b, "out_chs": round_chs(b["out_chs"], width)}
 
 
 def test_tf_strings_of_a_scaled_model_and_of_mnasnet() -> None:
@@ -76,7 +159,7 @@ def _check_timm_string(stage: StageSpec) -> None:
     assert int(opts["c"]) == stage.out_channels
     assert float(opts.get("e", "1")) == stage.expand_ratio
     assert float(opts.get("se", "0")) == stage.se_ratio
-    if prefix == "cn":
+    if prefix in ("cn", "dsa"):  # timm's default for these: no residual
         assert ("skip" in opts) == (stage.skip == "identity")
     else:
         assert ("noskip" in opts) == (stage.skip == "none")
@@ -107,10 +190,11 @@ def test_every_block_type_has_a_timm_formatter() -> None:
 
 @pytest.mark.parametrize("stage, expected", [
     (StageSpec("mbconv", 2, 5, 2, 40, 6, 0.25), "ir_r2_k5_s2_e6_c40_se0.25"),
-    (StageSpec("mbconv", 1, 3, 1, 16, 1, 0.25), "ds_r1_k3_s1_c16_se0.25"),
+    (StageSpec("mbconv", 1, 3, 1, 16, 1, 0.25), "ds_r1_k3_s1_e1_c16_se0.25"),
     (StageSpec("mbconv", 1, 3, 1, 16, 2.5, 0.125, "none"), "ir_r1_k3_s1_e2.5_c16_se0.125_noskip"),
-    (StageSpec("dsconv", 1, 3, 1, 16, skip="none"), "ds_r1_k3_s1_c16_noskip"),
-    (StageSpec("dsa", 2, 3, 2, 128, skip="none"), "dsa_r2_k3_s2_c128_noskip"),
+    (StageSpec("dsconv", 1, 3, 1, 16, skip="none"), "ds_r1_k3_s1_e1_c16_noskip"),
+    (StageSpec("dsa", 2, 3, 2, 128, skip="none"), "dsa_r2_k3_s2_c128"),
+    (StageSpec("dsa", 1, 3, 1, 128), "dsa_r1_k3_s1_c128_skip"),
     (StageSpec("conv", 1, 3, 1, 24), "cn_r1_k3_s1_c24_skip"),
     (StageSpec("conv", 1, 1, 1, 24, skip="none"), "cn_r1_k1_s1_c24"),
     (StageSpec("bottleneck", 3, 3, 1, 256, 0.25), "bot_r3_k3_s1_e0.25_c256"),
