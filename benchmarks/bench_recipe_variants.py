@@ -20,10 +20,7 @@ from typing import Any, Sequence
 import torch
 
 from nas.data import load_dataset, proxy_data
-from nas.recipes import make_recipe
-from nas.trainer import param_groups
-from nas.ema import ModelEma
-from nas.training import OPTIMIZERS, evaluate, fit
+from nas.train import OPTIMIZERS, ModelEma, evaluate, fit, make_recipe, param_groups
 from space import build, get_model
 
 # name -> changes to the fast recipe: "train" fields of TrainConfig, "spec" fields of ArchSpec.

@@ -257,7 +257,7 @@ def checkpoint_cam(checkpoint: str | Path, *, images: int, dataset: str | None =
     classes (ValueError otherwise) and is held out and normalized on its own.
     """
     from .data import load_dataset, proxy_data
-    from .trainer import check_classes, load_checkpoint, model_from_checkpoint
+    from .train import check_classes, load_checkpoint, model_from_checkpoint
 
     if isinstance(images, bool) or not isinstance(images, int) or images < 1:
         raise ValueError(f"`images >= 1` must hold, but got images={images!r}; pass e.g. "

@@ -1,7 +1,7 @@
 """Accuracy evaluators: train a candidate briefly on a real proxy task (MnasNet Sec. 5).
 
 The proxy evaluator retargets the candidate at the dataset (stem input channels, classes,
-proxy resolution), trains it with the shared loop in :mod:`nas.training`, and returns top-1
+proxy resolution), trains it with the shared loop in :mod:`nas.train.loop`, and returns top-1
 accuracy on a validation split held out from the training set; the test split is never used.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ import torch
 
 from space import ArchSpec, build
 
-from .training import EpochResult, TrainConfig, fit
+from .train import EpochResult, TrainConfig, fit
 
 
 @dataclass(frozen=True)
@@ -50,12 +50,12 @@ class ProxyConfig:
             raise ValueError(f"`0 < bn_momentum <= 1` must hold, but got {self.bn_momentum}")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "train": self.train.to_dict()}  # plain dicts all the way down
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ProxyConfig:
         d = dict(d)
-        d["train"] = TrainConfig(**d.get("train", {}))
+        d["train"] = TrainConfig.from_dict(d.get("train", {}))
         return cls(**d)
 
 

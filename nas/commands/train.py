@@ -1,4 +1,4 @@
-"""``nas train MODEL``: train a spec or zoo model to completion with a recipe (nas.trainer)."""
+"""``nas train MODEL``: train a spec or zoo model to completion with a recipe (nas.train)."""
 from __future__ import annotations
 
 import argparse
@@ -30,9 +30,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     a("--data-dir", metavar="DIR", default=S, help="folder holding the dataset files "
       "(fashion-mnist default: /usr/share/datasets/fashion-mnist)")
     a("--recipe", metavar="NAME", default=S, help="fast (default: SGD, cosine, short CPU runs) "
-      "or paper (TF RMSProp, 0.97 every 2.4 epochs, EMA; see nas.recipes)")
+      "or paper (TF RMSProp, 0.97 every 2.4 epochs, EMA; see nas.train.recipes)")
     a("--epochs", metavar="E", type=int, default=S,
-      help="epochs to train (default: the recipe's, fast 5, paper 350)")
+      help="epochs to train (default: the recipe's, fast 5, paper 350); with --resume, a new "
+      "length: the schedule is re-planned to end at E (not below the epochs already done)")
     a("--batch-size", metavar="B", type=int, default=S, help="images per step (default: fast "
       "64, paper 128); the learning rate scales linearly with it")
     a("--resolution", metavar="R", type=int, default=S, help="input size in pixels (default: "
@@ -55,7 +56,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
       "(default 3)")
     a("--out", metavar="DIR", default=S, help="run folder (default runs/train-<timestamp>)")
     a("--resume", action="store_true", default=S,
-      help="continue the run in --out from its newest checkpoint")
+      help="continue the run in --out from its newest checkpoint (with --epochs E: extend it)")
 
 
 def make_job(given: dict[str, Any], base: Any) -> Any:
@@ -65,7 +66,7 @@ def make_job(given: dict[str, Any], base: Any) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nas.trainer import TrainJob, load_job, train
+    from nas.train import TrainJob, load_job, train
 
     given = {k: v for k, v in vars(args).items() if not k.startswith("_") and
              k not in ("command", "verbose")}

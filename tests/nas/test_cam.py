@@ -9,8 +9,7 @@ import torch
 from nas.cam import (WRITERS, cam_info, checkpoint_cam, class_activation_maps, colorize,
                      normalize_maps, upsample, write_cam)
 from nas.cli import main
-from nas.trainer import TrainJob, train
-from nas.training import TrainConfig, fit
+from nas.train import TrainConfig, TrainJob, fit, train
 from space import ArchSpec, StageSpec, StemSpec, build, save_spec
 
 # Total stride 4: a 32 px input gives an 8x8 map, fine enough to locate a corner.

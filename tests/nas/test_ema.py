@@ -1,12 +1,11 @@
-"""The weight average (nas.ema): TF's decay warm-up, exact tracking, and what it copies."""
+"""The weight average (nas.train.ema): TF's decay warm-up, exact tracking, and what it copies."""
 from __future__ import annotations
 
 import pytest
 import torch
 from torch import nn
 
-from nas.ema import ModelEma, ema_decay_at
-from nas.training import TrainConfig, fit
+from nas.train import ModelEma, TrainConfig, ema_decay_at, fit
 from space import ArchSpec, StageSpec, StemSpec, build
 
 

@@ -1,13 +1,17 @@
-"""The training recipes (nas.recipes) and TF's RMSProp, on worked numbers."""
+"""The training recipes (nas.train.recipes) and TF's RMSProp, on worked numbers."""
 from __future__ import annotations
 
+import copy
+import dataclasses
+import json
 import math
+import pickle
 
 import pytest
 import torch
 
-from nas.recipes import RECIPES, Recipe, make_recipe, scaled_lr
-from nas.training import OPTIMIZERS, SCHEDULES, RMSpropTF, TrainConfig, lr_at
+from nas.train import (OPTIMIZERS, RECIPES, SCHEDULES, Recipe, RMSpropTF, TrainConfig, lr_at,
+                       make_recipe, scaled_lr)
 from space import get_model
 
 B0 = get_model("efficientnet-b0")
@@ -35,6 +39,25 @@ def test_paper_recipe_is_the_papers() -> None:
     assert (t.extra["decay_rate"], t.extra["decay_epochs"]) == (0.97, 2.4)
     assert r.spec.bn_momentum == 0.01  # TF's 0.99 in PyTorch's convention
     assert r.ema_decay == 0.9999 and r.ema_warmup
+
+
+def test_train_config_extra_is_read_only_and_serializes_as_before() -> None:
+    t = make_recipe("paper", B0, batch_size=64, epochs=10).train
+    with pytest.raises(TypeError, match="read-only.*dataclasses.replace"):
+        t.extra["decay_rate"] = 0.5  # type: ignore[index]
+    with pytest.raises(TypeError, match="read-only"):
+        t.extra.update(decay_rate=0.5)  # type: ignore[attr-defined]
+    d = t.to_dict()
+    assert type(d["extra"]) is dict and d["extra"] == {"decay_rate": 0.97, "decay_epochs": 2.4,
+                                                       "rmsprop_eps": 1e-3}
+    assert json.loads(json.dumps(dataclasses.asdict(t))) == json.loads(json.dumps(d))
+    back = TrainConfig.from_dict(json.loads(json.dumps(d)))
+    assert back == t and hash(back) == hash(t)
+    assert pickle.loads(pickle.dumps(t)) == t and copy.deepcopy(t) == t
+    changed = dataclasses.replace(t, extra={**t.extra, "decay_rate": 0.5})
+    assert changed.extra["decay_rate"] == 0.5 and t.extra["decay_rate"] == 0.97
+    with pytest.raises(TypeError, match="must be a mapping"):
+        TrainConfig(extra=[("decay_rate", 0.5)])  # type: ignore[arg-type]
 
 
 def test_paper_schedule_on_worked_numbers() -> None:

@@ -1,4 +1,4 @@
-"""``nas train`` (nas.trainer): one tiny run end to end, checkpoints, resume, and bad input."""
+"""``nas train`` (nas.train): one tiny run end to end, checkpoints, resume, extension, bad input."""
 from __future__ import annotations
 
 import csv
@@ -9,10 +9,9 @@ import pytest
 import torch
 
 from nas.cli import main
-from nas.trainer import (CHECKPOINT_DIR, METRIC_COLUMNS, RunFolderInUse, TrainJob,
-                         list_checkpoints, load_checkpoint, param_groups, pick_device, prepare,
-                         run_lock, train)
-from nas.training import lr_at
+from nas.train import (CHECKPOINT_DIR, METRIC_COLUMNS, TrainJob, list_checkpoints,
+                       load_checkpoint, lr_at, param_groups, pick_device, prepare, train)
+from results.rundir import RunFolderInUse, run_lock
 from space import ArchSpec, StageSpec, StemSpec, build, save_spec
 
 TINY = ArchSpec(name="tiny", stem=StemSpec(channels=8), stages=(
@@ -102,8 +101,8 @@ def test_resume_refuses_another_spec_and_changed_settings(tiny_spec: str, tmp_pa
         train(_job(str(other)), out=out, resume=True)
     assert load_checkpoint(out).arch_hash in str(e.value)
     assert "head_channels" in str(e.value)
-    with pytest.raises(ValueError, match="--epochs 2 differs from the resumed run's 1"):
-        train(_job(tiny_spec, epochs=2), out=out, resume=True)
+    with pytest.raises(ValueError, match="--batch-size 16 differs from the resumed run's 32"):
+        train(_job(tiny_spec, batch_size=16), out=out, resume=True)
     with pytest.raises(FileExistsError, match="--resume"):
         train(_job(tiny_spec), out=out)
 
@@ -204,12 +203,12 @@ def test_a_run_folder_in_use_is_refused_and_left_alone(tiny_spec: str, tmp_path:
     out = tmp_path / "run"
     train(_job(tiny_spec), out=out)
     before = {p.name: p.stat().st_mtime_ns for p in (out / CHECKPOINT_DIR).iterdir()}
-    with run_lock(out):  # another process training into it (flock is per open file)
-        with pytest.raises(RunFolderInUse, match="in use by another nas train"):
+    with run_lock(out, command="nas train"):  # another process (flock is per open file)
+        with pytest.raises(RunFolderInUse, match="in use by another process"):
             train(_job(tiny_spec), out=out, resume=True)
         assert main(["train", tiny_spec, "--out", str(out), "--resume"]) == 2
         err = capsys.readouterr().err.strip()
-        assert "in use by another nas train" in err and len(err.splitlines()) == 1
+        assert "in use by another process" in err and len(err.splitlines()) == 1
     assert {p.name: p.stat().st_mtime_ns for p in (out / CHECKPOINT_DIR).iterdir()} == before
     train(_job(tiny_spec), out=out, resume=True)  # free again once the holder is done
 
@@ -230,7 +229,92 @@ def test_a_file_system_without_locks_still_trains(tiny_spec: str, tmp_path: Path
         raise OSError(errno.ENOLCK, "No locks available")
 
     monkeypatch.setattr(fcntl, "flock", no_locks)
-    with caplog.at_level("WARNING", logger="nas.trainer"):
+    with caplog.at_level("WARNING", logger="results.rundir"):
         result = train(_job(tiny_spec), out=tmp_path / "run")
     assert result.epochs[0]["epoch"] == 1
     assert "could not lock" in caplog.text and "No locks available" in caplog.text
+
+
+# --------------------------------------------------------------------------- --resume --epochs N
+def test_resume_with_more_epochs_extends_a_finished_run(tiny_spec: str, tmp_path: Path,
+                                                         caplog) -> None:
+    out = tmp_path / "run"
+    first = train(_job(tiny_spec, epochs=1), out=out)
+    seen: list[dict] = []
+    with caplog.at_level("INFO", logger="nas.train.run"):
+        extended = train(_job(tiny_spec, epochs=2), out=out, resume=True, on_epoch=seen.append)
+    assert [r["epoch"] for r in seen] == [2]  # exactly one more epoch, epoch 1 not repeated
+    assert "extending the run from 1 to 2 epochs: the schedule is re-planned to end at 2" \
+        in caplog.text
+    assert [r["epoch"] for r in _read_metrics(out)] == ["1", "2"]
+    assert extended.epochs[0] == first.epochs[0]  # the first row is kept as it was
+    # The schedule is the one a fresh 2-epoch run plans: its lr at epoch 2's last step.
+    steps = 160 // 32
+    fresh = prepare(_job(tiny_spec, epochs=2)).train
+    assert fresh.epochs == 2
+    assert extended.epochs[1]["lr"] == pytest.approx(lr_at(1 + (steps - 1) / steps, fresh))
+    assert extended.epochs[1]["lr"] > 0  # the 1-epoch plan had decayed to 0 there
+    ckpt = load_checkpoint(out)
+    assert ckpt.epoch == 2 and ckpt.ema["updates"] == 2 * steps and ckpt.train["epochs"] == 2
+    config = json.loads((out / "config.json").read_text())
+    results = json.loads((out / "results.json").read_text())
+    assert config["stage"] == "train" and config["train"]["epochs"] == 2
+    assert config["replanned_from"] == 1 and results["replanned_from"] == 1
+    assert results["epochs"] == 2
+    # A later plain resume keeps the record and trains nothing.
+    again = train(_job(tiny_spec, epochs=2), out=out, resume=True, on_epoch=seen.append)
+    assert len(seen) == 1 and len(again.epochs) == 2
+    assert json.loads((out / "config.json").read_text())["replanned_from"] == 1
+
+
+def test_resume_can_shorten_a_run_not_yet_finished(tiny_spec: str, tmp_path: Path) -> None:
+    def stop_after_first(row: dict) -> None:
+        if row["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        train(_job(tiny_spec, epochs=3), out=out, on_epoch=stop_after_first)
+    seen: list[dict] = []
+    result = train(_job(tiny_spec, epochs=2), out=out, resume=True, on_epoch=seen.append)
+    assert [r["epoch"] for r in seen] == [2]
+    steps = 160 // 32
+    assert result.epochs[1]["lr"] == pytest.approx(
+        lr_at(1 + (steps - 1) / steps, prepare(_job(tiny_spec, epochs=2)).train))
+    assert json.loads((out / "results.json").read_text())["replanned_from"] == 3
+
+
+def test_resume_to_the_epochs_done_only_evaluates(tiny_spec: str, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    train(_job(tiny_spec, epochs=2), out=out)
+    before = load_checkpoint(out).path.stat().st_mtime_ns
+    result = train(_job(tiny_spec, epochs=2), out=out, resume=True)
+    assert [r["epoch"] for r in result.epochs] == [1, 2]
+    assert load_checkpoint(out).path.stat().st_mtime_ns == before  # nothing trained
+    assert "replanned_from" not in json.loads((out / "config.json").read_text())
+
+
+def test_resume_below_the_epochs_done_is_refused(tiny_spec: str, tmp_path: Path,
+                                                 capsys) -> None:
+    out = tmp_path / "run"
+    train(_job(tiny_spec, epochs=2), out=out)
+    before = (out / "config.json").read_text()
+    with pytest.raises(ValueError, match=r"`--epochs >= 2` \(the epochs already trained\)"):
+        train(_job(tiny_spec, epochs=1), out=out, resume=True)
+    assert main(["train", tiny_spec, "--out", str(out), "--resume", "--epochs", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--epochs >= 2" in err and "got --epochs 1" in err and "pass --epochs 2 or more" in err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert (out / "config.json").read_text() == before  # refused before anything was written
+    assert [r["epoch"] for r in _read_metrics(out)] == ["1", "2"]
+
+
+def test_cli_resume_with_more_epochs(tiny_spec: str, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "cli"
+    flags = ["--dataset", "synthetic", "--train-samples", "96", "--val-samples", "40",
+             "--batch-size", "32", "--threads", "1", "--device", "cpu", "--out", str(out)]
+    assert main(["train", tiny_spec, "--epochs", "1", *flags]) == 0
+    assert main(["train", tiny_spec, "--out", str(out), "--resume", "--epochs", "2"]) == 0
+    assert "epochs: 2" in capsys.readouterr().out
+    assert [r["epoch"] for r in _read_metrics(out)] == ["1", "2"]
+    assert json.loads((out / "config.json").read_text())["job"]["epochs"] == 2

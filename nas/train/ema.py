@@ -11,7 +11,7 @@ so the average first covers roughly the last ``t / 9`` steps (about the last 11%
 and settles at ``decay`` once ``t > 9 / (1 - decay) - 10`` (90k steps for 0.9999, 9k for 0.999).
 :class:`ModelEma` does exactly this when ``warmup=True``; pass ``warmup=False`` for a constant
 decay. Short CPU runs (a few thousand steps) never reach 0.9999, so the warm-up is what makes
-the average useful there; the ``fast`` recipe also caps the decay at 0.999 (see nas.recipes).
+the average useful there; the ``fast`` recipe also caps the decay at 0.999 (see nas.train.recipes).
 
 Floating-point parameters and buffers are averaged; integer buffers (``num_batches_tracked``)
 are copied.

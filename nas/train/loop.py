@@ -1,5 +1,9 @@
 """The one training loop: stage 1's proxy evaluator, stage 2's grid points and ``nas train``.
 
+:class:`TrainConfig` says how to train; :func:`fit` trains a model in place on in-memory tensors
+and validates after every epoch; :func:`evaluate` gives top-k accuracies; :func:`lr_at` is the
+learning rate the schedule plans for any (fractional) epoch.
+
 Optimizers and learning-rate schedules are looked up by name in registries. Training runs on
 in-memory tensors (the proxy data are small), in channels_last by default (about 3x faster for
 convs on CPU, see BENCHMARKS.md), with an explicit torch thread count and a seeded shuffle.
@@ -10,8 +14,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterator
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable, Iterator, Mapping
 
 import torch
 from torch import nn
@@ -24,9 +28,35 @@ OPTIMIZERS: Registry[Callable[[Any, "TrainConfig"], torch.optim.Optimizer]] = Re
 SCHEDULES: Registry[Callable[[float, "TrainConfig"], float]] = Registry("lr schedule")
 
 
+class ReadOnlyDict(dict):
+    """A dict that refuses changes, so a frozen :class:`TrainConfig` is frozen all the way down.
+
+    A ``dict`` subclass rather than a ``types.MappingProxyType`` because callers serialize
+    configs with ``dataclasses.asdict`` (which deep-copies, and cannot copy a mappingproxy) and
+    ``json.dumps`` (which writes a dict subclass as a plain object): both stay as they were.
+    """
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("TrainConfig.extra is read-only; make a new config with "
+                        "dataclasses.replace(config, extra={**config.extra, key: value})")
+
+    __setitem__ = __delitem__ = __ior__ = _refuse  # type: ignore[assignment]
+    clear = pop = popitem = setdefault = update = _refuse  # type: ignore[assignment]
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(frozenset(self.items()))
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickle and deepcopy without __setitem__
+        return (type(self), (dict(self),))
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    """How to train. ``lr`` is for ``batch_size`` as given (scale it yourself, or use a recipe)."""
+    """How to train. ``lr`` is for ``batch_size`` as given (scale it yourself, or use a recipe).
+
+    ``extra`` holds schedule and optimizer settings only some of them read (``decay_rate``,
+    ``decay_epochs``, ``rmsprop_eps``); it is stored read-only (:class:`ReadOnlyDict`).
+    """
 
     epochs: int = 1
     batch_size: int = 64
@@ -41,7 +71,7 @@ class TrainConfig:
     channels_last: bool = True
     eval_batch_size: int = 500
     grad_clip: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: Mapping[str, Any] = field(default_factory=ReadOnlyDict)
 
     def __post_init__(self) -> None:
         def need(cond: bool, rule: str, name: str, example: Any) -> None:
@@ -59,9 +89,22 @@ class TrainConfig:
         need(self.threads is None or self.threads >= 1, "threads >= 1", "threads", 1)
         OPTIMIZERS.get(self.optimizer)
         SCHEDULES.get(self.schedule)
+        if not isinstance(self.extra, Mapping):
+            raise TypeError(f"TrainConfig.extra must be a mapping of setting names to values, "
+                            f"but got {type(self.extra).__name__}; pass e.g. "
+                            f"extra={{'decay_rate': 0.97}}")
+        if not isinstance(self.extra, ReadOnlyDict):
+            object.__setattr__(self, "extra", ReadOnlyDict(self.extra))
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain JSON-ready data (``extra`` as a plain dict); :meth:`from_dict` reads it back."""
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["extra"] = dict(self.extra)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> TrainConfig:
+        return cls(**d)
 
 
 @OPTIMIZERS.register("sgd")

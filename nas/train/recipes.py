@@ -1,10 +1,10 @@
 """Training recipes: how to train a found network to completion (EfficientNet Sec. 5.2).
 
 A recipe is a function ``(spec, *, batch_size, epochs) -> Recipe`` looked up by name in
-:data:`RECIPES`. It returns the :class:`~nas.training.TrainConfig` for the one training loop
-(:func:`nas.training.fit`), the spec adjusted for training (batch-norm settings), and the
-weight-average (EMA) settings. Both recipes train with :func:`nas.training.fit`, the loop stage 1's
-proxy evaluator uses too.
+:data:`RECIPES`. It returns the :class:`~nas.train.loop.TrainConfig` for the one training loop
+(:func:`nas.train.loop.fit`), the spec adjusted for training (batch-norm settings), and the
+weight-average (EMA) settings. Both recipes train with :func:`nas.train.loop.fit`, the loop
+stage 1's proxy evaluator uses too. :func:`param_groups` applies a recipe's weight-decay rule.
 
 ``paper``: the paper's ImageNet recipe as the official code runs it (tensorflow/tpu,
 models/official/efficientnet: main.py and utils.py):
@@ -19,7 +19,7 @@ models/official/efficientnet: main.py and utils.py):
 - then staircase decay by 0.97 every 2.4 epochs, counted from epoch 0 as the official
   ``exponential_decay`` does (so the rate right after warm-up is 0.97**2 of the peak);
 - label smoothing 0.1 (official default); SiLU, dropout and drop-connect as the spec gives them;
-- EMA of the weights with decay 0.9999 and TF's ``num_updates`` warm-up (see :mod:`nas.ema`);
+- EMA of the weights with decay 0.9999 and TF's ``num_updates`` warm-up (see :mod:`nas.train.ema`);
 - 350 epochs and batch 128 by default (the paper: 350 epochs at batch 4096 on TPUs).
 
 Not included: AutoAugment and the TPU's cross-replica batch norm.
@@ -37,12 +37,14 @@ official init, and early steps at 0.05 blow the loss up to ~12).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
+
+from torch import nn
 
 from space import ArchSpec
 from space.registry import Registry
 
-from .training import TrainConfig
+from .loop import TrainConfig
 
 PAPER_LR = 0.256
 PAPER_LR_BATCH = 4096
@@ -112,3 +114,15 @@ def make_recipe(name: str, spec: ArchSpec, *, batch_size: int | None = None,
                 epochs: int | None = None) -> Recipe:
     """The recipe ``name`` applied to ``spec``; KeyError lists the known recipes."""
     return RECIPES.get(name)(spec, batch_size=batch_size, epochs=epochs)
+
+
+def param_groups(model: nn.Module, *, decay_batch_norm: bool) -> list[dict[str, Any]]:
+    """Weight decay on every parameter except batch norm's (the official code's L2 term skips
+    ``batch_normalization`` variables), unless ``decay_batch_norm`` (a recipe's setting)."""
+    bn_params = {id(p) for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+                 for p in m.parameters(recurse=False)}
+    if decay_batch_norm or not bn_params:
+        return [{"params": list(model.parameters())}]
+    decay = [p for p in model.parameters() if id(p) not in bn_params]
+    no_decay = [p for p in model.parameters() if id(p) in bn_params]
+    return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
