@@ -1,8 +1,12 @@
 """The ``nas`` command line: subcommands by table, one module each under ``nas/commands``.
 
 Each command module exposes ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``.
-Bad input (ValueError/KeyError/TypeError/OSError raised while validating) becomes one line on
-stderr and exit code 2, never a traceback.
+:func:`run_cli` (``gridsearch`` uses it too) tells bad input from bugs by the exception's type
+(:func:`is_bad_input`, the family in :mod:`space.errors`):
+
+* bad input: one line on stderr, exit code 2 (:data:`EXIT_BAD_INPUT`), also under ``-v``;
+* a bug: one line saying so, exit code 3 (:data:`EXIT_BUG`); ``-v`` prints the traceback first;
+* Ctrl-C: exit code 130.
 """
 from __future__ import annotations
 
@@ -10,7 +14,17 @@ import argparse
 import importlib
 import logging
 import sys
+import traceback
+from pathlib import Path
 from typing import Sequence
+
+EXIT_BAD_INPUT = 2
+EXIT_BUG = 3
+EXIT_INTERRUPTED = 130
+
+DISTRIBUTION = "efficientnas"
+# Our own top-level packages: an ImportError naming one of them is a bug, not a missing extra.
+OWN_PACKAGES = frozenset({"space", "nas", "results", "gridsearch"})
 
 # name -> module; imported lazily so `nas --help` answers at once.
 COMMANDS: dict[str, str] = {
@@ -28,26 +42,86 @@ COMMANDS: dict[str, str] = {
 OPTUNA_COMMANDS = {"search", "gridsearch", "results", "dashboard"}
 
 
-class CLIError(Exception):
-    """A user-facing error: printed as one line, exit code 2."""
-
-
 class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line on stderr (with the hint to use --help)."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
         print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(EXIT_BAD_INPUT)
+
+
+def package_version() -> str:
+    """The installed efficientnas version; pyproject.toml's when running from a checkout that
+    was never installed."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        import tomllib
+
+        pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+        try:
+            version = tomllib.loads(pyproject.read_text())["project"]["version"]
+            return f"{version} (not installed)"
+        except (OSError, KeyError, tomllib.TOMLDecodeError):
+            return "unknown (not installed, no pyproject.toml beside the code)"
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: looked up only when asked, so ``--help`` reads no package metadata."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS,
+                 default: str = argparse.SUPPRESS, help: str | None = None) -> None:
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:  # type: ignore[override]
+        print(f"{parser.prog} {package_version()}")
+        parser.exit()
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags every efficientnas command line has: ``-v/--verbose`` and ``--version``."""
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log debug messages; on an internal error, print the traceback")
+    parser.add_argument("--version", action=_VersionAction,
+                        help="print the installed efficientnas version and exit")
+
+
+def is_bad_input(exc: BaseException) -> bool:
+    """Whether ``exc`` says the input (or the environment) is wrong rather than the code.
+
+    Bad input: ValueError (SpecError, UsageError, a JSON decode error, ...), UnknownNameError
+    (an unknown registry name), OSError (a missing file, a locked run folder, no network, a full
+    disk) and an ImportError of a missing optional extra. Anything else, a bare KeyError or
+    TypeError included, is a bug in efficientnas.
+    """
+    from space.errors import UnknownNameError  # here: `import space` loads torch, --help need not
+
+    if isinstance(exc, (ValueError, UnknownNameError, OSError)):
+        return True
+    if isinstance(exc, ImportError):
+        return (exc.name or "").partition(".")[0] not in OWN_PACKAGES
+    return False
 
 
 def error_line(exc: BaseException) -> str:
+    """The first line of the exception's message (KeyError's without its quotes)."""
     msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
     return str(msg).splitlines()[0] if str(msg) else type(exc).__name__
 
 
+def bug_line(prog: str, exc: BaseException, *, verbose: bool) -> str:
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    what = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    hint = ("please report it with the traceback above" if verbose
+            else "rerun with -v for the traceback and report it")
+    return f"{prog}: internal error: {what} (a bug in efficientnas; {hint})"
+
+
 def make_parser(prog: str, commands: dict[str, str], description: str) -> argparse.ArgumentParser:
     parser = Parser(prog=prog, description=description)
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    add_common_arguments(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, modname in commands.items():
@@ -59,23 +133,30 @@ def make_parser(prog: str, commands: dict[str, str], description: str) -> argpar
 
 
 def run_cli(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
+    """Parse ``argv``, run the chosen command and turn what it raises into an exit code."""
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+    verbose = bool(getattr(args, "verbose", False))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
-    if "optuna" in sys.modules or args.command in OPTUNA_COMMANDS:
+    if "optuna" in sys.modules or getattr(args, "command", None) in OPTUNA_COMMANDS:
         import optuna
 
         # We log one line per trial ourselves; Optuna's own line dumps every parameter.
-        optuna.logging.set_verbosity(logging.DEBUG if args.verbose else logging.WARNING)
+        optuna.logging.set_verbosity(logging.DEBUG if verbose else logging.WARNING)
     try:
         return int(args._run(args) or 0)
-    except (CLIError, ValueError, KeyError, TypeError, OSError, ImportError) as e:
-        print(f"{parser.prog}: error: {error_line(e)}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print(f"{parser.prog}: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except Exception as e:  # noqa: BLE001 - every exception ends here, sorted by is_bad_input
+        if is_bad_input(e):
+            print(f"{parser.prog}: error: {error_line(e)}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        if verbose:
+            traceback.print_exc(file=sys.stderr)
+        print(bug_line(parser.prog, e, verbose=verbose), file=sys.stderr)
+        return EXIT_BUG
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -18,9 +18,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="a checkpoint .pt file or a nas train run folder (its newest checkpoint)")
     p.add_argument("--images", type=int, default=8, metavar="N",
                    help="validation images to show (default 8)")
-    p.add_argument("-o", "--output", default=None, metavar="FILE",
+    p.add_argument("-o", "--out", default=None, metavar="FILE",
                    help="cam.html (self-contained Plotly page) or cam.png (default: cam.html in "
                         "the checkpoint's run folder)")
+    p.add_argument("--output", dest="out", help=argparse.SUPPRESS)  # 0.1's name for --out
     p.add_argument("--dataset", metavar="NAME", default=None,
                    help="dataset to draw images from (default: the one it was trained on; "
                         "another must have as many classes)")
@@ -40,13 +41,13 @@ def run(args: argparse.Namespace) -> int:
                          f"--per-row 4")
     info = checkpoint_cam(args.checkpoint, images=args.images, dataset=args.dataset,
                           data_dir=args.data_dir, weights=args.weights)
-    if args.output is None:
+    if args.out is None:
         src = Path(args.checkpoint)
         run_dir = src if src.is_dir() else (
             src.parent.parent if src.parent.name == "checkpoints" else src.parent)
         output = run_dir / "cam.html"
     else:
-        output = Path(args.output)
+        output = Path(args.out)
     title = f"Class activation maps: {Path(args.checkpoint)} ({args.weights} weights)"
     path = write_cam(info, output, per_row=args.per_row, title=title)
     hits = int((info.predicted == info.labels).sum()) if info.labels is not None else 0

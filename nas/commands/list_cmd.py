@@ -1,10 +1,12 @@
 """``nas list``: the zoo models with params and MACs at their native resolution.
 
 MACs are the analytic count, which equals fvcore's (space.counting) and takes microseconds.
+``--json`` prints the same rows as one JSON list of ``{"name", "params", "macs", "resolution"}``.
 """
 from __future__ import annotations
 
 import argparse
+import json
 from typing import NamedTuple
 
 NAME = "list"
@@ -19,7 +21,8 @@ class ZooRow(NamedTuple):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    del parser  # no options
+    parser.add_argument("--json", action="store_true",
+                        help='print one JSON list of {"name", "params", "macs", "resolution"}')
 
 
 def zoo_rows() -> list[ZooRow]:
@@ -35,7 +38,15 @@ def zoo_rows() -> list[ZooRow]:
 
 
 def run(args: argparse.Namespace) -> int:
-    del args
+    rows = zoo_rows()
+    if args.json:
+        print(json.dumps([row._asdict() for row in rows]))
+    else:
+        draw(rows)
+    return 0
+
+
+def draw(rows: list[ZooRow]) -> None:
     from rich import box
     from rich.table import Table
 
@@ -46,7 +57,6 @@ def run(args: argparse.Namespace) -> int:
     table.add_column("params", justify="right")
     table.add_column("GMACs", justify="right")
     table.add_column("resolution", justify="right")
-    for row in zoo_rows():
+    for row in rows:
         table.add_row(row.name, f"{row.params:,}", f"{row.macs / 1e9:.2f}", str(row.resolution))
     console().print(table)
-    return 0

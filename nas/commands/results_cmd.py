@@ -1,8 +1,10 @@
 """``nas results RUN_DIR``: the best trials of a run folder of either stage.
 
 The trials come from :func:`results.store.load_run`, which reads the Optuna study itself, so
-this prints what the study holds even while the search is still running. ``--format csv`` and
-``--format json`` write every column of the trial table (results/store.py documents them).
+this prints what the study holds even while the search is still running. ``--format csv``
+writes every column of the trial table (results/store.py documents them); ``--json`` prints one
+JSON object: the run's summary (``run_dir``, ``stage``, ``source``, ``states``) and its
+``trials``, the top K with every column.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import sys
 from typing import Any, Callable
 
 NAME = "results"
-HELP = "print the best trials of a run folder (stage 1 or 2) as a table, CSV or JSON"
+HELP = "print the best trials of a run folder (stage 1 or 2) as a table, CSV (--format) or JSON"
 
 # Columns of the table format per stage: (column, header).
 TABLE_COLUMNS: dict[int, tuple[tuple[str, str], ...]] = {
@@ -31,8 +33,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top", type=int, default=10, metavar="K",
                         help="how many of the best COMPLETE trials to print (default 10); "
                              "stage 1 ranks by reward, stage 2 as its --select (accuracy)")
-    parser.add_argument("--format", default="table", choices=list(FORMATS),
-                        help="table (default), csv or json (csv/json: every column)")
+    out = parser.add_mutually_exclusive_group()
+    out.add_argument("--format", default="table", choices=list(FORMATS),
+                     help="table (default) or csv (every column)")
+    out.add_argument("--json", action="store_true",
+                     help='print one JSON object: {"run_dir", "stage", "source", "states", '
+                          '"trials": [the top K, every column]}')
 
 
 def _cell(key: str, v: Any) -> str:
@@ -88,7 +94,7 @@ def _csv(run: Any, top: Any) -> None:
     top.to_csv(sys.stdout, index=False)
 
 
-FORMATS: dict[str, Callable[[Any, Any], None]] = {"table": _table, "csv": _csv, "json": _json}
+FORMATS: dict[str, Callable[[Any, Any], None]] = {"table": _table, "csv": _csv}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -97,5 +103,6 @@ def run(args: argparse.Namespace) -> int:
     if args.top < 1:
         raise ValueError(f"`--top >= 1` must hold, but got --top {args.top}; pass e.g. --top 10")
     run_ = load_run(args.run_dir)
-    FORMATS[args.format](run_, top_trials(run_.trials, args.top, by=ranking(run_)))
+    top = top_trials(run_.trials, args.top, by=ranking(run_))
+    (_json if args.json else FORMATS[args.format])(run_, top)
     return 0

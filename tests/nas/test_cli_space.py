@@ -37,6 +37,20 @@ def test_list_shows_every_zoo_model_with_params_gmacs_and_resolution(capsys) -> 
     assert re.search(r"resnet-50\s+25,557,032\s+4\.11\s+224\b", out)
 
 
+def test_list_json_is_the_zoo_rows(capsys) -> None:
+    code, out, err = run(capsys, "list", "--json")
+    assert code == 0 and err == ""
+    rows = json.loads(out)
+    assert [r["name"] for r in rows] == list_models()
+    assert rows[0] == {"name": "efficientnet-b0", "params": 5_288_548, "macs": 401_659_392,
+                       "resolution": 224}
+    for r in rows:
+        spec = get_model(r["name"])
+        counts = count_analytic(spec)
+        assert (r["params"], r["macs"], r["resolution"]) == (counts.params, counts.macs,
+                                                             spec.resolution)
+
+
 # ----------------------------------------------------------------------------- show
 def test_show_prints_the_stage_table_and_totals(capsys) -> None:
     code, out, err = run(capsys, "show", "efficientnet-b0")
@@ -109,6 +123,35 @@ def test_export_json_to_stdout_and_to_a_file(tmp_path, capsys) -> None:
     code, out, _ = run(capsys, "export", "resnet-50", "--format", "json", "-o", str(target))
     assert code == 0 and out == ""
     assert ArchSpec.from_json(target.read_text()) == get_model("resnet-50")
+
+
+def test_export_out_and_its_old_name_output(tmp_path, capsys) -> None:
+    for flag in ("--out", "--output"):  # --output: 0.1's name, kept hidden
+        target = tmp_path / f"b0{flag}.txt"
+        code, out, _ = run(capsys, "export", "efficientnet-b0", "--format", "tf", flag,
+                           str(target))
+        assert code == 0 and out == ""
+        assert target.read_text().splitlines() == B0_TF
+    parser_help = subprocess.run([sys.executable, "-m", "nas.cli", "export", "--help"],
+                                 capture_output=True, text=True, timeout=120).stdout
+    assert "-o FILE, --out FILE" in parser_help and "--output" not in parser_help
+
+
+@pytest.mark.parametrize("fmt", ["json", "timm", "tf"])
+def test_export_json_wraps_the_text_with_format_and_model(fmt, tmp_path, capsys) -> None:
+    spec = get_model("efficientnet-b0")
+    code, plain, _ = run(capsys, "export", "efficientnet-b0", "--format", fmt)
+    assert code == 0
+    code, out, _ = run(capsys, "export", "efficientnet-b0", "--format", fmt, "--json")
+    assert code == 0
+    doc = json.loads(out)
+    assert doc == {"format": fmt, "model": "efficientnet-b0", "text": plain[:-1]}
+    if fmt == "json":
+        assert ArchSpec.from_json(doc["text"]) == spec
+    target = tmp_path / "b0.json"
+    assert run(capsys, "export", "efficientnet-b0", "--format", fmt, "--json", "-o",
+               str(target))[0] == 0
+    assert json.loads(target.read_text()) == doc
 
 
 def test_export_tf_and_timm(capsys) -> None:
