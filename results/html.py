@@ -2,9 +2,11 @@
 
 A page is a header and a list of :class:`Section` s, each holding Plotly figures and/or ready
 HTML (tables, notes). The figures are drawn by one inline script; when every ``Plotly.newPlot``
-promise has resolved it writes a JSON report into ``<pre id="render-report">``: per figure, the
-SVG points each scatter trace rendered and the data points of each trace. Browser tests (and a
-curious user) read that instead of pixels.
+promise has resolved it writes a JSON report into the data block ``<script
+type="application/json" id="render-report">`` (never drawn, never run): per figure, the SVG
+points each scatter trace rendered and the data points of each trace; its ``data-state`` becomes
+``rendered`` (or ``error``). Browser tests (and a curious user, in the developer tools) read that
+instead of pixels.
 """
 from __future__ import annotations
 
@@ -28,7 +30,6 @@ table.data { border-collapse: collapse; font-size: .88em; margin: .5em 0; }
 table.data th, table.data td { border-bottom: 1px solid #e3e3e3; padding: .25em .7em; }
 table.data th { background: #f4f4f4; text-align: left; } td.num { text-align: right; }
 code { background: #f4f4f4; padding: 0 .25em; }
-#render-report { color: #999; font-size: .7em; white-space: pre-wrap; }
 """
 
 # Runs after the figures: count what Plotly actually rendered, per figure and trace.
@@ -152,7 +153,8 @@ def render(page: Page) -> str:
             parts.append(f'<div id="{esc(div_id)}" class="fig"></div>')
             figures.append((div_id, pio.to_json(fig, validate=False, pretty=False)))
         parts.append("</section>")
-    parts.append(f'<pre id="{REPORT_ID}" data-state="pending"></pre>')
+    parts.append(f'<script type="application/json" id="{REPORT_ID}" data-state="pending">'
+                 '</script>')
     payload = "{" + ",".join(f"{json.dumps(i)}:{j}" for i, j in figures) + "}"
     payload = payload.replace("</", "<\\/")  # never close the script element early
     refresh = (f'<meta http-equiv="refresh" content="{int(page.refresh_s)}">'
@@ -161,9 +163,12 @@ def render(page: Page) -> str:
 const report = document.getElementById('""" + REPORT_ID + """');
 Promise.all(Object.entries(FIGURES).map(([id, fig]) =>
     Plotly.newPlot(id, fig.data, fig.layout, {displaylogo: false, responsive: true})))
-  .then(() => { report.textContent = JSON.stringify(renderReport(Object.keys(FIGURES)));
+  .then(() => { report.textContent = JSON.stringify(renderReport(Object.keys(FIGURES)))
+                  .replace(/<\\//g, '<\\\\/');  // stays inside its script element
                 report.dataset.state = 'rendered'; })
-  .catch(e => { report.textContent = 'plotly failed: ' + e; report.dataset.state = 'error'; });
+  .catch(e => { report.textContent = JSON.stringify({error: 'plotly failed: ' + e})
+                   .replace(/<\\//g, '<\\\\/');
+                 report.dataset.state = 'error'; });
 """)
     return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">" + refresh +
             f"<title>{esc(page.title)}</title><style>{_STYLE}</style>"

@@ -3,13 +3,16 @@
 Chromium comes from Debian (``make browser`` installs it); the tests skip, saying so, where it
 is missing. Each page is loaded from its file with every host name unresolvable, so a page that
 needed the network would not draw. The page's own render report (written once every
-``Plotly.newPlot`` promise resolved) says how many points Plotly drew; a screenshot of each page
+``Plotly.newPlot`` promise resolved, into a JSON data block that is never shown: the tests check
+that no part of it is visible text) says how many points Plotly drew; a screenshot of each page
 is kept under the test's tmp folder and its path printed.
 """
 from __future__ import annotations
 
+import html
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -59,15 +62,36 @@ def headless(page: Path, profile: Path, *extra: str) -> list[str]:
             "--virtual-time-budget=15000", *extra, page.resolve().as_uri()]
 
 
-def render_report(page: Path, tmp_path: Path) -> dict:
-    dom = run_bounded(headless(page, tmp_path / "profile", "--dump-dom"), timeout=120)
-    start = dom.find(f'<pre id="{REPORT_ID}"')
-    assert start >= 0, "the page has no render report"
-    head, _, rest = dom[start:].partition(">")
-    assert 'data-state="rendered"' in head, f"Plotly did not render: {rest[:300]}"
-    import html
+def rendered_dom(page: Path, tmp_path: Path) -> str:
+    """The page's DOM once Chromium has run its scripts (``--dump-dom``)."""
+    return run_bounded(headless(page, tmp_path / "profile", "--dump-dom"), timeout=120)
 
-    return json.loads(html.unescape(rest.partition("</pre>")[0]))
+
+def render_report(dom: str) -> dict:
+    """The page's render report: the JSON in its ``<script type="application/json">`` block."""
+    found = re.search(rf'<script(?P<attrs>[^>]*\bid="{REPORT_ID}"[^>]*)>(?P<body>.*?)</script>',
+                      dom, re.DOTALL)
+    assert found, "the page has no render report"
+    assert 'type="application/json"' in found["attrs"], found["attrs"]
+    assert 'data-state="rendered"' in found["attrs"], f"Plotly did not render: {found[0][:300]}"
+    return json.loads(found["body"])
+
+
+def visible_text(dom: str) -> str:
+    """What a person can read on the page: the DOM without head, scripts, styles and elements
+    marked hidden, tags stripped."""
+    text = re.sub(r"<head\b.*?</head>", " ", dom, flags=re.DOTALL | re.IGNORECASE)
+    text = re.sub(r"<(script|style|template)\b.*?</\1>", " ", text,
+                  flags=re.DOTALL | re.IGNORECASE)
+    text = re.sub(r'<(\w+)\b[^>]*\s(hidden|style="[^"]*display:\s*none)[^>]*>.*?</\1>', " ",
+                  text, flags=re.DOTALL | re.IGNORECASE)
+    return html.unescape(re.sub(r"<[^>]+>", " ", text))
+
+
+def check_no_report_on_screen(dom: str) -> None:
+    text = visible_text(dom)
+    assert '"fig-' not in text and "svg_points" not in text, \
+        "the render report is visible on the page: " + text[text.find("fig-") - 20:][:200]
 
 
 def screenshot(page: Path, tmp_path: Path) -> Path:
@@ -82,7 +106,9 @@ def screenshot(page: Path, tmp_path: Path) -> Path:
 def test_stage1_page_renders_offline_with_every_point(stage1_dir, stage1_points, tmp_path,
                                                       record_property):
     page = write_dashboard(stage1_dir)
-    report = render_report(page, tmp_path)
+    dom = rendered_dom(page, tmp_path)
+    check_no_report_on_screen(dom)
+    report = render_report(dom)
     search = report["fig-search"]["traces"]
     info = stage1_info(load_run(stage1_dir))
     assert search["trials"]["svg_points"] == len(stage1_points)
@@ -96,7 +122,9 @@ def test_stage1_page_renders_offline_with_every_point(stage1_dir, stage1_points,
 
 def test_stage2_page_renders_offline(stage2_dir, tmp_path, record_property):
     page = write_dashboard(stage2_dir)
-    report = render_report(page, tmp_path)
+    dom = rendered_dom(page, tmp_path)
+    check_no_report_on_screen(dom)
+    report = render_report(dom)
     assert report["fig-grid"]["traces"]["grid points"]["data_points"] == 5
     assert report["fig-ratio"]["traces"]["measured MACs / base MACs"]["svg_points"] == 4
     compare = report["fig-compare"]["traces"]

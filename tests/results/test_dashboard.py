@@ -138,6 +138,19 @@ def test_stage1_page_is_one_offline_file_with_the_figure_data(stage1_dir, stage1
     assert not list(stage1_dir.glob(".*.tmp"))
 
 
+def test_the_render_report_is_a_data_block_not_page_text(stage1_dir):
+    # The browser writes the report into this element; a <pre> or <div> would show the JSON
+    # to a person (tests/results/test_browser.py checks the rendered page's visible text).
+    from results.html import REPORT_ID
+
+    page = write_dashboard(stage1_dir).read_text()
+    tags = re.findall(rf'<(\w+)[^>]*\bid="{REPORT_ID}"[^>]*>', page)
+    assert tags == ["script"]
+    assert re.search(rf'<script type="application/json" id="{REPORT_ID}" '
+                     rf'data-state="pending"></script>', page)
+    assert "#" + REPORT_ID not in page  # no style that would make it visible
+
+
 def test_refresh_only_when_watching(stage1_dir, tmp_path):
     assert "http-equiv=\"refresh\"" not in write_dashboard(stage1_dir).read_text()
     out = write_dashboard(stage1_dir, tmp_path / "w.html", refresh_s=15)
@@ -278,7 +291,7 @@ def test_nas_results_csv_and_json_hold_every_column(stage1_dir, capsys):
     df = pd.read_csv(io.StringIO(capsys.readouterr().out))
     assert df["number"].tolist() == [3, 5, 4, 1, 2, 0]
     assert "p_s6_layers" in df and "arch_hash" in df
-    assert nas("results", str(stage1_dir), "--format", "json", "--top", "1") == 0
+    assert nas("results", str(stage1_dir), "--json", "--top", "1") == 0
     data = json.loads(capsys.readouterr().out)
     assert data["stage"] == 1 and data["states"]["RUNNING"] == 1
     assert [t["number"] for t in data["trials"]] == [3]
@@ -286,7 +299,7 @@ def test_nas_results_csv_and_json_hold_every_column(stage1_dir, capsys):
 
 
 def test_nas_results_stage2(stage2_dir, capsys):
-    assert nas("results", str(stage2_dir), "--top", "3", "--format", "json") == 0
+    assert nas("results", str(stage2_dir), "--top", "3", "--json") == 0
     trials = json.loads(capsys.readouterr().out)["trials"]
     assert [(t["number"], t["kind"]) for t in trials] == [(0, "compound"), (1, "compound"),
                                                           (3, "compound")]
@@ -295,6 +308,8 @@ def test_nas_results_stage2(stage2_dir, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["--top", "0"], "`--top >= 1` must hold"),
     (["--format", "xml"], "invalid choice: 'xml'"),
+    (["--format", "json"], "invalid choice: 'json'"),  # one way to JSON: --json
+    (["--format", "csv", "--json"], "argument --json: not allowed with argument --format"),
 ])
 def test_nas_results_bad_input(argv, message, stage1_dir, capsys):
     assert nas("results", str(stage1_dir), *argv) == 2
