@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Mapping, NamedTuple, Sequence
 
 from space import ArchSpec, compound, count_analytic, save_spec
+from space.scaling import max_phi
 from space.zoo import ZOO, get_model
 
 from .grid import Point
@@ -53,8 +54,11 @@ PAPER_FAMILY: dict[int, PaperRow] = {
 }
 
 
-def check_phis(phis: tuple[int, int]) -> tuple[int, int]:
-    """A ``--family LO-HI`` range: integers with ``0 <= LO <= HI``."""
+def check_phis(phis: tuple[int, int], *, point: Point | None = None,
+               base: ArchSpec | None = None, macs: float | None = None) -> tuple[int, int]:
+    """A ``--family LO-HI`` range: integers with ``0 <= LO <= HI``, and with ``point`` given,
+    ``HI <= space.scaling.max_phi`` (for ``base`` and its ``macs`` when given), beyond which the
+    scaled numbers overflow."""
     if not isinstance(phis, (tuple, list)) or len(phis) != 2 or any(
             isinstance(p, bool) or not isinstance(p, int) for p in phis):
         raise ValueError(f"--family must be two integers LO-HI, but got {phis!r}; "
@@ -62,6 +66,14 @@ def check_phis(phis: tuple[int, int]) -> tuple[int, int]:
     lo, hi = phis
     if not 0 <= lo <= hi:
         raise ValueError(f"--family {lo}-{hi}: `0 <= LO <= HI` must hold; pass e.g. --family 0-7")
+    if point is not None:
+        limit = max_phi(point.alpha, point.beta, point.gamma, spec=base, macs=macs)
+        if hi > limit:
+            of = f" of {base.name}" if base is not None else ""
+            raise ValueError(
+                f"--family {lo}-{hi}: `HI <= {limit}` must hold for alpha={point.alpha:g}, "
+                f"beta={point.beta:g}, gamma={point.gamma:g} (a larger phi overflows the scaled "
+                f"depth, width, resolution or MACs{of}); pass e.g. --family 0-7")
     return int(lo), int(hi)
 
 
@@ -98,8 +110,8 @@ class Member:
 def scale_family(base: ArchSpec, point: Point, *, phis: tuple[int, int],
                  provenance: Mapping[str, Any] | None = None) -> tuple[Member, ...]:
     """The family for phi = LO..HI: frozen specs carrying params, MACs, coefficients and phi."""
-    lo, hi = check_phis(phis)
     base_counts = count_analytic(base)
+    lo, hi = check_phis(phis, point=point, base=base, macs=base_counts.macs)
     members = []
     for phi in range(lo, hi + 1):
         scaled = compound(base, point.alpha, point.beta, point.gamma, phi)
@@ -156,7 +168,7 @@ def family_frame(rows: list[dict[str, Any]]):
 
 def write_family(run_dir: Path, base: ArchSpec, members: Sequence[Member]) -> list[Path]:
     """``family/b<phi>.json`` per member and ``family.csv``/``family.parquet``."""
-    from results.store import write_table
+    from results.rundir import write_table
 
     paths = [save_spec(m.spec, run_dir / FAMILY_DIR / f"b{m.phi}.json") for m in members]
     write_table(family_frame(family_rows(base, members)), run_dir, FAMILY_TABLE)

@@ -45,8 +45,10 @@ def test_parsers() -> None:
     (["--coefficients", "paper", "--step", "0.1"], "--step applies to the grid search"),
     (["--family", "7-1"], "`0 <= LO <= HI` must hold"),
     (["--family", "b7"], "--family must be LO-HI"),
-    (["--select", "loss"], "unknown --select 'loss'; known: accuracy, reward"),
+    (["--select", "loss"], "invalid choice: 'loss' (choose from 'accuracy', 'reward')"),
     (["--epochs", "0"], "`epochs >= 1` must hold"),
+    (["--phi", "1e9", "--coefficients", "paper"],
+     "`phi <= 1023` must hold for alpha=1.2, beta=1.1, gamma=1.15"),
 ])
 def test_bad_input_is_one_line_and_exit_2(argv, match, tmp_path, capsys, monkeypatch) -> None:
     def never(*args, **kwargs):

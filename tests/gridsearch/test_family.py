@@ -85,3 +85,17 @@ def test_family_table_beside_the_paper_only_for_b0(b0_family, tmp_path: Path) ->
 def test_bad_family_ranges(phis) -> None:
     with pytest.raises(ValueError, match="--family"):
         check_phis(phis)
+
+
+def test_a_family_beyond_the_largest_finite_phi_is_refused_before_scaling() -> None:
+    b0 = get_model("efficientnet-b0")
+    macs = count_analytic(b0).macs
+    assert check_phis((0, 995), point=PAPER, base=b0, macs=macs) == (0, 995)
+    with pytest.raises(ValueError) as info:
+        check_phis((0, 996), point=PAPER, base=b0, macs=macs)
+    assert str(info.value) == (
+        "--family 0-996: `HI <= 995` must hold for alpha=1.2, beta=1.1, gamma=1.15 (a larger "
+        "phi overflows the scaled depth, width, resolution or MACs of efficientnet-b0); pass "
+        "e.g. --family 0-7")
+    with pytest.raises(ValueError, match="`HI <= 995` must hold"):
+        scale_family(b0, PAPER, phis=(0, 5000))

@@ -10,7 +10,8 @@ import math
 import pytest
 
 from space.counting import count_analytic
-from space.scaling import compound, flops_factor, round_filters, round_repeats, scale
+from space.scaling import (check_coefficients, compound, flops_factor, max_phi, round_filters,
+                           round_repeats, scale)
 from space.zoo import get_model
 
 
@@ -121,3 +122,47 @@ def test_compound_rejects_bad_coefficients_with_the_rule(coefficients, message: 
     with pytest.raises(ValueError) as info:
         compound(get_model("efficientnet-b0"), *coefficients)
     assert str(info.value) == message
+
+
+def test_max_phi_is_where_the_nominal_two_to_the_phi_stops_being_finite() -> None:
+    # 2^1023 is the largest power of two a float holds; times B0's 401.7M MACs it must stay
+    # finite too: 2^995 x 4.0e8 = 1.6e308 < 1.8e308 = float max < 2^996 x 4.0e8.
+    assert max_phi(1.2, 1.1, 1.15) == 1023
+    assert max_phi(1.0, 1.0, 1.0) == 1023
+    b0 = get_model("efficientnet-b0")
+    assert max_phi(1.2, 1.1, 1.15, spec=b0, macs=401_659_392) == 995
+    assert 2.0 ** 995 * 401_659_392 < float("inf")
+    assert 2.0 ** 996 * 401_659_392 == float("inf")
+
+
+def test_max_phi_follows_the_fastest_growing_dimension() -> None:
+    # alpha 10: 10^phi x 4 repeats (B0's most) must stay below 1.8e308, so phi <= 307
+    b0 = get_model("efficientnet-b0")
+    assert max_phi(10.0, 1.0, 1.0, spec=b0) == 307
+    assert 10.0 ** 307 * 4 < float("inf") and 10.0 ** 308 * 4 == float("inf")
+    # width and resolution count twice in the MACs growth alpha beta^2 gamma^2: 100^2 = 1e4,
+    # and (1e4)^77 = 1e308 < 1.8e308 < 1e312, before 100^phi x 1920 channels overflows (152)
+    assert max_phi(1.0, 100.0, 1.0, spec=b0) == 77
+    assert max_phi(1.0, 1.0, 100.0, spec=b0) == 77
+
+
+@pytest.mark.parametrize("phi", [1e9, 1024, float("inf")])
+def test_a_phi_that_would_overflow_is_refused_with_the_range(phi: float) -> None:
+    with pytest.raises(ValueError) as info:
+        check_coefficients(1.2, 1.1, 1.15, phi)
+    assert str(info.value) == (
+        f"`phi <= 1023` must hold for alpha=1.2, beta=1.1, gamma=1.15: a larger phi overflows "
+        f"the scaled depth, width, resolution or MACs, but got phi={phi:g}; pass a phi in "
+        f"0..1023, e.g. --phi 1 (the paper's B0..B7 are phi 0..7)")
+    with pytest.raises(ValueError, match=r"`phi <= 1023` must hold .* MACs of efficientnet-b0"):
+        compound(get_model("efficientnet-b0"), 1.2, 1.1, 1.15, phi)
+
+
+def test_the_largest_phi_still_scales() -> None:
+    check_coefficients(1.2, 1.1, 1.15, 1023)
+    spec = get_model("mobilenet-v1")  # smallest repeats/channels in the zoo: cheap to make
+    limit = max_phi(1.0, 1.0, 1.05, spec=spec)
+    big = compound(spec, 1.0, 1.0, 1.05, limit)  # resolution only: a spec, not a huge net
+    assert big.resolution == round(spec.resolution * 1.05 ** limit)
+    with pytest.raises(ValueError, match=f"`phi <= {limit}` must hold"):
+        compound(spec, 1.0, 1.0, 1.05, limit + 1)
