@@ -75,7 +75,8 @@ class _VersionAction(argparse.Action):
                  default: str = argparse.SUPPRESS, help: str | None = None) -> None:
         super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
 
-    def __call__(self, parser, namespace, values, option_string=None) -> None:  # type: ignore[override]
+    def __call__(self, parser, namespace, values,  # type: ignore[override]
+                 option_string=None) -> None:
         print(f"{parser.prog} {package_version()}")
         parser.exit()
 
