@@ -29,7 +29,7 @@ def baseline_seconds(run_dir: Path) -> float:
     """One proxy training of the run's unscaled base at the run's proxy settings."""
     from gridsearch.search import GridSearchConfig
     from nas.evaluate import evaluate_proxy, trial_seed
-    from nas.runs import load_config
+    from results.rundir import read_config as load_config
     from space import load_spec
 
     config = GridSearchConfig.from_dict(load_config(run_dir))

@@ -16,7 +16,7 @@ import logging
 import statistics
 
 from nas.evaluate import evaluate_proxy, trial_seed
-from nas.runs import load_config
+from results.rundir import read_config as load_config
 from nas.search import SearchConfig
 from space import count_analytic, get_model
 from space.resolve import resolve_spec

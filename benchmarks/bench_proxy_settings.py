@@ -22,7 +22,7 @@ import time
 from typing import Any
 
 from nas.evaluate import ProxyConfig, evaluate_proxy, trial_seed
-from nas.training import TrainConfig
+from nas.train import TrainConfig
 from space import count_analytic
 from space.search_space import load_space
 

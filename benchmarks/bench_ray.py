@@ -34,8 +34,9 @@ import pandas as pd
 
 from nas.backends import BackendConfig
 from nas.evaluate import ProxyConfig
-from nas.search import Deployment, SearchConfig, run_search
-from nas.training import TrainConfig
+from nas.search import SearchConfig, run_search
+from space.deploy import Deployment
+from nas.train import TrainConfig
 
 # name -> (backend, torch threads per trial)
 CONFIGS: dict[str, tuple[BackendConfig, int]] = {

@@ -27,8 +27,9 @@ from pathlib import Path
 import optuna
 
 from nas.evaluate import ProxyConfig
-from nas.search import Deployment, SearchConfig, run_search
-from nas.training import TrainConfig
+from nas.search import SearchConfig, run_search
+from space.deploy import Deployment
+from nas.train import TrainConfig
 
 
 def main() -> None:

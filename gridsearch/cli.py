@@ -4,22 +4,20 @@
     gridsearch --base runs/<stage-1 run> --coefficients paper --family 0-7
 
 There is no subcommand; the evaluator, dataset, seed and output flags are ``nas search``'s
-(:func:`nas.commands.search.add_proxy_arguments`). Bad input is one line on stderr and exit code
-2 (:func:`nas.cli.run_cli`), argparse's own complaints included.
+(:func:`nas.commands.common.add_proxy_arguments`), and so is the resume check
+(:func:`nas.commands.common.check_resume`). Bad input is one line on stderr and exit code 2
+(:func:`nas.cli.run_cli`), argparse's own complaints included.
 """
 from __future__ import annotations
 
 import argparse
 import math
 import sys
-from dataclasses import replace
 from typing import Any, Sequence
 
-S = argparse.SUPPRESS  # absent flags stay absent, so --resume can tell what was given
+from nas.commands.common import (PROXY_FLAGS, S, Flag, add_backend_arguments,
+                                 add_proxy_arguments, exit_code, request_from_args)
 
-# Flags that may change on --resume: --select and --family only change what is emitted from the
-# finished points; --compare-single only adds points (finished ones are never trained again).
-MUTABLE_ON_RESUME = ("select", "family", "compare_single")
 GRID_FLAGS = ("step", "tolerance", "alpha_range", "beta_range", "gamma_range")
 
 DESCRIPTION = """\
@@ -36,17 +34,14 @@ EPILOG = """examples:
 """
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints the usage too)
-        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
-
-
 def make_parser() -> argparse.ArgumentParser:
-    from nas.commands.search import add_backend_arguments, add_proxy_arguments
+    from gridsearch.search import SELECTORS, GridSearchConfig, default_proxy
+    from nas.cli import Parser, add_common_arguments
+    from nas.commands.common import default_of
 
-    p = _Parser(prog="gridsearch", description=DESCRIPTION, epilog=EPILOG,
-                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    p = Parser(prog="gridsearch", description=DESCRIPTION, epilog=EPILOG,
+               formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_arguments(p)
     g = p.add_argument_group("stage 2 (compound scaling)")
     g.add_argument("--phi", type=float, default=S,
                    help="compound coefficient the grid is searched at (default 1: twice the "
@@ -67,17 +62,17 @@ def make_parser() -> argparse.ArgumentParser:
     g.add_argument("--coefficients", default=S, metavar="A,B,G|paper",
                    help="skip the search and emit the family for these coefficients; 'paper' "
                         "is 1.2,1.1,1.15. With --compare-single the given point is trained too")
-    g.add_argument("--select", default=S,
-                   help="how the winner is chosen: accuracy (default; ties go to fewer MACs) or "
-                        "reward (stage 1's ACC x (MACs/T)^-0.07 with T = base MACs x 2^phi)")
+    g.add_argument("--select", default=S, choices=SELECTORS,
+                   help=f"how the winner is chosen: accuracy (ties go to fewer MACs) or reward "
+                        f"(stage 1's ACC x (MACs/T)^-0.07 with T = base MACs x 2^phi) (default "
+                        f"{default_of(GridSearchConfig, 'select')})")
     g.add_argument("--family", default=S, metavar="LO-HI",
                    help="phi values to emit as family/b<phi>.json (default 0-7; '3' = just 3)")
     g.add_argument("--compare-single", action="store_true", default=S,
                    help="also train depth-only (d=2^phi), width-only (w=sqrt2^phi) and "
                         "resolution-only (r=sqrt2^phi) scalings of the base (paper Table 3)")
-    from gridsearch.search import default_proxy
-
-    add_proxy_arguments(p, default_proxy())
+    add_proxy_arguments(p, default_proxy(), command="gridsearch",
+                        seed=default_of(GridSearchConfig, "seed"))
     add_backend_arguments(p)
     stage2_help = {  # where stage 2's meaning or default differs from stage 1's
         "epochs": "proxy training epochs per point (default 1)",
@@ -138,30 +133,31 @@ def parse_family(text: str) -> tuple[int, int]:
     return lo, hi
 
 
-def apply_flags(config: Any, given: dict[str, Any]) -> Any:
-    """``config`` with the stage-2 and proxy flags in ``given`` applied."""
-    from gridsearch.grid import Grid
-    from nas.commands.search import proxy_from_args
+def _range(flag: str) -> Any:
+    return lambda text: parse_range(text, flag)
 
-    grid_kw: dict[str, Any] = {}
-    for k in ("step", "tolerance"):
-        if k in given:
-            grid_kw[k] = given[k]
-    for k in ("alpha_range", "beta_range", "gamma_range"):
-        if k in given:
-            grid_kw[k] = parse_range(given[k], "--" + k.replace("_", "-"))
-    changes: dict[str, Any] = {}
-    if grid_kw:
-        changes["grid"] = Grid(**{**config.grid.to_dict(), **grid_kw})
-    for k in ("base", "phi", "select", "compare_single", "seed"):
-        if k in given:
-            changes[k] = given[k]
-    if "coefficients" in given:
-        changes["coefficients"] = parse_coefficients(given["coefficients"])
-    if "family" in given:
-        changes["family"] = parse_family(given["family"])
-    changes["proxy"] = proxy_from_args(given, config.proxy)
-    return replace(config, **changes)
+
+def _grid_flag(dest: str, parse: Any = None) -> Flag:
+    name = "--" + dest.replace("_", "-")
+    return Flag(dest, f"grid.{dest}", parse or (lambda v: v), option=name)
+
+
+# flag -> where it lands in GridSearchConfig. --select and --family only change what is emitted
+# from the finished points; --compare-single only adds points (finished ones are never trained
+# again): those may change on --resume.
+FLAGS: tuple[Flag, ...] = (
+    # coefficients before phi: a large phi is checked against the given point, not the grid
+    Flag("base", "base"),
+    Flag("coefficients", "coefficients", lambda v: parse_coefficients(v)),
+    Flag("phi", "phi"),
+    _grid_flag("step"), _grid_flag("tolerance"),
+    *(_grid_flag(k, _range("--" + k.replace("_", "-")))
+      for k in ("alpha_range", "beta_range", "gamma_range")),
+    Flag("select", "select", on_resume=True),
+    Flag("family", "family", lambda v: parse_family(v), on_resume=True),
+    Flag("compare_single", "compare_single", on_resume=True),
+    *PROXY_FLAGS,
+)
 
 
 def _check_flags(given: dict[str, Any]) -> None:
@@ -173,50 +169,16 @@ def _check_flags(given: dict[str, Any]) -> None:
                              f"drop {flag} or --coefficients")
 
 
-def _check_resume(saved: Any, given: dict[str, Any]) -> None:
-    """A resumed run keeps what it trains: an explicit flag that would change it is an error."""
-    for k in given:
-        if k in MUTABLE_ON_RESUME:
-            continue
-        changed = apply_flags(saved, {k: given[k]})
-        if changed != saved:
-            flag = "--" + k.replace("_", "-")
-            raise ValueError(f"{flag} {given[k]!r} differs from the resumed run's settings; a "
-                             f"resumed run keeps what it trains (only --select, --family and "
-                             f"--compare-single may change): drop {flag} or start a new run "
-                             f"with another --out")
-
-
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from gridsearch.search import GridSearchConfig, default_proxy, run_gridsearch
 
-    from gridsearch.search import GridSearchConfig, run_gridsearch
-    from nas.commands.search import backend_from_args
-    from nas.runs import latest_run_dir, load_config
-
-    given = {k: v for k, v in vars(args).items() if not k.startswith("_") and
-             k not in ("command", "verbose")}
-    resume = bool(given.pop("resume", False))
-    out = given.pop("out", None)
-    storage = given.pop("storage", None)
-    _check_flags(given)
-    if resume:
-        run_dir = Path(out) if out else latest_run_dir()
-        backend = backend_from_args(given, load_config(run_dir).get("backend"))
-        saved = GridSearchConfig.from_dict(load_config(run_dir))
-        _check_resume(saved, given)
-        config = apply_flags(saved, {k: given[k] for k in MUTABLE_ON_RESUME if k in given})
-        out = str(run_dir)
-    else:
-        from gridsearch.search import default_proxy
-
-        backend = backend_from_args(given)
-        config = apply_flags(GridSearchConfig(proxy=default_proxy()), given)
-    result = run_gridsearch(config, out=out, resume=resume, storage=storage, backend=backend)
+    r = request_from_args(args, stage="2", flags=FLAGS, from_dict=GridSearchConfig.from_dict,
+                          fresh=lambda given: GridSearchConfig(proxy=default_proxy()),
+                          check=_check_flags)
+    result = run_gridsearch(r.config, out=r.out, resume=r.resume, storage=r.storage,
+                            backend=r.backend)
     _report(result)
-    if result.interrupted:
-        return 130
-    return 0 if result.coefficients is not None else 1
+    return exit_code(interrupted=result.interrupted, found=result.coefficients is not None)
 
 
 def _report(result: Any) -> None:

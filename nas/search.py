@@ -7,68 +7,45 @@ configuration (default 224 px, 3 channels, 1000 classes) with the analytic count
 fvcore; the winner is re-counted with fvcore), trains it on the proxy task, and reports the
 reward per epoch so a pruner can stop hopeless trials. The best architecture is emitted as a
 frozen spec: the run's B0.
+
+This module says what a stage-1 trial is (:class:`Stage1`); the engine (:mod:`nas.engine`)
+runs it.
 """
 from __future__ import annotations
 
 import logging
-import math
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
-from results.store import trials_frame, write_json, write_table
+from nas.backends import BackendConfig
+from nas.engine import PRUNERS, SAMPLERS, Candidate, finished_count, run_study
+from nas.engine.recorder import stale_numbers
+from nas.evaluate import ProxyConfig, evaluate_proxy
+from results.rundir import SUMMARY, write_json, write_table
+from results.store import rank_key, trials_frame
 from space import ArchSpec, count_analytic, count_fvcore, save_spec
-from space.registry import Registry
+from space.deploy import Deployment, deployment_spec
+from space.objective import Objective, make_objective
 from space.search_space import SearchSpace, load_space
-
-from . import runs
-from .backends import BackendConfig, Candidate, open_backend
-from .evaluate import ProxyConfig, evaluate_proxy, trial_seed
-from .objective import Objective, make_objective
 
 log = logging.getLogger(__name__)
 
+__all__ = ["STUDY_NAME", "SearchConfig", "SearchResult", "Stage1", "best_trial", "run_search"]
+
 STUDY_NAME = "stage1"
-
-
-@dataclass(frozen=True)
-class SamplerInfo:
-    make: Callable[[int | None], optuna.samplers.BaseSampler]
-    multi_objective: bool
-
-
-SAMPLERS: Registry[SamplerInfo] = Registry("sampler")
-SAMPLERS.add("tpe", SamplerInfo(lambda seed: optuna.samplers.TPESampler(
-    seed=seed, n_startup_trials=8, multivariate=True, group=False, constant_liar=True), False))
-SAMPLERS.add("random", SamplerInfo(lambda seed: optuna.samplers.RandomSampler(seed=seed), False))
-SAMPLERS.add("nsga2", SamplerInfo(lambda seed: optuna.samplers.NSGAIISampler(
-    seed=seed, population_size=8), True))
-
-
-def _evolution(seed: int | None) -> optuna.samplers.BaseSampler:
-    from .evolution import RegularizedEvolutionSampler
-
-    return RegularizedEvolutionSampler(population_size=12, sample_size=4, seed=seed)
-
-
-SAMPLERS.add("evolution", SamplerInfo(_evolution, False))
-
-
-@dataclass(frozen=True)
-class Deployment:
-    """Where the network will run: MACs are counted here, whatever the proxy task is."""
-
-    resolution: int = 224
-    in_channels: int = 3
-    num_classes: int = 1000
+BEST_FILE = "best.json"
+TRIALS_TABLE = "trials"
 
 
 @dataclass(frozen=True)
 class SearchConfig:
+    """Everything that decides what stage 1 searches; written to the run's ``config.json``."""
+
     target_macs: int
     space: str = "mnasnet"
     trials: int | None = 60
@@ -85,18 +62,22 @@ class SearchConfig:
 
     def __post_init__(self) -> None:
         SAMPLERS.get(self.sampler)
-        if self.pruner not in PRUNERS:
-            raise KeyError(f"unknown pruner {self.pruner!r}; known: {', '.join(PRUNERS)}")
+        PRUNERS.get(self.pruner)
         if self.trials is not None and self.trials < 1:
             raise ValueError(f"`trials >= 1` must hold, but got trials={self.trials}; "
                              f"pass e.g. --trials 60")
         if self.timeout is not None and self.timeout <= 0:
             raise ValueError(f"`timeout > 0` must hold, but got timeout={self.timeout}; "
                              f"pass e.g. --timeout 600")
+        object.__setattr__(self, "enqueue", tuple(self.enqueue))
         self.objective()  # validates target, constraint, a, b
 
     def objective(self) -> Objective:
         return make_objective(self.target_macs, constraint=self.constraint, a=self.a, b=self.b)
+
+    @property
+    def multi_objective(self) -> bool:
+        return SAMPLERS.get(self.sampler).multi_objective
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -104,20 +85,13 @@ class SearchConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> SearchConfig:
-        d = {k: v for k, v in d.items() if k not in ("storage", "backend")}  # run settings
+    def from_dict(cls, d: Mapping[str, Any]) -> SearchConfig:
+        skip = ("stage", "storage", "backend")  # run settings, not search settings
+        d = {k: v for k, v in d.items() if k not in skip}
         d["proxy"] = ProxyConfig.from_dict(d["proxy"])
-        d["deploy"] = Deployment(**d["deploy"])
+        d["deploy"] = Deployment.from_dict(d.get("deploy"))
         d["enqueue"] = tuple(d.get("enqueue", ()))
         return cls(**d)
-
-
-PRUNERS: dict[str, Callable[[int], optuna.pruners.BasePruner]] = {
-    "hyperband": lambda epochs: optuna.pruners.HyperbandPruner(
-        min_resource=1, max_resource=max(epochs, 1), reduction_factor=3),
-    "median": lambda epochs: optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1),
-    "none": lambda epochs: optuna.pruners.NopPruner(),
-}
 
 
 @dataclass
@@ -128,258 +102,167 @@ class SearchResult:
     interrupted: bool = False
 
 
-def deployment_spec(space: SearchSpace, params: dict[str, Any], deploy: Deployment,
-                    name: str) -> ArchSpec:
-    return space.to_spec(params, name=name).with_task(
-        in_channels=deploy.in_channels, num_classes=deploy.num_classes,
-        resolution=deploy.resolution)
+class Stage1:
+    """A stage-1 trial: sample an architecture, count it at deployment, train it, score it."""
 
+    name = "1"
+    label = "trial"
+    study_name = STUDY_NAME
 
-class Stage1Objective:
-    """The Optuna objective: one trial = sample, count, train, score.
-
-    :meth:`prepare` (sample, count, record; reuse a repeated architecture) and :meth:`finish`
-    (score) are shared with the ``ray`` backend, which trains between the two on a worker;
-    ``pruner`` and ``reports_epochs`` tell it what to do with the per-epoch rewards.
-    """
-
-    def __init__(self, config: SearchConfig, space: SearchSpace,
-                 evaluate: Callable[..., Any] = evaluate_proxy) -> None:
+    def __init__(self, config: SearchConfig, space: SearchSpace | None = None) -> None:
         self.config = config
-        self.space = space
+        self.space = space or load_space(config.space)
         self.objective = config.objective()
-        self.multi = SAMPLERS.get(config.sampler).multi_objective
-        self.evaluate = evaluate
         self.proxy = config.proxy
-        self.reports_epochs = not self.multi  # the per-epoch reward, as intermediate values
+        self.seed = config.seed
+        self.multi = config.multi_objective
+        self.directions = ["maximize", "minimize"] if self.multi else ["maximize"]
+        # nsga2's values are (accuracy, MACs): no single per-epoch reward to prune on
+        self.reports_epochs = not self.multi
         self.pruner = "none" if self.multi else config.pruner
+        self.started = time.time()
 
-    def prepare(self, trial: optuna.Trial) -> Candidate | float | tuple[float, float]:
-        """Sample and count the trial's architecture and record it; a repeated architecture
-        gets the earlier result instead (returned as the trial's value)."""
+    # ------------------------------------------------------------------ the study
+    def config_dict(self) -> dict[str, Any]:
+        return self.config.to_dict()
+
+    def make_sampler(self) -> Any:
+        return SAMPLERS.get(self.config.sampler).make(self.config.seed)
+
+    def trains(self) -> bool:
+        return True
+
+    def setup(self, run_dir: Path, *, resume: bool) -> None:
+        self.started = time.time()
+
+    def prepare_study(self, study: optuna.Study, *, resume: bool) -> None:
+        if resume:
+            return
+        for name in self.config.enqueue:
+            study.enqueue_trial(self.encode(name), user_attrs={"enqueued": name})
+
+    def encode(self, name: str) -> dict[str, Any]:
+        """The space's params of a zoo model or spec file (``--enqueue``)."""
+        from space.resolve import resolve_spec
+
+        params = self.space.encode(resolve_spec(name))
+        if params is None:
+            raise ValueError(f"--enqueue {name}: that architecture is not a member of the space "
+                             f"{self.space.name!r}; enqueue a member (e.g. efficientnet-b0 with "
+                             f"--space efficientnet)")
+        return params
+
+    def budget(self, study: optuna.Study) -> tuple[int | None, int | None, float | None]:
+        c = self.config
+        left = None if c.trials is None else max(c.trials - finished_count(study), 0)
+        return left, c.trials, c.timeout
+
+    def log_plan(self, study: optuna.Study, run_dir: Path, n_trials: int | None) -> None:
+        log.info("stage 1: space %s (%d distinct architectures), target %.3g MACs, sampler %s, "
+                 "%s trial(s) to run, run folder %s", self.space.name, self.space.size()[1],
+                 self.config.target_macs, self.config.sampler,
+                 "unbounded" if n_trials is None else n_trials, run_dir)
+
+    # ------------------------------------------------------------------ one trial
+    def propose(self, trial: optuna.Trial) -> Candidate:
         params = self.space.sample(trial)
         spec = deployment_spec(self.space, params, self.config.deploy, f"trial-{trial.number}")
         counts = count_analytic(spec)
         h = spec.arch_hash()
-        for k, v in (("macs", counts.macs), ("params", counts.params), ("arch_hash", h),
-                     ("node", runs.node_name())):
-            trial.set_user_attr(k, v)
-        earlier = self._same_architecture(trial, h)
-        if earlier is not None:
-            return self._reuse(trial, earlier, counts.macs)
-        seed = trial_seed(self.config.seed, h)
-        trial.set_user_attr("seed", seed)
-        return Candidate(spec=spec, macs=counts.macs, seed=seed)
+        trial.set_user_attr("macs", counts.macs)
+        trial.set_user_attr("params", counts.params)
+        trial.set_user_attr("arch_hash", h)
+        return Candidate(spec=spec, macs=counts.macs, key=h, proxy=self.proxy)
 
-    def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
-        got = self.prepare(trial)
-        if not isinstance(got, Candidate):
-            return got
-        spec, macs, seed = got.spec, got.macs, got.seed
-        curve: list[float] = []
-
-        def on_epoch(res: Any) -> None:
-            curve.append(res.val_accuracy)
-            trial.set_user_attr("val_accuracy_per_epoch", list(curve))
-            if self.multi:
-                return
-            trial.report(self.objective.reward(res.val_accuracy, macs), res.epoch)
-            if res.epoch < self.config.proxy.train.epochs and trial.should_prune():
-                trial.set_user_attr("accuracy", res.val_accuracy)
-                trial.set_user_attr("pruned_at_epoch", res.epoch)
-                raise optuna.TrialPruned(f"pruned after epoch {res.epoch}")
-
-        try:
-            result = self.evaluate(spec, self.config.proxy, seed=seed, on_epoch=on_epoch)
-        except optuna.TrialPruned:
-            raise
-        except KeyboardInterrupt:
-            trial.set_user_attr("fail_reason", runs.INTERRUPTED)
-            raise
-        except Exception as e:  # recorded, and the study goes on
-            trial.set_user_attr("fail_reason", f"{type(e).__name__}: {e}"[:500])
-            log.warning("trial %d failed: %s: %s", trial.number, type(e).__name__, e)
-            raise
-        if not math.isfinite(result.accuracy):
-            trial.set_user_attr("fail_reason", f"accuracy is {result.accuracy}")
-            raise FloatingPointError(f"trial {trial.number}: accuracy is {result.accuracy}")
-        return self.finish(trial, result.accuracy, macs, images_per_sec=result.images_per_sec)
-
-    def finish(self, trial: optuna.Trial, accuracy: float, macs: int,
-               **extra: Any) -> float | tuple[float, float]:
+    def score(self, trial: optuna.Trial, accuracy: float, macs: int) -> Any:
         reward = self.objective.reward(accuracy, macs)
         trial.set_user_attr("accuracy", accuracy)
         trial.set_user_attr("reward", reward)
-        for k, v in extra.items():
-            trial.set_user_attr(k, v)
         return (accuracy, float(macs)) if self.multi else reward
 
-    def _same_architecture(self, trial: optuna.Trial, arch_hash: str) -> Any:
-        for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            if t.user_attrs.get("arch_hash") == arch_hash and "accuracy" in t.user_attrs:
-                return t
-        return None
+    def progress_text(self, study: optuna.Study) -> str:
+        best = best_trial(study)
+        return "" if best is None else (f"best reward {best.user_attrs['reward']:.4f} "
+                                        f"acc {best.user_attrs['accuracy']:.4f}")
 
-    def _reuse(self, trial: optuna.Trial, earlier: Any, macs: int) -> float | tuple[float, float]:
-        # Same architecture, same per-architecture seed: training again would give the same
-        # number, so take it (the trial is still recorded, with where it came from).
-        trial.set_user_attr("reused_from", earlier.number)
-        curve = earlier.user_attrs.get("val_accuracy_per_epoch", [])
-        trial.set_user_attr("val_accuracy_per_epoch", curve)
-        return self.finish(trial, earlier.user_attrs["accuracy"], macs)
+    def describe(self, trial: FrozenTrial) -> str:
+        ua = trial.user_attrs
+        acc = f"{ua['accuracy']:.4f}" if "accuracy" in ua else "-"
+        secs = trial.duration.total_seconds() if trial.duration else 0.0
+        return (f"trial {trial.number} {trial.state.name}: acc {acc}, "
+                f"{ua.get('macs', 0) / 1e6:.1f} MMACs, {secs:.1f}s")
 
+    # ------------------------------------------------------------------ outputs
+    def write_outputs(self, study: optuna.Study, run_dir: Path, *, final: bool,
+                      interrupted: bool = False, backend: dict[str, Any] | None = None) -> None:
+        """trials.csv/.parquet, best.json and summary.json from the study (idempotent); the
+        final write re-counts the winner with fvcore."""
+        trials = study.get_trials(deepcopy=False)
+        write_table(trials_frame(trials, stage=1, interrupted=stale_numbers(study)), run_dir,
+                    TRIALS_TABLE)
+        self.best, self.summary = self._best_and_summary(study, trials, run_dir, final=final)
+        if final:
+            self.summary["interrupted"] = interrupted
+            self.summary["backend"] = backend
+        write_json(self.summary, run_dir / SUMMARY)
 
-def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
-    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if "reward" in t.user_attrs]
-    return max(done, key=lambda t: (t.user_attrs["reward"], -t.number), default=None)
-
-
-def write_outputs(study: optuna.Study, config: SearchConfig, space: SearchSpace, run_dir: Path,
-                  *, started: float, verify_fvcore: bool = False) -> tuple[ArchSpec | None,
-                                                                            dict[str, Any]]:
-    """trials.csv/.parquet, best.json and summary.json from the study (idempotent)."""
-    trials = study.get_trials(deepcopy=False)
-    write_table(trials_frame(trials), run_dir, "trials")
-    states = {s.name: 0 for s in TrialState}
-    for t in trials:
-        states[t.state.name] += 1
-    best = best_trial(study)
-    spec = None
-    summary: dict[str, Any] = {
-        "stage": 1, "target_macs": config.target_macs, "space": space.name,
-        "space_size": dict(zip(("nominal", "distinct"), space.size())),
-        "objective": asdict(config.objective()), "sampler": config.sampler,
-        "trials": len(trials), "states": {k: v for k, v in states.items() if v},
-        "reused": sum(1 for t in trials if t.user_attrs.get("reused_from") is not None),
-        "elapsed_s": time.time() - started, "best": None,
-    }
-    if best is not None:
-        spec = deployment_spec(space, best.params, config.deploy, "nas-b0")
+    def _best_and_summary(self, study: optuna.Study, trials: list[FrozenTrial], run_dir: Path,
+                          *, final: bool) -> tuple[ArchSpec | None, dict[str, Any]]:
+        c = self.config
+        states = {s.name: 0 for s in TrialState}
+        for t in trials:
+            states[t.state.name] += 1
+        summary: dict[str, Any] = {
+            "stage": 1, "target_macs": c.target_macs, "space": self.space.name,
+            "space_size": dict(zip(("nominal", "distinct"), self.space.size())),
+            "objective": asdict(self.objective), "sampler": c.sampler,
+            "trials": len(trials), "states": {k: v for k, v in states.items() if v},
+            "reused": sum(1 for t in trials if t.user_attrs.get("reused_from") is not None),
+            "elapsed_s": time.time() - self.started, "best": None,
+        }
+        best = best_trial(study)
+        if best is None:
+            return None, summary
+        spec = deployment_spec(self.space, best.params, c.deploy, "nas-b0")
         ua = best.user_attrs
         provenance = {
-            "stage": 1, "target_macs": config.target_macs, "reward": ua["reward"],
+            "stage": 1, "target_macs": c.target_macs, "reward": ua["reward"],
             "accuracy": ua["accuracy"], "macs": ua["macs"], "params": ua["params"],
-            "objective": asdict(config.objective()), "space": space.name,
-            "dataset": config.proxy.dataset, "proxy": config.proxy.to_dict(),
-            "seed": config.seed, "trial_seed": ua.get("seed"), "trial": best.number,
+            "objective": asdict(self.objective), "space": self.space.name,
+            "dataset": c.proxy.dataset, "proxy": c.proxy.to_dict(),
+            "seed": c.seed, "trial_seed": ua.get("seed"), "trial": best.number,
             "arch_hash": ua["arch_hash"], "params_sampled": dict(best.params),
         }
-        if verify_fvcore:
+        if final:
             fv = count_fvcore(spec)
             provenance["macs_fvcore"] = fv.macs
             if fv.macs != ua["macs"]:
                 log.warning("fvcore counts %d MACs for the best spec, the analytic counter %d",
                             fv.macs, ua["macs"])
         spec = spec.replace(meta=provenance)
-        save_spec(spec, run_dir / "best.json")
+        save_spec(spec, run_dir / BEST_FILE)
         summary["best"] = {k: provenance[k] for k in
                            ("trial", "reward", "accuracy", "macs", "params", "arch_hash")}
         if "macs_fvcore" in provenance:
             summary["best"]["macs_fvcore"] = provenance["macs_fvcore"]
-    write_json(summary, run_dir / "summary.json")
-    return spec, summary
+        return spec, summary
+
+
+def best_trial(study: optuna.Study) -> FrozenTrial | None:
+    """The best finished trial by reward (:func:`results.store.rank_key`), the run's B0."""
+    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if "reward" in t.user_attrs]
+    return max(done, key=rank_key("reward"), default=None)
 
 
 def run_search(config: SearchConfig, *, out: str | Path | None = None, resume: bool = False,
-               storage: str | None = None, evaluate: Callable[..., Any] = evaluate_proxy,
+               storage: str | None = None, evaluate: Callable[..., Any] | None = None,
                backend: BackendConfig | None = None) -> SearchResult:
     """Run (or resume) stage 1 and write the run folder. ``backend`` says where the trials run
-    (default: here, one at a time; see :mod:`nas.backends`)."""
-    backend = backend or BackendConfig()
-    with open_backend(backend) as executor:
-        return _run_search(config, out=out, resume=resume, storage=storage, evaluate=evaluate,
-                           backend=backend, executor=executor)
-
-
-def _run_search(config: SearchConfig, *, out: str | Path | None, resume: bool,
-                storage: str | None, evaluate: Callable[..., Any], backend: BackendConfig,
-                executor: Any) -> SearchResult:
-    run_dir = runs.latest_run_dir() if (resume and out is None) else runs.new_run_dir(out)
-    space = load_space(config.space)
-    if evaluate is evaluate_proxy:  # fail fast on a dataset that cannot be read (on each node)
-        executor.check_dataset(config.proxy)
-    info = SAMPLERS.get(config.sampler)
-    if resume:
-        saved = runs.load_config(run_dir)
-        storage = storage or saved.get("storage")
-    elif (run_dir / runs.CONFIG).exists():
-        raise ValueError(f"{str(run_dir)!r} already holds a run; pass --resume to continue it "
-                         f"or choose another --out")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_json({**config.to_dict(), "storage": storage, "backend": backend.to_dict()},
-               run_dir / runs.CONFIG)
-    directions = ["maximize", "minimize"] if info.multi_objective else ["maximize"]
-    pruner = optuna.pruners.NopPruner() if info.multi_objective else \
-        PRUNERS[config.pruner](config.proxy.train.epochs)
-    study = runs.open_study(run_dir=run_dir, storage=storage, study_name=STUDY_NAME,
-                            directions=directions, sampler=info.make(config.seed), pruner=pruner,
-                            resume=resume)
-    if not resume:
-        study.set_user_attr("config", config.to_dict())
-        for name in config.enqueue:
-            _enqueue_known(study, space, name)
-    done_before = runs.finished_count(study)
-    remaining = None if config.trials is None else max(config.trials - done_before, 0)
-    log.info("stage 1: space %s (%d distinct architectures), target %.3g MACs, sampler %s, "
-             "%s trial(s) to run, run folder %s", space.name, space.size()[1],
-             config.target_macs, config.sampler,
-             "unbounded" if remaining is None else remaining, run_dir)
-    started = time.time()
-    objective = Stage1Objective(config, space, evaluate)
-    interrupted = False
-    with runs.progress(config.trials, "stage 1") as bar:
-        def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-            write_outputs(study, config, space, run_dir, started=started)
-            best = best_trial(study)
-            text = "" if best is None else (f"best reward {best.user_attrs['reward']:.4f} "
-                                            f"acc {best.user_attrs['accuracy']:.4f}")
-            bar.advance(runs.finished_count(study), text)
-            ua = trial.user_attrs
-            log.info("trial %d %s: acc %s, %.1f MMACs, %.1fs%s", trial.number, trial.state.name,
-                     f"{ua['accuracy']:.4f}" if "accuracy" in ua else "-",
-                     ua.get("macs", 0) / 1e6,
-                     trial.duration.total_seconds() if trial.duration else 0.0,
-                     f" ({text})" if text else "")
-
-        if remaining != 0:
-            interrupted = executor.optimize(study, objective, n_trials=remaining,
-                                            timeout=config.timeout, callbacks=[after_trial],
-                                            run_dir=run_dir)
-            if interrupted:
-                log.warning("interrupted: finished trials are kept; continue with "
-                            "nas search --resume --out %s", run_dir)
-    best, summary = write_outputs(study, config, space, run_dir, started=started,
-                                  verify_fvcore=True)
-    summary["interrupted"] = interrupted
-    summary["backend"] = executor.report()
-    write_json(summary, run_dir / "summary.json")
-    _write_dashboard(run_dir)
-    return SearchResult(run_dir=run_dir, best=best, summary=summary, interrupted=interrupted)
-
-
-def _enqueue_known(study: optuna.Study, space: SearchSpace, name: str) -> None:
-    from space.resolve import resolve_spec
-
-    spec = resolve_spec(name)
-    params = space.encode(spec)
-    if params is None:
-        raise ValueError(f"--enqueue {name}: that architecture is not a member of the space "
-                         f"{space.name!r}; enqueue a member (e.g. efficientnet-b0 with "
-                         f"--space efficientnet)")
-    study.enqueue_trial(params, user_attrs={"enqueued": name})
-
-
-def _write_dashboard(run_dir: Path) -> None:
-    try:
-        from results.dashboard import write_dashboard
-    except ImportError:
-        return
-    try:
-        write_dashboard(run_dir)
-    except Exception as e:  # a dashboard must never lose a finished search
-        log.warning("dashboard not written: %s", e)
-
-
-def update_proxy(config: SearchConfig, **changes: Any) -> SearchConfig:
-    return replace(config, proxy=replace(config.proxy, **changes))
+    (default: here, one at a time; see :mod:`nas.backends`); ``evaluate`` is injectable for
+    tests (default: :func:`nas.evaluate.evaluate_proxy`)."""
+    stage = Stage1(config)
+    done = run_study(stage, out=out, resume=resume, storage=storage, backend=backend,
+                     evaluate=evaluate or evaluate_proxy)
+    return SearchResult(run_dir=done.run_dir, best=stage.best, summary=stage.summary,
+                        interrupted=done.interrupted)

@@ -38,7 +38,9 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
+
+from space.errors import UnknownNameError
 
 from .rundir import (CONFIG, JOURNAL, STAGES, StageLayout, open_storage, read_config, read_table,
                      stage_of, storage_url)
@@ -52,9 +54,19 @@ STAGE2_COLUMNS = ["kind", "alpha", "beta", "gamma", "phi", "product", "depth", "
                   "resolution", "proxy_resolution", "macs_ratio", "formula_ratio"]
 
 
-def trial_rows(trials: Iterable[Any], *, extra: Sequence[str] = ()) -> list[dict[str, Any]]:
+# The fail_reason of a trial stopped by Ctrl-C or a dead driver (it is run again on --resume).
+INTERRUPTED = "interrupted"
+# The study attribute listing trials a resumed run failed because a dead driver had left them
+# RUNNING (Optuna's public API cannot set a user attribute on a trial another process owns).
+STALE_ATTR = "interrupted_trials"
+
+
+def trial_rows(trials: Iterable[Any], *, extra: Sequence[str] = (),
+               interrupted: Iterable[int] = ()) -> list[dict[str, Any]]:
     """One dict per trial: :data:`COLUMNS`, then each ``extra`` column (from the trial's user
-    attributes, else its params), then ``p_<name>`` per param."""
+    attributes, else its params), then ``p_<name>`` per param. Trials in ``interrupted`` (the
+    study's :data:`STALE_ATTR`) read ``fail_reason`` :data:`INTERRUPTED`."""
+    stale = set(interrupted)
     rows = []
     for t in trials:
         ua = t.user_attrs
@@ -69,7 +81,8 @@ def trial_rows(trials: Iterable[Any], *, extra: Sequence[str] = ()) -> list[dict
             "duration_s": dur,
             "arch_hash": ua.get("arch_hash"),
             "node": ua.get("node"),
-            "fail_reason": ua.get("fail_reason"),
+            "fail_reason": ua.get("fail_reason",
+                                  INTERRUPTED if t.number in stale else None),
             "reused_from": ua.get("reused_from"),
             "datetime_start": t.datetime_start.isoformat() if t.datetime_start else None,
             "datetime_complete": t.datetime_complete.isoformat() if t.datetime_complete else None,
@@ -94,13 +107,13 @@ LEADING_COLUMNS: dict[int, list[str]] = {1: COLUMNS, 2: GRID_COLUMNS}
 _INTEGER_COLUMNS = ("macs", "params", "reused_from", "resolution", "proxy_resolution")
 
 
-def trials_frame(trials: Iterable[Any], *, stage: int = 1):
+def trials_frame(trials: Iterable[Any], *, stage: int = 1, interrupted: Iterable[int] = ()):
     """The trial table (module docstring) of a stage's study as a pandas DataFrame: stage 1's
     ``trials.csv``, stage 2's ``grid.csv``. An empty study gives the columns with no rows."""
     import pandas as pd
 
     extra, leading = EXTRA_COLUMNS[stage], LEADING_COLUMNS[stage]
-    df = pd.DataFrame(trial_rows(trials, extra=extra))
+    df = pd.DataFrame(trial_rows(trials, extra=extra, interrupted=interrupted))
     if df.empty:
         df = pd.DataFrame(columns=list(dict.fromkeys([*leading, *COLUMNS, *extra])))
     df = df[leading + [c for c in df.columns if c not in leading]]
@@ -181,7 +194,8 @@ def load_run(run_dir: str | Path, *, stage: int | None = None) -> Run:
         import optuna
 
         study = optuna.load_study(study_name=study_name, storage=storage)
-        df = trials_frame(study.get_trials(deepcopy=False), stage=stage)
+        df = trials_frame(study.get_trials(deepcopy=False), stage=stage,
+                          interrupted=study.user_attrs.get(STALE_ATTR, ()))
         return Run(run_dir=run_dir, stage=stage, config=config, trials=df, source="study",
                    storage=url, directions=tuple(d.name.lower() for d in study.directions),
                    study_attrs=dict(study.user_attrs))
@@ -233,6 +247,19 @@ def _stage_from(names: Sequence[str], run_dir: Path) -> int:
                      f"a `nas search` or `gridsearch` run")
 
 
+# How trials rank, best first: by the value (reward or accuracy), ties to fewer MACs, then to
+# the earlier trial. Stage 1's best.json, stage 2's --select and `nas results` all use it.
+RANKINGS = ("reward", "accuracy")
+
+
+def rank_key(by: str) -> Callable[[Any], tuple[float, float, int]]:
+    """A sort key over finished trials (Optuna FrozenTrials) that ranks by ``by``; the larger
+    key is the better trial."""
+    if by not in RANKINGS:
+        raise UnknownNameError(f"unknown ranking {by!r}; known: {', '.join(RANKINGS)}")
+    return lambda t: (t.user_attrs[by], -(t.user_attrs.get("macs") or 0), -t.number)
+
+
 def top_trials(df: Any, k: int | None = None, *, by: str | None = None) -> Any:
     """The best COMPLETE trials, best first: by ``by`` (``reward`` or ``accuracy``; default
     reward where the run has rewards, else accuracy), ties to fewer MACs, then to the earlier
@@ -240,8 +267,8 @@ def top_trials(df: Any, k: int | None = None, *, by: str | None = None) -> Any:
     done = df[df["state"] == "COMPLETE"]
     if by is None:
         by = "reward" if done["reward"].notna().any() else "accuracy"
-    if by not in ("reward", "accuracy"):
-        raise KeyError(f"unknown ranking {by!r}; known: reward, accuracy")
+    if by not in RANKINGS:
+        raise UnknownNameError(f"unknown ranking {by!r}; known: {', '.join(RANKINGS)}")
     done = done.sort_values([by, "macs", "number"], ascending=[False, True, True],
                             na_position="last")
     return done if k is None else done.head(k)

@@ -15,6 +15,7 @@ from typing import Callable
 
 import torch
 
+from space.errors import UnknownNameError
 from space.registry import Registry
 
 logger = logging.getLogger(__name__)
@@ -111,7 +112,7 @@ def load_dataset(name: str, *, data_dir: str | Path | None = None) -> Dataset:
     kind, sep, arg = name.partition(":")
     if kind not in DATASETS:
         forms = ", ".join(DATASETS.get(n).form for n in sorted(DATASETS))
-        raise KeyError(f"unknown dataset {name!r}; known: {forms}")
+        raise UnknownNameError(f"unknown dataset {name!r}; known: {forms}")
     loader = DATASETS.get(kind)
     directory = Path(data_dir) if data_dir is not None else loader.default_dir
     if directory is not None:

@@ -9,6 +9,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from space.errors import UnknownNameError
+
 from .datasets import DATASETS, Dataset, DatasetLoader
 
 SYNTHETIC_DEFAULTS = {"classes": 10, "channels": 1, "size": 16, "train": 600, "test": 200,
@@ -71,7 +73,7 @@ def _load_synthetic(arg: str | None, data_dir: Path | None) -> Dataset:
             continue
         key, eq, value = item.partition("=")
         if key not in SYNTHETIC_DEFAULTS or not eq:
-            raise KeyError(f"synthetic: unknown option {item!r}; known: "
+            raise UnknownNameError(f"synthetic: unknown option {item!r}; known: "
                            + ", ".join(f"{k}={v}" for k, v in SYNTHETIC_DEFAULTS.items())
                            + " (e.g. synthetic:classes=4,size=8)")
         try:

@@ -49,6 +49,9 @@ def test_parsers() -> None:
     (["--epochs", "0"], "`epochs >= 1` must hold"),
     (["--phi", "1e9", "--coefficients", "paper"],
      "`phi <= 1023` must hold for alpha=1.2, beta=1.1, gamma=1.15"),
+    (["--phi", "1000", "--coefficients", "paper"],  # B0's own MACs overflow before 1023
+     "`phi <= 995` must hold for alpha=1.2, beta=1.1, gamma=1.15"),
+    (["--phi", "1e9"], "`phi <= 306` must hold for alpha=2, beta=1.5, gamma=1.5"),
 ])
 def test_bad_input_is_one_line_and_exit_2(argv, match, tmp_path, capsys, monkeypatch) -> None:
     def never(*args, **kwargs):
@@ -118,4 +121,4 @@ def test_tiny_end_to_end_and_resume(tmp_path, base_file, capsys) -> None:
     capsys.readouterr()
     assert main(["--resume", "--out", str(out), "--phi", "2"]) == 2
     err = capsys.readouterr().err
-    assert "--phi 2.0 differs from the resumed run's settings" in err
+    assert "--phi 2.0 differs from the resumed run's 1.0" in err

@@ -10,9 +10,10 @@ import pandas as pd
 import pytest
 
 from gridsearch.grid import PAPER, Grid, Point
-from gridsearch.search import (GRID_COLUMNS, SINGLE_DIMENSION, STUDY_NAME, GridSearchConfig,
-                               plan, run_gridsearch)
-from nas import runs
+from gridsearch.plan import SINGLE_DIMENSION, plan
+from gridsearch.search import STUDY_NAME, GridSearchConfig, run_gridsearch
+from results.rundir import open_storage, storage_url
+from results.store import GRID_COLUMNS
 from space import count_analytic, get_model, load_spec
 
 # {1, 1.5, 2} x {1, 1.5} x {1, 1.5} with |product - 2| <= 0.25 keeps exactly
@@ -133,7 +134,7 @@ def test_interrupt_then_resume_never_retrains_a_finished_point(tmp_path, tiny_ba
 
     # a driver killed mid-trial leaves a RUNNING trial behind
     study = optuna.load_study(study_name=STUDY_NAME,
-                              storage=runs.make_storage(runs.storage_url(res.run_dir, None)))
+                              storage=open_storage(storage_url(res.run_dir, None)))
     stale = study.ask()
     assert stale.number == 3
 

@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 
 from nas.evaluate import EvalResult, ProxyConfig
-from nas.runs import make_storage, storage_url
-from nas.search import Deployment, SearchConfig, run_search
-from nas.training import EpochResult, TrainConfig
+from nas.search import SearchConfig, run_search
+from results.rundir import open_storage, storage_url
+from space.deploy import Deployment
+from nas.train import EpochResult, TrainConfig
 from space import load_spec
 from space.search_space import load_space
 
@@ -94,7 +95,7 @@ def test_each_sampler_runs_real_tiny_trials(sampler, tiny_space, tmp_path):
     assert summary["trials"] == 4 and summary["best"]["trial"] == best.meta["trial"]
     pq = pd.read_parquet(out / "trials.parquet")
     assert list(pq.number) == list(df.number)
-    study = optuna.load_study(study_name="stage1", storage=make_storage(storage_url(out, None)))
+    study = optuna.load_study(study_name="stage1", storage=open_storage(storage_url(out, None)))
     assert len(study.directions) == (2 if sampler == "nsga2" else 1)
     assert res.best is not None and res.best.arch_hash() == best.arch_hash()
 
@@ -167,7 +168,7 @@ def test_resume_after_the_driver_was_killed_mid_trial(tiny_space, tmp_path):
     out = tmp_path / "run"
     run_search(config(tiny_space, trials=2, sampler="random"), out=out, evaluate=FakeEvaluator())
     # A killed driver leaves its trial RUNNING in the storage.
-    storage = make_storage(storage_url(out, None))
+    storage = open_storage(storage_url(out, None))
     study = optuna.load_study(study_name="stage1", storage=storage)
     sp = load_space(tiny_space)
     t = study.ask()
@@ -243,10 +244,11 @@ def _cli(*args, cwd=None):
 @pytest.mark.parametrize("args, fragment", [
     (["--target-flops", "lots"], "--target-flops must be a number of multiply-adds"),
     (["--target-flops", "-4e8"], "--target-flops"),
-    (["--target-flops", "400M", "--sampler", "cmaes"], "unknown sampler 'cmaes'"),
+    (["--target-flops", "400M", "--sampler", "cmaes"],
+     "invalid choice: 'cmaes' (choose from 'tpe', 'random', 'nsga2', 'evolution')"),
     (["--target-flops", "400M", "--space", "nope"], "unknown search space 'nope'"),
     (["--target-flops", "400M", "--trials", "0"], "`trials >= 1` must hold"),
-    (["--target-flops", "400M", "--constraint", "medium"], "unknown constraint"),
+    (["--target-flops", "400M", "--constraint", "medium"], "invalid choice: 'medium'"),
     (["--target-flops", "400M", "--w-a", "0.07"], "positive exponent"),
     (["--target-flops", "400M", "--dataset", "imagenet"], "unknown dataset"),
 ])

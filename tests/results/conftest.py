@@ -12,8 +12,9 @@ import pytest
 
 from nas.evaluate import ProxyConfig
 from space.objective import make_objective
-from nas.runs import make_storage, storage_url
-from nas.search import Deployment, SearchConfig, deployment_spec
+from nas.search import SearchConfig
+from results.rundir import open_storage, storage_url
+from space.deploy import Deployment, deployment_spec
 from space.search_space import load_space
 
 TARGET = 400_000_000
@@ -44,7 +45,7 @@ def make_stage1(run_dir: Path, points, *, pruned=(), running=0, failed=0, sample
     space = load_space("mnasnet")
     objective = make_objective(TARGET, constraint=constraint)
     multi = sampler == "nsga2"
-    study = optuna.create_study(storage=make_storage(storage_url(run_dir, storage)),
+    study = optuna.create_study(storage=open_storage(storage_url(run_dir, storage)),
                                 study_name="stage1",
                                 directions=["maximize", "minimize"] if multi else ["maximize"])
     State = optuna.trial.TrialState
@@ -157,7 +158,7 @@ def make_stage2(run_dir: Path, *, study: bool = True, running: int = 0, family: 
     if family:
         pd.DataFrame(family_rows()).to_csv(run_dir / "family.csv", index=False)
     if study:
-        st = optuna.create_study(storage=make_storage(storage_url(run_dir, None)),
+        st = optuna.create_study(storage=open_storage(storage_url(run_dir, None)),
                                  study_name="stage2", direction="maximize")
         for n, row in enumerate(rows):
             done = row["state"] == "COMPLETE"

@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 
 from nas.evaluate import EvalResult, ProxyConfig
-from nas.search import Deployment, SearchConfig, run_search
-from nas.training import EpochResult, TrainConfig
-from results.store import COLUMNS, STAGE2_COLUMNS, load_run, ranking, top_trials
+from nas.search import SearchConfig, run_search
+from space.deploy import Deployment
+from nas.train import EpochResult, TrainConfig
+from results.store import COLUMNS, GRID_COLUMNS, STAGE2_COLUMNS, load_run, ranking, top_trials
 
 TINY_SPACE = """
 name: tiny
@@ -111,8 +112,9 @@ def test_stage2_run_loads_from_the_study_with_its_grid_columns(stage2_dir):
     run = load_run(stage2_dir)
     assert (run.stage, run.source) == (2, "study")
     assert run.trials["p_point"].iloc[0] == "compound 1.2,1.1,1.15"
-    assert list(run.trials.columns[len(COLUMNS):len(COLUMNS) + len(STAGE2_COLUMNS)]) == \
-        STAGE2_COLUMNS
+    # the same table, in the same column order, as the grid.csv stage 2 writes
+    assert list(run.trials.columns[:len(GRID_COLUMNS)]) == GRID_COLUMNS
+    assert set(COLUMNS) | set(STAGE2_COLUMNS) <= set(run.trials.columns)
     grid = pd.read_csv(stage2_dir / "grid.csv")
     for col in ("kind", "alpha", "beta", "gamma", "accuracy", "macs", "macs_ratio", "node"):
         assert run.trials[col].tolist() == grid[col].tolist(), col

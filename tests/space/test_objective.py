@@ -45,7 +45,7 @@ def test_a_b_overrides_and_validation():
     assert obj.exponent(1_000) == -0.1 and obj.exponent(1_001) == -0.5
     with pytest.raises(ValueError, match="positive exponent rewards bigger"):
         Objective(400_000_000, a=0.07, b=0.07)
-    with pytest.raises(KeyError, match="soft, hard"):
+    with pytest.raises(KeyError, match="hard, soft"):
         make_objective(400_000_000, constraint="medium")
     with pytest.raises(ValueError, match="target_macs > 0"):
         Objective(0)

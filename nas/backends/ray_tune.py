@@ -2,21 +2,19 @@
 
 Design: an ask/tell driver. The Optuna study in the run folder stays the one source of truth;
 Ray Tune only runs the training. :class:`StudySearcher` is a Tune ``Searcher`` whose
-``suggest`` asks the study for a trial, samples the architecture with the run's own sampler and
-space, and counts and records it exactly as a local trial does (:meth:`Stage1Objective.prepare`);
-the Tune trial then trains it on a worker (:func:`train_trial`, which calls the same evaluator,
-``nas.evaluate.evaluate_proxy``) and reports the reward ACC x (MACs/T)^w after every epoch. Those
-reports go into the Optuna trial (intermediate values, ``val_accuracy_per_epoch``, ``node``), and
-the finished Tune trial is told to the study as COMPLETE, PRUNED or FAIL, so ``trials.csv``,
-``best.json`` and ``summary.json`` are written by the same code as a local run's. Stage 2
-(``gridsearch``) goes the same way: its enqueued grid points are the trials
-(:meth:`Stage2Objective.prepare` scales and counts a point, the worker trains it at the point's
-proxy resolution), without early stopping.
+``suggest`` asks the study for a trial and proposes and records its candidate exactly as a local
+trial does (:meth:`nas.engine.TrialRunner.begin`, the same step for both stages); the Tune trial
+then trains it on a worker (:func:`train_trial`, which calls the same evaluator,
+``nas.evaluate.evaluate_proxy``, at the candidate's own proxy task) and reports the reward
+ACC x (MACs/T)^w after every epoch. Those reports go into the Optuna trial through the runner's
+own steps (learning curve, intermediate values; ``node``), and the finished Tune trial is told to
+the study as COMPLETE, PRUNED or FAIL, so the run folder is written by the same code as a local
+run's. Stage 2's enqueued grid points go the same way, without early stopping.
 
-One Optuna trial is one Tune trial. Multi-fidelity: ``--pruner hyperband`` becomes Tune's
-ASHA scheduler on the per-epoch reward (``median`` the median stopping rule, ``none`` FIFO); a
-trial ASHA stops is told PRUNED. A trial whose worker dies (process killed, node lost) is started
-again by Tune, up to ``--max-retries`` times, with the same parameters and seed; the Optuna trial
+One Optuna trial is one Tune trial. Multi-fidelity: the pruner's row in
+:data:`nas.engine.PRUNERS` names its Tune scheduler (``hyperband``: ASHA on the per-epoch reward,
+``median`` the median stopping rule, ``none`` FIFO); a trial the scheduler stops is told
+PRUNED. A trial whose worker dies (process killed, node lost) is started again by Tune, up to ``--max-retries`` times, with the same parameters and seed; the Optuna trial
 records ``retries`` and ``retry_errors``, and a trial that runs out of retries is FAIL with the
 reason. An exception inside training (a NaN loss, out of memory) is not retried: it is recorded as
 FAIL, as in a local run. A repeated architecture reuses the earlier result without a Tune trial.
@@ -29,50 +27,38 @@ cannot (and why). ``synthetic`` needs no files.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol, Sequence
+from typing import Any, Callable, Iterator
 
 import optuna
 import ray
-from optuna.trial import TrialState
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule
 from ray.tune.search import Searcher
 
+from nas.engine.recorder import INTERRUPTED, failure, node_name, record
+from nas.engine.registries import PRUNERS
+from nas.engine.trial import Candidate, Outcome, TrialRunner, tell
 from space import ArchSpec
 
-from . import runs
-from .backends import BackendConfig, Candidate
+from .base import BackendConfig
 
 log = logging.getLogger(__name__)
 
 # Quieter Tune: we log one line per trial ourselves (a user's own setting wins).
 _TUNE_ENV = {"RAY_AIR_NEW_OUTPUT": "0", "TUNE_PRINT_ALL_TRIAL_ERRORS": "0"}
 
-SCHEDULERS: dict[str, Callable[[int], Any]] = {
-    # Async successive halving on the reward, the Tune counterpart of Optuna's Hyperband pruner
-    # (same reduction factor 3, first rung after one epoch).
-    "hyperband": lambda epochs: ASHAScheduler(time_attr="epoch", max_t=max(epochs, 1),
-                                              grace_period=1, reduction_factor=3),
-    "median": lambda epochs: MedianStoppingRule(time_attr="epoch", grace_period=1,
-                                                min_samples_required=5),
-    "none": lambda epochs: FIFOScheduler(),
-}
-
-
 def node_label(node_id: str) -> str:
     """What the ``node`` column holds for a Ray trial: host name and the Ray node id's start."""
-    return f"{runs.node_name()}/{node_id[:8]}"
+    return f"{node_name()}/{node_id[:8]}"
 
 
 # ------------------------------------------------------------------------------- session
 @contextmanager
-def ray_session(config: BackendConfig) -> Iterator[RayExecutor]:
+def session(config: BackendConfig) -> Iterator[RayExecutor]:
     """Connect to the cluster at ``config.address`` (or ``RAY_ADDRESS``), else start Ray here;
     on exit, disconnect (and stop what was started here). Reuses an existing connection."""
     for k, v in _TUNE_ENV.items():
@@ -185,19 +171,20 @@ class RayExecutor:
                 f"it on a shared filesystem (or use --dataset synthetic)")
         log.info("dataset %r readable on all %d Ray node(s)", proxy.dataset, len(nodes))
 
-    def optimize(self, study: optuna.Study, objective: TrialObjective, *, n_trials: int | None,
-                 timeout: float | None, callbacks: Sequence[Callable[[Any, Any], None]],
+    def optimize(self, study: optuna.Study, runner: TrialRunner, *, n_trials: int | None,
+                 timeout: float | None, after_trial: Callable[[Any], None],
                  run_dir: Path | None = None) -> bool:
         """Run the study's trials (stage 1's or stage 2's) as Tune trials; True when
         interrupted before the budget ran out."""
         c = self.config
-        searcher = StudySearcher(study, objective, n_trials=n_trials, timeout=timeout,
-                                 callbacks=callbacks, max_retries=c.max_retries)
+        stage = runner.stage
+        searcher = StudySearcher(study, runner, n_trials=n_trials, timeout=timeout,
+                                 after_trial=after_trial, max_retries=c.max_retries)
         self.searcher = searcher
-        scheduler = SCHEDULERS[objective.pruner](objective.proxy.train.epochs)
+        scheduler = PRUNERS.get(stage.pruner).ray(stage.proxy.train.epochs)
         trainable = tune.with_resources(
-            tune.with_parameters(train_trial, evaluate=objective.evaluate, proxy=objective.proxy,
-                                 objective=objective.objective),
+            tune.with_parameters(train_trial, evaluate=runner.evaluate,
+                                 objective=stage.objective),
             {"cpu": c.cpus_per_trial, "gpu": c.gpus_per_trial})
         storage = Path(run_dir or Path.cwd()).resolve() / "ray"
         tuner = tune.Tuner(
@@ -250,7 +237,7 @@ def _describe_cluster() -> str:
 
 
 # ------------------------------------------------------------------------------ trainable
-def train_trial(config: dict[str, Any], *, evaluate: Callable[..., Any], proxy: Any,
+def train_trial(config: dict[str, Any], *, evaluate: Callable[..., Any],
                 objective: Any) -> None:
     """One Tune trial: train the candidate in ``config`` and report the reward per epoch.
 
@@ -258,14 +245,13 @@ def train_trial(config: dict[str, Any], *, evaluate: Callable[..., Any], proxy: 
     the model trains there. An exception in training is reported (``fail_reason``), not
     raised, so Tune does not retry it; only a dead worker is retried.
     """
-    from .evaluate import ProxyConfig, with_threads
+    from nas.evaluate import ProxyConfig, with_threads
 
     ctx = ray.get_runtime_context()
     node = node_label(ctx.get_node_id())
     given = ctx.get_assigned_resources()
-    if config.get("proxy") is not None:  # this trial's own proxy task (stage 2's resolution)
-        proxy = ProxyConfig.from_dict(config["proxy"])
-    proxy = with_threads(proxy, given.get("CPU", 1.0))
+    # the trial's own proxy task (stage 2's points each train at their own resolution)
+    proxy = with_threads(ProxyConfig.from_dict(config["proxy"]), given.get("CPU", 1.0))
     kwargs: dict[str, Any] = {}
     if given.get("GPU", 0) > 0:
         kwargs["device"] = "cuda"
@@ -284,35 +270,16 @@ def train_trial(config: dict[str, Any], *, evaluate: Callable[..., Any], proxy: 
     except Exception as e:  # recorded by the driver as FAIL, as in a local run
         tune.report({"reward": float("nan"), "epoch": last["epoch"] + 1, "node": node,
                      "node_id": ctx.get_node_id(),
-                     "fail_reason": f"{type(e).__name__}: {e}"[:500]})
+                     "fail_reason": failure(e)})
 
 
 # ------------------------------------------------------------------------------- searcher
-class TrialObjective(Protocol):
-    """What the searcher needs from a stage's objective (``nas.search.Stage1Objective``,
-    ``gridsearch.search.Stage2Objective``): the local objective's own steps, split where the
-    training goes to a worker."""
-
-    evaluate: Callable[..., Any]  # the evaluator the workers call (evaluate_proxy)
-    objective: Any  # ``reward(accuracy, macs)``, reported after every epoch
-    proxy: Any  # the proxy task (a Candidate may bring its own)
-    pruner: str  # early stopping on the per-epoch reward: a key of SCHEDULERS
-    reports_epochs: bool  # record the per-epoch reward as Optuna intermediate values
-
-    def prepare(self, trial: optuna.Trial) -> Any:
-        """Record the trial's candidate; a Candidate to train, or the trial's value (reused)."""
-
-    def finish(self, trial: optuna.Trial, accuracy: float, macs: int, **extra: Any) -> Any:
-        """Record the score; the value to tell the study."""
-
-
 @dataclass
 class _Live:
     """A Tune trial in flight and the Optuna trial it fills."""
 
     trial: optuna.Trial
-    macs: int
-    epochs: int
+    candidate: Candidate
     curve: list[float] = field(default_factory=list)
     speeds: list[float] = field(default_factory=list)
     reported: set[int] = field(default_factory=set)
@@ -325,15 +292,15 @@ class _Live:
 class StudySearcher(Searcher):
     """A Tune searcher that asks the Optuna study (ask/tell) and records into it."""
 
-    def __init__(self, study: optuna.Study, objective: TrialObjective, *, n_trials: int | None,
-                 timeout: float | None, callbacks: Sequence[Callable[[Any, Any], None]],
+    def __init__(self, study: optuna.Study, runner: TrialRunner, *, n_trials: int | None,
+                 timeout: float | None, after_trial: Callable[[Any], None],
                  max_retries: int) -> None:
         super().__init__(metric="reward", mode="max")
         self.study = study
-        self.objective = objective
+        self.runner = runner
         self.n_trials = n_trials
         self.deadline = None if timeout is None else time.monotonic() + timeout
-        self.callbacks = list(callbacks)
+        self.after_trial = after_trial
         self.max_retries = max_retries
         self.asked = 0
         self.finished = False
@@ -362,18 +329,13 @@ class StudySearcher(Searcher):
         while self._budget_left():
             trial = self.study.ask()
             self.asked += 1
-            try:
-                got = self.objective.prepare(trial)
-            except Exception as e:  # recorded, and the search goes on (as a local run's)
-                self._fail(_Live(trial=trial, macs=0, epochs=0), f"{type(e).__name__}: {e}")
-                continue
-            if not isinstance(got, Candidate):  # a repeated architecture: its earlier result
+            got = self.runner.begin(trial)
+            if isinstance(got, Outcome):  # not proposable, or a repeated architecture
                 self._tell(trial, got)
                 continue
-            proxy = got.proxy or self.objective.proxy
-            self.live[trial_id] = _Live(trial=trial, macs=got.macs, epochs=proxy.train.epochs)
+            self.live[trial_id] = _Live(trial=trial, candidate=got)
             return {"number": trial.number, "spec": got.spec.to_dict(), "macs": got.macs,
-                    "seed": got.seed, "proxy": None if got.proxy is None else proxy.to_dict()}
+                    "seed": got.seed, "proxy": got.proxy.to_dict()}
         self.finished = True
         return Searcher.FINISHED
 
@@ -386,16 +348,14 @@ class StudySearcher(Searcher):
         live.last = dict(result)
         if "node" in result and result["node"] != live.node:
             live.node = result["node"]
-            live.trial.set_user_attr("node", result["node"])
-            live.trial.set_user_attr("ray_node_id", result.get("node_id"))
+            record(live.trial, node=result["node"], ray_node_id=result.get("node_id"))
         if "accuracy" not in result or "epoch" not in result:
             return
         epoch = int(result["epoch"])
         live.curve = live.curve[:epoch - 1] + [float(result["accuracy"])]
         live.speeds = live.speeds[:epoch - 1] + [float(result.get("images_per_sec", 0.0))]
-        live.trial.set_user_attr("val_accuracy_per_epoch", list(live.curve))
-        if self.objective.reports_epochs and epoch not in live.reported:
-            live.trial.report(float(result["reward"]), epoch)
+        if epoch not in live.reported:
+            self.runner.record_epoch(live.trial, live.candidate, live.curve)
             live.reported.add(epoch)
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None,
@@ -412,20 +372,14 @@ class StudySearcher(Searcher):
         if "fail_reason" in last:
             self._fail(live, str(last["fail_reason"]))
         elif not live.curve:
-            self._fail(live, runs.INTERRUPTED)
-        elif int(last.get("epoch", 0)) >= live.epochs:
-            acc = live.curve[-1]
-            if not math.isfinite(acc):
-                self._fail(live, f"accuracy is {acc}")
-                return
+            self._fail(live, INTERRUPTED)
+        elif int(last.get("epoch", 0)) >= live.candidate.proxy.train.epochs:
             done = [s for s in live.speeds if s > 0]
-            value = self.objective.finish(trial, acc, live.macs,
-                                          images_per_sec=sum(done) / len(done) if done else 0.0)
-            self._tell(trial, value)
+            self._tell(trial, self.runner.complete(
+                trial, live.candidate, live.curve[-1],
+                images_per_sec=sum(done) / len(done) if done else 0.0))
         else:  # stopped by the scheduler: pruned, as a local pruner would
-            trial.set_user_attr("accuracy", live.curve[-1])
-            trial.set_user_attr("pruned_at_epoch", len(live.curve))
-            self._tell(trial, None, TrialState.PRUNED)
+            self._tell(trial, self.runner.pruned(trial, live.curve))
 
     def retried(self, trial_id: str, why: str) -> None:
         live = self.live.get(trial_id)
@@ -434,8 +388,7 @@ class StudySearcher(Searcher):
         live.retries += 1
         live.errors.append(why)
         self.retries[live.trial.number] = live.retries
-        live.trial.set_user_attr("retries", live.retries)
-        live.trial.set_user_attr("retry_errors", list(live.errors))
+        record(live.trial, retries=live.retries, retry_errors=list(live.errors))
         log.warning("trial %d: its worker died (%s); retry %d of %d", live.trial.number, why,
                     live.retries, self.max_retries)
 
@@ -453,22 +406,16 @@ class StudySearcher(Searcher):
         left = list(self.live.values())
         self.live.clear()
         for live in left:
-            self._fail(live, runs.INTERRUPTED)
+            self._fail(live, INTERRUPTED)
         return bool(left)
 
     def _fail(self, live: _Live, reason: str) -> None:
-        live.trial.set_user_attr("fail_reason", reason[:500])
-        if reason != runs.INTERRUPTED:
-            log.warning("trial %d failed: %s", live.trial.number, reason)
-        self._tell(live.trial, None, TrialState.FAIL)
+        if reason != INTERRUPTED:
+            log.warning("%s %d failed: %s", self.runner.stage.label, live.trial.number, reason)
+        self._tell(live.trial, Outcome.failed(reason))
 
-    def _tell(self, trial: optuna.Trial, value: Any, state: TrialState | None = None) -> None:
-        if state is None:
-            frozen = self.study.tell(trial, value)
-        else:
-            frozen = self.study.tell(trial, state=state)
-        for cb in self.callbacks:
-            cb(self.study, frozen)
+    def _tell(self, trial: optuna.Trial, outcome: Outcome) -> None:
+        self.after_trial(tell(self.study, trial, outcome))
 
 
 def _why(trial: Any) -> str:

@@ -4,21 +4,20 @@ The population is the ``population_size`` most recent finished trials. Each new 
 ``sample_size`` of them at random, takes the fittest as parent and mutates exactly one of its
 parameters to a different choice. Until the population is full, trials are sampled at random.
 Works with any categorical define-by-run space whose parameter set is fixed (as ours is).
+
+The sampler keeps each running trial's plan (parent, mutated parameter) in memory, keyed by the
+trial number, and uses only Optuna's public sampler interface: a trial interrupted with its
+driver is sampled again from scratch on ``--resume``.
 """
 from __future__ import annotations
 
 from typing import Any, Sequence
 
 import numpy as np
-import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.samplers import BaseSampler, RandomSampler
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
-
-_PARENT = "evolution:parent"
-_MUTATE = "evolution:mutate"
-
 
 class RegularizedEvolutionSampler(BaseSampler):
     def __init__(self, *, population_size: int = 16, sample_size: int = 4,
@@ -31,6 +30,7 @@ class RegularizedEvolutionSampler(BaseSampler):
         self.sample_size = sample_size
         self._rng = np.random.RandomState(seed)
         self._random = RandomSampler(seed=seed)
+        self._plans: dict[int, tuple[FrozenTrial, str]] = {}  # trial number -> (parent, key)
 
     def reseed_rng(self) -> None:
         self._rng.seed()
@@ -50,7 +50,7 @@ class RegularizedEvolutionSampler(BaseSampler):
         return done[-self.population_size:]
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
-        if study._is_multi_objective():
+        if len(study.directions) > 1:
             raise ValueError("sampler 'evolution' is single-objective; use --sampler nsga2 for "
                              "an accuracy/MACs Pareto front")
         pop = self._population(study)
@@ -64,25 +64,22 @@ class RegularizedEvolutionSampler(BaseSampler):
         if not mutable:
             return
         key = mutable[self._rng.randint(len(mutable))]
-        study._storage.set_trial_system_attr(trial._trial_id, _PARENT, parent.number)
-        study._storage.set_trial_system_attr(trial._trial_id, _MUTATE, key)
+        self._plans[trial.number] = (parent, key)
 
     def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str,
                            param_distribution: BaseDistribution) -> Any:
-        parent_no = trial.system_attrs.get(_PARENT)
-        if parent_no is None:
+        plan = self._plans.get(trial.number)
+        if plan is None or param_name not in plan[0].params:
             return self._random.sample_independent(study, trial, param_name, param_distribution)
-        parent = study.get_trials(deepcopy=False)[parent_no]
-        if param_name not in parent.params:
-            return self._random.sample_independent(study, trial, param_name, param_distribution)
+        parent, mutate = plan
         value = parent.params[param_name]
-        if param_name == trial.system_attrs.get(_MUTATE):
-            assert isinstance(param_distribution, CategoricalDistribution)
+        if param_name == mutate and isinstance(param_distribution, CategoricalDistribution):
             others = [c for c in param_distribution.choices if c != value]
             value = others[self._rng.randint(len(others))]
         return value
 
     def after_trial(self, study: Study, trial: FrozenTrial, state: TrialState,
                     values: Sequence[float] | None) -> None:
+        self._plans.pop(trial.number, None)
         self._random.after_trial(study, trial, state, values)
 

@@ -1,0 +1,57 @@
+"""The ``local`` backend: trials in this process, one at a time, by Optuna's ask and tell."""
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+
+import optuna
+
+from nas.engine.recorder import INTERRUPTED
+from nas.engine.trial import Outcome, TrialRunner, tell
+
+from .base import BackendConfig
+
+__all__ = ["LocalExecutor", "session"]
+
+
+@contextmanager
+def session(config: BackendConfig) -> Iterator[LocalExecutor]:
+    yield LocalExecutor(config)
+
+
+class LocalExecutor:
+    def __init__(self, config: BackendConfig) -> None:
+        self.config = config
+
+    def check_dataset(self, proxy: Any) -> None:
+        from nas.data import load_dataset
+
+        load_dataset(proxy.dataset, data_dir=proxy.data_dir)
+
+    def optimize(self, study: optuna.Study, runner: TrialRunner, *, n_trials: int | None,
+                 timeout: float | None, after_trial: Callable[[Any], None],
+                 run_dir: Any = None) -> bool:
+        """Run up to ``n_trials`` trials, starting none after ``timeout`` seconds; True when
+        interrupted (Ctrl-C). An interrupted trial is recorded as such, so ``--resume`` runs
+        it again."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        asked = 0
+        live = None
+        try:
+            while (n_trials is None or asked < n_trials) and \
+                    (deadline is None or time.monotonic() < deadline):
+                live = study.ask()
+                asked += 1
+                outcome = runner.run(live)
+                frozen = tell(study, live, outcome)
+                live = None
+                after_trial(frozen)
+        except KeyboardInterrupt:
+            if live is not None:
+                tell(study, live, Outcome.failed(INTERRUPTED))
+            return True
+        return False
+
+    def report(self) -> dict[str, Any]:
+        return {"name": "local"}

@@ -1,0 +1,246 @@
+"""What the search commands share: the proxy and backend flags, and one table-driven resume check.
+
+A command describes its flags as :class:`Flag` rows: where each lands in the command's frozen
+config (a dotted path such as ``proxy.train.epochs``), how its text is parsed, and whether it may
+change on ``--resume``. :func:`apply_flags` builds a config from the flags given;
+:func:`check_resume` refuses, with one line naming the flag, the run's value and the new one, a
+flag that would change what a resumed run computes. ``nas search`` and ``gridsearch`` both go
+through here, so they resume the same way.
+
+Registry-backed flags list their choices from the registries, and the defaults their help shows
+come from the config dataclasses.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+S = argparse.SUPPRESS  # absent flags stay absent, so --resume can tell what was given
+EXIT_NO_RESULT = 1  # a run that finished no trial (nothing to emit), in both stages
+
+__all__ = ["S", "EXIT_NO_RESULT", "Flag", "PROXY_FLAGS", "default_of", "get_path", "set_path",
+           "apply_flags", "check_resume", "add_proxy_arguments", "add_backend_arguments",
+           "backend_from_args", "given_flags", "RunRequest", "request_from_args", "exit_code"]
+
+
+def _same(v: Any) -> Any:
+    return v
+
+
+@dataclass(frozen=True)
+class Flag:
+    dest: str  # argparse dest
+    path: str  # dotted attribute path in the command's config
+    parse: Callable[[Any], Any] = _same
+    on_resume: bool = False  # may change on --resume (changes what is run, not its results)
+    option: str | None = None  # the flag as typed, when not --<dest with dashes>
+
+    @property
+    def name(self) -> str:
+        return self.option or "--" + self.dest.replace("_", "-")
+
+
+def default_of(cls: type, path: str) -> Any:
+    """A dataclass field's default (``TrainConfig``'s ``epochs``), for help texts."""
+    f = cls.__dataclass_fields__[path]  # type: ignore[attr-defined]
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    return f.default_factory()  # type: ignore[misc]
+
+
+def get_path(obj: Any, path: str) -> Any:
+    for part in path.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def set_path(obj: Any, path: str, value: Any) -> Any:
+    """``obj`` (a frozen dataclass) with the attribute at ``path`` replaced (validated by the
+    dataclasses' own ``__post_init__``)."""
+    head, _, rest = path.partition(".")
+    if not rest:
+        return dataclasses.replace(obj, **{head: value})
+    return dataclasses.replace(obj, **{head: set_path(getattr(obj, head), rest, value)})
+
+
+def apply_flags(config: Any, given: Mapping[str, Any], flags: Iterable[Flag]) -> Any:
+    for f in flags:
+        if f.dest in given:
+            config = set_path(config, f.path, f.parse(given[f.dest]))
+    return config
+
+
+def check_resume(saved: Any, given: Mapping[str, Any], flags: Iterable[Flag]) -> None:
+    """A resumed run keeps what it computes: a given flag that would change it is an error."""
+    for f in flags:
+        if f.dest not in given or f.on_resume:
+            continue
+        have, new = get_path(saved, f.path), f.parse(given[f.dest])
+        if new != have:
+            raise ValueError(f"{f.name} {given[f.dest]!r} differs from the resumed run's "
+                             f"{have!r}; a resumed run keeps its settings: drop {f.name} or "
+                             f"start a new run with another --out")
+
+
+def given_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The flags the user gave (absent ones are suppressed), without the CLI's own keys."""
+    return {k: v for k, v in vars(args).items() if not k.startswith("_") and
+            k not in ("command", "verbose")}
+
+
+def _timeout(v: Any) -> float | None:
+    return None if v == 0 else v
+
+
+# ----------------------------------------------------------------------------- proxy flags
+PROXY_FLAGS: tuple[Flag, ...] = (
+    Flag("dataset", "proxy.dataset"),
+    Flag("data_dir", "proxy.data_dir"),
+    Flag("train_samples", "proxy.train_samples"),
+    Flag("val_samples", "proxy.val_samples"),
+    Flag("proxy_resolution", "proxy.resolution"),
+    Flag("epochs", "proxy.train.epochs"),
+    Flag("batch_size", "proxy.train.batch_size"),
+    Flag("lr", "proxy.train.lr"),
+    Flag("warmup_epochs", "proxy.train.warmup_epochs"),
+    Flag("optimizer", "proxy.train.optimizer"),
+    Flag("schedule", "proxy.train.schedule"),
+    Flag("threads", "proxy.train.threads"),
+    Flag("seed", "seed"),
+)
+
+
+def add_proxy_arguments(p: argparse.ArgumentParser, base: Any, *, command: str,
+                        seed: int | None = 0) -> None:
+    """Evaluator, dataset, training and run-folder flags, shared by ``nas search`` and
+    ``gridsearch``; ``base`` is the command's default ProxyConfig (the defaults the help
+    states)."""
+    from nas.train.loop import OPTIMIZERS, SCHEDULES
+
+    t = base.train
+    g = p.add_argument_group("proxy task (how candidates are trained and scored)")
+    g.add_argument("--dataset", default=S, help=f"fashion-mnist, cifar10, folder:PATH, "
+                   f"synthetic (default {base.dataset})")
+    g.add_argument("--data-dir", default=S, help="folder holding the dataset files "
+                   "(fashion-mnist default: /usr/share/datasets/fashion-mnist)")
+    g.add_argument("--epochs", type=int, default=S,
+                   help=f"proxy training epochs (default {t.epochs})")
+    g.add_argument("--train-samples", type=int, default=S, help=f"training images per trial, "
+                   f"drawn from the training split (default {base.train_samples})")
+    g.add_argument("--val-samples", type=int, default=S, help=f"validation images held out from "
+                   f"the training split (default {base.val_samples})")
+    g.add_argument("--proxy-resolution", type=int, default=S,
+                   help=f"input size the proxy task trains at (default {base.resolution})")
+    g.add_argument("--batch-size", type=int, default=S,
+                   help=f"training batch size (default {t.batch_size})")
+    g.add_argument("--lr", type=float, default=S, help=f"peak learning rate (default {t.lr:g})")
+    g.add_argument("--warmup-epochs", type=float, default=S, help=f"linear warm-up from 0 to "
+                   f"--lr over this many epochs (default {t.warmup_epochs:g})")
+    g.add_argument("--optimizer", default=S, choices=OPTIMIZERS.names(),
+                   help=f"{', '.join(OPTIMIZERS)} (default {t.optimizer})")
+    g.add_argument("--schedule", default=S, choices=SCHEDULES.names(),
+                   help=f"{', '.join(SCHEDULES)} (default {t.schedule})")
+    g.add_argument("--threads", type=int, default=S,
+                   help="torch threads per trial (default: all cores)")
+    g.add_argument("--seed", type=int, default=S, help=f"seed for sampling and training "
+                   f"(default {seed}; the held-out split is fixed)")
+    r = p.add_argument_group("run folder")
+    r.add_argument("-o", "--out", default=S, help="run folder (default runs/<timestamp>)")
+    r.add_argument("--resume", action="store_true", default=S,
+                   help=f"continue the run in --out (or the newest {command} run under runs/)")
+    r.add_argument("--storage", default=S, help="Optuna storage URL (default: a JournalStorage "
+                   "file in the run folder), e.g. postgresql://user@host/db")
+
+
+# ----------------------------------------------------------------------------- backend flags
+BACKEND_KEYS = {"backend": "name", "address": "address", "workers": "workers",
+                "cpus_per_trial": "cpus_per_trial", "gpus_per_trial": "gpus_per_trial",
+                "max_retries": "max_retries"}
+
+
+def add_backend_arguments(p: argparse.ArgumentParser) -> None:
+    """Where trials run (``nas.backends``), shared by ``nas search`` and ``gridsearch``. All of
+    them may change on --resume: they change where trials run, never what they compute."""
+    from nas.backends import BACKENDS, BackendConfig
+
+    g = p.add_argument_group("backend (where trials run)")
+    g.add_argument("--backend", default=S, choices=BACKENDS.names(),
+                   help=f"{', '.join(BACKENDS)} (default {default_of(BackendConfig, 'name')}: "
+                   f"in this process, one trial at a time; ray: Ray Tune trials on this machine "
+                   f"or a Ray cluster)")
+    g.add_argument("--address", default=S, help="Ray cluster to run on, e.g. 10.0.0.5:6379 "
+                   "(default: $RAY_ADDRESS, else start Ray on this machine); needs --backend ray")
+    g.add_argument("--workers", type=int, default=S, help="trials run at once (ray default: as "
+                   "many as the cluster's CPUs allow at --cpus-per-trial each)")
+    g.add_argument("--cpus-per-trial", type=float, default=S,
+                   help=f"CPUs Ray reserves for each trial; torch threads follow them unless "
+                   f"--threads is given (default {default_of(BackendConfig, 'cpus_per_trial'):g})")
+    g.add_argument("--gpus-per-trial", type=float, default=S,
+                   help=f"GPUs Ray reserves for each trial; with one the trial trains on it "
+                   f"(default {default_of(BackendConfig, 'gpus_per_trial'):g})")
+    g.add_argument("--max-retries", type=int, default=S, help=f"times a trial whose worker died "
+                   f"is started again before it counts as failed (default "
+                   f"{default_of(BackendConfig, 'max_retries')})")
+
+
+def backend_from_args(given: dict[str, Any], saved: Mapping[str, Any] | None = None) -> Any:
+    """Pop the backend flags from ``given`` and apply them to ``saved`` (a resumed run's) or to
+    the defaults."""
+    from nas.backends import BackendConfig
+
+    changes = {v: given.pop(k) for k, v in BACKEND_KEYS.items() if k in given}
+    base = {**(saved or {}), **changes}
+    if changes.get("name") == "local":  # moving a run back to local drops the Ray settings
+        base = {k: v for k, v in base.items() if k in changes or k == "max_retries"}
+    return BackendConfig.from_dict(base)
+
+
+# ----------------------------------------------------------------------------- one run
+@dataclass(frozen=True)
+class RunRequest:
+    """What a search command runs: the config, the run folder and where trials run."""
+
+    config: Any
+    out: str | None
+    resume: bool
+    storage: str | None
+    backend: Any  # nas.backends.BackendConfig
+
+
+def request_from_args(args: argparse.Namespace, *, stage: str, flags: Sequence[Flag],
+                      from_dict: Callable[[Mapping[str, Any]], Any],
+                      fresh: Callable[[dict[str, Any]], Any],
+                      check: Callable[[dict[str, Any]], None] | None = None) -> RunRequest:
+    """The run a search command's flags ask for. A fresh run applies ``flags`` to
+    ``fresh(given)``; ``--resume`` reopens the run of ``stage`` (``--out``, else the newest),
+    refuses a flag that would change it (:func:`check_resume`), and applies those that may."""
+    from nas.engine import resume_dir
+    from results.rundir import read_config
+
+    given = given_flags(args)
+    resume = bool(given.pop("resume", False))
+    out = given.pop("out", None)
+    storage = given.pop("storage", None)
+    if check is not None:
+        check(given)
+    if resume:
+        run_dir = resume_dir(stage, out)
+        saved = read_config(run_dir)
+        backend = backend_from_args(given, saved.get("backend"))
+        config = from_dict(saved)
+        check_resume(config, given, flags)
+        config = apply_flags(config, given, [f for f in flags if f.on_resume])
+        out = str(run_dir)
+    else:
+        backend = backend_from_args(given)
+        config = apply_flags(fresh(given), given, flags)
+    return RunRequest(config=config, out=out, resume=resume, storage=storage, backend=backend)
+
+
+def exit_code(*, interrupted: bool, found: bool) -> int:
+    """130 when interrupted, else 0 when the run has a result, else :data:`EXIT_NO_RESULT`."""
+    if interrupted:
+        return 130
+    return 0 if found else EXIT_NO_RESULT

@@ -1,0 +1,23 @@
+"""The search engine both stages share.
+
+- :func:`run_study` (:mod:`.driver`): the one study driver: run folder, lock, config, study,
+  ask/tell on a backend, timeout, Ctrl-C, outputs after every trial, resume.
+- :class:`TrialRunner` (:mod:`.trial`): one trial's life (propose, reuse, seed, train, score),
+  the same for both stages and both backends; a stage implements :class:`Stage`.
+- :mod:`.recorder`: the trial attributes every trial records, and what counts as finished.
+- :data:`SAMPLERS`, :data:`PRUNERS` (:mod:`.registries`): the tables; a pruner row holds the
+  local pruner and its Ray Tune scheduler.
+- :func:`open_study` (:mod:`.study`): create or reopen the study, requeue interrupted trials.
+"""
+from __future__ import annotations
+
+from .driver import StudyRun, progress, resume_dir, run_study
+from .recorder import FINISHED, INTERRUPTED, finished_count, interrupted_numbers, node_name
+from .registries import PRUNERS, SAMPLERS, PrunerInfo, SamplerInfo
+from .study import open_study, requeue_interrupted
+from .trial import Candidate, Outcome, Stage, TrialRunner, tell
+
+__all__ = ["StudyRun", "progress", "resume_dir", "run_study", "FINISHED", "INTERRUPTED",
+           "finished_count", "interrupted_numbers", "node_name", "PRUNERS", "SAMPLERS",
+           "PrunerInfo", "SamplerInfo", "open_study", "requeue_interrupted", "Candidate",
+           "Outcome", "Stage", "TrialRunner", "tell"]

@@ -1,0 +1,142 @@
+"""The study driver both stages run on: :func:`run_study`.
+
+It opens (or, on ``--resume``, reopens) the run folder and holds its lock, writes
+``config.json``, opens the Optuna study, lets the stage enqueue what it must, and runs the
+trials on a backend (:mod:`nas.backends`): ask, propose, train, tell, until the stage's budget
+or the timeout is spent or Ctrl-C. After every trial the stage writes its outputs (so an
+interrupted run loses nothing finished) and the progress bar and log advance; at the end the
+stage writes its final outputs and the dashboard is drawn from the run folder.
+"""
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import optuna
+
+from nas.backends import BackendConfig, open_backend
+from nas.evaluate import evaluate_proxy
+from results.rundir import (CONFIG, STAGES, latest_run_dir, new_run_dir, read_config, run_lock,
+                            stage_of, write_config)
+
+from .recorder import finished_count
+from .registries import PRUNERS
+from .study import open_study
+from .trial import Stage, TrialRunner
+
+log = logging.getLogger(__name__)
+
+__all__ = ["StudyRun", "run_study", "resume_dir", "progress"]
+
+
+@dataclass
+class StudyRun:
+    run_dir: Path
+    study: optuna.Study
+    interrupted: bool
+    backend: dict[str, Any]
+
+
+def resume_dir(stage: str, out: str | Path | None) -> Path:
+    """The run folder ``--resume`` continues: ``out``, else the newest run of ``stage``. It
+    must hold a run of that stage."""
+    run_dir = Path(out) if out is not None else latest_run_dir(stage)
+    found = stage_of(read_config(run_dir))
+    if found != stage:
+        what = STAGES.get(found).command if found in STAGES else "an unknown command"
+        raise ValueError(f"{str(run_dir)!r} holds a {what} run, not a "
+                         f"{STAGES.get(stage).command} run; pass the --out of a "
+                         f"{STAGES.get(stage).command} run to --resume")
+    return run_dir
+
+
+def run_study(stage: Stage, *, out: str | Path | None = None, resume: bool = False,
+              storage: str | None = None, backend: BackendConfig | None = None,
+              evaluate: Callable[..., Any] = evaluate_proxy) -> StudyRun:
+    """Run (or resume) ``stage`` and write its run folder."""
+    backend = backend or BackendConfig()
+    PRUNERS.get(stage.pruner)  # a bad name fails here, before anything is written
+    run_dir = resume_dir(stage.name, out) if resume else new_run_dir(out)
+    if not resume and (run_dir / CONFIG).exists():
+        raise ValueError(f"{str(run_dir)!r} already holds a run; pass --resume to continue it "
+                         f"or choose another --out")
+    with open_backend(backend) as executor:
+        if evaluate is evaluate_proxy and stage.trains():  # fail fast, on every node
+            executor.check_dataset(stage.proxy)
+        with run_lock(run_dir, command=STAGES.get(stage.name).command):
+            if resume:
+                storage = storage or read_config(run_dir).get("storage")
+            stage.setup(run_dir, resume=resume)
+            write_config(run_dir, stage.name, {**stage.config_dict(), "storage": storage,
+                                               "backend": backend.to_dict()})
+            study = open_study(run_dir=run_dir, storage=storage, study_name=stage.study_name,
+                               directions=stage.directions, sampler=stage.make_sampler(),
+                               pruner=PRUNERS.get(stage.pruner).local(stage.proxy.train.epochs),
+                               resume=resume)
+            if not resume:
+                study.set_user_attr("config", stage.config_dict())
+            stage.prepare_study(study, resume=resume)
+            n_trials, total, timeout = stage.budget(study)
+            stage.log_plan(study, run_dir, n_trials)
+            interrupted = _drive(stage, study, run_dir, executor=executor, evaluate=evaluate,
+                                 n_trials=n_trials, total=total, timeout=timeout)
+            if interrupted:
+                log.warning("interrupted: finished %ss are kept; continue with %s --resume "
+                            "--out %s", stage.label, STAGES.get(stage.name).command, run_dir)
+            report = executor.report()
+            stage.write_outputs(study, run_dir, final=True, interrupted=interrupted,
+                                backend=report)
+            if study.get_trials(deepcopy=False):
+                _write_dashboard(run_dir)
+    return StudyRun(run_dir=run_dir, study=study, interrupted=interrupted, backend=report)
+
+
+def _drive(stage: Stage, study: optuna.Study, run_dir: Path, *, executor: Any,
+           evaluate: Callable[..., Any], n_trials: int | None, total: int | None,
+           timeout: float | None) -> bool:
+    runner = TrialRunner(stage, evaluate)
+    with progress(total, f"stage {stage.name}") as bar:
+        def after_trial(trial: optuna.trial.FrozenTrial) -> None:
+            stage.write_outputs(study, run_dir, final=False)
+            text = stage.progress_text(study)
+            bar.advance(finished_count(study), text)
+            log.info("%s%s", stage.describe(trial), f" ({text})" if text else "")
+
+        bar.advance(finished_count(study), stage.progress_text(study))
+        if n_trials == 0:
+            return False
+        return executor.optimize(study, runner, n_trials=n_trials, timeout=timeout,
+                                 after_trial=after_trial, run_dir=run_dir)
+
+
+def _write_dashboard(run_dir: Path) -> None:
+    from results.dashboard import write_dashboard
+
+    try:
+        write_dashboard(run_dir)
+    except Exception as e:  # a dashboard must never lose a finished search
+        log.warning("dashboard not written: %s", e)
+
+
+@contextmanager
+def progress(total: int | None, description: str) -> Iterator[Any]:
+    """A rich progress bar (trials done, elapsed, best so far); silent when not a terminal."""
+    from rich.console import Console
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeElapsedColumn)
+
+    console = Console(stderr=True)
+    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn(), TextColumn("{task.fields[best]}"), console=console,
+                   disable=not console.is_terminal, transient=False)
+    with bar:
+        task = bar.add_task(description, total=total, best="")
+
+        class Handle:
+            def advance(self, completed: int, best: str) -> None:
+                bar.update(task, completed=completed, best=best)
+
+        yield Handle()

@@ -1,0 +1,195 @@
+"""One trial's life, the same for both stages and both backends.
+
+A stage (:class:`Stage`: stage 1's search, stage 2's grid) says what a trial is: it
+*proposes* a candidate (samples or scales a network, counts it, records it) and *scores* a
+trained one. :class:`TrialRunner` does the rest, once: reuse an identical earlier training
+(same reuse key: same network, proxy task and seed), draw the per-candidate seed, record the
+learning curve and the per-epoch reward a pruner reads, and turn the result into an
+:class:`Outcome` (COMPLETE with values, PRUNED, or FAIL with a reason). The local backend runs
+the whole trial with :meth:`TrialRunner.run`; the Ray backend calls the same steps around a
+worker's training. :func:`tell` records an outcome in the study.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Protocol, Sequence
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from nas.evaluate import ProxyConfig, trial_seed
+from space import ArchSpec
+from space.objective import Objective
+
+from .recorder import (failure, node_name, record, record_curve, record_failure, record_pruned,
+                       reuse_key)
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Candidate", "Outcome", "Stage", "TrialRunner", "tell"]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A network a trial proposes: counted and recorded, waiting to be trained with ``seed``
+    on ``proxy``. ``macs`` is the count at deployment the objective scores; ``key`` decides
+    reuse (two candidates with one key train identically)."""
+
+    spec: ArchSpec
+    macs: int
+    key: str
+    proxy: ProxyConfig
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    state: TrialState
+    values: float | Sequence[float] | None = None
+    reason: str | None = None
+
+    @classmethod
+    def failed(cls, reason: BaseException | str) -> Outcome:
+        return cls(TrialState.FAIL, reason=failure(reason))
+
+
+class Stage(Protocol):
+    """What a stage gives the engine (:class:`nas.search.Stage1`,
+    :class:`gridsearch.search.Stage2`)."""
+
+    name: str  # the run folder's stage ("1", "2")
+    label: str  # what one trial is called in logs ("trial", "point")
+    study_name: str
+    directions: list[str]
+    pruner: str  # a key of nas.engine.PRUNERS
+    reports_epochs: bool  # the per-epoch reward goes to the pruner as intermediate values
+    objective: Objective  # the reward ACC x (MACs/T)^w, reported after every epoch
+    proxy: ProxyConfig  # the stage's proxy task (a Candidate may bring its own)
+    seed: int | None
+
+    def config_dict(self) -> dict[str, Any]:
+        """What config.json (and the study's ``config`` attribute) records."""
+
+    def make_sampler(self) -> Any:
+        """The Optuna sampler that asks for every trial."""
+
+    def trains(self) -> bool:
+        """Whether the run trains anything (else the dataset is not checked)."""
+
+    def setup(self, run_dir: Path, *, resume: bool) -> None:
+        """Read or write what the stage keeps in the run folder besides the study."""
+
+    def prepare_study(self, study: optuna.Study, *, resume: bool) -> None:
+        """Enqueue what must run (``--enqueue`` models, stage 2's grid points)."""
+
+    def budget(self, study: optuna.Study) -> tuple[int | None, int | None, float | None]:
+        """(trials to run now, total for the progress bar, timeout in seconds)."""
+
+    def log_plan(self, study: optuna.Study, run_dir: Path, n_trials: int | None) -> None:
+        """One log line saying what the run will do."""
+
+    def propose(self, trial: optuna.Trial) -> Candidate:
+        """Sample or scale the trial's network, count it, record it."""
+
+    def score(self, trial: optuna.Trial, accuracy: float, macs: int) -> Any:
+        """Record accuracy and reward; the value(s) to tell the study."""
+
+    def write_outputs(self, study: optuna.Study, run_dir: Path, *, final: bool,
+                      interrupted: bool = False, backend: dict[str, Any] | None = None) -> None:
+        """The stage's files from the study (idempotent); ``final`` at the end of a run."""
+
+    def progress_text(self, study: optuna.Study) -> str:
+        """The best so far, for the progress bar and the log."""
+
+    def describe(self, trial: FrozenTrial) -> str:
+        """One log line for a finished trial."""
+
+
+class _Stop(Exception):
+    """Raised inside training when the pruner stops the trial."""
+
+
+class TrialRunner:
+    def __init__(self, stage: Stage, evaluate: Callable[..., Any]) -> None:
+        self.stage = stage
+        self.evaluate = evaluate
+
+    def begin(self, trial: optuna.Trial) -> Candidate | Outcome:
+        """Propose and record the trial's candidate: a Candidate (with its seed) to train, or
+        the Outcome when it cannot be proposed or an identical training already finished."""
+        try:
+            cand = self.stage.propose(trial)
+        except Exception as e:  # recorded, and the study goes on
+            log.warning("%s %d failed: %s", self.stage.label, trial.number, failure(e))
+            return Outcome.failed(e)
+        record(trial, train_key=cand.key, node=node_name())
+        earlier = _same_training(trial.study, cand.key)
+        if earlier is not None:
+            # Same network, proxy task and seed: training again would give the same number,
+            # so take it (the trial is still recorded, with where it came from).
+            record(trial, reused_from=earlier.number)
+            record_curve(trial, earlier.user_attrs.get("val_accuracy_per_epoch", []))
+            return self.complete(trial, cand, earlier.user_attrs["accuracy"])
+        seed = trial_seed(self.stage.seed, cand.key)
+        record(trial, seed=seed)
+        return replace(cand, seed=seed)
+
+    def record_epoch(self, trial: optuna.Trial, cand: Candidate, curve: list[float]) -> None:
+        """After an epoch (its accuracy appended to ``curve``): the curve, and the reward as
+        the intermediate value a pruner reads."""
+        record_curve(trial, curve)
+        if self.stage.reports_epochs:
+            trial.report(self.stage.objective.reward(curve[-1], cand.macs), len(curve))
+
+    def complete(self, trial: optuna.Trial, cand: Candidate, accuracy: float,
+                 **extra: Any) -> Outcome:
+        if not math.isfinite(accuracy):
+            return Outcome.failed(f"accuracy is {accuracy}")
+        record(trial, **extra)
+        return Outcome(TrialState.COMPLETE, self.stage.score(trial, float(accuracy), cand.macs))
+
+    def pruned(self, trial: optuna.Trial, curve: list[float]) -> Outcome:
+        record_pruned(trial, curve)
+        return Outcome(TrialState.PRUNED)
+
+    def run(self, trial: optuna.Trial) -> Outcome:
+        """The whole trial in this process (the local backend)."""
+        got = self.begin(trial)
+        if isinstance(got, Outcome):
+            return got
+        curve: list[float] = []
+        epochs = got.proxy.train.epochs
+
+        def on_epoch(res: Any) -> None:
+            curve.append(float(res.val_accuracy))
+            self.record_epoch(trial, got, curve)
+            if self.stage.reports_epochs and res.epoch < epochs and trial.should_prune():
+                raise _Stop
+
+        try:
+            result = self.evaluate(got.spec, got.proxy, seed=got.seed, on_epoch=on_epoch)
+        except (_Stop, optuna.TrialPruned):
+            return self.pruned(trial, curve)
+        except Exception as e:  # recorded, and the study goes on
+            log.warning("%s %d failed: %s", self.stage.label, trial.number, failure(e))
+            return Outcome.failed(e)
+        return self.complete(trial, got, result.accuracy, images_per_sec=result.images_per_sec)
+
+
+def tell(study: optuna.Study, trial: optuna.Trial, outcome: Outcome) -> FrozenTrial:
+    """Record ``outcome`` as the trial's end state."""
+    if outcome.state == TrialState.COMPLETE:
+        return study.tell(trial, outcome.values)
+    if outcome.state == TrialState.FAIL:
+        record_failure(trial, outcome.reason or "failed")
+    return study.tell(trial, state=outcome.state)
+
+
+def _same_training(study: optuna.Study, key: str) -> FrozenTrial | None:
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if reuse_key(t) == key and "accuracy" in t.user_attrs:
+            return t
+    return None

@@ -1,0 +1,140 @@
+"""Run folders across versions and commands: what the engine redesign promised to keep.
+
+- Folders written by 0.1 (tests/fixtures/legacy-0.1, made with 06904b8 on synthetic data: a
+  3-trial stage-1 search and a 3-point stage-2 grid on mobilenet-v1) still open with
+  ``nas show``, ``nas results``, ``nas dashboard`` and continue with ``--resume``.
+- ``--resume`` without ``--out`` takes the newest run of its own stage, and says which.
+- A run folder is held by one process: a second search on it is refused.
+- A resumed run refuses a flag that would change it, naming the flag and both values.
+- "No trial finished" is the same exit code in both stages.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from gridsearch.cli import main as gridsearch_main
+from nas.cli import main as nas_main
+from results.rundir import read_config, run_lock, stage_of
+
+LEGACY = Path(__file__).parent / "fixtures" / "legacy-0.1"
+TINY = ["--dataset", "synthetic", "--train-samples", "64", "--val-samples", "32", "--epochs", "1",
+        "--proxy-resolution", "16", "--threads", "1"]
+
+
+@pytest.fixture
+def legacy(tmp_path):
+    """A copy of the 0.1 run folders (tests never write into the fixture itself)."""
+    dst = tmp_path / "legacy"
+    shutil.copytree(LEGACY, dst)
+    return dst
+
+
+def test_legacy_configs_have_no_stage_and_are_told_by_their_keys(legacy):
+    s1, s2 = read_config(legacy / "s1"), read_config(legacy / "s2")
+    assert "stage" not in s1 and s2["stage"] == 2
+    assert (stage_of(s1), stage_of(s2)) == ("1", "2")
+
+
+@pytest.mark.parametrize("run", ["s1", "s2"])
+def test_legacy_folder_opens_with_results_and_dashboard(legacy, run, capsys):
+    assert nas_main(["results", str(legacy / run), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["stage"] == int(run[1]) and out["source"] == "study"
+    assert nas_main(["dashboard", str(legacy / run)]) == 0
+    html = (legacy / run / "dashboard.html").read_text()
+    assert "render-report" in html
+
+
+def test_legacy_best_spec_opens_with_show(legacy, capsys):
+    assert nas_main(["show", str(legacy / "s1" / "best.json"), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    best = json.loads((legacy / "s1" / "best.json").read_text())
+    # counted today as the 0.1 search counted it (analytic, equal to fvcore)
+    assert info["macs"] == best["meta"]["macs"] == best["meta"]["macs_fvcore"] == 225_576_144
+    assert info["arch_hash"] == best["meta"]["arch_hash"]
+
+
+def test_legacy_stage1_resumes_and_keeps_its_trials(legacy, capsys):
+    before = pd.read_csv(legacy / "s1" / "trials.csv")
+    assert nas_main(["search", "--resume", "--out", str(legacy / "s1"), "--trials", "4"]) == 0
+    after = pd.read_csv(legacy / "s1" / "trials.csv")
+    assert len(before) == 3 and len(after) == 4
+    pd.testing.assert_series_equal(after.accuracy.iloc[:3], before.accuracy, check_names=False)
+    assert read_config(legacy / "s1")["stage"] == 1  # rewritten in today's format
+
+
+def test_legacy_stage2_resumes_without_retraining(legacy, capsys):
+    before = pd.read_csv(legacy / "s2" / "grid.csv")
+    coef = json.loads((legacy / "s2" / "coefficients.json").read_text())
+    assert gridsearch_main(["--resume", "--out", str(legacy / "s2"), "--select", "reward"]) == 0
+    after = pd.read_csv(legacy / "s2" / "grid.csv")
+    assert len(after) == len(before) == 3  # every point had finished: nothing trained again
+    new = json.loads((legacy / "s2" / "coefficients.json").read_text())
+    assert new["selected_by"] == "reward" and coef["selected_by"] == "accuracy"
+
+
+def test_resume_without_out_takes_the_newest_run_of_its_own_stage(tmp_path, monkeypatch,
+                                                                  capsys, caplog):
+    monkeypatch.chdir(tmp_path)
+    runs = tmp_path / "runs"
+    shutil.copytree(LEGACY / "s1", runs / "a-stage1")
+    shutil.copytree(LEGACY / "s2", runs / "b-stage2")  # newer, and of the other stage
+    (runs / "b-stage2" / "config.json").touch()
+    with caplog.at_level("INFO"):
+        assert nas_main(["search", "--resume", "--trials", "4"]) == 0
+    assert "resuming the newest nas search run: runs/a-stage1" in caplog.text
+    assert len(pd.read_csv(runs / "a-stage1" / "trials.csv")) == 4
+    assert len(pd.read_csv(runs / "b-stage2" / "grid.csv")) == 3
+
+
+def test_resume_of_a_folder_of_the_other_stage_is_one_line(legacy, capsys):
+    assert nas_main(["search", "--resume", "--out", str(legacy / "s2")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds a gridsearch run, not a nas search run" in err[0]
+    assert gridsearch_main(["--resume", "--out", str(legacy / "s1")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds a nas search run, not a gridsearch run" in err[0]
+
+
+@pytest.mark.parametrize("flag, value, said", [
+    ("--deploy-resolution", "192", "--deploy-resolution 192 differs from the resumed run's 224"),
+    ("--enqueue", "mnasnet-a1", "--enqueue 'mnasnet-a1' differs from the resumed run's ()"),
+    ("--epochs", "3", "--epochs 3 differs from the resumed run's 1"),
+    ("--target-flops", "300M", "--target-flops '300M' differs from the resumed run's 400000000"),
+])
+def test_a_flag_that_would_change_a_resumed_run_is_refused(legacy, capsys, flag, value, said):
+    before = (legacy / "s1" / "study.journal").read_bytes()
+    assert nas_main(["search", "--resume", "--out", str(legacy / "s1"), flag, value]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and said in err[0], err
+    assert (legacy / "s1" / "study.journal").read_bytes() == before  # nothing changed
+
+
+def test_a_run_folder_in_use_is_refused(legacy, capsys):
+    with run_lock(legacy / "s1", command="test"):
+        code = nas_main(["search", "--resume", "--out", str(legacy / "s1"), "--trials", "4"])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and "is in use by another process" in err[0]
+        code = gridsearch_main(["--resume", "--out", str(legacy / "s1" / ".."  / "s2")])
+        assert code == 0  # another folder is free
+    assert len(pd.read_csv(legacy / "s1" / "trials.csv")) == 3
+
+
+def test_no_trial_finished_is_the_same_exit_code_in_both_stages(tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("this evaluator always fails")
+
+    monkeypatch.setattr("nas.search.evaluate_proxy", broken)
+    monkeypatch.setattr("gridsearch.search.evaluate_proxy", broken)
+    s1 = nas_main(["search", "--target-flops", "400M", "--trials", "1", "--out",
+                   str(tmp_path / "a"), *TINY])
+    s2 = gridsearch_main(["--base", "mobilenet-v1", "--step", "0.25", "--tolerance", "0.15",
+                          "--alpha-range", "1,1.25", "--out", str(tmp_path / "b"), *TINY])
+    assert s1 == s2 == 1
+    assert set(pd.read_csv(tmp_path / "a" / "trials.csv").state) == {"FAIL"}
+    assert set(pd.read_csv(tmp_path / "b" / "grid.csv").state) == {"FAIL"}
