@@ -37,7 +37,8 @@ RUNS_ROOT = "runs"
 
 __all__ = ["CONFIG", "JOURNAL", "SUMMARY", "LOCK", "STAGES", "StageLayout", "RunFolderInUse",
            "write_json", "write_table", "read_table", "read_config", "write_config", "stage_of",
-           "storage_url", "open_storage", "new_run_dir", "latest_run_dir", "run_lock"]
+           "StorageError", "storage_url", "redact", "is_database", "open_storage",
+           "database_error", "new_run_dir", "latest_run_dir", "run_lock"]
 
 
 @dataclass(frozen=True)
@@ -121,13 +122,36 @@ def stage_of(config: Mapping[str, Any]) -> str | None:
 
 
 # ----------------------------------------------------------------------------- storage
+class StorageError(OSError):
+    """The study storage cannot be opened or reached (bad URL, wrong password, server down)."""
+
+
 def storage_url(run_dir: Path, storage: str | None) -> str:
     return storage if storage else f"journal:{Path(run_dir) / JOURNAL}"
 
 
-def open_storage(url: str) -> Any:
-    """``journal:PATH`` -> an Optuna JournalStorage file; anything else is passed to Optuna
-    (``sqlite:///...``, ``postgresql://...``)."""
+def redact(url: str) -> str:
+    """``url`` with its password replaced by ``***``, for messages and logs."""
+    head, sep, rest = url.partition("://")
+    if not sep or "@" not in rest.split("/", 1)[0]:
+        return url
+    auth, _, host = rest.partition("@")
+    user, colon, _ = auth.partition(":")
+    return f"{head}://{user}{':***' if colon else ''}@{host}"
+
+
+def is_database(url: str) -> bool:
+    """Whether ``url`` names an SQLAlchemy database (``postgresql://``, ``sqlite:///``), the
+    storages that keep heartbeats and so may be shared by several drivers."""
+    return not url.startswith("journal:") and "://" in url
+
+
+def open_storage(url: str, *, heartbeat_interval: int | None = None,
+                 grace_period: int | None = None, stale_callback: Any = None) -> Any:
+    """``journal:PATH`` -> an Optuna JournalStorage file; a database URL (``sqlite:///...``,
+    ``postgresql://...``) -> an Optuna RDBStorage, with heartbeats when ``heartbeat_interval``
+    is given. A connection that went stale (a restarted server) is replaced before use
+    (``pool_pre_ping``). A URL that cannot be opened raises :class:`StorageError`, one line."""
     if url.startswith("journal:"):
         from optuna.storages import JournalStorage
         from optuna.storages.journal import JournalFileBackend
@@ -135,7 +159,35 @@ def open_storage(url: str) -> Any:
         path = Path(url[len("journal:"):])
         path.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(path)))
-    return url
+    if not is_database(url):
+        raise StorageError(f"--storage {url!r} is not a storage URL; pass e.g. "
+                           f"postgresql://user:password@host:5432/db, sqlite:///study.db or "
+                           f"journal:PATH")
+    import optuna
+
+    engine: dict[str, Any] = {"pool_pre_ping": True}
+    if url.startswith("postgresql"):  # a server that is down answers in seconds, not minutes
+        engine["connect_args"] = {"connect_timeout": 10}
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine,
+                                          heartbeat_interval=heartbeat_interval,
+                                          grace_period=grace_period,
+                                          heartbeat_stale_trial_callback=stale_callback)
+    except ImportError as e:
+        raise StorageError(f"cannot open {redact(url)}: its database driver is not installed "
+                           f"({e}); pip install 'efficientnas[postgres]'") from None
+    except Exception as e:  # SQLAlchemy's errors: bad URL, auth, refused connection
+        raise StorageError(f"cannot open the study storage {redact(url)}: "
+                           f"{database_error(e)}; check the URL, the password and that the "
+                           f"server is up") from None
+
+
+def database_error(exc: BaseException) -> str:
+    """A database error as one line: the driver's first line, without SQLAlchemy's
+    background link."""
+    inner = getattr(exc, "orig", None) or exc
+    lines = [ln.strip() for ln in str(inner).splitlines() if ln.strip()]
+    return f"{type(inner).__name__}: {lines[0] if lines else ''}"
 
 
 # ----------------------------------------------------------------------------- folders

@@ -41,7 +41,9 @@ class LocalExecutor:
         try:
             while (n_trials is None or asked < n_trials) and \
                     (deadline is None or time.monotonic() < deadline):
-                live = study.ask()
+                live = runner.ask(study)
+                if live is None:  # a shared study's budget is spent
+                    break
                 asked += 1
                 outcome = runner.run(live)
                 frozen = tell(study, live, outcome)

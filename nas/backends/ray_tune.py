@@ -327,7 +327,9 @@ class StudySearcher(Searcher):
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         while self._budget_left():
-            trial = self.study.ask()
+            trial = self.runner.ask(self.study)
+            if trial is None:  # a shared study's budget is spent
+                break
             self.asked += 1
             got = self.runner.begin(trial)
             if isinstance(got, Outcome):  # not proposable, or a repeated architecture

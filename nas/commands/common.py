@@ -151,7 +151,15 @@ def add_proxy_arguments(p: argparse.ArgumentParser, base: Any, *, command: str,
     r.add_argument("--resume", action="store_true", default=S,
                    help=f"continue the run in --out (or the newest {command} run under runs/)")
     r.add_argument("--storage", default=S, help="Optuna storage URL (default: a JournalStorage "
-                   "file in the run folder), e.g. postgresql://user@host/db")
+                   "file in the run folder), e.g. postgresql://user:password@host:5432/db")
+    r.add_argument("--study-name", default=S, help="the study's name in --storage (default: the "
+                   "run folder's name in a database, the stage's in a journal file)")
+    r.add_argument("--join", action="store_true", default=S, help="add this driver to the "
+                   "existing study --study-name in --storage (a database): it runs the study's "
+                   "own settings and shares its budget; give it its own --out")
+    r.add_argument("--heartbeat", type=int, default=S, help="seconds between a database "
+                   "driver's heartbeats; a trial silent for 3 of them is a dead driver's and "
+                   "runs again, once (default 10)")
 
 
 # ----------------------------------------------------------------------------- backend flags
@@ -205,7 +213,7 @@ class RunRequest:
     config: Any
     out: str | None
     resume: bool
-    storage: str | None
+    storage: Any  # nas.engine.StorageConfig
     backend: Any  # nas.backends.BackendConfig
 
 
@@ -219,13 +227,27 @@ def request_from_args(args: argparse.Namespace, *, stage: str, flags: Sequence[F
     from nas.engine import resume_dir
     from results.rundir import read_config
 
+    from nas.engine import StorageConfig
+    from nas.engine.study import joined_config
+
     given = given_flags(args)
     resume = bool(given.pop("resume", False))
     out = given.pop("out", None)
-    storage = given.pop("storage", None)
+    storage = StorageConfig(url=given.pop("storage", None),
+                            study_name=given.pop("study_name", None),
+                            join=bool(given.pop("join", False)),
+                            heartbeat=given.pop("heartbeat", StorageConfig.heartbeat))
     if check is not None:
         check(given)
-    if resume:
+    if storage.join:
+        if resume:
+            raise ValueError("--join and --resume exclude each other: --join adds a driver "
+                             "with a new --out, --resume continues the run in --out")
+        backend = backend_from_args(given)
+        config = from_dict(joined_config(storage, stage=stage))
+        check_resume(config, given, flags)  # a joined study keeps its settings
+        config = apply_flags(config, given, [f for f in flags if f.on_resume])
+    elif resume:
         run_dir = resume_dir(stage, out)
         saved = read_config(run_dir)
         backend = backend_from_args(given, saved.get("backend"))

@@ -5,6 +5,11 @@ this prints what the study holds even while the search is still running. ``--for
 writes every column of the trial table (results/store.py documents them); ``--json`` prints one
 JSON object: the run's summary (``run_dir``, ``stage``, ``source``, ``states``) and its
 ``trials``, the top K with every column.
+
+``--copy-to URL`` moves a finished run's study into a database (Optuna's ``copy_study``): the
+study is copied under ``--study-name`` (default: the run folder's name), the run's
+``config.json`` then names the new storage, and the journal file is kept as it was. From then
+on ``nas results``, ``--resume`` and more drivers (``--join``) use the database.
 """
 from __future__ import annotations
 
@@ -33,6 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top", type=int, default=10, metavar="K",
                         help="how many of the best COMPLETE trials to print (default 10); "
                              "stage 1 ranks by reward, stage 2 as its --select (accuracy)")
+    parser.add_argument("--copy-to", metavar="URL", help="copy the run's study into this "
+                        "database (e.g. postgresql://user:password@host:5432/db) and point the "
+                        "run folder at it; the run must not be running")
+    parser.add_argument("--study-name", help="the copy's name with --copy-to (default: the run "
+                        "folder's name)")
     out = parser.add_mutually_exclusive_group()
     out.add_argument("--format", default="table", choices=list(FORMATS),
                      help="table (default) or csv (every column)")
@@ -102,7 +112,61 @@ def run(args: argparse.Namespace) -> int:
 
     if args.top < 1:
         raise ValueError(f"`--top >= 1` must hold, but got --top {args.top}; pass e.g. --top 10")
+    if args.study_name is not None and args.copy_to is None:
+        raise ValueError("--study-name names the copy of --copy-to; add --copy-to URL")
+    if args.copy_to is not None:
+        copy_to(args.run_dir, args.copy_to, study_name=args.study_name)
     run_ = load_run(args.run_dir)
     top = top_trials(run_.trials, args.top, by=ranking(run_))
     (_json if args.json else FORMATS[args.format])(run_, top)
     return 0
+
+
+def copy_to(run_dir: str, url: str, *, study_name: str | None = None) -> str:
+    """Copy the run's study into the database ``url`` and point config.json at it; the name
+    of the copy. Holding the run folder's lock, so no driver is running it."""
+    from pathlib import Path
+
+    import optuna
+
+    from results.rundir import (STAGES, StorageError, is_database, open_storage, read_config,
+                                redact, run_lock, stage_of, storage_url, write_config)
+    from results.store import load_run
+
+    folder = Path(run_dir)
+    run_ = load_run(folder)  # a search run folder, else one line
+    if run_.source != "study":
+        raise ValueError(f"{run_dir!r} has no study to copy (read from {run_.source}); pass "
+                         f"the folder of a run whose study is readable")
+    if not is_database(url):
+        raise ValueError(f"--copy-to {url!r} is not a database URL; pass e.g. "
+                         f"postgresql://user:password@host:5432/db")
+    config = read_config(folder)
+    stage = stage_of(config) or str(run_.stage)
+    name = study_name or folder.resolve().name
+    with run_lock(folder, command="nas results --copy-to"):
+        src = open_storage(storage_url(folder, config.get("storage")))
+        from_name = config.get("study_name") or STAGES.get(stage).study_name
+        running = optuna.load_study(study_name=from_name, storage=src).get_trials(
+            deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+        if running:
+            raise ValueError(f"{run_dir!r} has {len(running)} RUNNING trial(s); finish the "
+                             f"run (or --resume it) before --copy-to")
+        dst = open_storage(url)
+        try:
+            if name in optuna.get_all_study_names(dst):
+                raise ValueError(f"study {name!r} already exists in {redact(url)}; pass "
+                                 f"another --study-name")
+            optuna.copy_study(from_study_name=from_name, from_storage=src, to_storage=dst,
+                              to_study_name=name)
+            copied = optuna.load_study(study_name=name, storage=dst)
+            copied.set_user_attr("stage", stage)  # what --join checks (0.1 studies lack it)
+            n = len(copied.get_trials(deepcopy=False))
+        except optuna.exceptions.OptunaError as e:
+            raise StorageError(f"copying to {redact(url)} failed: {e}") from None
+        finally:
+            dst.engine.dispose()
+        write_config(folder, stage, {**config, "storage": url, "study_name": name})
+    print(f"copied {n} trials of study {from_name!r} to {redact(url)} as {name!r}; "
+          f"{run_dir} now reads it from there", file=sys.stderr)
+    return name

@@ -7,17 +7,18 @@
 - :mod:`.recorder`: the trial attributes every trial records, and what counts as finished.
 - :data:`SAMPLERS`, :data:`PRUNERS` (:mod:`.registries`): the tables; a pruner row holds the
   local pruner and its Ray Tune scheduler.
-- :func:`open_study` (:mod:`.study`): create or reopen the study, requeue interrupted trials.
+- :func:`open_session` (:mod:`.study`): create, join or reopen the study; several drivers of
+  one database study (budget gate, heartbeats, reuse-key claims in :mod:`.claims`).
 """
 from __future__ import annotations
 
 from .driver import StudyRun, progress, resume_dir, run_study
 from .recorder import FINISHED, INTERRUPTED, finished_count, interrupted_numbers, node_name
 from .registries import PRUNERS, SAMPLERS, PrunerInfo, SamplerInfo
-from .study import open_study, requeue_interrupted
+from .study import StorageConfig, open_session, requeue_interrupted
 from .trial import Candidate, Outcome, Stage, TrialRunner, tell
 
 __all__ = ["StudyRun", "progress", "resume_dir", "run_study", "FINISHED", "INTERRUPTED",
            "finished_count", "interrupted_numbers", "node_name", "PRUNERS", "SAMPLERS",
-           "PrunerInfo", "SamplerInfo", "open_study", "requeue_interrupted", "Candidate",
-           "Outcome", "Stage", "TrialRunner", "tell"]
+           "PrunerInfo", "SamplerInfo", "StorageConfig", "open_session", "requeue_interrupted",
+           "Candidate", "Outcome", "Stage", "TrialRunner", "tell"]

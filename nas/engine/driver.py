@@ -10,7 +10,7 @@ stage writes its final outputs and the dashboard is drawn from the run folder.
 from __future__ import annotations
 
 import logging
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -24,7 +24,7 @@ from results.rundir import (CONFIG, STAGES, latest_run_dir, new_run_dir, read_co
 
 from .recorder import finished_count
 from .registries import PRUNERS
-from .study import open_study
+from .study import StorageConfig, StudySession, open_session, resolve_storage
 from .trial import Stage, TrialRunner
 
 log = logging.getLogger(__name__)
@@ -54,9 +54,10 @@ def resume_dir(stage: str, out: str | Path | None) -> Path:
 
 
 def run_study(stage: Stage, *, out: str | Path | None = None, resume: bool = False,
-              storage: str | None = None, backend: BackendConfig | None = None,
+              storage: str | StorageConfig | None = None, backend: BackendConfig | None = None,
               evaluate: Callable[..., Any] = evaluate_proxy) -> StudyRun:
-    """Run (or resume) ``stage`` and write its run folder."""
+    """Run (or resume) ``stage`` and write its run folder. ``storage`` is a URL or a
+    :class:`nas.engine.study.StorageConfig` (study name, ``join``, heartbeat)."""
     backend = backend or BackendConfig()
     PRUNERS.get(stage.pruner)  # a bad name fails here, before anything is written
     run_dir = resume_dir(stage.name, out) if resume else new_run_dir(out)
@@ -66,23 +67,28 @@ def run_study(stage: Stage, *, out: str | Path | None = None, resume: bool = Fal
     with open_backend(backend) as executor:
         if evaluate is evaluate_proxy and stage.trains():  # fail fast, on every node
             executor.check_dataset(stage.proxy)
-        with run_lock(run_dir, command=STAGES.get(stage.name).command):
-            if resume:
-                storage = storage or read_config(run_dir).get("storage")
+        with run_lock(run_dir, command=STAGES.get(stage.name).command), ExitStack() as stack:
+            where = resolve_storage(storage, run_dir=run_dir, resume=resume,
+                                    default=stage.study_name)
             stage.setup(run_dir, resume=resume)
-            write_config(run_dir, stage.name, {**stage.config_dict(), "storage": storage,
+            session = stack.enter_context(open_session(
+                run_dir=run_dir, storage=where, stage=stage.name, directions=stage.directions,
+                sampler=stage.make_sampler(),
+                pruner=PRUNERS.get(stage.pruner).local(stage.proxy.train.epochs), resume=resume))
+            study = session.study
+            write_config(run_dir, stage.name, {**stage.config_dict(), "storage": where.url,
+                                               "study_name": where.study_name,
                                                "backend": backend.to_dict()})
-            study = open_study(run_dir=run_dir, storage=storage, study_name=stage.study_name,
-                               directions=stage.directions, sampler=stage.make_sampler(),
-                               pruner=PRUNERS.get(stage.pruner).local(stage.proxy.train.epochs),
-                               resume=resume)
-            if not resume:
+            if session.created:
                 study.set_user_attr("config", stage.config_dict())
-            stage.prepare_study(study, resume=resume)
+            with session.mutex():  # two drivers of one study never enqueue the same points
+                stage.prepare_study(study, resume=not session.created)
             n_trials, total, timeout = stage.budget(study)
+            session.total = total
             stage.log_plan(study, run_dir, n_trials)
             interrupted = _drive(stage, study, run_dir, executor=executor, evaluate=evaluate,
-                                 n_trials=n_trials, total=total, timeout=timeout)
+                                 n_trials=n_trials, total=total, timeout=timeout,
+                                 session=session)
             if interrupted:
                 log.warning("interrupted: finished %ss are kept; continue with %s --resume "
                             "--out %s", stage.label, STAGES.get(stage.name).command, run_dir)
@@ -96,8 +102,8 @@ def run_study(stage: Stage, *, out: str | Path | None = None, resume: bool = Fal
 
 def _drive(stage: Stage, study: optuna.Study, run_dir: Path, *, executor: Any,
            evaluate: Callable[..., Any], n_trials: int | None, total: int | None,
-           timeout: float | None) -> bool:
-    runner = TrialRunner(stage, evaluate)
+           timeout: float | None, session: StudySession | None = None) -> bool:
+    runner = TrialRunner(stage, evaluate, session=session)
     with progress(total, f"stage {stage.name}") as bar:
         def after_trial(trial: optuna.trial.FrozenTrial) -> None:
             stage.write_outputs(study, run_dir, final=False)

@@ -1,66 +1,382 @@
-"""The run's Optuna study: create it, reopen it on ``--resume``, requeue what was interrupted.
+"""The run's Optuna study: where it lives, who may drive it, and how drivers share it.
 
-``--resume`` reopens the same study: finished trials are kept and never re-run; trials left
-RUNNING by a killed driver, or interrupted by Ctrl-C, are marked failed and enqueued again with
-the same parameters. Only Optuna's public API is used (``Study.tell`` by trial number for a
-trial another process left RUNNING; study user attributes for the bookkeeping).
+**Storages.** The default is a JournalStorage file in the run folder; ``--storage URL`` puts
+the study in a database (``postgresql://``, ``sqlite:///``). A study's name is ``--study-name``,
+by default the run folder's name in a database (so one database holds many runs) and the
+stage's own (``stage1``, ``stage2``) in a journal file; ``config.json`` records it.
+
+**Drivers.** A journal study has one driver: it holds an OS lock beside the journal file for
+the whole run, and a second driver is refused with one line (a journal has no heartbeats, so a
+live driver cannot be told from a dead one). A database study may have many: ``--join`` starts
+another driver on an existing study (its settings come from the study). Every database driver
+
+* beats a heartbeat for the trials it runs (Optuna's ``heartbeat_interval``; grace period
+  :data:`GRACE` heartbeats), and a trial whose heartbeat went stale (a killed driver) is failed
+  and enqueued again once (Optuna's ``RetryHeartbeatStaleTrialCallback(max_retry=1)``) by
+  whichever driver notices first; it is recorded as interrupted, so it does not count;
+* asks for a trial only while finished + running trials are below the stage's budget, under
+  one mutex (:mod:`.claims`), so the study ends at exactly ``--trials`` finished trials;
+* claims each reuse key before training it (:mod:`.claims`, :meth:`StudySession.reuse`), so no
+  network is trained twice.
+
+``--resume`` reopens the same study: finished trials are kept and never re-run. In a journal
+study, trials left RUNNING (a killed driver) or interrupted by Ctrl-C are failed and enqueued
+again with the same parameters; in a database study only those whose heartbeat is stale are,
+so a live driver's trials are left alone. Only Optuna's public API is used, plus the storage's
+public heartbeat and trial-id methods.
 """
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
+import time
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
-from results.rundir import open_storage, storage_url
+from results.rundir import (JOURNAL, StorageError, database_error, is_database, open_storage,
+                            read_config, redact, stage_of, storage_url)
+from space.errors import UsageError
 
-from .recorder import INTERRUPTED, STALE_ATTR
+from .claims import Heartbeat, LocalClaims, SqlClaims, process_token
+from .recorder import FINISHED, INTERRUPTED, STALE_ATTR, is_interrupted
 
 log = logging.getLogger(__name__)
 
-__all__ = ["open_study", "requeue_interrupted"]
+__all__ = ["StorageConfig", "StudySession", "GRACE", "resolve_storage", "open_session",
+           "joined_config", "requeue_interrupted"]
 
 REQUEUED_ATTR = "requeued"
+STAGE_ATTR = "stage"
+GRACE = 3  # heartbeats a trial may miss before it counts as a dead driver's
+POLL_S = 0.5
 
 
-def open_study(*, run_dir: Path, storage: str | None, study_name: str, directions: list[str],
-               sampler: Any, pruner: Any, resume: bool) -> optuna.Study:
-    url = storage_url(run_dir, storage)
+@dataclass(frozen=True)
+class StorageConfig:
+    """Where the study lives and how this driver takes part: ``url`` (None: the run folder's
+    journal), ``study_name`` (None: the default above), ``join`` an existing database study,
+    ``heartbeat`` seconds between beats."""
+
+    url: str | None = None
+    study_name: str | None = None
+    join: bool = False
+    heartbeat: int = 10
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.heartbeat, int) or self.heartbeat < 1:
+            raise ValueError(f"`heartbeat >= 1` must hold (whole seconds), but got "
+                             f"heartbeat={self.heartbeat!r}; pass e.g. --heartbeat 10")
+        if self.study_name is not None and not self.study_name.strip():
+            raise ValueError("--study-name must not be empty; pass e.g. --study-name s1-run3")
+
+    @classmethod
+    def of(cls, storage: str | StorageConfig | None) -> StorageConfig:
+        return storage if isinstance(storage, StorageConfig) else cls(url=storage)
+
+
+def resolve_storage(storage: str | StorageConfig | None, *, run_dir: Path, resume: bool,
+                    default: str) -> StorageConfig:
+    """Fill in the URL and study name: a resumed run's from its config.json, else the flags,
+    else the defaults (``default`` is the stage's study name)."""
+    cfg = StorageConfig.of(storage)
+    saved = read_config(run_dir) if resume else {}
+    url = cfg.url or saved.get("storage")
+    name = cfg.study_name or saved.get("study_name")
+    if name is None:
+        name = Path(run_dir).resolve().name if not resume and url and is_database(url) \
+            else default
+    return replace(cfg, url=url, study_name=name)
+
+
+class StudySession:
+    """One driver's hold on the study: the study, its claims, mutex and heartbeat."""
+
+    def __init__(self, study: optuna.Study, *, storage: Any, url: str, shared: bool,
+                 claims: Any, heartbeat: Heartbeat | None, created: bool) -> None:
+        self.study, self.storage, self.url, self.shared = study, storage, url, shared
+        self.claims, self.heartbeat, self.created = claims, heartbeat, created
+        self.study_id = storage.get_study_id_from_name(study.study_name)
+        self.total: int | None = None  # the stage's budget, set by the driver
+        self.mine: set[int] = set()  # trials this driver asked for
+
+    def mutex(self) -> Any:
+        return self.claims.mutex()
+
+    def reap(self) -> None:
+        """Fail trials whose heartbeat is stale (Optuna enqueues their retry) and enqueue the
+        trials a Ctrl-C interrupted. Call under :meth:`mutex`."""
+        with _quiet():
+            optuna.storages.fail_stale_trials(self.study)
+        requeue_interrupted(self.study, running=False)
+
+    def ask(self, study: optuna.Study) -> optuna.Trial | None:
+        """The next trial to run, or None when the budget is spent. A shared study waits while
+        the trials other drivers run could still end it."""
+        if not self.shared:
+            trial = study.ask()
+            self.mine.add(trial.number)
+            return trial
+        while True:
+            with self.mutex():
+                self.reap()
+                trials = study.get_trials(deepcopy=False)
+                stale = set(study.user_attrs.get(STALE_ATTR, []))
+                done = sum(1 for t in trials if t.state in FINISHED
+                           and not is_interrupted(t, stale))
+                running = [t.number for t in trials if t.state == TrialState.RUNNING]
+                if self.total is not None and done >= self.total:
+                    return None
+                if self.total is None or done + len(running) < self.total:
+                    with _quiet():
+                        trial = study.ask()
+                    self.mine.add(trial.number)
+                    if self.heartbeat is not None:  # a shared study always has one
+                        self.heartbeat.add(trial.number)
+                    return trial
+                if set(running) <= self.mine:  # only ours run (Ray): nothing to wait for
+                    return None
+            time.sleep(POLL_S)
+
+    def trial(self, number: int) -> FrozenTrial:
+        return self.storage.get_trial(
+            self.storage.get_trial_id_from_study_id_trial_number(self.study_id, number))
+
+    def reuse(self, trial: optuna.Trial, key: str) -> FrozenTrial | None:
+        """The finished trial whose training ``trial`` takes, or None to train it.
+
+        The rule: claim ``key``. Won: train. Held by a trial that is COMPLETE (with an accuracy)
+        or PRUNED (with a curve): take its result (a pruned network is recorded as pruned
+        again, with its curve). Held by a trial that ended without a result (failed,
+        interrupted, stale): take the claim over and train. Held by a RUNNING trial of another
+        driver: wait for it (its heartbeat guarantees it ends: finished, or failed as stale).
+        Held by a RUNNING trial of this driver (several at once on Ray): train, as before.
+        """
+        owner, token = self.claims.claim(key, trial.number)
+        while owner != trial.number:
+            t = self.trial(owner)
+            curve = t.user_attrs.get("val_accuracy_per_epoch") or []
+            if t.state == TrialState.COMPLETE and "accuracy" in t.user_attrs:
+                return t
+            if t.state == TrialState.PRUNED and curve:
+                return t
+            if t.state == TrialState.RUNNING and (token == self.claims.token
+                                                  or not self.shared):
+                return None
+            if t.state != TrialState.RUNNING:
+                if self.claims.take_over(key, owner, trial.number):
+                    return None
+            else:
+                log.info("trial %d waits for trial %d, which trains the same network",
+                         trial.number, owner)
+                time.sleep(POLL_S)
+                with self.mutex():
+                    self.reap()
+            owner, token = self.claims.claim(key, trial.number)
+        return None
+
+
+def _retry_stale(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Optuna's stale-trial callback (runs under the mutex, from :meth:`StudySession.reap`):
+    enqueue the trial once more, and record it as interrupted and requeued."""
+    before = len(study.get_trials(deepcopy=False))
+    with _quiet():
+        optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)(study, trial)
+    if len(study.get_trials(deepcopy=False)) == before:
+        log.warning("trial %d went stale again; not retried a second time", trial.number)
+        return
+    for attr in (STALE_ATTR, REQUEUED_ATTR):
+        study.set_user_attr(attr, sorted({*study.user_attrs.get(attr, []), trial.number}))
+    log.warning("trial %d's driver stopped beating; enqueued again", trial.number)
+
+
+@contextmanager
+def _journal_lock(url: str) -> Iterator[None]:
+    """One driver per journal file, held for the whole run (an OS lock: a killed driver never
+    leaves it held)."""
+    path = Path(url[len("journal:"):])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{path}.driver", "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "unknown"
+            raise StorageError(f"the journal {str(path)!r} is driven by another process (pid "
+                               f"{holder}); a journal study has one driver: wait for it, or "
+                               f"put the study in PostgreSQL (--storage postgresql://...) and "
+                               f"start more drivers with --join") from None
+        except OSError:  # no locks on this file system: the run folder's lock still holds
+            yield
+            return
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _check_stage(study: optuna.Study, stage: str, url: str) -> None:
+    found = study.user_attrs.get(STAGE_ATTR) or stage_of(study.user_attrs.get("config") or {})
+    if found is not None and str(found) != stage:
+        raise ValueError(f"study {study.study_name!r} in {redact(url)} was made by stage "
+                         f"{found}, not stage {stage}; pass the --study-name of a stage-{stage} "
+                         f"study, or a new one")
+
+
+def joined_config(storage: StorageConfig, *, stage: str) -> dict[str, Any]:
+    """The settings of the database study ``--join`` joins (what its first driver ran)."""
+    url = storage.url or ""
+    if not is_database(url):
+        raise UsageError("--join needs --storage with a database URL (postgresql://...): a "
+                         "journal study has one driver; drop --join or pass --storage")
+    if storage.study_name is None:
+        raise UsageError("--join needs --study-name: the name of the study to join (its first "
+                         "driver's run folder name, unless it passed --study-name)")
     st = open_storage(url)
-    exists = study_name in set(optuna.get_all_study_names(st))
-    if exists and not resume:
-        raise ValueError(f"study {study_name!r} already exists in {url}; pass --resume to "
-                         f"continue it or --out NEW_DIR for a new run")
+    try:
+        study = _load(st, storage.study_name, url)
+        _check_stage(study, stage, url)
+        config = study.user_attrs.get("config")
+    finally:
+        _dispose(st)
+    if not config:
+        raise ValueError(f"study {storage.study_name!r} in {redact(url)} records no settings "
+                         f"(made by another program?); --join only joins nas search and "
+                         f"gridsearch studies")
+    return dict(config)
+
+
+def _load(st: Any, name: str, url: str) -> optuna.Study:
+    try:
+        return optuna.load_study(study_name=name, storage=st)
+    except KeyError:
+        raise ValueError(f"--join found no study {name!r} in {redact(url)}; start it first "
+                         f"(without --join), or check --study-name") from None
+
+
+def _dispose(st: Any) -> None:
+    engine = getattr(st, "engine", None)
+    if engine is not None:
+        engine.dispose()
+
+
+@contextmanager
+def open_session(*, run_dir: Path, storage: StorageConfig, stage: str, directions: list[str],
+                 sampler: Any, pruner: Any, resume: bool) -> Iterator[StudySession]:
+    """Create, join or reopen the study (``storage`` resolved by :func:`resolve_storage`) and
+    hold it for the run. A database error during the run ends it with one line."""
+    url = storage_url(run_dir, storage.url)
+    name = str(storage.study_name)
+    shared = is_database(url)
+    if storage.join and not shared:
+        raise UsageError("--join needs --storage with a database URL (postgresql://...): a "
+                         "journal study has one driver; drop --join or pass --storage")
+    with (_journal_lock(url) if not shared else _nothing()):
+        hb = storage.heartbeat if shared else None
+        with _quiet():
+            st = open_storage(url, heartbeat_interval=hb, grace_period=hb and GRACE * hb,
+                              stale_callback=_retry_stale if shared else None)
+        heartbeat = claims = None
+        try:
+            study, created = _open(st, url, name, stage=stage, directions=directions,
+                                   sampler=sampler, pruner=pruner, resume=resume,
+                                   join=storage.join)
+            token = process_token()
+            claims = SqlClaims(url, name, token) if shared else LocalClaims(token)
+            heartbeat = Heartbeat(st, name, storage.heartbeat) if shared else None
+            session = StudySession(study, storage=st, url=url, shared=shared, claims=claims,
+                                   heartbeat=heartbeat, created=created)
+            with session.mutex():
+                claims.seed(study)
+                if resume and shared:
+                    session.reap()
+                elif resume:
+                    requeue_interrupted(study)
+            yield session
+        except Exception as e:
+            import sqlalchemy.exc
+
+            if isinstance(e, sqlalchemy.exc.SQLAlchemyError):
+                raise StorageError(f"lost the study storage {redact(url)}: "
+                                   f"{database_error(e)}; finished trials are kept there: "
+                                   f"start this driver again (--join, or --resume --out "
+                                   f"{run_dir})") from None
+            raise
+        finally:
+            if heartbeat is not None:
+                heartbeat.close()
+            if claims is not None:
+                claims.close()
+            _dispose(st)
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Optuna warns that heartbeats are experimental and meant for ``Study.optimize``; this
+    engine's own heartbeat thread is the ask/tell counterpart (module docstring)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        warnings.filterwarnings("ignore", message="Heartbeat of storage")
+        yield
+
+
+def _open(st: Any, url: str, name: str, *, stage: str, directions: list[str], sampler: Any,
+          pruner: Any, resume: bool, join: bool) -> tuple[optuna.Study, bool]:
+    exists = name in set(optuna.get_all_study_names(st))
+    where = redact(url)
+    if exists and not (resume or join):
+        raise ValueError(f"study {name!r} already exists in {where}; pass --join to add a "
+                         f"driver to it, --resume to continue your run, or another "
+                         f"--study-name / --out")
     if resume and not exists:
-        raise ValueError(f"--resume found no study {study_name!r} in {url}; pass the --out of "
+        raise ValueError(f"--resume found no study {name!r} in {where}; pass the --out of "
                          f"a run that started, or start a new one without --resume")
-    study = optuna.create_study(storage=st, study_name=study_name, directions=directions,
-                                sampler=sampler, pruner=pruner, load_if_exists=resume)
-    if resume:
-        if [d.name.lower() for d in study.directions] != directions:
-            raise ValueError(f"study {study_name!r} in {url} optimizes "
-                             f"{[d.name.lower() for d in study.directions]}, but this run "
-                             f"needs {directions}; the sampler decides the directions: resume "
-                             f"with the run's own --sampler")
-        requeue_interrupted(study)
-    return study
+    if join and not exists:
+        raise ValueError(f"--join found no study {name!r} in {where}; start it first "
+                         f"(without --join), or check --study-name")
+    if exists:
+        _check_stage(optuna.load_study(study_name=name, storage=st), stage, url)
+    study = optuna.create_study(storage=st, study_name=name, directions=directions,
+                                sampler=sampler, pruner=pruner, load_if_exists=exists)
+    if exists and [d.name.lower() for d in study.directions] != directions:
+        raise ValueError(f"study {name!r} in {where} optimizes "
+                         f"{[d.name.lower() for d in study.directions]}, but this run needs "
+                         f"{directions}; the sampler decides the directions: use the run's own "
+                         f"--sampler")
+    if not exists:
+        study.set_user_attr(STAGE_ATTR, stage)
+    return study, not exists
 
 
-def requeue_interrupted(study: optuna.Study) -> int:
-    """Fail trials a dead driver left RUNNING, and enqueue every interrupted trial again
-    (once: a trial already requeued is not requeued twice)."""
+def requeue_interrupted(study: optuna.Study, *, running: bool = True) -> int:
+    """Enqueue every interrupted trial again (once: a trial already requeued is not requeued
+    twice); with ``running``, first fail the trials a dead driver left RUNNING (only right when
+    no other driver can be running them: a journal study)."""
     done = set(study.user_attrs.get(REQUEUED_ATTR, []))
     stale = set(study.user_attrs.get(STALE_ATTR, []))
     n = 0
     for t in study.get_trials(deepcopy=False):
-        running = t.state == TrialState.RUNNING
+        is_running = running and t.state == TrialState.RUNNING
         interrupted = t.state == TrialState.FAIL and (
             t.user_attrs.get("fail_reason") == INTERRUPTED or t.number in stale)
-        if not (running or interrupted) or t.number in done:
+        if not (is_running or interrupted) or t.number in done:
             continue
-        if running:
+        if is_running:
             stale.add(t.number)
             study.set_user_attr(STALE_ATTR, sorted(stale))
             study.tell(t.number, state=TrialState.FAIL)
@@ -71,7 +387,7 @@ def requeue_interrupted(study: optuna.Study) -> int:
         n += 1
     if n:
         study.set_user_attr(REQUEUED_ATTR, sorted(done))
-        log.info("resume: %d interrupted trial(s) enqueued again", n)
+        log.info("%d interrupted trial(s) enqueued again", n)
     return n
 
 

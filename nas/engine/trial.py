@@ -113,9 +113,16 @@ class _Stop(Exception):
 
 
 class TrialRunner:
-    def __init__(self, stage: Stage, evaluate: Callable[..., Any]) -> None:
+    def __init__(self, stage: Stage, evaluate: Callable[..., Any], *,
+                 session: Any = None) -> None:
         self.stage = stage
         self.evaluate = evaluate
+        self.session = session  # nas.engine.study.StudySession: budget gate, key claims
+
+    def ask(self, study: optuna.Study) -> optuna.Trial | None:
+        """The next trial, or None when the study's budget is spent (a shared study: the
+        other drivers' trials count too)."""
+        return study.ask() if self.session is None else self.session.ask(study)
 
     def begin(self, trial: optuna.Trial) -> Candidate | Outcome:
         """Propose and record the trial's candidate: a Candidate (with its seed) to train, or
@@ -126,12 +133,16 @@ class TrialRunner:
             log.warning("%s %d failed: %s", self.stage.label, trial.number, failure(e))
             return Outcome.failed(e)
         record(trial, train_key=cand.key, node=node_name())
-        earlier = _same_training(trial.study, cand.key)
+        earlier = (_same_training(trial.study, cand.key) if self.session is None
+                   else self.session.reuse(trial, cand.key))  # claimed in the study's storage
         if earlier is not None:
             # Same network, proxy task and seed: training again would give the same number,
             # so take it (the trial is still recorded, with where it came from).
             record(trial, reused_from=earlier.number)
-            record_curve(trial, earlier.user_attrs.get("val_accuracy_per_epoch", []))
+            curve = earlier.user_attrs.get("val_accuracy_per_epoch", [])
+            if earlier.state == TrialState.PRUNED:
+                return self.pruned(trial, curve)
+            record_curve(trial, curve)
             return self.complete(trial, cand, earlier.user_attrs["accuracy"])
         seed = trial_seed(self.stage.seed, cand.key)
         record(trial, seed=seed)
