@@ -87,6 +87,17 @@ def with_threads(proxy: ProxyConfig, cpus: float) -> ProxyConfig:
     return replace(proxy, train=replace(proxy.train, threads=max(1, int(cpus))))
 
 
+def check_proxy_task(proxy: ProxyConfig) -> None:
+    """Load ``proxy``'s dataset and check it holds the images the proxy asks for; raises
+    (FileNotFoundError, ValueError, ...) with the fix. Run before a search starts, on every
+    node that will train."""
+    from .data import load_dataset
+    from .data.proxy import check_sizes
+
+    ds = load_dataset(proxy.dataset, data_dir=proxy.data_dir)
+    check_sizes(ds, train_samples=proxy.train_samples, val_samples=proxy.val_samples)
+
+
 def evaluate_proxy(spec: ArchSpec, proxy: ProxyConfig, *, seed: int,
                    on_epoch: Callable[[EpochResult], None] | None = None,
                    device: str | None = None) -> EvalResult:

@@ -25,9 +25,9 @@ class LocalExecutor:
         self.config = config
 
     def check_dataset(self, proxy: Any) -> None:
-        from nas.data import load_dataset
+        from nas.evaluate import check_proxy_task
 
-        load_dataset(proxy.dataset, data_dir=proxy.data_dir)
+        check_proxy_task(proxy)
 
     def optimize(self, study: optuna.Study, runner: TrialRunner, *, n_trials: int | None,
                  timeout: float | None, after_trial: Callable[[Any], None],

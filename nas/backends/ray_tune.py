@@ -114,12 +114,13 @@ def _nodes_for_trials(config: BackendConfig) -> list[dict[str, Any]]:
     return out
 
 
-def _probe_dataset(dataset: str, data_dir: str | None) -> str | None:
-    """Runs on a node: None when the dataset loads there, else why not."""
+def _probe_dataset(proxy: Any) -> str | None:
+    """Runs on a node: None when the proxy task's dataset loads there and is big enough, else
+    why not."""
     try:
-        from nas.data import load_dataset
+        from nas.evaluate import check_proxy_task
 
-        load_dataset(dataset, data_dir=data_dir)
+        check_proxy_task(proxy)
     except Exception as e:
         return f"{type(e).__name__}: {e}".splitlines()[0]
     return None
@@ -148,8 +149,7 @@ class RayExecutor:
         for n in nodes:
             where = f"{node_label(n['NodeID'])} ({n.get('NodeManagerAddress', '?')})"
             strategy = NodeAffinitySchedulingStrategy(node_id=n["NodeID"], soft=False)
-            refs[where] = probe.options(scheduling_strategy=strategy).remote(
-                proxy.dataset, proxy.data_dir)
+            refs[where] = probe.options(scheduling_strategy=strategy).remote(proxy)
         problems = []
         for where, ref in refs.items():
             try:

@@ -80,6 +80,19 @@ def _to_tensor(images: torch.Tensor, *, resolution: int, mean: tuple[float, ...]
     return x.mul_(scale.float().view(shape)).sub_(shift.float().view(shape))
 
 
+def check_sizes(ds: Dataset, *, train_samples: int | None, val_samples: int) -> None:
+    """Raise ValueError unless ``ds`` holds ``val_samples`` + ``train_samples`` training images
+    (checked before a search starts, so a too-large ``--train-samples`` is one clear error
+    rather than every trial failing)."""
+    n = len(ds.train_labels)
+    _check_int("val_samples", val_samples, 1, n - 1,
+               f"{ds.name} has {n} training images; pass e.g. --val-samples {max(1, n // 10)}")
+    if train_samples is not None:
+        _check_int("train_samples", train_samples, 1, n - val_samples,
+                   f"at most {n - val_samples} remain after holding out val_samples="
+                   f"{val_samples} of {n}; pass a smaller --train-samples, or none for all")
+
+
 def proxy_data(ds: Dataset, *, resolution: int, train_samples: int | None, val_samples: int,
                seed: int) -> ProxyData:
     """The proxy task for stage 1 (MnasNet section 6).
@@ -96,13 +109,7 @@ def proxy_data(ds: Dataset, *, resolution: int, train_samples: int | None, val_s
     if not isinstance(ds, Dataset):
         raise TypeError(f"ds must be a Dataset (from load_dataset), but got {type(ds).__name__}")
     _check_int("resolution", resolution, 1, 4096, "pass e.g. --resolution 32")
-    n = len(ds.train_labels)
-    _check_int("val_samples", val_samples, 1, n - 1,
-               f"{ds.name} has {n} training images; pass e.g. --val-samples {max(1, n // 10)}")
-    if train_samples is not None:
-        _check_int("train_samples", train_samples, 1, n - val_samples,
-                   f"at most {n - val_samples} remain after holding out val_samples="
-                   f"{val_samples} of {n}; pass a smaller --train-samples, or none for all")
+    check_sizes(ds, train_samples=train_samples, val_samples=val_samples)
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise TypeError(f"seed must be an int, but got {seed!r}")
     return _proxy_cached(ds, resolution, train_samples, val_samples, seed)

@@ -306,9 +306,11 @@ def open_session(*, run_dir: Path, storage: StorageConfig, stage: str, direction
         except Exception as e:
             import sqlalchemy.exc
 
-            if isinstance(e, sqlalchemy.exc.SQLAlchemyError):
+            # Optuna's RDB storage wraps a failed commit in StorageInternalError
+            lost = e.__cause__ if isinstance(e, optuna.exceptions.StorageInternalError) else e
+            if isinstance(lost, sqlalchemy.exc.SQLAlchemyError):
                 raise StorageError(f"lost the study storage {redact(url)}: "
-                                   f"{database_error(e)}; finished trials are kept there: "
+                                   f"{database_error(lost)}; finished trials are kept there: "
                                    f"start this driver again (--join, or --resume --out "
                                    f"{run_dir})") from None
             raise

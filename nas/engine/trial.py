@@ -129,6 +129,8 @@ class TrialRunner:
         the Outcome when it cannot be proposed or an identical training already finished."""
         try:
             cand = self.stage.propose(trial)
+        except optuna.exceptions.StorageInternalError:
+            raise  # the study's storage is gone: not this trial's fault (nas.engine.study)
         except Exception as e:  # recorded, and the study goes on
             log.warning("%s %d failed: %s", self.stage.label, trial.number, failure(e))
             return Outcome.failed(e)
@@ -184,6 +186,8 @@ class TrialRunner:
             result = self.evaluate(got.spec, got.proxy, seed=got.seed, on_epoch=on_epoch)
         except (_Stop, optuna.TrialPruned):
             return self.pruned(trial, curve)
+        except optuna.exceptions.StorageInternalError:
+            raise  # the study's storage is gone: not this trial's fault (nas.engine.study)
         except Exception as e:  # recorded, and the study goes on
             log.warning("%s %d failed: %s", self.stage.label, trial.number, failure(e))
             return Outcome.failed(e)

@@ -135,3 +135,17 @@ def test_gridsearch_has_the_same_version_flag(capsys) -> None:
     assert info.value.code == 0
     assert capsys.readouterr().out == f"gridsearch {metadata.version('efficientnas')}\n"
 
+
+
+def test_a_proxy_larger_than_the_dataset_is_refused_before_any_trial(tmp_path, monkeypatch,
+                                                                     capsys) -> None:
+    # synthetic has 600 training images: 768 more than fit after holding out 32 would fail
+    # every trial one by one; it is one line, exit 2, and no run folder instead
+    monkeypatch.chdir(tmp_path)
+    argv = ["search", "--target-flops", "400M", "--dataset", "synthetic", "--train-samples",
+            "768", "--val-samples", "32", "--trials", "2", "--out", "r"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1
+    assert "train_samples=768" in err and "at most 568 remain" in err
+    assert not (tmp_path / "r").exists()

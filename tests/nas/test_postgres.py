@@ -85,8 +85,8 @@ class Drivers:
     def start(self, node: str, *args: str, heavier: bool = False) -> subprocess.Popen:
         proxy = list(PROXY)
         if heavier:  # trials long enough to kill one in the middle
-            proxy[proxy.index("--train-samples") + 1] = "768"
-            proxy[proxy.index("--epochs") + 1] = "3"
+            proxy[proxy.index("--train-samples") + 1] = "512"  # of synthetic's 600
+            proxy[proxy.index("--epochs") + 1] = "6"
         env = {**os.environ, "EFFICIENTNAS_NODE": node, "OMP_NUM_THREADS": "1"}
         log = open(self.cwd / f"{node}.log", "w")
         p = subprocess.Popen([NAS, "search", *proxy, *args], cwd=self.cwd, env=env, stdout=log,
@@ -231,7 +231,8 @@ def test_server_restart_loses_nothing(server, db, space, drivers):
     after = {t.number: t.values for t in study.get_trials(states=(TrialState.COMPLETE,))}
     assert all(after.get(n) == v for n, v in before.items())  # nothing finished is lost
     if len(counted(study)) < trials:  # a driver that failed: another one finishes the study
-        assert drivers.start("d2", *join(db, "r2", "--heartbeat", "2")).wait(timeout=150) == 0
+        d2 = drivers.start("d2", *join(db, "r2", "--heartbeat", "2"), heavier=True)
+        assert d2.wait(timeout=150) == 0, drivers.log("d2")[-2000:]
         study = load(db)
     assert len(counted(study)) == trials
 
