@@ -36,6 +36,8 @@ COMMANDS: dict[str, str] = {
     "cam": "nas.commands.cam",
     "results": "nas.commands.results_cmd",
     "dashboard": "nas.commands.dashboard",
+    "latency-table": "nas.commands.latency_table",
+    "bench": "nas.commands.bench",
 }
 
 

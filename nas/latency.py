@@ -1,0 +1,266 @@
+"""Timing on this machine: latency tables for a space and end-to-end benchmarks of one spec.
+
+The pure parts (which entries a space has, the prediction from a table) are in
+:mod:`space.latency`; this module runs things. Every timing is a warm-up followed by the median
+of repeats, each repeat one forward pass under ``torch.inference_mode`` (or one ONNX Runtime
+``run``), timed with ``time.perf_counter``. Runtimes are looked up in :data:`RUNTIMES`;
+ONNX Runtime needs the optional extra ``efficientnas[onnx]``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import platform
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from space.builder import BLOCKS, build, conv_bn
+from space.latency import LatencyKey, LatencyTable, space_keys
+from space.registry import Registry
+from space.spec import ArchSpec
+
+log = logging.getLogger(__name__)
+
+__all__ = ["RUNTIMES", "Timing", "cpu_model", "device_info", "entry_module", "time_runner",
+           "build_table", "bench_spec", "bench_specs", "default_cache_path"]
+
+
+# ----------------------------------------------------------------------------- the device
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def device_info(*, device: str = "cpu", threads: int, batch: int, runtime: str = "torch"
+                ) -> dict[str, Any]:
+    """What a timing depends on: the key a table is stored under and checked against."""
+    if device != "cpu":
+        raise ValueError(f"latency tables are measured on the CPU only for now, got --device "
+                         f"{device!r}; pass --device cpu")
+    RUNTIMES.get(runtime)
+    info = {"device": device, "cpu": cpu_model(), "torch": torch.__version__,
+            "threads": int(threads), "batch": int(batch), "runtime": runtime}
+    if runtime == "onnxruntime":
+        from nas.onnx_export import require_onnx
+
+        require_onnx()
+        import onnxruntime
+
+        info["onnxruntime"] = onnxruntime.__version__
+    return info
+
+
+def default_cache_path(space: str, device: Mapping[str, Any], resolution: int) -> Path:
+    """Where a table for this space, device and resolution is cached between searches."""
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    digest = hashlib.sha256(json.dumps(dict(device), sort_keys=True).encode()).hexdigest()[:12]
+    return root / "efficientnas" / "latency" / f"{space}-r{resolution}-{digest}.json"
+
+
+# ----------------------------------------------------------------------------- runtimes
+# A runtime turns (module, example input) into a zero-argument callable running one forward.
+Runner = Callable[[], Any]
+RUNTIMES: Registry[Callable[[nn.Module, torch.Tensor, int], Runner]] = Registry("runtime")
+
+
+@RUNTIMES.register("torch")
+def _torch_runner(module: nn.Module, x: torch.Tensor, threads: int) -> Runner:
+    module.eval()
+
+    def run() -> Any:
+        with torch.inference_mode():
+            return module(x)
+
+    return run
+
+
+@RUNTIMES.register("onnxruntime")
+def _ort_runner(module: nn.Module, x: torch.Tensor, threads: int) -> Runner:
+    from nas.onnx_export import export_onnx_module, require_onnx
+
+    require_onnx()
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "m.onnx"
+        export_onnx_module(module.eval(), x, path)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    feed = {session.get_inputs()[0].name: x.numpy()}
+    return lambda: session.run(None, feed)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Latencies (ms) of repeated single forward passes after a warm-up."""
+
+    samples_ms: tuple[float, ...]
+    batch: int
+
+    @property
+    def median_ms(self) -> float:
+        return statistics.median(self.samples_ms)
+
+    @property
+    def iqr_ms(self) -> float:
+        if len(self.samples_ms) < 2:
+            return 0.0
+        q = statistics.quantiles(self.samples_ms, n=4, method="inclusive")
+        return q[2] - q[0]
+
+    @property
+    def throughput(self) -> float:
+        """Images per second at the median latency."""
+        return self.batch / (self.median_ms / 1e3)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"median_ms": self.median_ms, "iqr_ms": self.iqr_ms,
+                "throughput_per_s": self.throughput, "repeats": len(self.samples_ms),
+                "batch": self.batch}
+
+
+def time_runner(run: Runner, *, warmup: int, repeats: int, batch: int = 1) -> Timing:
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f"`repeats >= 1` and `warmup >= 0` must hold, got repeats={repeats}, "
+                         f"warmup={warmup}")
+    for _ in range(warmup):
+        run()
+    samples = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        run()
+        samples.append((time.perf_counter() - t0) * 1e3)
+    return Timing(tuple(samples), batch)
+
+
+class _Threads:
+    """Set torch's intra-op threads for a block of code and put them back after."""
+
+    def __init__(self, threads: int) -> None:
+        if threads < 1:
+            raise ValueError(f"`threads >= 1` must hold, got threads={threads}")
+        self.threads = threads
+
+    def __enter__(self) -> None:
+        self.before = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+
+    def __exit__(self, *exc: Any) -> None:
+        torch.set_num_threads(self.before)
+
+
+# ----------------------------------------------------------------------------- entries
+class _Head(nn.Module):
+    def __init__(self, key: LatencyKey) -> None:
+        super().__init__()
+        args = key.block_args()
+        self.conv = (conv_bn(key.in_channels, key.out_channels, 1, 1, args)
+                     if key.out_channels else nn.Identity())
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(key.out_channels or key.in_channels, key.extra)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.pool(self.conv(x)), 1))
+
+
+def _stem(key: LatencyKey) -> nn.Module:
+    layers = list(conv_bn(key.in_channels, key.out_channels, key.kernel, key.stride,
+                          key.block_args()))
+    if key.extra:
+        layers.append(nn.MaxPool2d(3, 2, 1))
+    return nn.Sequential(*layers)
+
+
+ENTRY_MODULES: Registry[Callable[[LatencyKey], nn.Module]] = Registry("latency entry kind")
+ENTRY_MODULES.add("stem", _stem)
+ENTRY_MODULES.add("block", lambda key: BLOCKS.get(key.block)(key.block_args()))
+ENTRY_MODULES.add("head", _Head)
+
+
+def entry_module(key: LatencyKey) -> nn.Module:
+    """The module one table entry times, exactly as the builder makes it, in eval mode."""
+    return ENTRY_MODULES.get(key.kind)(key).eval()
+
+
+def build_table(space, *, resolution: int, threads: int, batch: int = 1,
+                runtime: str = "torch", warmup: int = 3, repeats: int = 10, rounds: int = 1,
+                keys: Sequence[LatencyKey] | None = None,
+                progress: Callable[[int, int], None] | None = None) -> LatencyTable:
+    """Time every entry of ``space`` (or just ``keys``) on this machine.
+
+    Each entry's value is the median of ``repeats`` runs after ``warmup``; with ``rounds > 1``
+    the whole table is timed that many times, one pass after another, and the smallest of an
+    entry's medians is kept: on a machine shared with other work, a burst of load then spoils
+    one pass of an entry, not the entry.
+    """
+    if rounds < 1:
+        raise ValueError(f"`rounds >= 1` must hold, got rounds={rounds}")
+    device = device_info(threads=threads, batch=batch, runtime=runtime)
+    make = RUNTIMES.get(runtime)
+    keys = list(space_keys(space, resolution) if keys is None else keys)
+    entries: dict[str, float] = {}
+    t0 = time.perf_counter()
+    done, total = 0, rounds * len(keys)
+    with _Threads(threads):
+        for _ in range(rounds):
+            for key in keys:
+                x = torch.randn(batch, key.in_channels, key.size, key.size)
+                run = make(entry_module(key), x, threads)
+                ms = time_runner(run, warmup=warmup, repeats=repeats).median_ms
+                entries[str(key)] = min(ms, entries.get(str(key), ms))
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+    meta = {"warmup": warmup, "repeats": repeats, "rounds": rounds,
+            "seconds": round(time.perf_counter() - t0, 1),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    return LatencyTable(space=space.name, resolution=resolution, device=device,
+                        entries=entries, meta=meta)
+
+
+def bench_specs(specs: Sequence[ArchSpec], *, resolution: int | None = None, threads: int,
+                batch: int = 1, runtime: str = "torch", warmup: int = 3, repeats: int = 10,
+                rounds: int = 1) -> list[float]:
+    """End-to-end latency (ms) of several networks, timed round-robin ``rounds`` times; each
+    network's value is the smallest of its per-round medians (see :func:`build_table`)."""
+    best: list[float] = [math.inf] * len(specs)
+    with _Threads(threads):
+        runs = []
+        for spec in specs:
+            size = int(resolution or spec.resolution)
+            x = torch.randn(batch, spec.in_channels, size, size)
+            runs.append(RUNTIMES.get(runtime)(build(spec, seed=0).eval(), x, threads))
+        for _ in range(rounds):
+            for i, run in enumerate(runs):
+                best[i] = min(best[i], time_runner(run, warmup=warmup, repeats=repeats).median_ms)
+    return best
+
+
+def bench_spec(spec: ArchSpec, *, resolution: int | None = None, threads: int,
+               batch: int = 1, runtime: str = "torch", warmup: int = 5,
+               repeats: int = 30) -> Timing:
+    """End-to-end latency of one network on this machine."""
+    model = build(spec, seed=0)
+    size = int(resolution or spec.resolution)
+    x = torch.randn(batch, spec.in_channels, size, size)
+    with _Threads(threads):
+        run = RUNTIMES.get(runtime)(model.eval(), x, threads)
+        return time_runner(run, warmup=warmup, repeats=repeats, batch=batch)
