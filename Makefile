@@ -51,7 +51,25 @@ browser:
 		     "the browser tests will skip" >&2; \
 	fi
 
-test: venv data browser
+# A real PostgreSQL server for the many-drivers tests (Debian's package gives initdb/pg_ctl; the
+# tests start their own server in /tmp on a free loopback port). Never fails: without it those
+# tests skip and say why.
+.PHONY: postgres
+postgres:
+	@if command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		echo "postgresql present"; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		export DEBIAN_FRONTEND=noninteractive; \
+		{ apt-get install -y -qq postgresql >/dev/null 2>&1 || \
+		  { apt-get update -qq >/dev/null && apt-get install -y -qq postgresql >/dev/null; }; } && \
+		echo "installed Debian package postgresql" || \
+		echo "could not install postgresql: the PostgreSQL tests will skip" >&2; \
+	else \
+		echo "postgresql is missing (install it with: sudo apt-get install postgresql);" \
+		     "the PostgreSQL tests will skip" >&2; \
+	fi
+
+test: venv data browser postgres
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 search: venv data

@@ -16,6 +16,7 @@ import torch
 from space import ArchSpec, build
 
 from .train import EpochResult, TrainConfig, fit
+from .train.device import check_device_name, resolve_device
 
 
 @dataclass(frozen=True)
@@ -36,8 +37,12 @@ class ProxyConfig:
     # 0.01 (TF 0.99) needs thousands of steps before the running statistics are usable; a
     # proxy run has a few hundred, so eval accuracy would sit near chance. None keeps the spec's.
     bn_momentum: float | None = 0.1
+    # Where trials train (nas.train.device): auto is a GPU when torch sees one. How, not what:
+    # it may change on --resume (though a GPU's kernels round differently from the CPU's).
+    device: str = "auto"
 
     def __post_init__(self) -> None:
+        check_device_name(self.device)
         if not isinstance(self.resolution, int) or self.resolution < 8:
             raise ValueError(f"`proxy resolution >= 8` must hold, but got {self.resolution!r}; "
                              f"pass e.g. --proxy-resolution 32")
@@ -103,9 +108,12 @@ def evaluate_proxy(spec: ArchSpec, proxy: ProxyConfig, *, seed: int,
                    device: str | None = None) -> EvalResult:
     """Train ``spec`` on the proxy task; top-1 accuracy on the held-out validation split.
 
-    ``device`` (e.g. ``"cuda"`` in a Ray trial given a GPU) is where the model trains; the
-    data stay on the CPU and move there batch by batch."""
-    from .data import load_dataset, proxy_data
+    ``device`` (e.g. ``"cuda"`` in a Ray trial given a GPU) overrides ``proxy.device``. The
+    training and validation images move there once, as uint8, and are resized and normalized
+    there batch by batch (:func:`nas.data.device_splits`)."""
+    from .data import device_splits, load_dataset, proxy_data
+
+    where = resolve_device(proxy.device if device is None else device)
 
     ds = load_dataset(proxy.dataset, data_dir=proxy.data_dir)
     data = proxy_data(ds, resolution=proxy.resolution, train_samples=proxy.train_samples,
@@ -114,18 +122,17 @@ def evaluate_proxy(spec: ArchSpec, proxy: ProxyConfig, *, seed: int,
                            resolution=proxy.resolution)
     if proxy.bn_momentum is not None:
         task_spec = task_spec.replace(bn_momentum=proxy.bn_momentum)
-    model = build(task_spec, seed=seed)
-    if device is not None:
-        model = model.to(device)
+    model = build(task_spec, seed=seed).to(where)
+    train, val = device_splits(ds, data, device=where)
     t0 = time.perf_counter()
     # Dropout and drop-connect draw from torch's global generator: seed it from the trial, so the
     # result depends on (spec, proxy, seed) alone, not on what ran before in this process (a
     # Ray worker runs a different sequence of trials than a local run; a reused result assumes
     # retraining would give the same number).
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[where.index] if where.type == "cuda" else []):
         torch.manual_seed(seed)
-        result = fit(model, data.train_x, data.train_y, data.val_x, data.val_y,
-                     config=proxy.train, seed=seed, on_epoch=on_epoch)
+        result = fit(model, train, None, val, None, config=proxy.train, seed=seed,
+                     on_epoch=on_epoch)
     return EvalResult(accuracy=result.accuracy, epochs=result.epochs,
                       seconds=time.perf_counter() - t0, images_per_sec=result.images_per_sec,
                       seed=seed)

@@ -86,7 +86,8 @@ class SearchConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> SearchConfig:
-        skip = ("stage", "storage", "study_name", "backend")  # run settings, not search settings
+        # run settings, not search settings
+        skip = ("stage", "storage", "study_name", "backend", "device")
         d = {k: v for k, v in d.items() if k not in skip}
         d["proxy"] = ProxyConfig.from_dict(d["proxy"])
         d["deploy"] = Deployment.from_dict(d.get("deploy"))

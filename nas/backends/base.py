@@ -33,7 +33,8 @@ class BackendConfig:
 
     ``workers`` is the number of trials run at once (None: one for ``local``; as many as the
     cluster's CPUs allow at ``cpus_per_trial`` each for ``ray``). ``max_retries`` bounds how often
-    a trial whose worker died (killed, node lost) is started again.
+    a trial whose worker died (killed, node lost) is started again. ``trials_per_device`` (local
+    only) trains that many trials at once on the one device, each in its own process.
     """
 
     name: str = "local"
@@ -42,9 +43,18 @@ class BackendConfig:
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
     max_retries: int = 2
+    trials_per_device: int = 1
 
     def __post_init__(self) -> None:
         BACKENDS.get(self.name)
+        if isinstance(self.trials_per_device, bool) or \
+                not isinstance(self.trials_per_device, int) or self.trials_per_device < 1:
+            raise ValueError(f"`trials_per_device >= 1` must hold, but got "
+                             f"trials_per_device={self.trials_per_device!r}; pass e.g. "
+                             f"--trials-per-device 2")
+        if self.name != "local" and self.trials_per_device > 1:
+            raise ValueError("--trials-per-device is for the local backend; with --backend ray "
+                             "share a GPU with e.g. --gpus-per-trial 0.5")
         if self.workers is not None and (not isinstance(self.workers, int) or self.workers < 1):
             raise ValueError(f"`workers >= 1` must hold, but got workers={self.workers!r}; pass "
                              f"e.g. --workers 2")
@@ -66,6 +76,19 @@ class BackendConfig:
                 if bad:
                     raise ValueError(f"{flag} needs --backend ray: the local backend runs one "
                                      f"trial at a time in this process; add --backend ray")
+
+    def trial_device(self, requested: str) -> str:
+        """The device trials will train on for ``--device requested``, checked here before
+        anything is written: on this machine for ``local``; for ``ray``, the GPU Ray gives a
+        trial (``cuda``) when ``--gpus-per-trial`` asks for one, else the CPU."""
+        from nas.train.device import resolve_device, trial_device
+
+        if self.name == "local":
+            return str(resolve_device(requested))
+        if requested.startswith("cuda") and not self.gpus_per_trial > 0:
+            raise ValueError(f"--device {requested} with --backend ray needs a GPU per trial; "
+                             f"add --gpus-per-trial 1 (or a fraction, e.g. 0.5)")
+        return trial_device(requested, gpus=self.gpus_per_trial)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,4 +1,5 @@
-"""The ``local`` backend: trials in this process, one at a time, by Optuna's ask and tell."""
+"""The ``local`` backend: trials in this process, one at a time, by Optuna's ask and tell (or
+``--trials-per-device N`` at a time, each in a worker process: :mod:`.pool`)."""
 from __future__ import annotations
 
 import time
@@ -35,6 +36,11 @@ class LocalExecutor:
         """Run up to ``n_trials`` trials, starting none after ``timeout`` seconds; True when
         interrupted (Ctrl-C). An interrupted trial is recorded as such, so ``--resume`` runs
         it again."""
+        if self.config.trials_per_device > 1:
+            from .pool import optimize_parallel
+
+            return optimize_parallel(study, runner, trials=self.config.trials_per_device,
+                                     n_trials=n_trials, timeout=timeout, after_trial=after_trial)
         deadline = None if timeout is None else time.monotonic() + timeout
         asked = 0
         live = None
@@ -56,4 +62,4 @@ class LocalExecutor:
         return False
 
     def report(self) -> dict[str, Any]:
-        return {"name": "local"}
+        return {"name": "local", "trials_per_device": self.config.trials_per_device}

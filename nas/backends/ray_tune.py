@@ -30,7 +30,7 @@ import logging
 import os
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -249,12 +249,12 @@ def train_trial(config: dict[str, Any], *, evaluate: Callable[..., Any],
 
     ctx = ray.get_runtime_context()
     node = node_label(ctx.get_node_id())
+    from nas.train.device import trial_device
     given = ctx.get_assigned_resources()
     # the trial's own proxy task (stage 2's points each train at their own resolution)
     proxy = with_threads(ProxyConfig.from_dict(config["proxy"]), given.get("CPU", 1.0))
-    kwargs: dict[str, Any] = {}
-    if given.get("GPU", 0) > 0:
-        kwargs["device"] = "cuda"
+    # the GPU Ray gave this trial (CUDA_VISIBLE_DEVICES names it), unless the run asked for the CPU
+    proxy = replace(proxy, device=trial_device(proxy.device, gpus=given.get("GPU", 0)))
     spec = ArchSpec.from_dict(config["spec"])
     macs = int(config["macs"])
     last = {"epoch": 0}
@@ -266,7 +266,7 @@ def train_trial(config: dict[str, Any], *, evaluate: Callable[..., Any],
                      "node": node, "node_id": ctx.get_node_id()})
 
     try:
-        evaluate(spec, proxy, seed=int(config["seed"]), on_epoch=on_epoch, **kwargs)
+        evaluate(spec, proxy, seed=int(config["seed"]), on_epoch=on_epoch)
     except Exception as e:  # recorded by the driver as FAIL, as in a local run
         tune.report({"reward": float("nan"), "epoch": last["epoch"] + 1, "node": node,
                      "node_id": ctx.get_node_id(),

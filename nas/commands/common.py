@@ -22,6 +22,7 @@ EXIT_NO_RESULT = 1  # a run that finished no trial (nothing to emit), in both st
 
 __all__ = ["S", "EXIT_NO_RESULT", "Flag", "PROXY_FLAGS", "default_of", "get_path", "set_path",
            "apply_flags", "check_resume", "add_proxy_arguments", "add_backend_arguments",
+           "add_device_arguments",
            "backend_from_args", "given_flags", "RunRequest", "request_from_args", "exit_code"]
 
 
@@ -108,6 +109,9 @@ PROXY_FLAGS: tuple[Flag, ...] = (
     Flag("optimizer", "proxy.train.optimizer"),
     Flag("schedule", "proxy.train.schedule"),
     Flag("threads", "proxy.train.threads"),
+    Flag("precision", "proxy.train.precision"),
+    Flag("compile", "proxy.train.compile", on_resume=True),
+    Flag("device", "proxy.device", on_resume=True),
     Flag("seed", "seed"),
 )
 
@@ -144,6 +148,7 @@ def add_proxy_arguments(p: argparse.ArgumentParser, base: Any, *, command: str,
                    help=f"{', '.join(SCHEDULES)} (default {t.schedule})")
     g.add_argument("--threads", type=int, default=S,
                    help="torch threads per trial (default: all cores)")
+    add_device_arguments(g, t)
     g.add_argument("--seed", type=int, default=S, help=f"seed for sampling and training "
                    f"(default {seed}; the held-out split is fixed)")
     r = p.add_argument_group("run folder")
@@ -162,10 +167,26 @@ def add_proxy_arguments(p: argparse.ArgumentParser, base: Any, *, command: str,
                    "runs again, once (default 10)")
 
 
+def add_device_arguments(g: Any, train: Any) -> None:
+    """``--device``, ``--precision`` and ``--compile``, the same in ``nas search``,
+    ``gridsearch`` and ``nas train``; ``train`` is the TrainConfig whose defaults the help
+    states."""
+    from nas.train.loop import COMPILE_MODES, PRECISIONS
+
+    g.add_argument("--device", default=S, help="auto (default: a CUDA GPU if torch sees one, "
+                   "else the CPU), cpu, cuda, cuda:N; may change on --resume")
+    g.add_argument("--precision", default=S, choices=PRECISIONS.names(),
+                   help=f"bf16: autocast forward and loss to bfloat16 (default "
+                   f"{train.precision})")
+    g.add_argument("--compile", default=S, choices=COMPILE_MODES.names(),
+                   help=f"torch.compile the training step; reduce-overhead records CUDA "
+                   f"graphs on a GPU (default {train.compile}; may change on --resume)")
+
+
 # ----------------------------------------------------------------------------- backend flags
 BACKEND_KEYS = {"backend": "name", "address": "address", "workers": "workers",
                 "cpus_per_trial": "cpus_per_trial", "gpus_per_trial": "gpus_per_trial",
-                "max_retries": "max_retries"}
+                "max_retries": "max_retries", "trials_per_device": "trials_per_device"}
 
 
 def add_backend_arguments(p: argparse.ArgumentParser) -> None:
@@ -188,6 +209,10 @@ def add_backend_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--gpus-per-trial", type=float, default=S,
                    help=f"GPUs Ray reserves for each trial; with one the trial trains on it "
                    f"(default {default_of(BackendConfig, 'gpus_per_trial'):g})")
+    g.add_argument("--trials-per-device", type=int, default=S, help=f"local backend: trials "
+                   f"trained at once on the one --device, each in its own process; torch "
+                   f"threads are shared out unless --threads is given (default "
+                   f"{default_of(BackendConfig, 'trials_per_device')})")
     g.add_argument("--max-retries", type=int, default=S, help=f"times a trial whose worker died "
                    f"is started again before it counts as failed (default "
                    f"{default_of(BackendConfig, 'max_retries')})")

@@ -18,7 +18,7 @@ S = argparse.SUPPRESS  # absent flags stay absent, so --resume can tell what was
 
 # flag dest -> TrainJob field
 FLAGS = ("dataset", "data_dir", "recipe", "epochs", "batch_size", "resolution", "train_samples",
-         "val_samples", "ema_decay", "seed", "device", "threads", "keep")
+         "val_samples", "ema_decay", "seed", "device", "threads", "keep", "precision", "compile")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -48,8 +48,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
       help="seed for the split, init, shuffle and dropout (default 0)")
     a("--no-channels-last", dest="channels_last", action="store_false", default=S,
       help="train in NCHW instead of channels_last")
-    a("--device", metavar="DEV", default=S, help="auto (default: a CUDA GPU if present, else "
-      "the CPU), cpu, cuda, cuda:N")
+    from nas.train import TrainConfig
+
+    from .common import add_device_arguments
+
+    add_device_arguments(p, TrainConfig())
     a("--threads", metavar="T", type=int, default=S, help="torch CPU threads (default: all "
       "cores; 1 is much faster when other jobs share the CPU)")
     a("--keep", metavar="K", type=int, default=S, help="checkpoints kept, newest first "

@@ -18,6 +18,9 @@ This package is that data path:
     with the indices they came from (``train_index``/``val_index``) kept for provenance.
 ``test_data(ds, resolution=, normalize_like=)`` (:mod:`.proxy`)
     the untouched test split, for the final training run only.
+``device_splits(ds, proxy, device=)`` (:mod:`.ondevice`)
+    the proxy task's splits as uint8 on the training device, resized and normalized there
+    batch by batch (the training loop's data path).
 
 The model follows the dataset: ``ArchSpec.with_task(in_channels=ds.in_channels,
 num_classes=ds.num_classes)``.
@@ -34,6 +37,7 @@ from __future__ import annotations
 from .datasets import DATASETS, Dataset, DatasetLoader, load_dataset
 from .download import download_cifar10, download_fashion_mnist
 from .folder import FOLDER_MAX_SIZE
+from .ondevice import ImageSplit, TensorSplit, device_splits
 from .proxy import ProxyData, clear_caches, proxy_data, test_data
 from .readers import FASHION_MNIST_DIR, read_idx
 from .splits import holdout_split
@@ -44,5 +48,5 @@ __all__ = [
     "load_dataset", "holdout_split", "proxy_data", "test_data",
     "read_idx", "synthetic_dataset", "clear_caches",
     "download_fashion_mnist", "download_cifar10",
-    "FASHION_MNIST_DIR", "FOLDER_MAX_SIZE",
+    "FASHION_MNIST_DIR", "FOLDER_MAX_SIZE", "ImageSplit", "TensorSplit", "device_splits",
 ]

@@ -77,7 +77,8 @@ def _to_tensor(images: torch.Tensor, *, resolution: int, mean: tuple[float, ...]
     scale = 1 / (255 * torch.tensor(std, dtype=torch.float64))
     shift = torch.tensor(mean, dtype=torch.float64) * 255 * scale
     shape = (1, -1, 1, 1)
-    return x.mul_(scale.float().view(shape)).sub_(shift.float().view(shape))
+    return x.mul_(scale.float().view(shape).to(x.device)).sub_(
+        shift.float().view(shape).to(x.device))
 
 
 def check_sizes(ds: Dataset, *, train_samples: int | None, val_samples: int) -> None:

@@ -65,6 +65,7 @@ def run_study(stage: Stage, *, out: str | Path | None = None, resume: bool = Fal
         raise ValueError(f"{str(run_dir)!r} already holds a run; pass --resume to continue it "
                          f"or choose another --out")
     with open_backend(backend) as executor:
+    device = backend.trial_device(stage.proxy.device)  # so does a device not here
         if evaluate is evaluate_proxy and stage.trains():  # fail fast, on every node
             executor.check_dataset(stage.proxy)
         with run_lock(run_dir, command=STAGES.get(stage.name).command), ExitStack() as stack:
@@ -78,7 +79,9 @@ def run_study(stage: Stage, *, out: str | Path | None = None, resume: bool = Fal
             study = session.study
             write_config(run_dir, stage.name, {**stage.config_dict(), "storage": where.url,
                                                "study_name": where.study_name,
-                                               "backend": backend.to_dict()})
+                                               "backend": backend.to_dict(),
+                                               "device": {"requested": stage.proxy.device,
+                                                          "resolved": device}})
             if session.created:
                 study.set_user_attr("config", stage.config_dict())
             with session.mutex():  # two drivers of one study never enqueue the same points

@@ -18,6 +18,7 @@ import torch
 
 from space import ArchSpec, resolve_spec
 
+from .device import check_device_name, resolve_device
 from .loop import TrainConfig
 from .recipes import Recipe, make_recipe
 
@@ -45,13 +46,16 @@ class TrainJob:
     ema_decay: float | None = None
     seed: int = 0
     channels_last: bool = True
+    precision: str = "fp32"  # a key of nas.train.loop.PRECISIONS
     # How, not what: these may change on --resume.
     device: str = "auto"
+    compile: str = "off"  # a key of nas.train.loop.COMPILE_MODES
     threads: int | None = None
     keep: int = 3
 
     def __post_init__(self) -> None:
         # The rest (epochs, batch size, samples, decay) is checked where it is used.
+        check_device_name(self.device)
         for name, minimum, example in (("keep", 1, 3), ("threads", 1, 1), ("resolution", 8, 32),
                                        ("val_samples", 1, 5000)):
             value = getattr(self, name)
@@ -71,14 +75,14 @@ class TrainJob:
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
-RESUME_MUTABLE = ("device", "threads", "keep")
+RESUME_MUTABLE = ("device", "threads", "keep", "compile")
 # The run's length may change on --resume; check_resume_epochs says how far.
 RESUME_REPLANNED = ("epochs",)
 FLAG_NAMES = {"channels_last": "--no-channels-last"}
 
 
 def check_resume_job(saved: TrainJob, job: TrainJob) -> None:
-    """A resumed run keeps its meaning; every setting but device/threads/keep and the run's
+    """A resumed run keeps its meaning; every setting but device/threads/keep/compile and the run's
     length (epochs) must match. The model is checked by architecture hash against the
     checkpoint instead (see :func:`~nas.train.checkpoint.check_same_spec`), so another path to
     the same spec is fine."""
@@ -113,21 +117,8 @@ def load_job(run_dir: str | Path) -> TrainJob:
 
 # --------------------------------------------------------------------------- devices
 def pick_device(name: str) -> torch.device:
-    """``auto``: the first CUDA GPU if torch sees one, else the CPU; ``cpu``; ``cuda[:N]``."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"unknown device {name!r}; pass --device auto, cpu or cuda[:N]") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name} needs a CUDA GPU, but torch sees none "
-                         f"(torch.cuda.is_available() is False); pass --device auto or cpu")
-    if device.type not in ("cpu", "cuda"):
-        raise ValueError(f"device {name!r} is not supported; pass --device auto, cpu or cuda[:N]")
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", torch.cuda.current_device())  # an index, for RNG state
-    return device
+    """The device ``--device`` names here (:func:`nas.train.device.resolve_device`)."""
+    return resolve_device(name)
 
 
 # --------------------------------------------------------------------------- setup
@@ -165,7 +156,8 @@ def prepare(job: TrainJob) -> Setup:
                           resolution=resolution)
     recipe = make_recipe(job.recipe, task, batch_size=job.batch_size, epochs=job.epochs)
     train = dataclasses.replace(recipe.train, threads=job.threads,
-                                channels_last=job.channels_last)
+                                channels_last=job.channels_last, precision=job.precision,
+                                compile=job.compile)
     ema_decay = recipe.ema_decay if job.ema_decay is None else (job.ema_decay or None)
     return Setup(spec=recipe.spec, recipe=recipe, train=train, ema_decay=ema_decay,
                  device=device, dataset=ds, data=data)

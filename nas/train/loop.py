@@ -26,6 +26,17 @@ log = logging.getLogger(__name__)
 
 OPTIMIZERS: Registry[Callable[[Any, "TrainConfig"], torch.optim.Optimizer]] = Registry("optimizer")
 SCHEDULES: Registry[Callable[[float, "TrainConfig"], float]] = Registry("lr schedule")
+# --precision: the dtype autocast runs forward and loss in (None: none, float32 throughout)
+PRECISIONS: Registry[torch.dtype | None] = Registry("precision")
+PRECISIONS.add("fp32", None)
+PRECISIONS.add("bf16", torch.bfloat16)
+# --compile: torch.compile's mode for the training step (None: eager). reduce-overhead records
+# CUDA graphs of the fixed-shape step on a GPU.
+COMPILE_MODES: Registry[str | None] = Registry("compile mode")
+COMPILE_MODES.add("off", None)
+COMPILE_MODES.add("default", "default")
+COMPILE_MODES.add("reduce-overhead", "reduce-overhead")
+COMPILE_MODES.add("max-autotune", "max-autotune")
 
 
 class ReadOnlyDict(dict):
@@ -72,6 +83,10 @@ class TrainConfig:
     eval_batch_size: int = 500
     grad_clip: float | None = None
     extra: Mapping[str, Any] = field(default_factory=ReadOnlyDict)
+    # Speed levers, off by default (BENCHMARKS_train.md): a key of PRECISIONS (bf16 autocast of
+    # forward and loss) and of COMPILE_MODES (torch.compile of the training step's model).
+    precision: str = "fp32"
+    compile: str = "off"
 
     def __post_init__(self) -> None:
         def need(cond: bool, rule: str, name: str, example: Any) -> None:
@@ -89,6 +104,8 @@ class TrainConfig:
         need(self.threads is None or self.threads >= 1, "threads >= 1", "threads", 1)
         OPTIMIZERS.get(self.optimizer)
         SCHEDULES.get(self.schedule)
+        PRECISIONS.get(self.precision)
+        COMPILE_MODES.get(self.compile)
         if not isinstance(self.extra, Mapping):
             raise TypeError(f"TrainConfig.extra must be a mapping of setting names to values, "
                             f"but got {type(self.extra).__name__}; pass e.g. "
@@ -244,8 +261,13 @@ def set_threads(threads: int | None) -> int:
     return torch.get_num_threads()
 
 
-def _batches(n: int, batch_size: int, generator: torch.Generator | None) -> Iterator[torch.Tensor]:
+def _batches(n: int, batch_size: int, generator: torch.Generator | None,
+             device: torch.device | None = None) -> Iterator[torch.Tensor]:
+    """Index batches of a seeded shuffle (drawn on the CPU, so every device sees the same
+    order), moved to ``device`` in one copy per epoch."""
     order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+    if device is not None:
+        order = order.to(device, non_blocking=True)
     for i in range(0, n, batch_size):
         yield order[i:i + batch_size]
 
@@ -255,39 +277,76 @@ def _to_model_layout(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
 
 
 def model_device(model: nn.Module) -> torch.device:
-    """Where ``model``'s weights live; batches (kept on the CPU) are moved there one by one."""
+    """Where ``model``'s weights live; the data are moved there once, at the start."""
     return next(iter(model.parameters()), torch.empty(0)).device
 
 
+def as_split(x: Any, y: torch.Tensor | None = None) -> Any:
+    """A split with ``len``, ``to(device)`` and ``batch(idx) -> (input, labels)``:
+    ``x`` itself when it is one (:class:`nas.data.ImageSplit`), else tensors ``(x, y)``."""
+    if isinstance(x, torch.Tensor):
+        from nas.data.ondevice import TensorSplit
+
+        if y is None:
+            raise TypeError("labels are needed with an input tensor: pass (x, y)")
+        return TensorSplit(x, y)
+    return x
+
+
+def _autocast(device: torch.device, precision: str) -> Any:
+    dtype = PRECISIONS.get(precision)
+    return torch.autocast(device_type=device.type, dtype=dtype or torch.float32,
+                          enabled=dtype is not None)
+
+
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 500,
-             channels_last: bool = True, topk: tuple[int, ...] = (1,)) -> tuple[float, ...]:
-    """Top-k accuracies of ``model`` on (x, y), in eval mode."""
+def evaluate(model: nn.Module, x: Any, y: torch.Tensor | None = None, *, batch_size: int = 500,
+             channels_last: bool = True, topk: tuple[int, ...] = (1,),
+             precision: str = "fp32") -> tuple[float, ...]:
+    """Top-k accuracies of ``model`` on (x, y) (or on the split ``x``), in eval mode. Hits are
+    counted on the model's device and read once, at the end."""
     was_training = model.training
     model.eval()
     device = model_device(model)
-    correct = [0] * len(topk)
-    kmax = min(max(topk), int(model(x[:1].to(device)).shape[1]) if len(x) else 1)
-    for idx in _batches(len(x), batch_size, None):
-        logits = model(_to_model_layout(x[idx].to(device), channels_last))
-        pred = logits.topk(kmax, dim=1).indices
-        hit = pred.eq(y[idx].to(device).unsqueeze(1))
-        for j, k in enumerate(topk):
-            correct[j] += int(hit[:, :min(k, kmax)].any(dim=1).sum())
+    data = as_split(x, y).to(device)
+    n = len(data)
+    correct = torch.zeros(len(topk), dtype=torch.int64, device=device)
+    if n:
+        with _autocast(device, precision):
+            first = model(_to_model_layout(data.batch(slice(0, 1))[0], channels_last))
+        kmax = min(max(topk), int(first.shape[1]))
+        ks = torch.tensor([min(k, kmax) for k in topk], device=device)
+        for idx in _batches(n, batch_size, None, device):
+            xb, yb = data.batch(idx)
+            with _autocast(device, precision):
+                logits = model(_to_model_layout(xb, channels_last))
+            hit = logits.topk(kmax, dim=1).indices.eq(yb.unsqueeze(1)).cumsum(dim=1) > 0
+            correct += hit.index_select(1, ks - 1).sum(dim=0)
     model.train(was_training)
-    return tuple(c / max(len(x), 1) for c in correct)
+    return tuple(c / max(n, 1) for c in correct.tolist())
 
 
 EpochCallback = Callable[[EpochResult], None]
 
 
-def fit(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor,
-        val_y: torch.Tensor, *, config: TrainConfig, seed: int | None = 0,
+def _step_model(model: nn.Module, config: TrainConfig) -> Callable[[torch.Tensor], Any]:
+    """The module a training step calls: ``model``, or torch.compile of it (the same weights;
+    evaluation uses ``model`` itself, so eval mode never recompiles)."""
+    mode = COMPILE_MODES.get(config.compile)
+    return model if mode is None else torch.compile(model, mode=mode)
+
+
+def fit(model: nn.Module, train_x: Any, train_y: torch.Tensor | None, val_x: Any,
+        val_y: torch.Tensor | None, *, config: TrainConfig, seed: int | None = 0,
         on_epoch: EpochCallback | None = None, start_epoch: int = 0,
         optimizer: torch.optim.Optimizer | None = None,
         on_step: Callable[[nn.Module], None] | None = None) -> FitResult:
     """Train ``model`` in place and validate after every epoch.
 
+    The data are tensors ``(x, y)`` or splits (``train_x``/``val_x`` an
+    :class:`nas.data.ImageSplit`, ``train_y``/``val_y`` None); they move to the model's device
+    once. Within an epoch nothing waits for the device: the loss is summed there and read once
+    per epoch, with the first step whose loss was not finite (then ``FloatingPointError``).
     ``on_epoch`` sees each epoch's result; it may raise (e.g. ``optuna.TrialPruned``) to stop.
     ``start_epoch``/``optimizer`` let a caller resume; ``on_step`` runs after every optimizer step
     (e.g. an EMA update).
@@ -295,30 +354,33 @@ def fit(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, val_x: t
     set_threads(config.threads)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    device = model_device(model)
+    train, val = as_split(train_x, train_y).to(device), as_split(val_x, val_y).to(device)
     opt = optimizer or OPTIMIZERS.get(config.optimizer)(model.parameters(), config)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    step_model = _step_model(model, config)
+    n = len(train)
     gen = torch.Generator().manual_seed(0 if seed is None else seed)
     for _ in range(start_epoch):  # keep the shuffle stream identical across a resume
-        torch.randperm(len(train_x), generator=gen)
-    steps_per_epoch = max(1, math.ceil(len(train_x) / config.batch_size))
-    device = model_device(model)
+        torch.randperm(n, generator=gen)
+    steps_per_epoch = max(1, math.ceil(n / config.batch_size))
     results: list[EpochResult] = []
     t_start = time.perf_counter()
     for epoch in range(start_epoch, config.epochs):
         model.train()
         t0 = time.perf_counter()
-        total_loss, seen = 0.0, 0
+        # float64, as the Python float sum it replaces: the same train_loss to the last bit
+        total_loss = torch.zeros((), dtype=torch.float64, device=device)
+        first_bad = torch.full((), -1, dtype=torch.int64, device=device)
+        seen = 0
         lr = lr_at(epoch, config)
-        for step, idx in enumerate(_batches(len(train_x), config.batch_size, gen)):
+        for step, idx in enumerate(_batches(n, config.batch_size, gen, device)):
             lr = lr_at(epoch + step / steps_per_epoch, config)
             for g in opt.param_groups:
                 g["lr"] = lr
-            xb = _to_model_layout(train_x[idx].to(device, non_blocking=True), config.channels_last)
-            loss = loss_fn(model(xb), train_y[idx].to(device, non_blocking=True))
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"training loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; "
-                    f"lower the learning rate (lr={config.lr})")
+            xb, yb = train.batch(idx)
+            with _autocast(device, config.precision):
+                loss = loss_fn(step_model(_to_model_layout(xb, config.channels_last)), yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip:
@@ -326,12 +388,22 @@ def fit(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, val_x: t
             opt.step()
             if on_step is not None:
                 on_step(model)
-            total_loss += float(loss.detach()) * len(idx)
-            seen += len(idx)
+            batch = len(idx)
+            loss = loss.detach()
+            total_loss += loss.double() * batch
+            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss),
+                                    torch.full_like(first_bad, step), first_bad)
+            seen += batch
+        summed, bad = torch.stack([total_loss, first_bad.double()]).tolist()  # one sync
+        if bad >= 0:
+            raise FloatingPointError(
+                f"training loss became {summed / max(seen, 1)} (mean of epoch {epoch + 1}; "
+                f"first not finite at step {int(bad) + 1}); lower the learning rate "
+                f"(lr={config.lr})")
         train_seconds = time.perf_counter() - t0
-        (acc,) = evaluate(model, val_x, val_y, batch_size=config.eval_batch_size,
-                          channels_last=config.channels_last)
-        res = EpochResult(epoch=epoch + 1, train_loss=total_loss / max(seen, 1), val_accuracy=acc,
+        (acc,) = evaluate(model, val, batch_size=config.eval_batch_size,
+                          channels_last=config.channels_last, precision=config.precision)
+        res = EpochResult(epoch=epoch + 1, train_loss=summed / max(seen, 1), val_accuracy=acc,
                           lr=lr, seconds=time.perf_counter() - t0,
                           images_per_sec=seen / train_seconds if train_seconds > 0 else 0.0)
         results.append(res)

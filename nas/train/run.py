@@ -38,6 +38,7 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import nn
 
+from nas.data.ondevice import device_splits
 from results.rundir import read_config, run_lock, write_config
 from space import ArchSpec, build, save_spec
 from space.io import atomic_write_text, write_json
@@ -45,6 +46,7 @@ from space.io import atomic_write_text, write_json
 from .checkpoint import (Checkpoint, check_classes, check_same_spec, checkpoint_path,
                          list_checkpoints, load_checkpoint, rng_state, save_checkpoint,
                          set_rng_state)
+from .device import resolve_device
 from .ema import ModelEma
 from .job import Setup, TrainJob, check_resume_epochs, check_resume_job, load_job, prepare
 from .loop import OPTIMIZERS, EpochResult, TrainConfig, evaluate, fit, set_threads
@@ -87,6 +89,7 @@ def train(job: TrainJob, *, out: str | Path, resume: bool = False,
     checkpoint stays). ``job.threads`` holds for the whole run (evaluation included); the
     caller's torch thread count is restored afterwards. A second process on the same folder is
     refused (:class:`results.rundir.RunFolderInUse`)."""
+    resolve_device(job.device)  # a device not here is bad input: nothing is written
     before = torch.get_num_threads()
     try:
         set_threads(job.threads)
@@ -113,7 +116,8 @@ def _train(job: TrainJob, *, run_dir: Path, resume: bool,
     if ckpt is not None:
         replanned_from = _replan(ckpt, cfg) or replanned_from
     config = {"job": job.to_dict(), "train": cfg.to_dict(), "recipe": setup.recipe.name,
-              "ema_decay": setup.ema_decay, "arch_hash": spec.arch_hash()}
+              "ema_decay": setup.ema_decay, "arch_hash": spec.arch_hash(),
+              "device": {"requested": job.device, "resolved": str(device)}}
     if replanned_from is not None:
         config["replanned_from"] = replanned_from
     write_config(run_dir, "train", config)
@@ -141,12 +145,14 @@ def _train(job: TrainJob, *, run_dir: Path, resume: bool,
                  "val_samples": len(data.val_y), "seed": job.seed, "mean": list(data.mean),
                  "std": list(data.std), "classes": list(setup.dataset.classes)}
     last_path: list[Path] = [ckpt.path] if ckpt is not None else []
+    # the splits as uint8 on the device, once; resized and normalized there batch by batch
+    train_split, val_split = device_splits(setup.dataset, data, device=device)
 
     def end_of_epoch(res: EpochResult) -> None:
         ema_top1 = None
         if ema is not None:
-            (ema_top1,) = evaluate(ema.module, data.val_x, data.val_y,
-                                   batch_size=cfg.eval_batch_size, channels_last=cfg.channels_last)
+            (ema_top1,) = evaluate(ema.module, val_split, batch_size=cfg.eval_batch_size,
+                                   channels_last=cfg.channels_last, precision=cfg.precision)
         row = {"epoch": res.epoch, "lr": res.lr, "train_loss": res.train_loss,
                "val_top1": res.val_accuracy, "val_top1_ema": ema_top1, "seconds": res.seconds,
                "images_per_sec": res.images_per_sec}
@@ -183,9 +189,8 @@ def _train(job: TrainJob, *, run_dir: Path, resume: bool,
             advance()
 
         if start < cfg.epochs:
-            fit(model, data.train_x, data.train_y, data.val_x, data.val_y, config=cfg,
-                seed=job.seed, on_epoch=end_of_epoch, start_epoch=start, optimizer=optimizer,
-                on_step=on_step)
+            fit(model, train_split, None, val_split, None, config=cfg, seed=job.seed,
+                on_epoch=end_of_epoch, start_epoch=start, optimizer=optimizer, on_step=on_step)
         else:
             log.info("all %d epochs were already done; evaluating on the test split", cfg.epochs)
     write_metrics(run_dir, history)

@@ -82,14 +82,16 @@ class Drivers:
     def __init__(self, cwd: Path) -> None:
         self.cwd, self.procs = cwd, {}
 
-    def start(self, node: str, *args: str, heavier: bool = False) -> subprocess.Popen:
-        proxy = list(PROXY)
+    def start(self, node: str, *args: str, heavier: bool = False,
+              command: str = NAS) -> subprocess.Popen:
+        proxy = list(PROXY) if command == NAS else []  # gridsearch: the test passes its own
         if heavier:  # trials long enough to kill one in the middle
             proxy[proxy.index("--train-samples") + 1] = "512"  # of synthetic's 600
             proxy[proxy.index("--epochs") + 1] = "6"
         env = {**os.environ, "EFFICIENTNAS_NODE": node, "OMP_NUM_THREADS": "1"}
         log = open(self.cwd / f"{node}.log", "w")
-        p = subprocess.Popen([NAS, "search", *proxy, *args], cwd=self.cwd, env=env, stdout=log,
+        cmd = [NAS, "search"] if command == NAS else [command]
+        p = subprocess.Popen([*cmd, *proxy, *args], cwd=self.cwd, env=env, stdout=log,
                              stderr=subprocess.STDOUT, start_new_session=True)
         self.procs[node] = p
         return p
@@ -334,3 +336,36 @@ def test_copy_to_moves_a_journal_run(server, db, space, capsys, tmp_path, monkey
     assert len(load(db, "j").get_trials()) == 3
     line = _one_line_error(capsys, ["results", "j", "--copy-to", db])
     assert "already exists" in line
+
+
+# ----------------------------------------------------------------------------- stage 2 too
+@pytest.mark.slow
+def test_two_gridsearch_drivers_share_one_grid(server, db, drivers, tmp_path):
+    from space import ArchSpec, StageSpec, StemSpec, save_spec
+
+    base = save_spec(ArchSpec(name="tiny-b0", stem=StemSpec(8),
+                              stages=(StageSpec("mbconv", 1, 3, 1, 8, 1.0, 0.25),
+                                      StageSpec("mbconv", 2, 3, 2, 16, 3.0, 0.25)),
+                              head_channels=32, in_channels=1, num_classes=10, resolution=32),
+                     tmp_path / "tiny.json")
+    grid = str(Path(NAS).with_name("gridsearch"))
+    data = ["--dataset", "synthetic", "--train-samples", "256", "--val-samples", "40",
+            "--proxy-resolution", "16", "--batch-size", "32", "--epochs", "2", "--threads", "1"]
+    args = ["--base", str(base), "--step", "0.25", "--tolerance", "0.3", "--family", "0-1",
+            "--storage", db, "--heartbeat", "1", "--out", "g0", *data]
+    drivers.start("d0", *args, command=grid)
+    wait_study(db, "g0")
+    drivers.start("d1", "--storage", db, "--study-name", "g0", "--join", "--out", "g1",
+                  "--heartbeat", "1", command=grid)
+    rcs = drivers.wait()
+    assert rcs == {"d0": 0, "d1": 0}, {n: drivers.log(n)[-2000:] for n in rcs}
+    study = load(db, "g0")
+    from gridsearch.plan import job_key
+
+    trials = study.get_trials()
+    assert trials and all(t.state == TrialState.COMPLETE for t in trials)
+    keys = [job_key(t) for t in trials]
+    assert len(keys) == len(set(keys))  # every grid point ran once: none enqueued twice
+    for out in ("g0", "g1"):  # both drivers wrote the stage-2 outputs from the database
+        assert (tmp_path / out / "coefficients.json").is_file()
+        assert len((tmp_path / out / "grid.csv").read_text().splitlines()) == len(trials) + 1

@@ -238,7 +238,8 @@ def test_local_ray_run_matches_a_local_run_though_a_worker_is_killed(tiny_space,
     assert summary["best"] == json.loads((tmp_path / "local" / "summary.json").read_text())["best"]
     config = json.loads((tmp_path / "ray" / "config.json").read_text())
     assert config["backend"] == {"name": "ray", "address": None, "workers": 1,
-                                 "cpus_per_trial": 1.0, "gpus_per_trial": 0.0, "max_retries": 2}
+                                 "cpus_per_trial": 1.0, "gpus_per_trial": 0.0, "max_retries": 2,
+                                 "trials_per_device": 1}
     assert all(len(t.user_attrs["val_accuracy_per_epoch"]) == 2
                for t in study_trials(tmp_path / "ray"))
 
@@ -256,6 +257,7 @@ def test_local_ray_gridsearch_matches_a_local_gridsearch(tmp_path, local_ray_env
                     head_channels=32, in_channels=1, num_classes=10, resolution=32)
     base_file = save_spec(base, tmp_path / "tiny.json")
     args = ["--base", str(base_file), "--step", "0.5", "--tolerance", "0.25", "--family", "0-2",
+            "--constraint", "formula",  # the 3 points of tests/gridsearch/test_search.py
             "--dataset", "synthetic", "--train-samples", "200", "--val-samples", "60",
             "--proxy-resolution", "16", "--batch-size", "32", "--threads", "1"]
 
