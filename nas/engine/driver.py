@@ -60,12 +60,12 @@ def run_study(stage: Stage, *, out: str | Path | None = None, resume: bool = Fal
     :class:`nas.engine.study.StorageConfig` (study name, ``join``, heartbeat)."""
     backend = backend or BackendConfig()
     PRUNERS.get(stage.pruner)  # a bad name fails here, before anything is written
+    device = backend.trial_device(stage.proxy.device)  # so does a device not here
     run_dir = resume_dir(stage.name, out) if resume else new_run_dir(out)
     if not resume and (run_dir / CONFIG).exists():
         raise ValueError(f"{str(run_dir)!r} already holds a run; pass --resume to continue it "
                          f"or choose another --out")
     with open_backend(backend) as executor:
-    device = backend.trial_device(stage.proxy.device)  # so does a device not here
         if evaluate is evaluate_proxy and stage.trains():  # fail fast, on every node
             executor.check_dataset(stage.proxy)
         with run_lock(run_dir, command=STAGES.get(stage.name).command), ExitStack() as stack:
