@@ -14,6 +14,7 @@ runs it.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,7 +24,9 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.backends import BackendConfig
-from nas.engine import PRUNERS, SAMPLERS, Candidate, finished_count, run_study
+from nas.engine import (PRUNERS, SAMPLERS, Candidate, FinalistPlan, FinalistRow, Ladder,
+                        choose, finalist_table, is_finalist, parse_rungs, run_study,
+                        search_count)
 from nas.engine.recorder import stale_numbers
 from nas.evaluate import ProxyConfig, evaluate_proxy
 from results.rundir import SUMMARY, write_json, write_table
@@ -49,16 +52,23 @@ class SearchConfig:
     target_macs: int
     space: str = "mnasnet"
     trials: int | None = 60
-    timeout: float | None = 780.0
+    timeout: float | None = 600.0  # the search's; the finalists run after it (README: budget)
     sampler: str = "tpe"
     constraint: str = "soft"
     a: float | None = None
     b: float | None = None
     seed: int | None = 0
-    pruner: str = "hyperband"
+    pruner: str = "asha"
     enqueue: tuple[str, ...] = ()
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
     deploy: Deployment = field(default_factory=Deployment)
+    # The fidelity ladder: epochs after which trials are compared (None: 1, 3, 9, ... up to the
+    # proxy's epochs; the top rung is the proxy's epochs). nas.engine.fidelity.
+    rungs: tuple[int, ...] | None = None
+    # The top `finalists` distinct architectures are retrained with `finalist_seeds` seeds
+    # after the search; B0 is the best mean (0: B0 is the search's best). nas.engine.finalists.
+    finalists: int = 4
+    finalist_seeds: int = 3
 
     def __post_init__(self) -> None:
         SAMPLERS.get(self.sampler)
@@ -71,6 +81,23 @@ class SearchConfig:
                              f"pass e.g. --timeout 600")
         object.__setattr__(self, "enqueue", tuple(self.enqueue))
         self.objective()  # validates target, constraint, a, b
+        self.finalist_plan()  # validates finalists, finalist_seeds
+        if self.rungs is not None:
+            object.__setattr__(self, "rungs", parse_rungs(self.rungs))
+            if self.rungs[-1] != self.proxy.train.epochs:
+                raise ValueError(f"the top rung is the full training: --rungs "
+                                 f"{Ladder(self.rungs).to_text()} needs --epochs "
+                                 f"{self.rungs[-1]}, but got --epochs "
+                                 f"{self.proxy.train.epochs}; drop --epochs or end the rungs "
+                                 f"at it")
+
+    def ladder(self) -> Ladder:
+        if self.rungs is None:
+            return Ladder.of_epochs(self.proxy.train.epochs)
+        return Ladder(self.rungs)
+
+    def finalist_plan(self) -> FinalistPlan:
+        return FinalistPlan(self.finalists, self.finalist_seeds)
 
     def objective(self) -> Objective:
         return make_objective(self.target_macs, constraint=self.constraint, a=self.a, b=self.b)
@@ -82,6 +109,7 @@ class SearchConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["enqueue"] = list(self.enqueue)
+        d["rungs"] = None if self.rungs is None else list(self.rungs)
         return d
 
     @classmethod
@@ -92,6 +120,9 @@ class SearchConfig:
         d["proxy"] = ProxyConfig.from_dict(d["proxy"])
         d["deploy"] = Deployment.from_dict(d.get("deploy"))
         d["enqueue"] = tuple(d.get("enqueue", ()))
+        d.setdefault("finalists", 0)  # runs from before the finalists had none
+        if d.get("rungs") is not None:
+            d["rungs"] = tuple(d["rungs"])
         return cls(**d)
 
 
@@ -121,6 +152,8 @@ class Stage1:
         # nsga2's values are (accuracy, MACs): no single per-epoch reward to prune on
         self.reports_epochs = not self.multi
         self.pruner = "none" if self.multi else config.pruner
+        self.ladder = config.ladder()
+        self.finalists = config.finalist_plan()
         self.started = time.time()
 
     # ------------------------------------------------------------------ the study
@@ -155,14 +188,18 @@ class Stage1:
 
     def budget(self, study: optuna.Study) -> tuple[int | None, int | None, float | None]:
         c = self.config
-        left = None if c.trials is None else max(c.trials - finished_count(study), 0)
+        left = None if c.trials is None else max(c.trials - search_count(study), 0)
         return left, c.trials, c.timeout
 
     def log_plan(self, study: optuna.Study, run_dir: Path, n_trials: int | None) -> None:
+        f = self.finalists
         log.info("stage 1: space %s (%d distinct architectures), target %.3g MACs, sampler %s, "
-                 "%s trial(s) to run, run folder %s", self.space.name, self.space.size()[1],
-                 self.config.target_macs, self.config.sampler,
-                 "unbounded" if n_trials is None else n_trials, run_dir)
+                 "%s trial(s) to run, rungs %s (pruner %s), then %s, run folder %s",
+                 self.space.name, self.space.size()[1], self.config.target_macs,
+                 self.config.sampler, "unbounded" if n_trials is None else n_trials,
+                 self.ladder.to_text(), self.pruner,
+                 f"{f.k} finalist(s) x {f.seeds} seed(s)" if f.enabled else "no finalists",
+                 run_dir)
 
     # ------------------------------------------------------------------ one trial
     def propose(self, trial: optuna.Trial) -> Candidate:
@@ -190,7 +227,9 @@ class Stage1:
         ua = trial.user_attrs
         acc = f"{ua['accuracy']:.4f}" if "accuracy" in ua else "-"
         secs = trial.duration.total_seconds() if trial.duration else 0.0
-        return (f"trial {trial.number} {trial.state.name}: acc {acc}, "
+        what = (f"finalist of trial {ua['finalist_of']} seed {ua['finalist_seed']}"
+                if is_finalist(trial) else "trial")
+        return (f"{what} {trial.number} {trial.state.name}: acc {acc}, "
                 f"{ua.get('macs', 0) / 1e6:.1f} MMACs, {secs:.1f}s")
 
     # ------------------------------------------------------------------ outputs
@@ -222,18 +261,32 @@ class Stage1:
             "elapsed_s": time.time() - self.started, "best": None,
         }
         best = best_trial(study)
+        rows = (finalist_table(trials, seeds=self.finalists.seeds) if self.finalists.enabled
+                else [])
+        if self.finalists.enabled:
+            summary["finalists"] = finalists_summary(rows, self.finalists)
+        winner = choose(rows)
+        if winner is not None:  # B0 = the finalist with the best mean reward over its seeds
+            best = next(t for t in trials if t.number == winner.trial)
         if best is None:
             return None, summary
         spec = deployment_spec(self.space, best.params, c.deploy, "nas-b0")
         ua = best.user_attrs
+        reward, accuracy = ((winner.mean, winner.accuracy_mean) if winner is not None
+                            else (ua["reward"], ua["accuracy"]))
         provenance = {
-            "stage": 1, "target_macs": c.target_macs, "reward": ua["reward"],
-            "accuracy": ua["accuracy"], "macs": ua["macs"], "params": ua["params"],
+            "stage": 1, "target_macs": c.target_macs, "reward": reward,
+            "accuracy": accuracy, "macs": ua["macs"], "params": ua["params"],
+            "chosen_by": "finalists" if winner is not None else "search",
+            "search_reward": ua["reward"], "search_accuracy": ua["accuracy"],
             "objective": asdict(self.objective), "space": self.space.name,
             "dataset": c.proxy.dataset, "proxy": c.proxy.to_dict(),
             "seed": c.seed, "trial_seed": ua.get("seed"), "trial": best.number,
             "arch_hash": ua["arch_hash"], "params_sampled": dict(best.params),
         }
+        if self.finalists.enabled:
+            provenance["reward_std"] = None if winner is None else _finite(winner.std)
+            provenance["finalists"] = [r.to_dict() for r in rows]
         if final:
             fv = count_fvcore(spec)
             provenance["macs_fvcore"] = fv.macs
@@ -243,16 +296,49 @@ class Stage1:
         spec = spec.replace(meta=provenance)
         save_spec(spec, run_dir / BEST_FILE)
         summary["best"] = {k: provenance[k] for k in
-                           ("trial", "reward", "accuracy", "macs", "params", "arch_hash")}
+                           ("trial", "reward", "accuracy", "macs", "params", "arch_hash",
+                            "chosen_by", "search_reward")}
+        summary["macs_vs_target"] = macs_vs_target(self.objective, int(ua["macs"]))
         if "macs_fvcore" in provenance:
             summary["best"]["macs_fvcore"] = provenance["macs_fvcore"]
         return spec, summary
 
 
+def _finite(v: float) -> float | None:
+    return v if math.isfinite(v) else None
+
+
+def finalists_summary(rows: list[FinalistRow], plan: FinalistPlan) -> dict[str, Any]:
+    """summary.json's finalists block: the plan, how far it got, and one line per finalist."""
+    return {"k": plan.k, "seeds": plan.seeds, "runs_done": sum(r.done for r in rows),
+            "complete": sum(1 for r in rows if r.complete), "table": [
+                {"trial": r.trial, "search_reward": r.search_reward, "mean": _finite(r.mean),
+                 "std": _finite(r.std), "seeds_done": r.done} for r in rows]}
+
+
+def macs_vs_target(objective: Objective, macs: int) -> dict[str, Any]:
+    """Where B0's MACs land against T, and why (summary.json)."""
+    frac = macs / objective.target_macs
+    if objective.floor > 0:
+        why = (f"hard constraint: the reward is ACC for {objective.floor:g}T <= MACs <= T, "
+               f"falls as (MACs/T)^{objective.b:g} above T and in proportion to "
+               f"MACs/({objective.floor:g}T) below the floor, so B0 should land in "
+               f"[{objective.floor:g}T, T]")
+    else:
+        why = (f"reward ACC x (MACs/T)^w with w = {objective.a:g} below T: a network at "
+               f"MACs = x T scores x^{objective.a:g} times its accuracy (0.25T: "
+               f"{0.25 ** objective.a:.3f}x), so the search lands below T unless the bigger "
+               f"network's proxy accuracy is higher by more than that; on a short proxy small "
+               f"networks train as well or better, so B0 lands well below T (README)")
+    return {"macs": macs, "target_macs": objective.target_macs, "fraction": frac,
+            "why": why}
+
+
 def best_trial(study: optuna.Study) -> FrozenTrial | None:
-    """The best finished trial by reward (:func:`results.store.rank_key`), the run's B0."""
+    """The best finished search trial by reward (:func:`results.store.rank_key`): the run's
+    B0 without finalists (finalist runs are not search trials)."""
     done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if "reward" in t.user_attrs]
+            if "reward" in t.user_attrs and not is_finalist(t)]
     return max(done, key=rank_key("reward"), default=None)
 
 

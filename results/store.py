@@ -15,6 +15,10 @@ arch_hash          :meth:`space.ArchSpec.arch_hash` of the candidate
 node               host/node the trial ran on
 fail_reason        why a FAIL trial failed
 reused_from        trial whose identical architecture's result was reused, if any
+finalist           True for a finalist run (the top distinct candidates retrained with several
+                   seeds after the search, nas.engine.finalists), else False
+finalist_of        a finalist run's source trial (the search trial it retrains)
+finalist_seed      a finalist run's seed index (0 .. seeds-1)
 p_<name>           each sampled parameter (``p_s3_kernel`` ...)
 =================  ======================================================================
 
@@ -22,7 +26,8 @@ Stage 2 (compound-scaling grid search, EfficientNet Sec. 3.3) adds, after those,
 grid-point value in :data:`STAGE2_COLUMNS` (``kind`` compound/depth/width/resolution, ``alpha``,
 ``beta``, ``gamma``, ``phi``, ``product`` = alpha*beta^2*gamma^2, the scaled ``depth``/``width``/
 ``resolution`` multipliers, ``proxy_resolution``, ``macs_ratio`` measured against the base,
-``formula_ratio`` = product^phi), read from the trial's user attributes (or its params).
+``formula_ratio`` = product^phi, ``replicate`` = the seed index of ``--compare-single``'s extra
+trainings, 0 for the grid's own), read from the trial's user attributes (or its params).
 
 :func:`load_run` reads any run folder of either stage into a :class:`Run`: it finds the stage,
 opens the study storage read-only (the run's ``study.journal``, or the ``storage`` URL that
@@ -48,10 +53,11 @@ from .rundir import (CONFIG, JOURNAL, STAGES, StageLayout, open_storage, read_co
 log = logging.getLogger(__name__)
 
 COLUMNS = ["number", "state", "reward", "accuracy", "macs", "params", "duration_s", "arch_hash",
-           "node", "fail_reason", "reused_from", "datetime_start", "datetime_complete"]
+           "node", "fail_reason", "reused_from", "finalist", "finalist_of", "finalist_seed",
+           "datetime_start", "datetime_complete"]
 
 STAGE2_COLUMNS = ["kind", "alpha", "beta", "gamma", "phi", "product", "depth", "width",
-                  "resolution", "proxy_resolution", "macs_ratio", "formula_ratio"]
+                  "resolution", "proxy_resolution", "macs_ratio", "formula_ratio", "replicate"]
 
 
 # The fail_reason of a trial stopped by Ctrl-C or a dead driver (it is run again on --resume).
@@ -84,6 +90,9 @@ def trial_rows(trials: Iterable[Any], *, extra: Sequence[str] = (),
             "fail_reason": ua.get("fail_reason",
                                   INTERRUPTED if t.number in stale else None),
             "reused_from": ua.get("reused_from"),
+            "finalist": bool(ua.get("finalist", False)),
+            "finalist_of": ua.get("finalist_of"),
+            "finalist_seed": ua.get("finalist_seed"),
             "datetime_start": t.datetime_start.isoformat() if t.datetime_start else None,
             "datetime_complete": t.datetime_complete.isoformat() if t.datetime_complete else None,
         }
@@ -104,7 +113,8 @@ GRID_COLUMNS = ["number", "state", "kind", "alpha", "beta", "gamma", "phi", "pro
 # Per stage: the columns after COLUMNS, and the leading column order of its table.
 EXTRA_COLUMNS: dict[int, tuple[str, ...]] = {1: (), 2: tuple(STAGE2_COLUMNS)}
 LEADING_COLUMNS: dict[int, list[str]] = {1: COLUMNS, 2: GRID_COLUMNS}
-_INTEGER_COLUMNS = ("macs", "params", "reused_from", "resolution", "proxy_resolution")
+_INTEGER_COLUMNS = ("macs", "params", "reused_from", "finalist_of", "finalist_seed", "resolution",
+                    "proxy_resolution")
 
 
 def trials_frame(trials: Iterable[Any], *, stage: int = 1, interrupted: Iterable[int] = ()):

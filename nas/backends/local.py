@@ -32,10 +32,11 @@ class LocalExecutor:
 
     def optimize(self, study: optuna.Study, runner: TrialRunner, *, n_trials: int | None,
                  timeout: float | None, after_trial: Callable[[Any], None],
-                 run_dir: Any = None) -> bool:
+                 run_dir: Any = None, prune: bool = True) -> bool:
         """Run up to ``n_trials`` trials, starting none after ``timeout`` seconds; True when
         interrupted (Ctrl-C). An interrupted trial is recorded as such, so ``--resume`` runs
-        it again."""
+        it again. (``prune``: the runner itself never prunes a finalist, so it is not
+        needed here.)"""
         if self.config.trials_per_device > 1:
             from .pool import optimize_parallel
 

@@ -12,9 +12,10 @@ the study as COMPLETE, PRUNED or FAIL, so the run folder is written by the same 
 run's. Stage 2's enqueued grid points go the same way, without early stopping.
 
 One Optuna trial is one Tune trial. Multi-fidelity: the pruner's row in
-:data:`nas.engine.PRUNERS` names its Tune scheduler (``hyperband``: ASHA on the per-epoch reward,
-``median`` the median stopping rule, ``none`` FIFO); a trial the scheduler stops is told
-PRUNED. A trial whose worker dies (process killed, node lost) is started again by Tune, up to ``--max-retries`` times, with the same parameters and seed; the Optuna trial
+:data:`nas.engine.PRUNERS` names its Tune scheduler, built from the stage's ladder (``asha``:
+the engine's own rung rule, :func:`nas.engine.fidelity.rung_scheduler`, against the study's rung
+values; ``hyperband``: Tune's ASHA; ``median`` the median stopping rule, ``none`` FIFO); a trial
+the scheduler stops is told PRUNED. The finalists' phase runs FIFO. A trial whose worker dies (process killed, node lost) is started again by Tune, up to ``--max-retries`` times, with the same parameters and seed; the Optuna trial
 records ``retries`` and ``retry_errors``, and a trial that runs out of retries is FAIL with the
 reason. An exception inside training (a NaN loss, out of memory) is not retried: it is recorded as
 FAIL, as in a local run. A repeated architecture reuses the earlier result without a Tune trial.
@@ -40,6 +41,7 @@ from ray import tune
 from ray.tune.search import Searcher
 
 from nas.engine.recorder import INTERRUPTED, failure, node_name, record
+from nas.engine.fidelity import FINALIST, ladder_of
 from nas.engine.registries import PRUNERS
 from nas.engine.trial import Candidate, Outcome, TrialRunner, tell
 from space import ArchSpec
@@ -173,15 +175,16 @@ class RayExecutor:
 
     def optimize(self, study: optuna.Study, runner: TrialRunner, *, n_trials: int | None,
                  timeout: float | None, after_trial: Callable[[Any], None],
-                 run_dir: Path | None = None) -> bool:
+                 run_dir: Path | None = None, prune: bool = True) -> bool:
         """Run the study's trials (stage 1's or stage 2's) as Tune trials; True when
-        interrupted before the budget ran out."""
+        interrupted before the budget ran out. ``prune=False`` (the finalists' phase) runs
+        every trial to the top rung (FIFO)."""
         c = self.config
         stage = runner.stage
         searcher = StudySearcher(study, runner, n_trials=n_trials, timeout=timeout,
                                  after_trial=after_trial, max_retries=c.max_retries)
         self.searcher = searcher
-        scheduler = PRUNERS.get(stage.pruner).ray(stage.proxy.train.epochs)
+        scheduler = PRUNERS.get(stage.pruner if prune else "none").ray(ladder_of(stage), study)
         trainable = tune.with_resources(
             tune.with_parameters(train_trial, evaluate=runner.evaluate,
                                  objective=stage.objective),
@@ -337,7 +340,7 @@ class StudySearcher(Searcher):
                 continue
             self.live[trial_id] = _Live(trial=trial, candidate=got)
             return {"number": trial.number, "spec": got.spec.to_dict(), "macs": got.macs,
-                    "seed": got.seed, "proxy": got.proxy.to_dict()}
+                    "seed": got.seed, "proxy": got.proxy.to_dict(), FINALIST: got.finalist}
         self.finished = True
         return Searcher.FINISHED
 

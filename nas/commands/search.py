@@ -27,6 +27,18 @@ def _timeout(v: Any) -> float | None:
     return None if v == 0 else v
 
 
+def _rungs(v: Any) -> tuple[int, ...]:
+    from nas.engine import parse_rungs
+
+    return parse_rungs(v)
+
+
+def _rungs_set_epochs(given: dict[str, Any]) -> None:
+    """``--rungs 1,3,9`` alone trains 9 epochs: the top rung is the training's length."""
+    if "rungs" in given and "epochs" not in given:
+        given["epochs"] = _rungs(given["rungs"])[-1]
+
+
 # flag -> where it lands in SearchConfig; trials and timeout may change on --resume
 FLAGS: tuple[Flag, ...] = (
     Flag("target_flops", "target_macs", _macs, option="--target-flops"),
@@ -34,8 +46,10 @@ FLAGS: tuple[Flag, ...] = (
     Flag("a", "a", option="--w-a"), Flag("b", "b", option="--w-b"),
     Flag("pruner", "pruner"), Flag("enqueue", "enqueue", _enqueue),
     Flag("deploy_resolution", "deploy.resolution"),
+    Flag("finalists", "finalists"), Flag("finalist_seeds", "finalist_seeds"),
     Flag("trials", "trials", on_resume=True), Flag("timeout", "timeout", _timeout, on_resume=True),
     *PROXY_FLAGS,
+    Flag("rungs", "rungs", _rungs),  # after --epochs: the top rung must equal it
 )
 
 
@@ -60,6 +74,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sampler", default=S, choices=SAMPLERS.names(), help="; ".join(
         f"{n}: {SAMPLERS.get(n).help}" for n in SAMPLERS) + f" (default {d('sampler')})")
     p.add_argument("--constraint", default=S, choices=CONSTRAINTS.names(), help=", ".join(
+        f"{n} (a={CONSTRAINTS.get(n)[0]:g}, b={CONSTRAINTS.get(n)[1]:g}, reward falls below "
+        f"{CONSTRAINTS.get(n)[2]:g}T)" if CONSTRAINTS.get(n)[2] else
         f"{n} (a={CONSTRAINTS.get(n)[0]:g}, b={CONSTRAINTS.get(n)[1]:g})" for n in CONSTRAINTS)
         + f" (default {d('constraint')})")
     p.add_argument("--w-a", dest="a", type=float, default=S, help="exponent a when MACs <= T")
@@ -70,6 +86,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "evaluate first (members of the space only), e.g. efficientnet-b0,mnasnet-a1")
     p.add_argument("--deploy-resolution", type=int, default=S, help=f"resolution MACs are "
                    f"counted at (default {default_of(Deployment, 'resolution')})")
+    p.add_argument("--rungs", default=S, help="the fidelity ladder: epochs after which trials "
+                   "are compared and the worst stopped, e.g. 1,3,9 (the last is the training "
+                   "length and sets --epochs; default 1,3,9,... up to --epochs; read by "
+                   "--pruner asha, hyperband and median)")
+    p.add_argument("--finalists", type=int, default=S, help=f"after the search, retrain the "
+                   f"top K distinct architectures with --finalist-seeds seeds; B0 is the best "
+                   f"mean reward (default {d('finalists')}; 0 = B0 is the search's best)")
+    p.add_argument("--finalist-seeds", type=int, default=S,
+                   help=f"seeds per finalist (default {d('finalist_seeds')})")
     add_proxy_arguments(p, ProxyConfig(), command="nas search", seed=d("seed"))
     add_backend_arguments(p)
 
@@ -87,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     from nas.search import SearchConfig, run_search
 
     r = request_from_args(args, stage="1", flags=FLAGS, from_dict=SearchConfig.from_dict,
-                          fresh=_fresh)
+                          fresh=_fresh, check=_rungs_set_epochs)
     result = run_search(r.config, out=r.out, resume=r.resume, storage=r.storage,
                         backend=r.backend)
     _report(result)

@@ -3,9 +3,12 @@
 It opens (or, on ``--resume``, reopens) the run folder and holds its lock, writes
 ``config.json``, opens the Optuna study, lets the stage enqueue what it must, and runs the
 trials on a backend (:mod:`nas.backends`): ask, propose, train, tell, until the stage's budget
-or the timeout is spent or Ctrl-C. After every trial the stage writes its outputs (so an
-interrupted run loses nothing finished) and the progress bar and log advance; at the end the
-stage writes its final outputs and the dashboard is drawn from the run folder.
+or the timeout is spent or Ctrl-C. The pruner is built from the stage's fidelity ladder
+(:mod:`.fidelity`). When the stage plans finalists (:mod:`.finalists`), a second phase then
+enqueues them in the same study and runs them, unpruned and without the timeout.
+After every trial the stage writes its outputs (so an interrupted run loses nothing finished)
+and the progress bar and log advance; at the end the stage writes its final outputs and the
+dashboard is drawn from the run folder.
 """
 from __future__ import annotations
 
@@ -23,6 +26,8 @@ from results.rundir import (CONFIG, STAGES, latest_run_dir, new_run_dir, read_co
                             stage_of, write_config)
 
 from .recorder import finished_count
+from .fidelity import ladder_of
+from .finalists import begun, enqueue_finalists, plan_of, waiting_finalists
 from .registries import PRUNERS
 from .study import StorageConfig, StudySession, open_session, resolve_storage
 from .trial import Stage, TrialRunner
@@ -75,7 +80,7 @@ def run_study(stage: Stage, *, out: str | Path | None = None, resume: bool = Fal
             session = stack.enter_context(open_session(
                 run_dir=run_dir, storage=where, stage=stage.name, directions=stage.directions,
                 sampler=stage.make_sampler(),
-                pruner=PRUNERS.get(stage.pruner).local(stage.proxy.train.epochs), resume=resume))
+                pruner=PRUNERS.get(stage.pruner).local(ladder_of(stage)), resume=resume))
             study = session.study
             write_config(run_dir, stage.name, {**stage.config_dict(), "storage": where.url,
                                                "study_name": where.study_name,
@@ -87,11 +92,19 @@ def run_study(stage: Stage, *, out: str | Path | None = None, resume: bool = Fal
             with session.mutex():  # two drivers of one study never enqueue the same points
                 stage.prepare_study(study, resume=not session.created)
             n_trials, total, timeout = stage.budget(study)
+            if begun(study) and n_trials != 0:  # the finalists were enqueued: search over
+                log.warning("the finalists have begun, so the search is closed: no more "
+                            "%ss are sampled (start a new run for a longer search)",
+                            stage.label)
+                n_trials = 0
             session.total = total
             stage.log_plan(study, run_dir, n_trials)
             interrupted = _drive(stage, study, run_dir, executor=executor, evaluate=evaluate,
                                  n_trials=n_trials, total=total, timeout=timeout,
                                  session=session)
+            if not interrupted and plan_of(stage).enabled:
+                interrupted = _finalists(stage, study, run_dir, executor=executor,
+                                         evaluate=evaluate, session=session)
             if interrupted:
                 log.warning("interrupted: finished %ss are kept; continue with %s --resume "
                             "--out %s", stage.label, STAGES.get(stage.name).command, run_dir)
@@ -103,22 +116,43 @@ def run_study(stage: Stage, *, out: str | Path | None = None, resume: bool = Fal
     return StudyRun(run_dir=run_dir, study=study, interrupted=interrupted, backend=report)
 
 
+def _finalists(stage: Stage, study: optuna.Study, run_dir: Path, *, executor: Any,
+               evaluate: Callable[..., Any], session: StudySession) -> bool:
+    """The finalists' phase (:mod:`.finalists`): enqueue the finalist runs still missing and
+    run every enqueued one, unpruned; True when interrupted."""
+    plan = plan_of(stage)
+    with session.mutex():  # two drivers of one study never enqueue the same runs
+        added = enqueue_finalists(study, plan)
+    todo = waiting_finalists(study)
+    if todo == 0:
+        return False
+    log.info("finalists: %d run(s) to train (%d enqueued now): the top %d distinct %ss x %d "
+             "seed(s), at the top rung", todo, added, plan.k, stage.label, plan.seeds)
+    session.total = None  # the phase runs what is enqueued (TrialRunner.enqueued_only)
+    return _drive(stage, study, run_dir, executor=executor, evaluate=evaluate, n_trials=todo,
+                  total=todo, timeout=None, session=session, finalists=True,
+                  description=f"stage {stage.name} finalists")
+
+
 def _drive(stage: Stage, study: optuna.Study, run_dir: Path, *, executor: Any,
            evaluate: Callable[..., Any], n_trials: int | None, total: int | None,
-           timeout: float | None, session: StudySession | None = None) -> bool:
-    runner = TrialRunner(stage, evaluate, session=session)
-    with progress(total, f"stage {stage.name}") as bar:
+           timeout: float | None, session: StudySession | None = None,
+           finalists: bool = False, description: str | None = None) -> bool:
+    runner = TrialRunner(stage, evaluate, session=session, enqueued_only=finalists)
+    done0 = finished_count(study) if finalists else 0
+    with progress(total, description or f"stage {stage.name}") as bar:
         def after_trial(trial: optuna.trial.FrozenTrial) -> None:
             stage.write_outputs(study, run_dir, final=False)
             text = stage.progress_text(study)
-            bar.advance(finished_count(study), text)
+            bar.advance(finished_count(study) - done0, text)
             log.info("%s%s", stage.describe(trial), f" ({text})" if text else "")
 
-        bar.advance(finished_count(study), stage.progress_text(study))
+        bar.advance(finished_count(study) - done0, stage.progress_text(study))
         if n_trials == 0:
             return False
         return executor.optimize(study, runner, n_trials=n_trials, timeout=timeout,
-                                 after_trial=after_trial, run_dir=run_dir)
+                                 after_trial=after_trial, run_dir=run_dir,
+                                 prune=not finalists)
 
 
 def _write_dashboard(run_dir: Path) -> None:

@@ -1,9 +1,10 @@
 """The engine's tables: samplers, and pruners with their Ray Tune twin.
 
 One table per choice, shared by both stages and both backends. A pruner row holds the local
-Optuna pruner and the Ray Tune scheduler that does the same job, so a name is either known to
-both or to neither (and is checked before a study exists). Optuna and Ray are imported inside the
-factories: the tables themselves are cheap to import (``--help`` lists their names).
+Optuna pruner and the Ray Tune scheduler that does the same job, both built from the stage's
+fidelity ladder (:mod:`.fidelity`), so a name is either known to both or to neither
+(and is checked before a study exists). Optuna and Ray are imported inside the factories:
+the tables themselves are cheap to import (``--help`` lists their names).
 """
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from space.registry import Registry
+
+from .fidelity import Ladder
 
 __all__ = ["SamplerInfo", "PrunerInfo", "SAMPLERS", "PRUNERS"]
 
@@ -56,56 +59,74 @@ SAMPLERS.add("evolution", SamplerInfo(_evolution, False, "regularized evolution"
 
 @dataclass(frozen=True)
 class PrunerInfo:
-    """Early stopping on the per-epoch reward: ``local(epochs)`` is the Optuna pruner of a
-    local run, ``ray(epochs)`` the Ray Tune scheduler of a ``--backend ray`` run."""
+    """Early stopping on the per-epoch reward over the stage's fidelity ladder
+    (:class:`nas.engine.fidelity.Ladder`): ``local(ladder)`` is the Optuna pruner of a local
+    run, ``ray(ladder, study)`` the Ray Tune scheduler of a ``--backend ray`` run."""
 
-    local: Callable[[int], Any]
-    ray: Callable[[int], Any]
+    local: Callable[[Ladder], Any]
+    ray: Callable[[Ladder, Any], Any]
     help: str
 
 
-def _hyperband_local(epochs: int) -> Any:
+def _asha_local(ladder: Ladder) -> Any:
+    from .fidelity import rung_pruner
+
+    return rung_pruner(ladder)
+
+
+def _asha_ray(ladder: Ladder, study: Any) -> Any:
+    from .fidelity import rung_scheduler
+
+    return rung_scheduler(ladder, study)
+
+
+def _hyperband_local(ladder: Ladder) -> Any:
     import optuna
 
-    return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(epochs, 1),
-                                          reduction_factor=3)
+    return optuna.pruners.HyperbandPruner(min_resource=ladder.rungs[0],
+                                          max_resource=ladder.top,
+                                          reduction_factor=ladder.reduction_factor)
 
 
-def _hyperband_ray(epochs: int) -> Any:
-    # Async successive halving, the Tune counterpart of Hyperband (same reduction factor 3,
-    # first rung after one epoch).
+def _hyperband_ray(ladder: Ladder, study: Any) -> Any:
+    # Async successive halving, the Tune counterpart of Hyperband (same reduction factor,
+    # first rung after the ladder's first).
     from ray.tune.schedulers import ASHAScheduler
 
-    return ASHAScheduler(time_attr="epoch", max_t=max(epochs, 1), grace_period=1,
-                         reduction_factor=3)
+    return ASHAScheduler(time_attr="epoch", max_t=ladder.top, grace_period=ladder.rungs[0],
+                         reduction_factor=ladder.reduction_factor)
 
 
-def _median_local(epochs: int) -> Any:
+def _median_local(ladder: Ladder) -> Any:
     import optuna
 
-    return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+    return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=ladder.rungs[0])
 
 
-def _median_ray(epochs: int) -> Any:
+def _median_ray(ladder: Ladder, study: Any) -> Any:
     from ray.tune.schedulers import MedianStoppingRule
 
-    return MedianStoppingRule(time_attr="epoch", grace_period=1, min_samples_required=5)
+    return MedianStoppingRule(time_attr="epoch", grace_period=ladder.rungs[0],
+                              min_samples_required=5)
 
 
-def _none_local(epochs: int) -> Any:
+def _none_local(ladder: Ladder) -> Any:
     import optuna
 
     return optuna.pruners.NopPruner()
 
 
-def _none_ray(epochs: int) -> Any:
+def _none_ray(ladder: Ladder, study: Any) -> Any:
     from ray.tune.schedulers import FIFOScheduler
 
     return FIFOScheduler()
 
 
 PRUNERS: Registry[PrunerInfo] = Registry("pruner")
+PRUNERS.add("asha", PrunerInfo(_asha_local, _asha_ray, "successive halving on the --rungs "
+                               "ladder, the same rule locally and on Ray"))
 PRUNERS.add("hyperband", PrunerInfo(_hyperband_local, _hyperband_ray,
-                                    "successive halving (ASHA on Ray)"))
+                                    "Optuna's Hyperband brackets over the ladder's first and "
+                                    "top rung (ASHA on Ray)"))
 PRUNERS.add("median", PrunerInfo(_median_local, _median_ray, "median stopping rule"))
 PRUNERS.add("none", PrunerInfo(_none_local, _none_ray, "every trial trains fully"))

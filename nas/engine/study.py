@@ -144,6 +144,21 @@ class StudySession:
                     return None
             time.sleep(POLL_S)
 
+    def ask_enqueued(self, study: optuna.Study) -> optuna.Trial | None:
+        """The next enqueued (WAITING) trial, or None when there is none: the finalists'
+        phase runs only what was enqueued, never a newly sampled trial."""
+        with self.mutex():
+            if self.shared:
+                self.reap()
+            if not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+                return None
+            with _quiet():
+                trial = study.ask()
+            self.mine.add(trial.number)
+            if self.heartbeat is not None:
+                self.heartbeat.add(trial.number)
+            return trial
+
     def trial(self, number: int) -> FrozenTrial:
         return self.storage.get_trial(
             self.storage.get_trial_id_from_study_id_trial_number(self.study_id, number))
@@ -395,6 +410,7 @@ def requeue_interrupted(study: optuna.Study, *, running: bool = True) -> int:
 
 def _carried(t: Any) -> dict[str, Any]:
     """User attributes an enqueued trial was created with that its retry needs again
-    (stage 2's point coordinates, an --enqueue name)."""
-    keep = ("kind", "alpha", "beta", "gamma", "product", "enqueued")
+    (stage 2's point coordinates, an --enqueue name, a finalist's source and seed index)."""
+    keep = ("kind", "alpha", "beta", "gamma", "product", "replicate", "enqueued", "finalist",
+            "finalist_of", "finalist_seed")
     return {k: t.user_attrs[k] for k in keep if k in t.user_attrs}

@@ -24,6 +24,7 @@ from nas.evaluate import ProxyConfig, trial_seed
 from space import ArchSpec
 from space.objective import Objective
 
+from .finalists import FINALIST, FINALIST_SEED, finalist_key
 from .recorder import (failure, node_name, record, record_curve, record_failure, record_pruned,
                        reuse_key)
 
@@ -43,6 +44,7 @@ class Candidate:
     key: str
     proxy: ProxyConfig
     seed: int | None = None
+    finalist: bool = False  # a finalist run: trains to the top rung, never raced or pruned
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,12 @@ class Stage(Protocol):
     def describe(self, trial: FrozenTrial) -> str:
         """One log line for a finished trial."""
 
+    # Optional (read with getattr by the engine, so a stage may leave them out):
+    #   ladder: nas.engine.fidelity.Ladder -- the rungs the pruner compares at (default: the
+    #       ladder of proxy.train.epochs, nas.engine.fidelity.ladder_of)
+    #   finalists: nas.engine.finalists.FinalistPlan -- top-k distinct candidates retrained
+    #       with s seeds after the search (default: none, nas.engine.finalists.plan_of)
+
 
 class _Stop(Exception):
     """Raised inside training when the pruner stops the trial."""
@@ -114,14 +122,22 @@ class _Stop(Exception):
 
 class TrialRunner:
     def __init__(self, stage: Stage, evaluate: Callable[..., Any], *,
-                 session: Any = None) -> None:
+                 session: Any = None, enqueued_only: bool = False) -> None:
         self.stage = stage
         self.evaluate = evaluate
         self.session = session  # nas.engine.study.StudySession: budget gate, key claims
+        self.enqueued_only = enqueued_only  # the finalists' phase: only enqueued trials run
 
     def ask(self, study: optuna.Study) -> optuna.Trial | None:
         """The next trial, or None when the study's budget is spent (a shared study: the
-        other drivers' trials count too)."""
+        other drivers' trials count too); with ``enqueued_only``, None when no enqueued
+        trial waits."""
+        if self.enqueued_only:
+            if self.session is not None:
+                return self.session.ask_enqueued(study)
+            if not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+                return None
+            return study.ask()
         return study.ask() if self.session is None else self.session.ask(study)
 
     def begin(self, trial: optuna.Trial) -> Candidate | Outcome:
@@ -134,6 +150,9 @@ class TrialRunner:
         except Exception as e:  # recorded, and the study goes on
             log.warning("%s %d failed: %s", self.stage.label, trial.number, failure(e))
             return Outcome.failed(e)
+        if trial.user_attrs.get(FINALIST):  # a fresh seed per finalist run, from its own key
+            cand = replace(cand, key=finalist_key(cand.key, int(trial.user_attrs[FINALIST_SEED])),
+                           finalist=True)
         record(trial, train_key=cand.key, node=node_name())
         earlier = (_same_training(trial.study, cand.key) if self.session is None
                    else self.session.reuse(trial, cand.key))  # claimed in the study's storage
@@ -154,7 +173,7 @@ class TrialRunner:
         """After an epoch (its accuracy appended to ``curve``): the curve, and the reward as
         the intermediate value a pruner reads."""
         record_curve(trial, curve)
-        if self.stage.reports_epochs:
+        if self.stage.reports_epochs and not cand.finalist:
             trial.report(self.stage.objective.reward(curve[-1], cand.macs), len(curve))
 
     def complete(self, trial: optuna.Trial, cand: Candidate, accuracy: float,
@@ -175,11 +194,12 @@ class TrialRunner:
             return got
         curve: list[float] = []
         epochs = got.proxy.train.epochs
+        races = self.stage.reports_epochs and not got.finalist
 
         def on_epoch(res: Any) -> None:
             curve.append(float(res.val_accuracy))
             self.record_epoch(trial, got, curve)
-            if self.stage.reports_epochs and res.epoch < epochs and trial.should_prune():
+            if races and res.epoch < epochs and trial.should_prune():
                 raise _Stop
 
         try:

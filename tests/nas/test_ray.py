@@ -51,7 +51,7 @@ def search_args(space: Path, out: Path, *, trials: int = 4, epochs: int = 2,
             "--dataset", dataset, "--train-samples", str(train_samples), "--val-samples",
             "60", "--proxy-resolution", str(resolution), "--epochs", str(epochs),
             "--deploy-resolution", "32", "--threads", "1", "--sampler", "random", "--pruner",
-            "none", "--out", str(out)]
+            "none", "--finalists", "0", "--out", str(out)]
 
 
 def nas(*args: str, env: dict[str, str], timeout: float = 240) -> subprocess.CompletedProcess:

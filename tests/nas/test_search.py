@@ -43,7 +43,8 @@ def config(space, **kw):
     proxy = ProxyConfig(dataset="synthetic", resolution=16, train_samples=120, val_samples=60,
                         train=TrainConfig(epochs=2, batch_size=32, lr=0.05, threads=1))
     base = dict(target_macs=2_000_000, space=space, trials=4, timeout=None, sampler="tpe",
-                seed=0, proxy=proxy, deploy=Deployment(resolution=32), pruner="none")
+                seed=0, proxy=proxy, deploy=Deployment(resolution=32), pruner="none",
+                finalists=0)  # the finalists have their own tests (test_finalists.py)
     base.update(kw)
     return SearchConfig(**base)
 
@@ -266,7 +267,7 @@ def test_cli_tiny_search_and_resume_conflict(tiny_space, tmp_path):
     args = ["search", "--target-flops", "2M", "--space", tiny_space, "--trials", "2",
             "--dataset", "synthetic", "--train-samples", "100", "--val-samples", "50",
             "--proxy-resolution", "16", "--epochs", "1", "--deploy-resolution", "32",
-            "--lr", "0.03", "--warmup-epochs", "0.5", "--out", str(out)]
+            "--lr", "0.03", "--warmup-epochs", "0.5", "--finalists", "0", "--out", str(out)]
     r = _cli(*args, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "best: trial" in r.stdout

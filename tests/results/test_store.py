@@ -46,7 +46,7 @@ def real_stage1(tmp_path_factory):
                         train=TrainConfig(epochs=1, threads=1))
     cfg = SearchConfig(target_macs=2_000_000, space=str(space), trials=5, timeout=None,
                        sampler="random", proxy=proxy, deploy=Deployment(resolution=32),
-                       pruner="none")
+                       pruner="none", finalists=0)
     run_search(cfg, out=root / "run", evaluate=fake_evaluate)
     return root / "run"
 
