@@ -4,6 +4,15 @@
 # result, the stage-1 proxy evaluator on the GPU, and B0 training throughput against
 # torchvision's and timm's efficientnet_b0 under one torch.
 #
+# Issue 16 (trials at GPU speed), about 8 minutes on an H200, each part under its own timeout:
+#   levers  proxy B0 at 32 px, images/s with each speed lever against eager on the same GPU
+#           (benchmarks/bench_proxy_levers.py; levers.md, levers.json)
+#   search  the bare `nas search --target-flops 400M --device cuda` (default budget, ladder
+#           and finalists included): wall time (search.txt, the run folder search/)
+#   tpd     --trials-per-device 1, 2, 4: wall time of the same 8 one-epoch trials (tpd.txt)
+#   gputests  the tests marked gpu (pytest -m gpu; gputests.txt)
+#
+#   PARTS="levers search tpd gputests" benchmarks/gpu_check.sh DATA_DIR "$OUT" [PYTHON]
 #   [PARTS="train proxy throughput"] benchmarks/gpu_check.sh DATA_DIR OUT_DIR [PYTHON]
 #
 # DATA_DIR holds Fashion-MNIST's four IDX .gz files. PYTHON (default python3) needs torch and
@@ -71,6 +80,47 @@ for _ in range(2):  # the first call includes CUDA start-up
                        device="cuda")
     print(f"cuda: acc {r.accuracy:.4f}  {r.seconds:.1f}s  {r.images_per_sec:.0f} img/s")
 EOF
+fi
+
+if want levers; then
+    step "issue 16: proxy B0 at 32 px, each speed lever vs eager (same GPU, same run)"
+    timeout 270 "$PY" -m benchmarks.bench_proxy_levers --device cuda --data-dir "$DATA" \
+        --train-samples 16384 --epochs 2 --rounds 2 --json "$OUT/levers.json" \
+        --variants eager,channels_last,bf16,b256,b1024,best-eager,compile,cudagraphs,best \
+        | tee "$OUT/levers.md"
+    echo "rc=${PIPESTATUS[0]}"
+fi
+
+if want search; then
+    step "issue 16: bare nas search --target-flops 400M --device cuda, wall time"
+    start=$(date +%s.%N)
+    timeout 200 "${NAS[@]}" search --target-flops 400M --device cuda --data-dir "$DATA" \
+        --out "$OUT/search" > "$OUT/search.log" 2>&1
+    rc=$?
+    end=$(date +%s.%N)
+    echo "rc=$rc wall_s=$("$PY" -c "print(round($end - $start, 1))")" | tee "$OUT/search.txt"
+    tail -5 "$OUT/search.log" | tee -a "$OUT/search.txt"
+    cp "$OUT/search/summary.json" "$OUT/search_summary.json" 2>/dev/null
+fi
+
+if want tpd; then
+    step "issue 16: --trials-per-device 1, 2, 4 (8 one-epoch trials, no pruning, no finalists)"
+    for n in 1 2 4; do
+        start=$(date +%s.%N)
+        timeout 100 "${NAS[@]}" search --target-flops 400M --device cuda --data-dir "$DATA" \
+            --trials 8 --epochs 1 --pruner none --finalists 0 --trials-per-device "$n" \
+            --out "$OUT/tpd$n" > "$OUT/tpd$n.log" 2>&1
+        rc=$?
+        end=$(date +%s.%N)
+        wall=$("$PY" -c "print(round($end - $start, 1))")
+        echo "trials_per_device=$n rc=$rc wall_s=$wall" | tee -a "$OUT/tpd.txt"
+    done
+fi
+
+if want gputests; then
+    step "issue 16: the tests marked gpu"
+    timeout 120 "$PY" -m pytest -q -p no:cacheprovider -m gpu tests/nas/test_device.py \
+        2>&1 | tail -5 | tee "$OUT/gputests.txt"
 fi
 
 if want throughput; then

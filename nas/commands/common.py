@@ -138,8 +138,10 @@ def add_proxy_arguments(p: argparse.ArgumentParser, base: Any, *, command: str,
     g.add_argument("--proxy-resolution", type=int, default=S,
                    help=f"input size the proxy task trains at (default {base.resolution})")
     g.add_argument("--batch-size", type=int, default=S,
-                   help=f"training batch size (default {t.batch_size})")
-    g.add_argument("--lr", type=float, default=S, help=f"peak learning rate (default {t.lr:g})")
+                   help=f"training batch size (default {t.batch_size}); without --lr the "
+                   f"learning rate scales linearly with it")
+    g.add_argument("--lr", type=float, default=S, help=f"peak learning rate (default {t.lr:g} "
+                   f"at batch {t.batch_size})")
     g.add_argument("--warmup-epochs", type=float, default=S, help=f"linear warm-up from 0 to "
                    f"--lr over this many epochs (default {t.warmup_epochs:g})")
     g.add_argument("--optimizer", default=S, choices=OPTIMIZERS.names(),
@@ -282,8 +284,20 @@ def request_from_args(args: argparse.Namespace, *, stage: str, flags: Sequence[F
         out = str(run_dir)
     else:
         backend = backend_from_args(given)
-        config = apply_flags(fresh(given), given, flags)
+        base = fresh(given)
+        config = _scale_lr(apply_flags(base, given, flags), base.proxy.train, given)
     return RunRequest(config=config, out=out, resume=resume, storage=storage, backend=backend)
+
+
+def _scale_lr(config: Any, base: Any, given: Mapping[str, Any]) -> Any:
+    """``--batch-size B`` without ``--lr``: the default learning rate, set for the default
+    batch, scaled linearly to B (Goyal et al.; :func:`nas.train.recipes.scaled_lr`)."""
+    from nas.train.recipes import scaled_lr
+
+    if "batch_size" not in given or "lr" in given:
+        return config
+    lr = scaled_lr(base.lr, batch_size=config.proxy.train.batch_size, base_batch=base.batch_size)
+    return set_path(config, "proxy.train.lr", lr)
 
 
 def exit_code(*, interrupted: bool, found: bool) -> int:

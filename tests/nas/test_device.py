@@ -321,3 +321,19 @@ def test_gpu_proxy_trial_trains(precision: str) -> None:
     r = evaluate_proxy(TINY, proxy, seed=0)
     assert 0.0 <= r.accuracy <= 1.0 and r.images_per_sec > 0
     assert next(iter(load_dataset("synthetic").train_images.shape)) == 600
+
+
+@pytest.mark.parametrize("extra, lr", [(["--batch-size", "128"], 0.04),
+                                       (["--batch-size", "128", "--lr", "0.01"], 0.01),
+                                       ([], 0.02)])
+def test_batch_size_scales_the_default_lr(tmp_path: Path, extra: list[str], lr: float) -> None:
+    """The proxy's lr 0.02 is for 64 images a step; --batch-size 128 alone makes it 0.04."""
+    space = tmp_path / "tiny.yaml"
+    space.write_text(TINY_SPACE)
+    out = tmp_path / "run"
+    i = SEARCH.index("--batch-size")
+    argv = SEARCH[:i] + SEARCH[i + 2:]
+    assert nas_main([*argv, "--space", str(space), "--trials", "1", *extra, "--out",
+                     str(out)]) == 0
+    train = json.loads((out / "config.json").read_text())["proxy"]["train"]
+    assert train["lr"] == pytest.approx(lr)
