@@ -31,8 +31,8 @@ from space.spec import ArchSpec
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RUNTIMES", "Timing", "cpu_model", "device_info", "entry_module", "time_runner",
-           "build_table", "bench_spec", "bench_specs", "default_cache_path"]
+__all__ = ["RUNTIMES", "STATISTICS", "Timing", "cpu_model", "device_info", "entry_module", "time_runner",
+           "build_table", "bench_spec", "bench_specs", "default_cache_path", "table_for"]
 
 
 # ----------------------------------------------------------------------------- the device
@@ -106,6 +106,14 @@ def _ort_runner(module: nn.Module, x: torch.Tensor, threads: int) -> Runner:
         session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     feed = {session.get_inputs()[0].name: x.numpy()}
     return lambda: session.run(None, feed)
+
+
+# How one measurement's repeats become its value. The median is the default (the issue's
+# "median of repeats"); the minimum is for a machine shared with other work, where load only
+# ever adds time, so the fastest run is the least-disturbed one.
+STATISTICS: Registry[Callable[[Sequence[float]], float]] = Registry("timing statistic")
+STATISTICS.add("median", statistics.median)
+STATISTICS.add("min", min)
 
 
 @dataclass(frozen=True)
@@ -202,11 +210,13 @@ def entry_module(key: LatencyKey) -> nn.Module:
 
 def build_table(space, *, resolution: int, threads: int, batch: int = 1,
                 runtime: str = "torch", warmup: int = 3, repeats: int = 10, rounds: int = 1,
+                statistic: str = "median",
                 keys: Sequence[LatencyKey] | None = None,
                 progress: Callable[[int, int], None] | None = None) -> LatencyTable:
     """Time every entry of ``space`` (or just ``keys``) on this machine.
 
-    Each entry's value is the median of ``repeats`` runs after ``warmup``; with ``rounds > 1``
+    Each entry's value is the median (``statistic``, see :data:`STATISTICS`) of ``repeats``
+    runs after ``warmup``; with ``rounds > 1``
     the whole table is timed that many times, one pass after another, and the smallest of an
     entry's medians is kept: on a machine shared with other work, a burst of load then spoils
     one pass of an entry, not the entry.
@@ -215,6 +225,7 @@ def build_table(space, *, resolution: int, threads: int, batch: int = 1,
         raise ValueError(f"`rounds >= 1` must hold, got rounds={rounds}")
     device = device_info(threads=threads, batch=batch, runtime=runtime)
     make = RUNTIMES.get(runtime)
+    reduce = STATISTICS.get(statistic)
     keys = list(space_keys(space, resolution) if keys is None else keys)
     entries: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -224,12 +235,12 @@ def build_table(space, *, resolution: int, threads: int, batch: int = 1,
             for key in keys:
                 x = torch.randn(batch, key.in_channels, key.size, key.size)
                 run = make(entry_module(key), x, threads)
-                ms = time_runner(run, warmup=warmup, repeats=repeats).median_ms
+                ms = reduce(time_runner(run, warmup=warmup, repeats=repeats).samples_ms)
                 entries[str(key)] = min(ms, entries.get(str(key), ms))
                 done += 1
                 if progress is not None:
                     progress(done, total)
-    meta = {"warmup": warmup, "repeats": repeats, "rounds": rounds,
+    meta = {"warmup": warmup, "repeats": repeats, "rounds": rounds, "statistic": statistic,
             "seconds": round(time.perf_counter() - t0, 1),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     return LatencyTable(space=space.name, resolution=resolution, device=device,
@@ -238,9 +249,11 @@ def build_table(space, *, resolution: int, threads: int, batch: int = 1,
 
 def bench_specs(specs: Sequence[ArchSpec], *, resolution: int | None = None, threads: int,
                 batch: int = 1, runtime: str = "torch", warmup: int = 3, repeats: int = 10,
-                rounds: int = 1) -> list[float]:
+                rounds: int = 1, statistic: str = "median") -> list[float]:
     """End-to-end latency (ms) of several networks, timed round-robin ``rounds`` times; each
-    network's value is the smallest of its per-round medians (see :func:`build_table`)."""
+    network's value is the smallest of its per-round medians (``statistic``; see
+    :func:`build_table`)."""
+    reduce = STATISTICS.get(statistic)
     best: list[float] = [math.inf] * len(specs)
     with _Threads(threads):
         runs = []
@@ -250,7 +263,8 @@ def bench_specs(specs: Sequence[ArchSpec], *, resolution: int | None = None, thr
             runs.append(RUNTIMES.get(runtime)(build(spec, seed=0).eval(), x, threads))
         for _ in range(rounds):
             for i, run in enumerate(runs):
-                best[i] = min(best[i], time_runner(run, warmup=warmup, repeats=repeats).median_ms)
+                samples = time_runner(run, warmup=warmup, repeats=repeats).samples_ms
+                best[i] = min(best[i], reduce(samples))
     return best
 
 
@@ -264,3 +278,48 @@ def bench_spec(spec: ArchSpec, *, resolution: int | None = None, threads: int,
     with _Threads(threads):
         run = RUNTIMES.get(runtime)(model.eval(), x, threads)
         return time_runner(run, warmup=warmup, repeats=repeats, batch=batch)
+
+
+def table_for(space, *, resolution: int, threads: int, batch: int = 1, runtime: str = "torch",
+              path: str | Path | None = None, build: bool = True,
+              **timing: Any) -> LatencyTable:
+    """The latency table a search on this machine should predict with.
+
+    With ``path`` (``--latency-table F``): that file, which must be for ``space`` and for this
+    device (CPU, torch version, threads, batch, runtime) at ``resolution``, else a
+    LatencyTableError saying so. Without it: the cached table for this space, device and
+    resolution, built (and cached) first when there is none and ``build`` is true. A broken
+    file is an error either way, never silently rebuilt over.
+    """
+    from space.latency import LatencyTableError, load_table, save_table
+
+    device = device_info(threads=threads, batch=batch, runtime=runtime)
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise FileNotFoundError(f"latency table {str(p)!r} does not exist; build one with "
+                                    f"nas latency-table --space {space.name} -o {p}")
+        table = load_table(p)
+        source = f"latency table {str(p)!r}"
+    else:
+        p = default_cache_path(space.name, device, resolution)
+        if not p.is_file():
+            if not build:
+                raise FileNotFoundError(f"no cached latency table for space {space.name!r} on "
+                                        f"this device at {p}; build one with nas "
+                                        f"latency-table --space {space.name}")
+            log.info("no cached latency table for %s on this device; timing %d entries",
+                     space.name, len(space_keys(space, resolution)))
+            table = build_table(space, resolution=resolution, threads=threads, batch=batch,
+                                runtime=runtime, **timing)
+            p.parent.mkdir(parents=True, exist_ok=True)
+            save_table(table, p)
+            return table
+        table = load_table(p)
+        source = f"cached latency table {str(p)!r}"
+    table.check(space=space.name, device=device, source=source)
+    if table.resolution != resolution:
+        raise LatencyTableError(f"{source} was timed at {table.resolution} px, not "
+                                f"{resolution}; build one with nas latency-table --space "
+                                f"{space.name} --resolution {resolution}")
+    return table

@@ -19,7 +19,9 @@ from typing import Any
 NAME = "latency-table"
 HELP = "time every block of a search space on this machine and write a latency lookup table"
 
-RUNTIME_NAMES = ("torch", "onnxruntime")  # literal so --help needs no torch; = nas.latency.RUNTIMES
+# literal so --help needs no torch; tests check they equal nas.latency's RUNTIMES and STATISTICS
+RUNTIME_NAMES = ("torch", "onnxruntime")
+STATISTIC_NAMES = ("median", "min")
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="passes over the table and the calibration members; each keeps its "
                         "smallest median, so a burst of other load spoils one pass, not the "
                         "entry (default 2)")
+    p.add_argument("--statistic", default="median", choices=STATISTIC_NAMES,
+                   help="an entry's value from its repeats: median (default), or min on a "
+                        "machine shared with other work (load only adds time)")
     p.add_argument("--calibrate", type=int, default=10, metavar="N",
                    help="seeded random members timed end to end to fit the per-network "
                         "overhead (default 10; 0 = no overhead)")
@@ -71,7 +76,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def make_table(space: Any, *, resolution: int, threads: int, batch: int, runtime: str,
-               repeats: int, warmup: int, rounds: int, calibrate: int, seed: int) -> Any:
+               repeats: int, warmup: int, rounds: int, calibrate: int, seed: int,
+               statistic: str = "median") -> Any:
     """Time the entries (with a progress bar), then fit the overhead on calibration members."""
     import dataclasses
 
@@ -81,12 +87,13 @@ def make_table(space: Any, *, resolution: int, threads: int, batch: int, runtime
     with _progress(f"timing {space.name}") as bar:
         table = build_table(space, resolution=resolution, threads=threads, batch=batch,
                             runtime=runtime, warmup=warmup, repeats=repeats, rounds=rounds,
-                            progress=bar)
+                            statistic=statistic, progress=bar)
     specs = [space.to_spec(random_params(space, seed=seed + i), name=f"calibration-{i}")
              for i in range(calibrate)]
     sums = [predict_ms(table, spec, overhead=False) for spec in specs]
     measured = bench_specs(specs, resolution=resolution, threads=threads, batch=batch,
-                           runtime=runtime, warmup=warmup, repeats=repeats, rounds=rounds)
+                           runtime=runtime, warmup=warmup, repeats=repeats, rounds=rounds,
+                           statistic=statistic)
     overhead = fit_overhead(sums, measured) if calibrate else 0.0
     meta = dict(table.meta, calibration={"members": calibrate, "seed": seed,
                                          "sum_ms": sums, "measured_ms": measured})
@@ -135,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     table = make_table(space, resolution=args.resolution, threads=args.threads,
                        batch=args.batch, runtime=args.runtime, repeats=args.repeats,
                        warmup=args.warmup, rounds=args.rounds, calibrate=args.calibrate,
-                       seed=args.seed)
+                       seed=args.seed, statistic=args.statistic)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_table(table, out)
     info = {"table": str(out), "space": table.space, "resolution": table.resolution,

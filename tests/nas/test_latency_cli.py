@@ -182,3 +182,71 @@ def test_nas_export_onnx_writes_a_verified_file(tmp_path, capsys) -> None:
     dim0 = model.graph.input[0].type.tensor_type.shape.dim[0]
     assert dim0.dim_param and not dim0.dim_value  # the batch is symbolic
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_table_for_builds_once_then_reuses_the_cache(tmp_path, tiny_space, monkeypatch) -> None:
+    from nas.latency import default_cache_path, device_info, table_for
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    space = load_space(tiny_space)
+    first = table_for(space, resolution=32, threads=1, repeats=1, warmup=0)
+    cached = default_cache_path("tiny", device_info(threads=1, batch=1), 32)
+    assert cached.is_file() and str(tmp_path / "cache") in str(cached)
+    stamp = cached.stat().st_mtime_ns
+    again = table_for(space, resolution=32, threads=1, build=False)
+    assert again == first and cached.stat().st_mtime_ns == stamp
+    # another thread count is another device: no cached table for it
+    with pytest.raises(FileNotFoundError, match="no cached latency table"):
+        table_for(space, resolution=32, threads=2, build=False)
+
+
+def test_table_for_refuses_another_space_device_resolution_or_a_broken_file(
+        tmp_path, tiny_space, monkeypatch) -> None:
+    from nas.latency import table_for
+    from space.latency import LatencyTableError, save_table
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    space = load_space(tiny_space)
+    table = table_for(space, resolution=32, threads=1, repeats=1, warmup=0)
+    path = tmp_path / "t.json"
+    save_table(table, path)
+    assert table_for(space, resolution=32, threads=1, path=path) == table
+    with pytest.raises(LatencyTableError, match="built for space 'tiny', not 'mnasnet'"):
+        table_for(load_space("mnasnet"), resolution=32, threads=1, path=path)
+    with pytest.raises(LatencyTableError, match="another device: threads 1"):
+        table_for(space, resolution=32, threads=2, path=path)
+    with pytest.raises(LatencyTableError, match="timed at 32 px, not 64"):
+        table_for(space, resolution=64, threads=1, path=path)
+    path.write_text(path.read_text()[:-40])
+    with pytest.raises(LatencyTableError, match="not valid JSON"):
+        table_for(space, resolution=32, threads=1, path=path)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        table_for(space, resolution=32, threads=1, path=tmp_path / "none.json")
+
+
+def test_the_cli_choices_are_the_registries() -> None:
+    from nas.commands.latency_table import RUNTIME_NAMES, STATISTIC_NAMES
+    from nas.latency import RUNTIMES, STATISTICS
+
+    assert tuple(RUNTIMES.names()) == RUNTIME_NAMES
+    assert tuple(STATISTICS.names()) == STATISTIC_NAMES
+
+
+def test_a_table_keeps_the_smallest_value_over_rounds(tiny_space, monkeypatch) -> None:
+    import nas.latency as lat
+
+    space = load_space(tiny_space)
+    keys = space_keys(space, 32)[:2]
+    values = iter([5.0, 1.0, 7.0, 9.0, 2.0, 3.0, 4.0, 0.5])  # round 1: 5,1 / 7,9; round 2: ...
+
+    def fake(run, *, warmup, repeats, batch=1):
+        return lat.Timing(tuple(next(values) for _ in range(repeats)), batch)
+
+    monkeypatch.setattr(lat, "time_runner", fake)
+    med = lat.build_table(space, resolution=32, threads=1, repeats=2, rounds=2, keys=keys)
+    assert [med.entries[str(k)] for k in keys] == [min(3.0, 2.5), min(8.0, 2.25)]
+    values = iter([5.0, 1.0, 7.0, 9.0, 2.0, 3.0, 4.0, 0.5])
+    low = lat.build_table(space, resolution=32, threads=1, repeats=2, rounds=2, keys=keys,
+                          statistic="min")
+    assert [low.entries[str(k)] for k in keys] == [1.0, 0.5]
+    assert low.meta["statistic"] == "min" and low.meta["rounds"] == 2
