@@ -250,3 +250,37 @@ def test_a_table_keeps_the_smallest_value_over_rounds(tiny_space, monkeypatch) -
                           statistic="min")
     assert [low.entries[str(k)] for k in keys] == [1.0, 0.5]
     assert low.meta["statistic"] == "min" and low.meta["rounds"] == 2
+
+
+@pytest.mark.parametrize("name", ["mnasnet", "efficientnet"])
+def test_each_entry_times_the_module_the_builder_puts_there(name) -> None:
+    # An entry is worth summing only if it is the network's own piece: same parameters, same
+    # output shape, for stem, every block and the head of a random member.
+    import torch
+
+    from nas.latency import entry_module
+    from space.builder import build
+    from space.latency import random_params, spec_keys
+
+    space = load_space(name)
+    spec = space.to_spec(random_params(space, seed=5)).with_task(resolution=64)
+    net = build(spec, seed=0).eval()
+    keys = spec_keys(spec)
+    pieces = [net.stem, *[b for stage in net.stages for b in stage]]
+    assert len(keys) == len(pieces) + 1
+
+    def n_params(m):
+        return sum(p.numel() for p in m.parameters())
+
+    x = torch.randn(1, 3, 64, 64)
+    with torch.inference_mode():
+        for key, piece in zip(keys, pieces):
+            assert x.shape[-1] == key.size and x.shape[1] == key.in_channels
+            entry = entry_module(key)
+            assert n_params(entry) == n_params(piece), key
+            y = piece(x)
+            assert entry(x).shape == y.shape, key
+            x = y
+        head = entry_module(keys[-1])
+        assert n_params(head) == n_params(net.head) + n_params(net.classifier)
+        assert head(x).shape == (1, spec.num_classes)
