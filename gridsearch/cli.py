@@ -18,16 +18,20 @@ from typing import Any, Sequence
 from nas.commands.common import (PROXY_FLAGS, S, Flag, add_backend_arguments,
                                  add_proxy_arguments, exit_code, request_from_args)
 
-GRID_FLAGS = ("step", "tolerance", "alpha_range", "beta_range", "gamma_range")
+GRID_FLAGS = ("step", "tolerance", "constraint", "alpha_range", "beta_range", "gamma_range")
 
 DESCRIPTION = """\
 Stage 2 of EfficientNet (Sec. 3.3): grid-search the compound-scaling coefficients alpha, beta,
-gamma under alpha*beta^2*gamma^2 ~= 2 at a given phi, training each scaled base on the proxy task
-and counting its MACs with fvcore; then emit the scaled family (family/b0.json .. b7.json) as
-frozen specs. The run folder holds coefficients.json, grid.csv/.parquet, family/, family.csv."""
+gamma at a given phi, keeping the points whose measured MACs ratio is within --tolerance of 2^phi
+(or, with --constraint formula, alpha*beta^2*gamma^2 ~= 2), training each scaled base on the proxy
+task and counting its MACs with fvcore; then emit the scaled family (family/b0.json .. b7.json)
+as frozen specs. The run folder holds coefficients.json, grid.csv/.parquet, family/, family.csv
+(and compare_single.json/.csv with --compare-single)."""
 EPILOG = """examples:
   gridsearch --phi 1 --base efficientnet-b0 --epochs 1 --out runs/stage2
   gridsearch --base runs/stage1 --step 0.1 --tolerance 0.05 --compare-single
+  gridsearch --constraint formula --tolerance 0.1 --compare-single --compare-seeds 5
+  gridsearch --coefficients paper --rounding nearest --family 0-7
   gridsearch --base mobilenet-v2 --coefficients paper --compare-single
   gridsearch --base nas-b0.json --coefficients 1.2,1.1,1.15 --family 0-4
   gridsearch --resume --out runs/stage2 --select reward
@@ -35,6 +39,8 @@ EPILOG = """examples:
 
 
 def make_parser() -> argparse.ArgumentParser:
+    from gridsearch.family import ROUNDINGS
+    from gridsearch.grid import CONSTRAINTS
     from gridsearch.search import SELECTORS, GridSearchConfig, default_proxy
     from nas.cli import Parser, add_common_arguments
     from nas.commands.common import default_of
@@ -51,8 +57,14 @@ def make_parser() -> argparse.ArgumentParser:
                         "a spec .json file, or a stage-1 run folder (its best.json)")
     g.add_argument("--step", type=float, default=S, help="grid step for alpha, beta, gamma "
                    "(default 0.05)")
+    g.add_argument("--constraint", default=S, choices=CONSTRAINTS.names(),
+                   help="which grid points are kept: measured (their measured MACs ratio to the "
+                        "base is within --tolerance of 2^phi, relatively) or formula "
+                        "(|alpha*beta^2*gamma^2 - 2| <= --tolerance) (default measured)")
     g.add_argument("--tolerance", type=float, default=S,
-                   help="keep points with |alpha*beta^2*gamma^2 - 2| <= T (default 0.1)")
+                   help="the constraint's tolerance, > 0: relative for measured (0.1 = +-10%%), "
+                        "absolute on the product for formula (default 0.1); --compare-single "
+                        "also holds the single-dimension networks to it")
     g.add_argument("--alpha-range", default=S, metavar="LO,HI",
                    help="alpha's closed range (default 1,2; LO >= 1; LO == HI fixes alpha)")
     g.add_argument("--beta-range", default=S, metavar="LO,HI",
@@ -70,7 +82,17 @@ def make_parser() -> argparse.ArgumentParser:
                    help="phi values to emit as family/b<phi>.json (default 0-7; '3' = just 3)")
     g.add_argument("--compare-single", action="store_true", default=S,
                    help="also train depth-only (d=2^phi), width-only (w=sqrt2^phi) and "
-                        "resolution-only (r=sqrt2^phi) scalings of the base (paper Table 3)")
+                        "resolution-only scalings of the base at the chosen point's measured MACs "
+                        "(paper Table 3), over --compare-seeds seeds, and say whether the "
+                        "difference exceeds the seed-to-seed noise (compare_single.json/.csv)")
+    g.add_argument("--compare-seeds", type=int, default=S, metavar="N",
+                   help=f"seeds each network of --compare-single trains with (default "
+                        f"{default_of(GridSearchConfig, 'compare_seeds')}; >= 2 to test the "
+                        f"difference)")
+    g.add_argument("--rounding", default=S, choices=ROUNDINGS.names(),
+                   help="how the family's repeats are rounded: paper (ceil, B0..B7 exactly as "
+                        "published) or nearest (floor or ceil per stage, whichever lands each "
+                        "member's measured MACs nearest 2^phi x B0's) (default paper)")
     add_proxy_arguments(p, default_proxy(), command="gridsearch",
                         seed=default_of(GridSearchConfig, "seed"))
     add_backend_arguments(p)
@@ -150,12 +172,15 @@ FLAGS: tuple[Flag, ...] = (
     Flag("base", "base"),
     Flag("coefficients", "coefficients", lambda v: parse_coefficients(v)),
     Flag("phi", "phi"),
-    _grid_flag("step"), _grid_flag("tolerance"),
+    _grid_flag("step"), _grid_flag("tolerance"), _grid_flag("constraint"),
     *(_grid_flag(k, _range("--" + k.replace("_", "-")))
       for k in ("alpha_range", "beta_range", "gamma_range")),
     Flag("select", "select", on_resume=True),
     Flag("family", "family", lambda v: parse_family(v), on_resume=True),
     Flag("compare_single", "compare_single", on_resume=True),
+    # more seeds only add trainings of the compared networks; the rounding only re-emits
+    Flag("compare_seeds", "compare_seeds", on_resume=True),
+    Flag("rounding", "rounding", on_resume=True),
     *PROXY_FLAGS,
 )
 
@@ -186,8 +211,8 @@ def _report(result: Any) -> None:
     print(f"run folder: {result.run_dir}", file=out)
     e = result.enumeration
     if e is not None:
-        print(f"grid: {e.points_total} points, {e.points_kept} kept with "
-              f"|alpha*beta^2*gamma^2 - {e.grid.target:g}| <= {e.grid.tolerance:g}", file=out)
+        print(f"grid: {e.points_total} points, {e.points_kept} kept with {e.describe()}",
+              file=out)
     c = result.coefficients
     if c is None:
         print("no grid point finished; nothing to emit", file=out)
@@ -195,22 +220,48 @@ def _report(result: Any) -> None:
     acc = "-" if c["accuracy"] is None else f"{c['accuracy']:.4f}"
     print(f"coefficients ({c['selected_by']}): alpha {c['alpha']:g} beta {c['beta']:g} "
           f"gamma {c['gamma']:g}  product {c['product']:.4f}  accuracy {acc}", file=out)
-    print(f"MACs at phi {c['phi']:g}: x{c['macs_ratio']:.3f} measured (fvcore) vs "
-          f"x{c['formula_ratio']:.3f} formula vs x{c['nominal_ratio']:.3f} nominal", file=out)
+    fv = c["fvcore"]
+    print(f"MACs at phi {c['phi']:g}: x{fv['ratio']:.3f} measured (fvcore re-count, "
+          f"{fv['macs'] / 1e6:.1f}M) vs x{c['formula_ratio']:.3f} formula vs "
+          f"x{c['nominal_ratio']:.3f} nominal", file=out)
     if not c["complete"]:
         print(f"incomplete: {c['points_done']} of {c['points_to_train']} points finished; "
               f"continue with gridsearch --resume --out {result.run_dir}", file=out)
-    for s in c["compare_single"] or []:
-        a = "-" if s["accuracy"] is None else f"{s['accuracy']:.4f}"
-        m = "-" if s["macs"] is None else f"{s['macs'] / 1e6:.1f}M"
-        print(f"  {s['kind']:>10}-only: accuracy {a}  MACs {m}", file=out)
+    if c["compare_single"] is not None:
+        _report_compare(result.run_dir, out)
     if result.family:
         print(f"family ({result.run_dir / 'family'}/b*.json, {result.run_dir}/family.csv):",
               file=out)
         for s in result.family:
-            print(f"  b{s.meta['phi']}  {s.name:<28} {s.resolution:>4} px  "
-                  f"{s.meta['params'] / 1e6:8.2f}M params  {s.meta['macs'] / 1e6:10.1f}M MACs",
+            m = s.meta
+            print(f"  b{m['phi']}  {s.name:<28} {s.resolution:>4} px  "
+                  f"{m['params'] / 1e6:8.2f}M params  {m['macs'] / 1e6:10.1f}M MACs  "
+                  f"x{m['macs_ratio']:.3f} vs 2^phi = {m['nominal_ratio']:g} "
+                  f"({m['macs_ratio'] / m['nominal_ratio'] - 1:+.1%}, {m['rounding']} rounding)",
                   file=out)
+
+
+def _report_compare(run_dir: Any, out: Any) -> None:
+    import json
+
+    from gridsearch.outputs import COMPARE_FILE
+
+    path = run_dir / COMPARE_FILE
+    if not path.is_file():
+        return
+    summary = json.loads(path.read_text())
+    print(f"compound vs single-dimension scaling at the same measured MACs ({path}):", file=out)
+    for r in summary["variants"]:
+        acc = "-" if not r["seeds"] else (f"{r['accuracy_mean']:.4f}" + (
+            f" +- {r['accuracy_std']:.4f}" if r["seeds"] > 1 else ""))
+        m = "-" if r["macs"] is None else f"{r['macs'] / 1e6:.1f}M"
+        off = "" if r["macs_vs_compound"] is None else f" ({r['macs_vs_compound']:+.1%})"
+        flag = " OUTSIDE --tolerance" if r["within_tolerance"] is False else ""
+        line = (f"  {r['kind']:>10}: accuracy {acc} over {r['seeds']} seed(s)  MACs {m}"
+                f"{off}{flag}")
+        if r["kind"] != "compound":
+            line += f"  {r['verdict']}"
+        print(line, file=out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,27 +7,80 @@ than 10% down), repeats by ``ceil``, resolution ``round(base resolution * gamma^
 spec's ``meta`` carries its params and MACs (analytic counter, which equals fvcore exactly, see
 :mod:`space.counting`), its coefficients and phi.
 
-``family.csv`` puts the family next to the paper's B0..B7 (REFERENCE.md) when the base is
-EfficientNet-B0; for any other base the ``paper_*`` columns stay empty.
+``family.csv`` reports each member's measured MACs ratio to the base against the nominal 2^phi
+(``ratio_vs_nominal`` = ratio / 2^phi), and puts the family next to the paper's B0..B7
+(REFERENCE.md) when the base is EfficientNet-B0; for any other base the ``paper_*`` columns stay
+empty.
+
+Depth rounding (:data:`ROUNDINGS`, ``--rounding``): ``paper`` is the official ``ceil`` of
+:func:`space.scaling.round_repeats`, so B0..B7 stay exactly the paper's; but ``ceil(1.2 * 1)``
+doubles every one-block stage, and EfficientNet-B0 with the paper's coefficients measures 2.55x
+its MACs at phi 1 where Eq. 3 promises 2x. ``nearest`` keeps the member's channels and resolution
+and picks, stage by stage, ``floor`` or ``ceil`` of ``depth * repeats`` (at least 1), the
+combination whose measured ratio lands nearest 2^phi (ties: the paper's). It is a second rule
+for repeats on purpose, kept here beside the family that needs it rather than in
+:mod:`space.scaling`, whose one rule the rest of the project relies on.
 """
 from __future__ import annotations
 
+import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Mapping, NamedTuple, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 from space import ArchSpec, compound, count_analytic, save_spec
-from space.scaling import max_phi
+from space.registry import Registry
+from space.scaling import NOMINAL_MACS_FACTOR, max_phi
 from space.zoo import ZOO, get_model
 
 from .grid import Point
 
 FAMILY_DIR = "family"
 FAMILY_TABLE = "family"
-FAMILY_COLUMNS = ["phi", "name", "depth", "width", "resolution", "params", "macs", "paper_name",
-                  "paper_params", "paper_macs", "paper_width", "paper_depth", "paper_resolution"]
+FAMILY_COLUMNS = ["phi", "name", "depth", "width", "resolution", "params", "macs", "macs_ratio",
+                  "formula_ratio", "nominal_ratio", "ratio_vs_nominal", "rounding", "repeats",
+                  "paper_name", "paper_params", "paper_macs", "paper_width", "paper_depth",
+                  "paper_resolution"]
 PAPER_BASE = "efficientnet-b0"
+MAX_NEAREST_STAGES = 16  # nearest rounding tries 2^k floor/ceil combinations over k stages
+
+
+def _paper_rounding(base: ArchSpec, point: Point, phi: int) -> ArchSpec:
+    return compound(base, point.alpha, point.beta, point.gamma, phi)
+
+
+def _nearest_rounding(base: ArchSpec, point: Point, phi: int) -> ArchSpec:
+    """The paper's member with each stage's repeats floor- or ceil-rounded, whichever
+    combination measures nearest 2^phi times the base's MACs (ties: the paper's ceil)."""
+    paper = _paper_rounding(base, point, phi)
+    depth = point.alpha ** phi
+    options = []
+    for s in base.stages:
+        exact = depth * s.repeats
+        up = paper.stages[len(options)].repeats  # ceil, as the paper rounds
+        down = max(1, math.floor(exact))
+        options.append((up,) if down == up else (up, down))
+    free = sum(len(o) > 1 for o in options)
+    if free > MAX_NEAREST_STAGES:
+        raise ValueError(f"--rounding nearest tries 2^{free} depth roundings for {base.name}'s "
+                         f"{free} fractional stages (at most 2^{MAX_NEAREST_STAGES}); pass "
+                         f"--rounding paper")
+    goal = NOMINAL_MACS_FACTOR ** phi * count_analytic(base).macs
+    best, best_d = paper, None
+    for repeats in itertools.product(*options):  # the all-ceil paper combination comes first
+        spec = paper.replace(stages=tuple(replace(st, repeats=r)
+                                          for st, r in zip(paper.stages, repeats)))
+        d = abs(math.log(count_analytic(spec).macs / goal))
+        if best_d is None or d < best_d - 1e-12:
+            best, best_d = spec, d
+    return best
+
+
+# --rounding: how a member's repeats are rounded; name -> (base, point, phi) -> scaled spec.
+ROUNDINGS: Registry[Callable[[ArchSpec, Point, int], ArchSpec]] = Registry("rounding")
+ROUNDINGS.add("paper", _paper_rounding)
+ROUNDINGS.add("nearest", _nearest_rounding)
 
 
 class PaperRow(NamedTuple):
@@ -108,13 +161,17 @@ class Member:
 
 
 def scale_family(base: ArchSpec, point: Point, *, phis: tuple[int, int],
-                 provenance: Mapping[str, Any] | None = None) -> tuple[Member, ...]:
-    """The family for phi = LO..HI: frozen specs carrying params, MACs, coefficients and phi."""
+                 provenance: Mapping[str, Any] | None = None,
+                 rounding: str = "paper") -> tuple[Member, ...]:
+    """The family for phi = LO..HI: frozen specs carrying params, MACs, coefficients, phi and
+    the measured MACs ratio against 2^phi; ``rounding`` names the depth rounding
+    (:data:`ROUNDINGS`)."""
+    round_member = ROUNDINGS.get(rounding)
     base_counts = count_analytic(base)
     lo, hi = check_phis(phis, point=point, base=base, macs=base_counts.macs)
     members = []
     for phi in range(lo, hi + 1):
-        scaled = compound(base, point.alpha, point.beta, point.gamma, phi)
+        scaled = round_member(base, point, phi)
         counts = count_analytic(scaled)
         meta = {
             "stage": 2, "phi": phi,
@@ -126,6 +183,8 @@ def scale_family(base: ArchSpec, point: Point, *, phis: tuple[int, int],
             "macs_counter": "analytic (equals fvcore)",
             "macs_ratio": counts.macs / base_counts.macs,
             "formula_ratio": point.product ** phi,
+            "nominal_ratio": NOMINAL_MACS_FACTOR ** phi,
+            "rounding": rounding, "repeats": [st.repeats for st in scaled.stages],
             "base": {"name": base.name, "arch_hash": base.arch_hash(),
                      "macs": base_counts.macs, "params": base_counts.params,
                      "resolution": base.resolution},
@@ -147,6 +206,12 @@ def family_rows(base: ArchSpec, members: Sequence[Member]) -> list[dict[str, Any
             "phi": m.phi, "name": m.spec.name,
             "depth": m.spec.meta["depth"], "width": m.spec.meta["width"],
             "resolution": m.spec.resolution, "params": m.params, "macs": m.macs,
+            "macs_ratio": m.spec.meta["macs_ratio"],
+            "formula_ratio": m.spec.meta["formula_ratio"],
+            "nominal_ratio": m.spec.meta["nominal_ratio"],
+            "ratio_vs_nominal": m.spec.meta["macs_ratio"] / m.spec.meta["nominal_ratio"],
+            "rounding": m.spec.meta["rounding"],
+            "repeats": "-".join(str(r) for r in m.spec.meta["repeats"]),
             "paper_name": ref.name if ref else None,
             "paper_params": ref.params if ref else math.nan,
             "paper_macs": ref.macs if ref else math.nan,

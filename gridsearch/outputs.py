@@ -2,8 +2,13 @@
 
 - ``grid.csv``/``.parquet``: one row per point (:func:`results.store.trials_frame`, stage 2).
 - ``coefficients.json``: the chosen point, how it was chosen (``--select``: best accuracy or
-  reward, ties to fewer MACs), its measured (fvcore) and formula MACs ratios, the grid, and the
+  reward, ties to fewer MACs), the constraint and its tolerance, its measured and formula MACs
+  ratios, fvcore's own re-count of the chosen point (``fvcore``), the grid, and the
   single-dimension comparison.
+- ``compare_single.json`` and ``compare_single.csv`` (``--compare-single``): compound against
+  depth-, width- and resolution-only scaling at the same measured MACs, per variant the seeds'
+  accuracies, mean and std, and Welch's t against compound with a verdict
+  (:mod:`gridsearch.compare`).
 - ``family/b<phi>.json`` and ``family.csv``: the scaled family (:mod:`gridsearch.family`).
 All of it is rebuilt from the study, idempotently, after every point.
 """
@@ -17,33 +22,41 @@ from optuna.trial import FrozenTrial, TrialState
 from nas.engine.recorder import stale_numbers
 from results.rundir import write_json, write_table
 from results.store import rank_key, trials_frame
-from space import ArchSpec, Counts, compound
+from space import ArchSpec, Counts, compound, count_analytic, count_fvcore
 
+from .compare import ALPHA, compare_rows
 from .family import scale_family, write_family
 from .grid import Enumeration, Point
-from .plan import SINGLE_DIMENSION, Job, job_key
+from .plan import KINDS, Job, job_key
 
 if TYPE_CHECKING:
     import optuna
 
     from .search import GridSearchConfig
 
-__all__ = ["COEFFICIENTS_FILE", "GRID_TABLE", "point_trials", "select", "write_grid",
-           "coefficients_summary", "write_outputs"]
+__all__ = ["COEFFICIENTS_FILE", "COMPARE_FILE", "COMPARE_TABLE", "GRID_TABLE", "point_trials",
+           "select", "write_grid", "coefficients_summary", "compare_summary", "write_outputs"]
 
 COEFFICIENTS_FILE = "coefficients.json"
+COMPARE_FILE = "compare_single.json"
+COMPARE_TABLE = "compare_single"
 GRID_TABLE = "grid"
 
 
-def point_trials(study: optuna.Study, kind: str | None = None) -> list[FrozenTrial]:
-    """COMPLETE trials with an accuracy, of one kind (all kinds for None)."""
+def point_trials(study: optuna.Study, kind: str | None = None, *,
+                 grid_only: bool = False) -> list[FrozenTrial]:
+    """COMPLETE trials with an accuracy, of one kind (all kinds for None); ``grid_only``
+    leaves out the extra seeds (replicates) ``--compare-single`` trains."""
     return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if "accuracy" in t.user_attrs and (kind is None or t.user_attrs.get("kind") == kind)]
+            if "accuracy" in t.user_attrs and (kind is None or t.user_attrs.get("kind") == kind)
+            and not (grid_only and t.user_attrs.get("replicate", 0))]
 
 
 def select(study: optuna.Study, by: str) -> FrozenTrial | None:
-    """The winning compound point: best accuracy (or reward), then fewer MACs, then earlier."""
-    return max(point_trials(study, "compound"), key=rank_key(by), default=None)
+    """The winning compound point: best accuracy (or reward), then fewer MACs, then earlier,
+    among the grid's own trainings (one seed each: the comparison's extra seeds of the chosen
+    point never re-decide the choice)."""
+    return max(point_trials(study, "compound", grid_only=True), key=rank_key(by), default=None)
 
 
 def write_grid(study: optuna.Study, run_dir: Path) -> None:
@@ -51,31 +64,73 @@ def write_grid(study: optuna.Study, run_dir: Path) -> None:
                              interrupted=stale_numbers(study)), run_dir, GRID_TABLE)
 
 
-def _single_summary(study: optuna.Study, jobs: Sequence[Job]) -> list[dict[str, Any]]:
-    out = []
-    for kind in SINGLE_DIMENSION:
-        if not any(j.kind == kind for j in jobs):
-            continue
-        done = point_trials(study, kind)
-        ua = done[-1].user_attrs if done else {}
-        p = SINGLE_DIMENSION[kind]
-        out.append({"kind": kind, "alpha": p.alpha, "beta": p.beta, "gamma": p.gamma,
-                    **{k: ua.get(k) for k in ("depth", "width", "resolution",
-                                              "proxy_resolution", "accuracy", "macs", "params",
-                                              "macs_ratio", "reward")},
-                    "trial": done[-1].number if done else None})
-    return out
+def fvcore_recount(base: ArchSpec, point: Point, phi: float) -> dict[str, Any]:
+    """fvcore's own count of the chosen point and the base (the measured constraint used the
+    analytic count, which equals it; this records fvcore's figure, never assumed)."""
+    spec = compound(base, point.alpha, point.beta, point.gamma, phi)
+    fv, fv_base = count_fvcore(spec), count_fvcore(base)
+    return {"macs": fv.macs, "params": fv.params, "base_macs": fv_base.macs,
+            "ratio": fv.macs / fv_base.macs,
+            "equals_analytic": (fv.macs, fv_base.macs) == (count_analytic(spec).macs,
+                                                          count_analytic(base).macs),
+            "uncounted_ops": dict(fv.uncounted_ops)}
+
+
+def compare_summary(study: optuna.Study, config: GridSearchConfig,
+                    compare: Sequence[Job]) -> dict[str, Any] | None:
+    """``compare_single.json``: per variant (compound, depth, width, resolution) of the planned
+    comparison ``compare`` (:func:`gridsearch.plan.compare_jobs`), its coefficients and
+    measured MACs, each seed's accuracy, mean and std, and the test against compound; None
+    until the comparison is planned."""
+    if not compare:
+        return None
+    done = {job_key(t): t for t in point_trials(study)}
+    goal = next((done[j.key].user_attrs["macs"] for j in compare
+                 if j.kind == "compound" and j.key in done), None)
+    accuracies: dict[str, list[float]] = {}
+    extra: dict[str, dict[str, Any]] = {}
+    for kind in KINDS:
+        mine = [j for j in compare if j.kind == kind]
+        trials = [done[j.key] for j in mine if j.key in done]
+        accuracies[kind] = [float(t.user_attrs["accuracy"]) for t in trials]
+        ua = trials[0].user_attrs if trials else {}
+        macs = ua.get("macs")
+        off = macs / goal - 1.0 if macs is not None and goal else None
+        extra[kind] = {"alpha": mine[0].point.alpha, "beta": mine[0].point.beta,
+                       "gamma": mine[0].point.gamma,
+                       **{k: ua.get(k) for k in ("depth", "width", "resolution",
+                                                 "proxy_resolution", "params", "macs",
+                                                 "macs_ratio")},
+                       "macs_vs_compound": off,
+                       "within_tolerance": (None if off is None
+                                            else abs(off) <= config.grid.tolerance + 1e-9),
+                       "trials": [t.number for t in trials]}
+    rows = compare_rows(accuracies, extra)
+    return {"seeds_planned": config.compare_seeds, "tolerance": config.grid.tolerance,
+            "compound_macs": goal, "alpha_significance": ALPHA,
+            "complete": all(r["seeds"] == config.compare_seeds for r in rows),
+            "variants": rows}
+
+
+def write_compare(summary: dict[str, Any], run_dir: Path) -> None:
+    import pandas as pd
+
+    write_json(summary, run_dir / COMPARE_FILE)
+    rows = [{**r, "accuracies": " ".join(f"{a:.6g}" for a in r["accuracies"]),
+             "trials": " ".join(str(n) for n in r["trials"])} for r in summary["variants"]]
+    write_table(pd.DataFrame(rows), run_dir, COMPARE_TABLE)
 
 
 def coefficients_summary(study: optuna.Study, config: GridSearchConfig, base: ArchSpec,
                          base_counts: Counts, enum: Enumeration | None, jobs: Sequence[Job], *,
-                         count: Callable[[ArchSpec], Counts]) -> dict[str, Any] | None:
+                         count: Callable[[ArchSpec], Counts],
+                         compare: Sequence[Job] = ()) -> dict[str, Any] | None:
     """``coefficients.json``: the chosen point and how it was chosen; None while no compound
     point has finished (and none was given)."""
     phi = config.phi
     if config.coefficients is not None:
         point = config.coefficients
-        trained = [t for t in point_trials(study, "compound")
+        trained = [t for t in point_trials(study, "compound", grid_only=True)
                    if (t.user_attrs["alpha"], t.user_attrs["beta"], t.user_attrs["gamma"])
                    == (point.alpha, point.beta, point.gamma)]
         chosen = trained[-1] if trained else None
@@ -91,15 +146,18 @@ def coefficients_summary(study: optuna.Study, config: GridSearchConfig, base: Ar
             return None
         ua = dict(chosen.user_attrs)
         point = Point(ua["alpha"], ua["beta"], ua["gamma"])
-    compound_jobs = [j for j in jobs if j.kind == "compound"]
+    compound_jobs = [j for j in jobs if j.kind == "compound" and j.replicate == 0]
     done = {job_key(t) for t in point_trials(study, "compound")}
+    comparison = compare_summary(study, config, compare) if config.compare_single else None
     return {
         "alpha": point.alpha, "beta": point.beta, "gamma": point.gamma, "phi": phi,
         "product": point.product,
+        "constraint": None if enum is None else config.grid.constraint,
         "tolerance": None if enum is None else config.grid.tolerance,
         "grid": None if enum is None else enum.summary(),
         "macs_ratio": ua.get("macs_ratio"), "formula_ratio": point.product ** phi,
         "nominal_ratio": 2.0 ** phi,
+        "fvcore": fvcore_recount(base, point, phi),
         "selected_by": config.selected_by,
         **{k: ua.get(k) for k in ("accuracy", "reward", "macs", "params", "resolution",
                                   "proxy_resolution")},
@@ -110,7 +168,10 @@ def coefficients_summary(study: optuna.Study, config: GridSearchConfig, base: Ar
         "base": {"name": base.name, "source": config.base, "arch_hash": base.arch_hash(),
                  "macs": base_counts.macs, "params": base_counts.params,
                  "resolution": base.resolution},
-        "compare_single": _single_summary(study, jobs) if config.compare_single else None,
+        # the single variants' rows of compare_single.json (accuracy: the mean over seeds)
+        "compare_single": None if comparison is None else [
+            {**r, "accuracy": r["accuracy_mean"] if r["seeds"] else None}
+            for r in comparison["variants"] if r["kind"] != "compound"],
         "proxy": config.proxy.to_dict(), "seed": config.seed,
         "macs_counter": "fvcore",
     }
@@ -118,17 +179,24 @@ def coefficients_summary(study: optuna.Study, config: GridSearchConfig, base: Ar
 
 def write_outputs(study: optuna.Study, config: GridSearchConfig, base: ArchSpec,
                   base_counts: Counts, enum: Enumeration | None, jobs: Sequence[Job],
-                  run_dir: Path, *, count: Callable[[ArchSpec], Counts]
+                  run_dir: Path, *, count: Callable[[ArchSpec], Counts],
+                  compare: Sequence[Job] = ()
                   ) -> tuple[dict[str, Any] | None, list[ArchSpec]]:
-    """grid.csv/.parquet, coefficients.json, family/b*.json and family.csv (idempotent)."""
+    """grid.csv/.parquet, coefficients.json, compare_single.json/.csv, family/b*.json and
+    family.csv (idempotent)."""
     write_grid(study, run_dir)
-    coef = coefficients_summary(study, config, base, base_counts, enum, jobs, count=count)
+    comparison = compare_summary(study, config, compare) if config.compare_single else None
+    if comparison is not None:
+        write_compare(comparison, run_dir)
+    coef = coefficients_summary(study, config, base, base_counts, enum, jobs, count=count,
+                                compare=compare)
     if coef is None:
         return None, []
     write_json(coef, run_dir / COEFFICIENTS_FILE)
     point = Point(coef["alpha"], coef["beta"], coef["gamma"])
     provenance = {"selected_by": coef["selected_by"], "accuracy": coef["accuracy"],
                   "search_phi": config.phi, "run": str(run_dir)}
-    members = scale_family(base, point, phis=config.family, provenance=provenance)
+    members = scale_family(base, point, phis=config.family, provenance=provenance,
+                           rounding=config.rounding)
     write_family(run_dir, base, members)
     return coef, [m.spec for m in members]

@@ -1,7 +1,8 @@
 """Stage 2: grid-search the compound-scaling coefficients (EfficientNet Sec. 3.3, Eq. 3).
 
-For every (alpha, beta, gamma) the grid and the constraint keep (:mod:`gridsearch.grid`), at the
-given phi (default 1, "assuming twice more resources available"): scale the base with
+For every (alpha, beta, gamma) the grid and its constraint keep (:mod:`gridsearch.grid`; by
+default the points whose measured MACs ratio is within ``--tolerance`` of 2^phi), at the given
+phi (default 1, "assuming twice more resources available"): scale the base with
 :func:`space.compound`, count the scaled network's MACs with fvcore at its own (scaled)
 deployment resolution and record the ratio to the base's beside the formula's
 ``(alpha beta^2 gamma^2)^phi`` (channel and repeat rounding moves it), then train it on stage 1's
@@ -9,8 +10,11 @@ proxy task with the proxy resolution scaled by ``gamma^phi``. The point with the
 accuracy wins (ties: fewer MACs); ``select='reward'`` uses stage 1's objective
 ``ACC x (MACs/T)^-0.07`` with ``T = base MACs x 2^phi`` instead.
 
-``compare_single`` adds the paper's Fig. 3/Table 3 comparison: depth only (d = 2^phi), width only
-(w = sqrt(2)^phi) and resolution only (r = sqrt(2)^phi) at the same MACs factor.
+``compare_single`` adds the paper's Fig. 3/Table 3 comparison: depth only, width only and
+resolution only, each solved for the chosen compound point's measured MACs (within
+``--tolerance`` where the rounding allows, and flagged where it does not), all four trained over
+``compare_seeds`` seeds, then compared by mean and Welch's t (:mod:`gridsearch.compare`). With a
+grid the comparison is a second pass of the same study, planned once the grid has finished.
 
 The points are the trials of one Optuna study ``stage2``, all enqueued up front with fixed
 parameters (:mod:`gridsearch.plan`); :class:`Stage2` says what one point's trial is, and the
@@ -32,6 +36,7 @@ from optuna.trial import FrozenTrial
 
 from nas.backends import BackendConfig
 from nas.engine import Candidate, run_study
+from nas.engine.recorder import FINISHED, interrupted_numbers
 from nas.evaluate import ProxyConfig, evaluate_proxy
 from nas.train import TrainConfig
 from space import ArchSpec, Counts, compound, count_fvcore, save_spec
@@ -41,10 +46,12 @@ from space.resolve import resolve_spec
 from space.scaling import check_coefficients, round_resolution
 from space.spec import load_spec
 
-from .family import check_phis
+from .family import ROUNDINGS, check_phis
 from .grid import Enumeration, Grid, Point
+from .measure import MacsRatio
 from .outputs import select, write_grid, write_outputs
-from .plan import Job, enqueue_missing, plan, suggest_job, waiting_count
+from .plan import (SINGLE_DIMENSION, Job, compare_jobs, enqueue_missing, job_key, plan,
+                   suggest_job, waiting_count)
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +81,9 @@ class GridSearchConfig:
     coefficients: Point | None = None
     select: str = "accuracy"
     compare_single: bool = False
+    compare_seeds: int = 3
     family: tuple[int, int] = (0, 7)
+    rounding: str = "paper"
     seed: int | None = 0
     proxy: ProxyConfig = field(default_factory=default_proxy)
 
@@ -85,6 +94,14 @@ class GridSearchConfig:
         if self.select not in SELECTORS:
             raise UnknownNameError(f"unknown --select {self.select!r}; known: "
                                    f"{', '.join(SELECTORS)}")
+        ROUNDINGS.get(self.rounding)  # an unknown name lists the known ones
+        if isinstance(self.compare_seeds, bool) or not isinstance(self.compare_seeds, int) \
+                or self.compare_seeds < 1:
+            raise ValueError(f"`compare_seeds >= 1` must hold, but got "
+                             f"compare_seeds={self.compare_seeds!r}; pass e.g. --compare-seeds 3")
+        if self.compare_single and self.phi <= 0:
+            raise ValueError(f"--compare-single needs `phi > 0` (at phi 0 every scaling is the "
+                             f"base), but got phi={self.phi:g}; pass e.g. --phi 1")
         if self.coefficients is not None:
             c = self.coefficients
             check_coefficients(c.alpha, c.beta, c.gamma, self.phi)
@@ -102,7 +119,8 @@ class GridSearchConfig:
         return {"stage": 2, "base": self.base, "phi": self.phi, "grid": self.grid.to_dict(),
                 "coefficients": None if self.coefficients is None else asdict(self.coefficients),
                 "select": self.select, "compare_single": self.compare_single,
-                "family": list(self.family), "seed": self.seed, "proxy": self.proxy.to_dict()}
+                "compare_seeds": self.compare_seeds, "family": list(self.family),
+                "rounding": self.rounding, "seed": self.seed, "proxy": self.proxy.to_dict()}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> GridSearchConfig:
@@ -112,8 +130,11 @@ class GridSearchConfig:
         c = d.get("coefficients")
         return cls(base=d["base"], phi=d["phi"], grid=Grid.from_dict(d["grid"]),
                    coefficients=None if c is None else Point(**c), select=d["select"],
-                   compare_single=d["compare_single"], family=tuple(d["family"]),
-                   seed=d["seed"], proxy=ProxyConfig.from_dict(d["proxy"]))
+                   compare_single=d["compare_single"],
+                   # runs saved before these settings compared one seed, rounded as the paper
+                   compare_seeds=d.get("compare_seeds", 1), family=tuple(d["family"]),
+                   rounding=d.get("rounding", "paper"), seed=d["seed"],
+                   proxy=ProxyConfig.from_dict(d["proxy"]))
 
 
 @dataclass
@@ -143,15 +164,32 @@ class Stage2:
     def __init__(self, config: GridSearchConfig, *, base: ArchSpec | None = None,
                  count: Callable[[ArchSpec], Counts] = count_fvcore) -> None:
         self.config = config
-        self.enum, jobs = plan(config)  # validates the grid before anything is written
-        self.job_list = jobs
-        self.jobs = {j.key: j for j in jobs}
         self.count = count
         self.proxy = config.proxy
         self.seed = config.seed
         self.base = base
+        self.measure: MacsRatio | None = None
+        self.enum: Enumeration | None = None
+        self.job_list: list[Job] = []
+        self.jobs: dict[str, Job] = {}
+        self.compare: list[Job] = []  # --compare-single's points, once planned
         self.coefficients: dict[str, Any] | None = None
         self.family: list[ArchSpec] = []
+        if base is not None or config.grid.constraint == "formula":
+            self._plan()  # validates the grid before anything is written
+
+    def _plan(self) -> None:
+        """The points to train first: with the base known, the measured constraint and the
+        comparison of given coefficients can be planned too."""
+        if self.base is not None:
+            self.measure = MacsRatio(self.base, self.config.phi)
+        self.enum, jobs = plan(self.config, measure=self.measure)
+        self.compare = jobs if self.config.coefficients is not None else []
+        self._set_jobs(jobs)
+
+    def _set_jobs(self, jobs: Sequence[Job]) -> None:
+        self.job_list = list(dict.fromkeys(jobs))
+        self.jobs = {j.key: j for j in self.job_list}
 
     # ------------------------------------------------------------------ the study
     def config_dict(self) -> dict[str, Any]:
@@ -161,7 +199,8 @@ class Stage2:
         return optuna.samplers.RandomSampler(seed=self.config.seed)  # never asked: all enqueued
 
     def trains(self) -> bool:
-        return bool(self.job_list)
+        # a grid always trains; given coefficients only for --compare-single
+        return self.config.coefficients is None or self.config.compare_single
 
     def setup(self, run_dir: Path, *, resume: bool) -> None:
         """The base: the run's own base.json on resume, else resolved and saved there."""
@@ -176,19 +215,47 @@ class Stage2:
                                macs=self.base_counts.macs)
             check_phis(tuple(self.config.family), point=c, base=self.base,
                        macs=self.base_counts.macs)
+        self._plan()
         if not resume:
             save_spec(self.base, run_dir / BASE_FILE)
         self.objective = reward_objective(self.base_counts.macs, self.config.phi)
 
     def prepare_study(self, study: optuna.Study, *, resume: bool) -> None:
+        self.plan_comparison(study)
         enqueue_missing(study, self.job_list)
 
+    def grid_finished(self, study: optuna.Study) -> bool:
+        """Whether every grid point has finished (so the chosen point is final): a trial
+        that completed or failed on its own; an interrupted one is trained again first."""
+        skip = interrupted_numbers(study)
+        done = {job_key(t) for t in study.get_trials(deepcopy=False, states=FINISHED)
+                if t.number not in skip}
+        return self.enum is not None and all(j.key in done for j in self.job_list
+                                             if j.kind == "compound" and j.replicate == 0)
+
+    def plan_comparison(self, study: optuna.Study) -> bool:
+        """Add ``--compare-single``'s points for the chosen compound point once the grid has
+        finished; True when they were added now."""
+        if not self.config.compare_single or self.compare or not self.grid_finished(study):
+            return False
+        chosen = select(study, self.config.select)
+        if chosen is None:
+            return False
+        ua = chosen.user_attrs
+        self.compare, _ = compare_jobs(self.config, Point(ua["alpha"], ua["beta"], ua["gamma"]),
+                                       self.measure)
+        self._set_jobs([*self.job_list, *self.compare])
+        return True
+
     def budget(self, study: optuna.Study) -> tuple[int | None, int | None, float | None]:
-        return waiting_count(study), len(self.job_list), None
+        total = len(self.job_list)
+        if self.config.compare_single and not self.compare:  # planned after the grid
+            total += (1 + len(SINGLE_DIMENSION)) * self.config.compare_seeds - 1
+        return waiting_count(study), total, None
 
     # ------------------------------------------------------------------ one point
     def propose(self, trial: optuna.Trial) -> Candidate:
-        job = suggest_job(trial)
+        job = replace(suggest_job(trial), replicate=int(trial.user_attrs.get("replicate", 0)))
         if job.key not in self.jobs:  # only enqueued points run; a sampled one is a bug
             raise ValueError(f"trial {trial.number} holds {job.key!r}, not a point of this run")
         phi, p = self.config.phi, job.point
@@ -200,7 +267,10 @@ class Stage2:
         bn = proxy.bn_momentum  # the evaluator trains with it: the reuse key must say so
         trained = spec if bn is None else spec.replace(bn_momentum=bn)
         train_key = trained.with_task(resolution=proxy.resolution).arch_hash()
-        attrs = {"kind": job.kind, "alpha": p.alpha, "beta": p.beta, "gamma": p.gamma, "phi": phi,
+        if job.replicate:  # another seed of the same network: its own seed, never reused
+            train_key = f"{train_key}#seed{job.replicate}"
+        attrs = {"kind": job.kind, "replicate": job.replicate, "alpha": p.alpha, "beta": p.beta,
+                 "gamma": p.gamma, "phi": phi,
                  "product": p.product, "depth": p.alpha ** phi, "width": p.beta ** phi,
                  "resolution": spec.resolution, "proxy_resolution": proxy.resolution,
                  "macs": counts.macs, "params": counts.params,
@@ -240,7 +310,7 @@ class Stage2:
             return
         self.coefficients, self.family = write_outputs(
             study, self.config, self.base, self.base_counts, self.enum, self.job_list, run_dir,
-            count=self.count)
+            count=self.count, compare=self.compare)
         if self.coefficients is None:
             log.warning("no grid point finished; nothing to emit")
 
@@ -259,9 +329,17 @@ def run_gridsearch(config: GridSearchConfig, *, out: str | Path | None = None,
     ``backend`` says where the points train (default: here, one at a time; ``ray``: as Ray Tune
     trials, see :mod:`nas.backends`).
     """
+    if base is None and not resume:  # resolved here, so a bad base or grid writes nothing
+        base = resolve_spec(config.base)
     stage = Stage2(config, base=base, count=count)
     done = run_study(stage, out=out, resume=resume, storage=storage, backend=backend,
                      evaluate=evaluate or evaluate_proxy)
+    if not done.interrupted and stage.plan_comparison(done.study):
+        # the grid chose its point: --compare-single's points are a second pass of the study
+        log.info("stage 2: comparing the chosen point with single-dimension scaling at the "
+                 "same measured MACs over %d seed(s)", config.compare_seeds)
+        done = run_study(stage, out=done.run_dir, resume=True, storage=storage,
+                         backend=backend, evaluate=evaluate or evaluate_proxy)
     return GridSearchResult(run_dir=done.run_dir, coefficients=stage.coefficients,
                             family=stage.family, enumeration=stage.enum,
                             interrupted=done.interrupted)

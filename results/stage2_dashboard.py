@@ -1,7 +1,9 @@
 """The stage 2 dashboard (EfficientNet Sec. 3.3, Eq. 3): the (alpha, beta, gamma) grid coloured by
 accuracy with the constraint surface alpha * beta^2 * gamma^2 = 2; the family's measured MACs
-ratio against 2^phi; compound against single-dimension scaling; the scaled family beside the
-paper's B0..B7.
+ratio against 2^phi, with each member's deviation written out (the paper's ceil rounding makes
+B1 2.55x B0); compound against single-dimension scaling at the same measured MACs, mean +- std
+over seeds with the verdict of ``compare_single.json``; the scaled family beside the paper's
+B0..B7.
 
 Compute, then draw: :func:`stage2_info` turns a :class:`results.store.Run` (and the
 ``coefficients.json`` / ``family.csv`` the grid search wrote) into NamedTuples of plain lists;
@@ -42,13 +44,22 @@ class Ratio(NamedTuple):
     formula: list[float]  # (alpha beta^2 gamma^2)^phi
     two_phi: list[float]  # 2^phi
     paper: list[float | None]  # the paper's B{phi} FLOPS / B0's
+    rounding: str | None = None  # the family's depth rounding (family.csv), None before it
+
+    @property
+    def vs_nominal(self) -> list[float]:
+        """measured / 2^phi: 1 where a member doubles exactly per unit of phi."""
+        return [m / t for m, t in zip(self.measured, self.two_phi)]
 
 
 class Compare(NamedTuple):
     kind: list[str]
-    accuracy: list[float]
+    accuracy: list[float]  # the mean over seeds
     macs: list[float]
     label: list[str]
+    std: list[float] | None = None  # the seeds' std (compare_single.json), else None
+    seeds: list[int] | None = None
+    verdict: list[str] | None = None  # against compound ("" for compound itself)
 
 
 class Stage2Info(NamedTuple):
@@ -107,9 +118,27 @@ def _ratio(family: Any, coef: dict[str, Any] | None) -> Ratio | None:
         b0 = fam.loc[fam["phi"] == 0, "paper_macs"].iloc[0]
         if finite(b0):
             paper = [float(m) / float(b0) if finite(m) else None for m in fam["paper_macs"]]
+    rounding = fam["rounding"].iloc[0] if "rounding" in fam and len(fam) else None
     return Ratio(phi=phi, measured=[float(m) / float(base) for m in fam["macs"]],
                  formula=[float(product) ** f if finite(product) else math.nan for f in phi],
-                 two_phi=[2.0 ** f for f in phi], paper=paper)
+                 two_phi=[2.0 ** f for f in phi], paper=paper,
+                 rounding=rounding if isinstance(rounding, str) else None)
+
+
+def ratio_note(r: Ratio) -> str:
+    """'phi 1: x2.553 vs 2 (+27.7%); ...' and why the members deviate."""
+    parts = [f"phi {p:g}: x{m:.3f} vs {t:g} ({v - 1:+.1%})"
+             for p, m, t, v in zip(r.phi, r.measured, r.two_phi, r.vs_nominal) if p]
+    if not parts:
+        return ""
+    how = {"paper": "the paper's depth rounding (ceil of depth x repeats, so a one-block stage "
+                    "doubles at phi 1); gridsearch --rounding nearest picks each member's "
+                    "rounding to land nearest 2^phi",
+           "nearest": "what is left after rounding each member's depth to land nearest 2^phi "
+                      "(--rounding nearest)"}
+    why = how.get(r.rounding or "", "channel, repeat and resolution rounding")
+    return (f"Measured MACs of each member over the base's, against 2^phi: {'; '.join(parts)}. "
+            f"The gap is {why}.")
 
 
 def _scaled(point: Any) -> str:
@@ -119,7 +148,23 @@ def _scaled(point: Any) -> str:
             f"width x{fmt_num(point.get('width'), '.2f')}, {fmt_num(res, '.0f')} px")
 
 
+def _compare_seeds(summary: dict[str, Any]) -> Compare | None:
+    rows = [r for r in summary.get("variants", []) if r.get("seeds")]
+    if not rows:
+        return None
+    return Compare(kind=[str(r["kind"]) for r in rows],
+                   accuracy=[float(r["accuracy_mean"]) for r in rows],
+                   macs=[float(r["macs"]) for r in rows], label=[_scaled(r) for r in rows],
+                   std=[float(r["accuracy_std"]) if finite(r.get("accuracy_std")) else math.nan
+                        for r in rows],
+                   seeds=[int(r["seeds"]) for r in rows],
+                   verdict=[str(r.get("verdict") or "") for r in rows])
+
+
 def _compare(run: Run, coef: dict[str, Any] | None) -> Compare | None:
+    summary = run.read_json("compare_single.json")
+    if summary is not None:  # over seeds, at the same measured MACs
+        return _compare_seeds(summary)
     done = run.completed()
     kinds = _kind(done)
     single = done[kinds != "compound"] if "kind" in done else done.iloc[0:0]
@@ -224,10 +269,16 @@ def fig_compare(info: Stage2Info) -> Any:
     fig = go.Figure()
     for kind in dict.fromkeys(c.kind):
         idx = [i for i, k in enumerate(c.kind) if k == kind]
+        error = None
+        if c.std is not None and any(math.isfinite(c.std[i]) for i in idx):
+            error = dict(type="data", visible=True,
+                         array=[c.std[i] if math.isfinite(c.std[i]) else 0 for i in idx])
+        hover = [c.label[i] + (f"<br>{c.seeds[i]} seed(s), mean +- std" if c.seeds else "")
+                 + (f"<br>{c.verdict[i]}" if c.verdict and c.verdict[i] else "") for i in idx]
         fig.add_trace(go.Scatter(x=[c.macs[i] for i in idx], y=[c.accuracy[i] for i in idx],
                                  mode="markers+text", name=kind, text=[kind] * len(idx),
                                  textposition="top center", marker=dict(size=12),
-                                 hovertext=[c.label[i] for i in idx]))
+                                 error_y=error, hovertext=hover))
     fig.update_layout(xaxis=dict(**log_ticks(c.macs, pad=1.2), title="MACs"),
                       yaxis=dict(title="accuracy"),
                       height=420, margin=dict(t=20))
@@ -236,7 +287,9 @@ def fig_compare(info: Stage2Info) -> Any:
 
 FAMILY_COLUMNS = (("phi", "phi"), ("name", "name"), ("depth", "depth"), ("width", "width"),
                   ("resolution", "resolution"), ("params", "params"), ("macs", "MACs"),
-                  ("paper_name", "paper"), ("paper_params", "paper params"),
+                  ("macs_ratio", "MACs / B0"), ("ratio_vs_nominal", "/ 2^phi"),
+                  ("rounding", "rounding"), ("paper_name", "paper"),
+                  ("paper_params", "paper params"),
                   ("paper_macs", "paper FLOPS"), ("paper_depth", "paper depth"),
                   ("paper_width", "paper width"), ("paper_resolution", "paper resolution"))
 
@@ -249,11 +302,21 @@ def family_html(rows: list[dict[str, Any]]) -> str:
             return fmt_macs(v)
         if isinstance(v, float):
             return f"{v:g}" if math.isfinite(v) else "-"
-        return "-" if v is None else str(v)
+        return "-" if v is None or v != v else str(v)
 
     cells = [{k: cell(k, r.get(k)) for k, _ in FAMILY_COLUMNS} for r in rows]
     return table_html(FAMILY_COLUMNS, cells, table_id="family",
-                      numeric=[k for k, _ in FAMILY_COLUMNS if k not in ("name", "paper_name")])
+                      numeric=[k for k, _ in FAMILY_COLUMNS
+                               if k not in ("name", "paper_name", "rounding")])
+
+
+def _compare_note(c: Compare) -> str:
+    if not c.verdict:
+        return "One training per network (a run from before --compare-seeds): no spread."
+    lines = [f"{k}: {v}" for k, v in zip(c.kind, c.verdict) if v]
+    n = max(c.seeds or [0])
+    return (f"Mean +- std over {n} seed(s) at the same measured MACs (compare_single.json); "
+            f"against compound, Welch's t: {'; '.join(lines)}.")
 
 
 def _family_note(family: list[dict[str, Any]] | None, missing: str) -> str:
@@ -291,11 +354,12 @@ def stage2_page(run: Run) -> Page:
                      f"alpha*beta^2*gamma^2 = {info.target_product:g} (EfficientNet Eq. 3)."),
         Section("Measured MACs ratio against 2^phi",
                 [("fig-ratio", fig_ratio(info))] if info.ratio else [],
-                note="" if info.ratio else f"family.csv {missing}."),
+                note=ratio_note(info.ratio) if info.ratio else f"family.csv {missing}."),
         Section("Compound against single-dimension scaling",
                 [("fig-compare", fig_compare(info))] if info.compare else [],
-                note="" if info.compare else "Not run: pass --compare-single to gridsearch to "
-                                             "scale depth, width and resolution alone as well."),
+                note=_compare_note(info.compare) if info.compare else
+                "Not run: pass --compare-single to gridsearch to scale depth, width and "
+                "resolution alone as well, at the chosen point's measured MACs."),
         Section("The scaled family beside the paper's B0..B7",
                 html=family_html(info.family) if info.family else "",
                 note=_family_note(info.family, missing)),

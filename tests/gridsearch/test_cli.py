@@ -38,7 +38,15 @@ def test_parsers() -> None:
     (["--step", "-0.05"], "`step > 0` must hold"),
     # (2, 1, 1) is exactly on the constraint; without it the nearest is 2.8e-4 away
     (["--tolerance", "0.0001", "--alpha-range", "1,1.9"], "--tolerance 0.0001 leaves no point"),
-    (["--tolerance", "-1"], "`tolerance >= 0` must hold"),
+    (["--tolerance", "-1"], "`tolerance > 0` must hold"),
+    (["--tolerance", "0"], "`tolerance > 0` must hold, but got tolerance=0.0"),
+    (["--tolerance", "0", "--constraint", "formula"], "`tolerance > 0` must hold"),
+    (["--constraint", "flops"], "invalid choice: 'flops' (choose from 'measured', 'formula')"),
+    (["--coefficients", "paper", "--constraint", "formula"],
+     "--constraint applies to the grid search"),
+    (["--compare-seeds", "0"], "`compare_seeds >= 1` must hold"),
+    (["--compare-single", "--phi", "0"], "--compare-single needs `phi > 0`"),
+    (["--rounding", "up"], "invalid choice: 'up' (choose from 'paper', 'nearest')"),
     (["--base", "no-such-model"], "unknown model 'no-such-model'"),
     (["--coefficients", "1.2,1.1"], "--coefficients must be A,B,G"),
     (["--coefficients", "0.9,1.1,1.1"], "alpha, beta, gamma >= 1"),
@@ -92,16 +100,22 @@ def test_coefficients_emit_the_family_without_training(tmp_path, base_file, caps
 def test_tiny_end_to_end_and_resume(tmp_path, base_file, capsys) -> None:
     out = tmp_path / "run"
     argv = ["--base", str(base_file), "--step", "0.5", "--tolerance", "0.25", "--compare-single",
-            "--family", "0-3", *TINY_DATA, "--out", str(out)]
+            "--compare-seeds", "2", "--family", "0-3", *TINY_DATA, "--out", str(out)]
     assert main(argv) == 0
     text = capsys.readouterr().out
-    assert "grid: 12 points, 3 kept" in text and "depth-only" in text
+    # the measured constraint keeps 4 points on the tiny base (test_grid.py's worked example)
+    assert "grid: 12 points, 4 kept with measured MACs ratio within 25% of 2" in text
+    assert "compound vs single-dimension scaling at the same measured MACs" in text
     grid = pd.read_csv(out / "grid.csv")
-    assert len(grid) == 6 and (grid["state"] == "COMPLETE").all()
+    # 4 grid points, then compound seed #1 and each single network over 2 seeds
+    assert len(grid) == 4 + 1 + 3 * 2 and (grid["state"] == "COMPLETE").all()
     assert grid["accuracy"].between(0, 1).all() and grid["duration_s"].gt(0).all()
+    compare = pd.read_csv(out / "compare_single.csv")
+    assert list(compare["kind"]) == ["compound", "depth", "width", "resolution"]
+    assert (compare["seeds"] == 2).all() and compare["accuracy_std"].notna().all()
     coef = json.loads((out / "coefficients.json").read_text())
-    best = grid[grid["kind"] == "compound"].sort_values(["accuracy", "macs"],
-                                                         ascending=[False, True]).iloc[0]
+    points = grid[(grid["kind"] == "compound") & (grid["replicate"] == 0)]
+    best = points.sort_values(["accuracy", "macs"], ascending=[False, True]).iloc[0]
     assert (coef["alpha"], coef["beta"], coef["gamma"]) == (best["alpha"], best["beta"],
                                                            best["gamma"])
     assert coef["macs_counter"] == "fvcore" and coef["macs"] == best["macs"]
@@ -115,7 +129,8 @@ def test_tiny_end_to_end_and_resume(tmp_path, base_file, capsys) -> None:
     before = grid[["number", "accuracy", "duration_s"]]
     assert main(["--resume", "--out", str(out), "--select", "reward"]) == 0
     after = pd.read_csv(out / "grid.csv")[["number", "accuracy", "duration_s"]]
-    pd.testing.assert_frame_equal(before, after)
+    # (a new choice is compared anew: its trainings are added, the finished ones stay)
+    pd.testing.assert_frame_equal(before, after.iloc[:len(before)])
     assert json.loads((out / "coefficients.json").read_text())["selected_by"] == "reward"
 
     capsys.readouterr()

@@ -10,7 +10,7 @@ import pytest
 from gridsearch.family import (FAMILY_COLUMNS, PAPER_FAMILY, check_phis, family_rows,
                                member_name, scale_family, write_family)
 from gridsearch.grid import PAPER, Point
-from space import count_analytic, count_fvcore, get_model, load_spec
+from space import compound, count_analytic, count_fvcore, get_model, load_spec
 
 
 @pytest.fixture(scope="module")
@@ -99,3 +99,53 @@ def test_a_family_beyond_the_largest_finite_phi_is_refused_before_scaling() -> N
         "e.g. --family 0-7")
     with pytest.raises(ValueError, match="`HI <= 995` must hold"):
         scale_family(b0, PAPER, phis=(0, 5000))
+
+
+def test_family_table_reports_the_measured_ratio_against_two_to_the_phi(b0_family,
+                                                                        tmp_path: Path) -> None:
+    base, members = b0_family
+    write_family(tmp_path, base, members)
+    df = pd.read_csv(tmp_path / "family.csv")
+    b0_macs = count_analytic(base).macs
+    assert list(df["macs_ratio"]) == pytest.approx([m.macs / b0_macs for m in members])
+    assert list(df["nominal_ratio"]) == [2.0 ** p for p in range(8)]
+    assert list(df["ratio_vs_nominal"]) == pytest.approx(
+        [m.macs / b0_macs / 2 ** m.phi for m in members])
+    # ceil(1.2 * 1) = 2 doubles B0's one-block stages: B1 measures 2.55x B0, not 2x
+    assert round(df["macs_ratio"][1], 3) == 2.553
+    assert df["repeats"][1] == "2-3-3-4-4-5-2" and set(df["rounding"]) == {"paper"}
+
+
+def test_nearest_rounding_lands_nearer_two_to_the_phi_than_the_papers() -> None:
+    base = get_model("efficientnet-b0")
+    paper = scale_family(base, PAPER, phis=(0, 7))
+    nearest = scale_family(base, PAPER, phis=(0, 7), rounding="nearest")
+    b0_macs = count_analytic(base).macs
+
+    def off(m):
+        return abs(math.log(m.macs / b0_macs / 2 ** m.phi))
+
+    for p, n in zip(paper, nearest):
+        assert off(n) <= off(p) + 1e-12  # never farther than the paper's rounding
+        depth = 1.2 ** p.phi  # each stage is rounded down or up, never anything else
+        for s0, sp, sn in zip(base.stages, p.spec.stages, n.spec.stages):
+            assert sn.repeats in (sp.repeats, max(1, math.floor(depth * s0.repeats)))
+        # only the repeats move: channels and resolution are the paper member's
+        assert [s.out_channels for s in n.spec.stages] == [s.out_channels for s in p.spec.stages]
+        assert n.spec.resolution == p.spec.resolution
+        assert n.spec.meta["rounding"] == "nearest" and n.macs == count_analytic(n.spec).macs
+    # B1: the paper's 2.553x becomes 1.994x; stages 5-7 keep 3, 4 and 1 blocks of B0's 3, 4, 1
+    assert round(paper[1].spec.meta["macs_ratio"], 3) == 2.553
+    assert round(nearest[1].spec.meta["macs_ratio"], 3) == 1.994
+    assert nearest[1].spec.meta["repeats"] == [2, 3, 3, 4, 3, 4, 1]
+    assert off(nearest[1]) < off(paper[1]) and off(nearest[3]) < off(paper[3])
+    assert nearest[0].spec == paper[0].spec  # phi 0 is B0 either way
+
+
+def test_paper_rounding_is_the_default_and_unchanged(b0_family) -> None:
+    base, members = b0_family
+    for m in members:
+        assert m.spec.stages == compound(base, 1.2, 1.1, 1.15, m.phi).stages
+        assert m.spec.meta["rounding"] == "paper"
+    with pytest.raises(KeyError, match="unknown rounding 'up'; known: nearest, paper"):
+        scale_family(base, PAPER, phis=(0, 1), rounding="up")

@@ -1,8 +1,8 @@
-"""The stage-2 driver with a fake evaluator: selection, outputs, resume, single-dimension runs."""
+"""The stage-2 driver with a fake evaluator: selection, outputs, resume, single-dimension runs
+at the same measured MACs over seeds."""
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import optuna
@@ -10,15 +10,18 @@ import pandas as pd
 import pytest
 
 from gridsearch.grid import PAPER, Grid, Point
+from gridsearch.measure import MacsRatio
 from gridsearch.plan import SINGLE_DIMENSION, plan
 from gridsearch.search import STUDY_NAME, GridSearchConfig, run_gridsearch
 from results.rundir import open_storage, storage_url
 from results.store import GRID_COLUMNS
-from space import count_analytic, get_model, load_spec
+from space import compound, count_analytic, get_model, load_spec
 
 # {1, 1.5, 2} x {1, 1.5} x {1, 1.5} with |product - 2| <= 0.25 keeps exactly
-# (1, 1, 1.5), (1, 1.5, 1) and (2, 1, 1) (worked by hand in test_grid.py).
-SMALL = Grid(step=0.5, tolerance=0.25)
+# (1, 1, 1.5), (1, 1.5, 1) and (2, 1, 1) (worked by hand in test_grid.py). On the tiny base they
+# measure 2.2471, 2.4535 and 1.9311 times its MACs; with every score equal, the fewest MACs,
+# (2, 1, 1), wins.
+SMALL = Grid(step=0.5, tolerance=0.25, constraint="formula")
 KEPT = [Point(1.0, 1.0, 1.5), Point(1.0, 1.5, 1.0), Point(2.0, 1.0, 1.0)]
 
 
@@ -34,14 +37,23 @@ def run(tmp_path: Path, base, evaluate, *, resume: bool = False, **kw):
 
 
 def test_plan_default_grid_and_given_coefficients() -> None:
-    enum, jobs = plan(GridSearchConfig(compare_single=True))
-    assert enum.points_kept == len(jobs) - 3 == 109
-    assert [j.kind for j in jobs[-3:]] == ["depth", "width", "resolution"]
+    # a grid's comparison waits for its chosen point: only the grid is planned up front
+    enum, jobs = plan(GridSearchConfig(grid=Grid(constraint="formula"), compare_single=True))
+    assert enum.points_kept == len(jobs) == 109
+    assert {j.kind for j in jobs} == {"compound"} and {j.replicate for j in jobs} == {0}
     assert len({j.key for j in jobs}) == len(jobs)
+    b0 = MacsRatio(get_model("efficientnet-b0"), 1.0)
+    enum, jobs = plan(GridSearchConfig(), measure=b0)  # the measured constraint, by default
+    assert enum.grid.constraint == "measured" and enum.points_kept == len(jobs) == 102
     assert plan(GridSearchConfig(coefficients=PAPER)) == (None, [])
-    _, jobs = plan(GridSearchConfig(coefficients=PAPER, compare_single=True))
-    assert [(j.kind, j.point) for j in jobs] == [("compound", PAPER),
-                                                 *SINGLE_DIMENSION.items()]
+    _, jobs = plan(GridSearchConfig(coefficients=PAPER, compare_single=True, compare_seeds=2),
+                   measure=b0)
+    assert [(j.kind, j.replicate) for j in jobs] == [
+        (k, r) for k in ("compound", *SINGLE_DIMENSION) for r in (0, 1)]
+    assert jobs[0].point == jobs[1].point == PAPER and jobs[1].key == jobs[0].key + " #1"
+    for j in jobs[2:]:  # each single point scales one coefficient alone, at B1's MACs
+        assert sorted((j.point.alpha, j.point.beta, j.point.gamma))[:2] == [1.0, 1.0]
+        assert b0(j.point) == pytest.approx(b0(PAPER), rel=0.1)
 
 
 def test_selects_best_accuracy_and_writes_the_run_folder(tmp_path, tiny_base,
@@ -57,8 +69,12 @@ def test_selects_best_accuracy_and_writes_the_run_folder(tmp_path, tiny_base,
     assert coef["selected_by"] == "accuracy" and coef["accuracy"] == 0.9
     assert coef["grid"] == {"alpha_range": [1.0, 2.0], "beta_range": [1.0, 1.5],
                             "gamma_range": [1.0, 1.5], "step": 0.5, "points_total": 12,
-                            "points_kept": 3}
+                            "points_kept": 3, "constraint": "formula", "goal_ratio": 2.0}
     assert coef["tolerance"] == 0.25 and coef["product"] == 2.25 and coef["complete"]
+    assert coef["constraint"] == "formula"
+    # fvcore re-counts the chosen point itself: the figure the analytic counter promised
+    assert coef["fvcore"]["macs"] == coef["macs"] and coef["fvcore"]["equals_analytic"]
+    assert coef["fvcore"]["ratio"] == pytest.approx(coef["macs_ratio"])
     wide = res.family[1]  # phi 1 with the chosen coefficients: the winning point itself
     assert coef["macs"] == wide.meta["macs"] == count_analytic(wide).macs
     assert coef["macs_ratio"] == pytest.approx(wide.meta["macs"] / count_analytic(tiny_base).macs)
@@ -102,22 +118,18 @@ def test_ties_go_to_fewer_macs_and_reward_selection(tmp_path, tiny_base, fake_ev
 
 
 def test_identical_trainings_are_shared(tmp_path, tiny_base, fake_evaluator) -> None:
-    # Compound (2, 1, 1) at phi 1 is depth-only scaling. Width-only (sqrt 2) rounds the tiny
-    # base's channels 8/16/32 to 16/24/48, as beta = 1.5 does. Each pair is trained once.
+    # The chosen (2, 1, 1) has repeats (2, 4). Depth-only solved for its MACs is the first
+    # depth with ceil(d) = 2 and ceil(2 d) = 4: d = 1.500001, the same network, trained once.
     ev = fake_evaluator()
-    res = run(tmp_path, tiny_base, ev, compare_single=True)
+    res = run(tmp_path, tiny_base, ev, compare_single=True, compare_seeds=1)
     grid = pd.read_csv(res.run_dir / "grid.csv")
     assert len(grid) == 6 and (grid["state"] == "COMPLETE").all()
-    assert len(ev.calls) == 4 == len(set(ev.calls))
-    assert len(set(zip(grid["arch_hash"], grid["proxy_resolution"]))) == 4
-
-    def number(kind, alpha=1.0, beta=1.0):
-        rows = grid[(grid["kind"] == kind) & (grid["alpha"] == alpha) & (grid["beta"] == beta)]
-        return rows["number"].iloc[0]
-
-    reused = grid.set_index("number")["reused_from"]
-    assert reused[number("depth", alpha=2.0)] == number("compound", alpha=2.0)
-    assert reused[number("width", beta=math.sqrt(2))] == number("compound", beta=1.5)
+    assert len(ev.calls) == 5 == len(set(ev.calls))
+    depth = grid[grid["kind"] == "depth"].iloc[0]
+    assert depth["alpha"] == 1.500001
+    chosen = grid[(grid["kind"] == "compound") & (grid["alpha"] == 2.0)]["number"].iloc[0]
+    assert depth["reused_from"] == chosen and depth["arch_hash"] == grid.set_index(
+        "number").loc[chosen, "arch_hash"]
     kinds = [c["kind"] for c in res.coefficients["compare_single"]]
     assert kinds == ["depth", "width", "resolution"]
 
@@ -125,7 +137,7 @@ def test_identical_trainings_are_shared(tmp_path, tiny_base, fake_evaluator) -> 
 def test_interrupt_then_resume_never_retrains_a_finished_point(tmp_path, tiny_base,
                                                                 fake_evaluator) -> None:
     first = fake_evaluator(raise_on_call=3)
-    res = run(tmp_path, tiny_base, first, compare_single=True)
+    res = run(tmp_path, tiny_base, first, compare_single=True, compare_seeds=1)
     assert res.interrupted and len(first.calls) == 2
     coef = json.loads((res.run_dir / "coefficients.json").read_text())
     assert coef["complete"] is False and coef["points_done"] == 2
@@ -139,18 +151,39 @@ def test_interrupt_then_resume_never_retrains_a_finished_point(tmp_path, tiny_ba
     assert stale.number == 3
 
     second = fake_evaluator()
-    res2 = run(tmp_path, tiny_base, second, resume=True, compare_single=True)
+    res2 = run(tmp_path, tiny_base, second, resume=True, compare_single=True, compare_seeds=1)
     assert not res2.interrupted and res2.coefficients["complete"]
-    # 4 distinct trainings in all (see test_identical_trainings_are_shared); 2 were done before
-    assert len(second.calls) == 2
+    # 5 distinct trainings in all (see test_identical_trainings_are_shared); 2 were done before
+    assert len(second.calls) == 3
     assert not set(first.calls) & set(second.calls)
     grid = pd.read_csv(res2.run_dir / "grid.csv")
     done = grid[grid["state"] == "COMPLETE"]
     assert len(done) == 6 and not done.duplicated(["kind", "alpha", "beta", "gamma"]).any()
 
     third = fake_evaluator()
-    run(tmp_path, tiny_base, third, resume=True, compare_single=True)
+    run(tmp_path, tiny_base, third, resume=True, compare_single=True, compare_seeds=1)
     assert third.calls == []
+
+
+def test_a_kill_in_the_comparison_loses_no_finished_seed(tmp_path, tiny_base,
+                                                        fake_evaluator) -> None:
+    # 3 grid trainings, then the comparison over 2 seeds: compound #1, width #0 #1, resolution
+    # #0 #1 (depth #0 and #1 are the compound's own networks and seeds, reused): 8 trainings
+    # for 10 trials.
+    first = fake_evaluator(raise_on_call=6)
+    res = run(tmp_path, tiny_base, first, compare_single=True, compare_seeds=2)
+    assert res.interrupted and len(first.calls) == 5
+    done = json.loads((res.run_dir / "compare_single.json").read_text())
+    assert not done["complete"] and sum(r["seeds"] for r in done["variants"]) == 5
+    second = fake_evaluator()
+    res = run(tmp_path, tiny_base, second, resume=True, compare_single=True, compare_seeds=2)
+    assert not res.interrupted and len(second.calls) == 3
+    summary = json.loads((res.run_dir / "compare_single.json").read_text())
+    assert summary["complete"] and [r["seeds"] for r in summary["variants"]] == [2, 2, 2, 2]
+    grid = pd.read_csv(res.run_dir / "grid.csv")
+    done = grid[grid["state"] == "COMPLETE"]
+    assert len(done) == 10 and not done.duplicated(["kind", "alpha", "beta", "gamma",
+                                                    "replicate"]).any()
 
 
 def test_resume_may_reselect_but_not_retrain(tmp_path, tiny_base, fake_evaluator) -> None:
@@ -176,19 +209,36 @@ def test_given_coefficients_train_nothing_unless_compared(tmp_path, tiny_base,
     assert pd.read_csv(res.run_dir / "grid.csv").empty
 
 
-@pytest.mark.parametrize("zoo", ["mobilenet-v1", "mobilenet-v2", "resnet-50"])
-def test_compare_single_on_any_base(tmp_path, zoo, fake_evaluator) -> None:
-    ev = fake_evaluator()
-    res = run(tmp_path, get_model(zoo), ev, coefficients=PAPER, compare_single=True,
+@pytest.mark.parametrize("zoo", ["efficientnet-b0", "mobilenet-v2", "resnet-50"])
+def test_compare_single_trains_at_the_compound_points_measured_macs(tmp_path, zoo,
+                                                                     fake_evaluator) -> None:
+    base = get_model(zoo)
+    # accuracy rises with MACs, so a single network a little larger than compound scores higher
+    ev = fake_evaluator(score=lambda spec, proxy: 0.5 + 1e-12 * count_analytic(
+        spec.with_task(resolution=spec.resolution)).macs)
+    res = run(tmp_path, base, ev, coefficients=PAPER, compare_single=True, compare_seeds=2,
               family=(0, 1))
-    assert res.coefficients["accuracy"] == 0.5  # the given point is trained beside them
+    compound_macs = res.family[1].meta["macs"]  # the given point at phi 1
+    assert res.coefficients["macs"] == compound_macs
+    summary = json.loads((res.run_dir / "compare_single.json").read_text())
+    assert summary["compound_macs"] == compound_macs and summary["complete"]
+    rows = {r["kind"]: r for r in summary["variants"]}
+    assert list(rows) == ["compound", "depth", "width", "resolution"]
+    for kind in SINGLE_DIMENSION:
+        r = rows[kind]
+        coef = {"depth": r["alpha"], "width": r["beta"], "resolution": r["gamma"]}[kind]
+        assert coef > 1 and sorted((r["alpha"], r["beta"], r["gamma"]))[:2] == [1.0, 1.0]
+        assert abs(r["macs"] / compound_macs - 1) <= 0.1  # within --tolerance of compound
+        assert r["within_tolerance"] and r["macs_vs_compound"] == pytest.approx(
+            r["macs"] / compound_macs - 1)
+        assert r["macs"] == count_analytic(compound(base, r["alpha"], r["beta"], r["gamma"],
+                                                    1.0)).macs
+        assert r["seeds"] == 2 and len(r["trials"]) == 2
+    assert len(ev.calls) == 8  # 4 networks x 2 seeds, nothing shared
     single = {c["kind"]: c for c in res.coefficients["compare_single"]}
-    assert set(single) == {"depth", "width", "resolution"}
-    assert single["resolution"]["resolution"] == round(224 * math.sqrt(2))
-    assert single["width"]["width"] == pytest.approx(math.sqrt(2))
-    for c in single.values():
-        assert 1.5 < c["macs_ratio"] < 2.6 and c["accuracy"] == 0.5
-    assert len(ev.calls) == 4
+    assert single["width"]["accuracy"] == rows["width"]["accuracy_mean"]
+    table = pd.read_csv(res.run_dir / "compare_single.csv")
+    assert list(table["kind"]) == list(rows) and table["verdict"].notna().sum() == 3
 
 
 def test_a_failing_point_is_recorded_and_the_grid_goes_on(tmp_path, tiny_base,
@@ -219,9 +269,9 @@ def test_compare_single_may_be_added_on_resume(tmp_path, tiny_base, fake_evaluat
     first = fake_evaluator()
     run(tmp_path, tiny_base, first)
     second = fake_evaluator()
-    res = run(tmp_path, tiny_base, second, resume=True, compare_single=True)
-    # depth-only and width-only equal compound points already trained; only resolution is new
-    assert len(first.calls) == 3 and len(second.calls) == 1
+    res = run(tmp_path, tiny_base, second, resume=True, compare_single=True, compare_seeds=1)
+    # depth-only equals the chosen compound point, already trained; width and resolution are new
+    assert len(first.calls) == 3 and len(second.calls) == 2
     assert [c["kind"] for c in res.coefficients["compare_single"]] == ["depth", "width",
                                                                        "resolution"]
 
@@ -242,3 +292,23 @@ def test_points_train_with_proxy_batch_norm_momentum(tmp_path, tiny_base, fake_e
     res = run(tmp_path, tiny_base.replace(bn_momentum=0.01), fake_evaluator(score=score))
     assert seen == [0.1] * 3  # trained with 0.1 ...
     assert {s.bn_momentum for s in res.family} == {0.01}  # ... emitted with the base's
+
+
+def test_dashboard_shows_the_seeds_and_the_ratio_against_two_to_the_phi(tmp_path, tiny_base,
+                                                                        fake_evaluator) -> None:
+    from results.stage2_dashboard import ratio_note, stage2_info
+    from results.store import load_run
+
+    res = run(tmp_path, tiny_base, fake_evaluator(), compare_single=True, compare_seeds=2,
+              family=(0, 3))
+    info = stage2_info(load_run(res.run_dir))
+    c = info.compare
+    assert c.kind == ["compound", "depth", "width", "resolution"] and c.seeds == [2, 2, 2, 2]
+    assert c.std == [0.0] * 4  # the fake evaluator scores every seed 0.5
+    assert c.verdict[0] == "" and all(v.startswith("within the noise") for v in c.verdict[1:])
+    fam = pd.read_csv(res.run_dir / "family.csv")
+    assert info.ratio.vs_nominal == pytest.approx(list(fam["ratio_vs_nominal"]))
+    assert info.ratio.rounding == "paper"
+    note = ratio_note(info.ratio)
+    assert f"phi 1: x{fam['macs_ratio'][1]:.3f} vs 2 ({fam['ratio_vs_nominal'][1] - 1:+.1%})" \
+        in note and "--rounding nearest" in note
