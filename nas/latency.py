@@ -31,7 +31,7 @@ from space.spec import ArchSpec
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RUNTIMES", "STATISTICS", "Timing", "cpu_model", "device_info", "entry_module", "time_runner",
+__all__ = ["CLOCKS", "RUNTIMES", "STATISTICS", "Timing", "check_clock", "cpu_model", "device_info", "entry_module", "time_runner",
            "build_table", "bench_spec", "bench_specs", "default_cache_path", "table_for"]
 
 
@@ -46,15 +46,16 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
-def device_info(*, device: str = "cpu", threads: int, batch: int, runtime: str = "torch"
-                ) -> dict[str, Any]:
+def device_info(*, device: str = "cpu", threads: int, batch: int, runtime: str = "torch",
+                clock: str = "wall") -> dict[str, Any]:
     """What a timing depends on: the key a table is stored under and checked against."""
     if device != "cpu":
         raise ValueError(f"latency tables are measured on the CPU only for now, got --device "
                          f"{device!r}; pass --device cpu")
     RUNTIMES.get(runtime)
+    check_clock(clock, threads)
     info = {"device": device, "cpu": cpu_model(), "torch": torch.__version__,
-            "threads": int(threads), "batch": int(batch), "runtime": runtime}
+            "threads": int(threads), "batch": int(batch), "runtime": runtime, "clock": clock}
     if runtime == "onnxruntime":
         from nas.onnx_export import require_onnx
 
@@ -145,17 +146,36 @@ class Timing:
                 "batch": self.batch}
 
 
-def time_runner(run: Runner, *, warmup: int, repeats: int, batch: int = 1) -> Timing:
+# What a run's time is read from. wall: time.perf_counter, the latency a user sees. cpu: the
+# calling thread's CPU time (time.thread_time), which does not advance while the scheduler runs
+# other work, so it measures the compute on a machine shared with other jobs. With one intra-op
+# thread torch runs every op on the calling thread, so on a quiet machine the two agree; with
+# more threads the calling thread's CPU time misses the others' work, so cpu needs threads 1.
+CLOCKS: Registry[Callable[[], float]] = Registry("clock")
+CLOCKS.add("wall", time.perf_counter)
+CLOCKS.add("cpu", time.thread_time)
+
+
+def check_clock(clock: str, threads: int) -> None:
+    CLOCKS.get(clock)
+    if clock == "cpu" and threads != 1:
+        raise ValueError(f"--clock cpu reads the calling thread's CPU time, so it needs "
+                         f"--threads 1, got --threads {threads}; pass --clock wall")
+
+
+def time_runner(run: Runner, *, warmup: int, repeats: int, batch: int = 1,
+                clock: str = "wall") -> Timing:
     if repeats < 1 or warmup < 0:
         raise ValueError(f"`repeats >= 1` and `warmup >= 0` must hold, got repeats={repeats}, "
                          f"warmup={warmup}")
+    now = CLOCKS.get(clock)
     for _ in range(warmup):
         run()
     samples = []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0 = now()
         run()
-        samples.append((time.perf_counter() - t0) * 1e3)
+        samples.append((now() - t0) * 1e3)
     return Timing(tuple(samples), batch)
 
 
@@ -210,7 +230,7 @@ def entry_module(key: LatencyKey) -> nn.Module:
 
 def build_table(space, *, resolution: int, threads: int, batch: int = 1,
                 runtime: str = "torch", warmup: int = 3, repeats: int = 10, rounds: int = 1,
-                statistic: str = "median",
+                statistic: str = "median", clock: str = "wall",
                 keys: Sequence[LatencyKey] | None = None,
                 progress: Callable[[int, int], None] | None = None) -> LatencyTable:
     """Time every entry of ``space`` (or just ``keys``) on this machine.
@@ -223,7 +243,7 @@ def build_table(space, *, resolution: int, threads: int, batch: int = 1,
     """
     if rounds < 1:
         raise ValueError(f"`rounds >= 1` must hold, got rounds={rounds}")
-    device = device_info(threads=threads, batch=batch, runtime=runtime)
+    device = device_info(threads=threads, batch=batch, runtime=runtime, clock=clock)
     make = RUNTIMES.get(runtime)
     reduce = STATISTICS.get(statistic)
     keys = list(space_keys(space, resolution) if keys is None else keys)
@@ -235,7 +255,8 @@ def build_table(space, *, resolution: int, threads: int, batch: int = 1,
             for key in keys:
                 x = torch.randn(batch, key.in_channels, key.size, key.size)
                 run = make(entry_module(key), x, threads)
-                ms = reduce(time_runner(run, warmup=warmup, repeats=repeats).samples_ms)
+                ms = reduce(time_runner(run, warmup=warmup, repeats=repeats,
+                                        clock=clock).samples_ms)
                 entries[str(key)] = min(ms, entries.get(str(key), ms))
                 done += 1
                 if progress is not None:
@@ -249,11 +270,13 @@ def build_table(space, *, resolution: int, threads: int, batch: int = 1,
 
 def bench_specs(specs: Sequence[ArchSpec], *, resolution: int | None = None, threads: int,
                 batch: int = 1, runtime: str = "torch", warmup: int = 3, repeats: int = 10,
-                rounds: int = 1, statistic: str = "median") -> list[float]:
+                rounds: int = 1, statistic: str = "median", clock: str = "wall"
+                ) -> list[float]:
     """End-to-end latency (ms) of several networks, timed round-robin ``rounds`` times; each
     network's value is the smallest of its per-round medians (``statistic``; see
     :func:`build_table`)."""
     reduce = STATISTICS.get(statistic)
+    check_clock(clock, threads)
     best: list[float] = [math.inf] * len(specs)
     with _Threads(threads):
         runs = []
@@ -263,25 +286,27 @@ def bench_specs(specs: Sequence[ArchSpec], *, resolution: int | None = None, thr
             runs.append(RUNTIMES.get(runtime)(build(spec, seed=0).eval(), x, threads))
         for _ in range(rounds):
             for i, run in enumerate(runs):
-                samples = time_runner(run, warmup=warmup, repeats=repeats).samples_ms
+                samples = time_runner(run, warmup=warmup, repeats=repeats,
+                                      clock=clock).samples_ms
                 best[i] = min(best[i], reduce(samples))
     return best
 
 
 def bench_spec(spec: ArchSpec, *, resolution: int | None = None, threads: int,
                batch: int = 1, runtime: str = "torch", warmup: int = 5,
-               repeats: int = 30) -> Timing:
+               repeats: int = 30, clock: str = "wall") -> Timing:
     """End-to-end latency of one network on this machine."""
+    check_clock(clock, threads)
     model = build(spec, seed=0)
     size = int(resolution or spec.resolution)
     x = torch.randn(batch, spec.in_channels, size, size)
     with _Threads(threads):
         run = RUNTIMES.get(runtime)(model.eval(), x, threads)
-        return time_runner(run, warmup=warmup, repeats=repeats, batch=batch)
+        return time_runner(run, warmup=warmup, repeats=repeats, batch=batch, clock=clock)
 
 
 def table_for(space, *, resolution: int, threads: int, batch: int = 1, runtime: str = "torch",
-              path: str | Path | None = None, build: bool = True,
+              clock: str = "wall", path: str | Path | None = None, build: bool = True,
               **timing: Any) -> LatencyTable:
     """The latency table a search on this machine should predict with.
 
@@ -293,7 +318,7 @@ def table_for(space, *, resolution: int, threads: int, batch: int = 1, runtime: 
     """
     from space.latency import LatencyTableError, load_table, save_table
 
-    device = device_info(threads=threads, batch=batch, runtime=runtime)
+    device = device_info(threads=threads, batch=batch, runtime=runtime, clock=clock)
     if path is not None:
         p = Path(path)
         if not p.is_file():
@@ -311,7 +336,7 @@ def table_for(space, *, resolution: int, threads: int, batch: int = 1, runtime: 
             log.info("no cached latency table for %s on this device; timing %d entries",
                      space.name, len(space_keys(space, resolution)))
             table = build_table(space, resolution=resolution, threads=threads, batch=batch,
-                                runtime=runtime, **timing)
+                                runtime=runtime, clock=clock, **timing)
             p.parent.mkdir(parents=True, exist_ok=True)
             save_table(table, p)
             return table

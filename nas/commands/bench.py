@@ -32,9 +32,9 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--warmup must be >= 0, got {args.warmup}")
     spec = load_model(args)
     device = device_info(device=args.device, threads=args.threads, batch=args.batch,
-                         runtime=args.runtime)
+                         runtime=args.runtime, clock=args.clock)
     t = bench_spec(spec, threads=args.threads, batch=args.batch, runtime=args.runtime,
-                   warmup=args.warmup, repeats=args.repeats)
+                   warmup=args.warmup, repeats=args.repeats, clock=args.clock)
     info = {"model": spec.name, "resolution": spec.resolution, **t.to_dict(), "device": device}
     if args.json:
         print(json.dumps(info))

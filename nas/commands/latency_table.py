@@ -22,6 +22,7 @@ HELP = "time every block of a search space on this machine and write a latency l
 # literal so --help needs no torch; tests check they equal nas.latency's RUNTIMES and STATISTICS
 RUNTIME_NAMES = ("torch", "onnxruntime")
 STATISTIC_NAMES = ("median", "min")
+CLOCK_NAMES = ("wall", "cpu")
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,9 @@ def add_timing_arguments(p: argparse.ArgumentParser, *, repeats: int, warmup: in
                    help=f"timed runs per measurement; the median is kept (default {repeats})")
     p.add_argument("--warmup", type=int, default=warmup,
                    help=f"untimed runs before timing (default {warmup})")
+    p.add_argument("--clock", default="wall", choices=CLOCK_NAMES,
+                   help="wall: elapsed time (default); cpu: the thread's CPU time, which other "
+                        "jobs on a shared machine do not inflate (needs --threads 1)")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -77,7 +81,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def make_table(space: Any, *, resolution: int, threads: int, batch: int, runtime: str,
                repeats: int, warmup: int, rounds: int, calibrate: int, seed: int,
-               statistic: str = "median") -> Any:
+               statistic: str = "median", clock: str = "wall") -> Any:
     """Time the entries (with a progress bar), then fit the overhead on calibration members."""
     import dataclasses
 
@@ -87,13 +91,13 @@ def make_table(space: Any, *, resolution: int, threads: int, batch: int, runtime
     with _progress(f"timing {space.name}") as bar:
         table = build_table(space, resolution=resolution, threads=threads, batch=batch,
                             runtime=runtime, warmup=warmup, repeats=repeats, rounds=rounds,
-                            statistic=statistic, progress=bar)
+                            statistic=statistic, clock=clock, progress=bar)
     specs = [space.to_spec(random_params(space, seed=seed + i), name=f"calibration-{i}")
              for i in range(calibrate)]
     sums = [predict_ms(table, spec, overhead=False) for spec in specs]
     measured = bench_specs(specs, resolution=resolution, threads=threads, batch=batch,
                            runtime=runtime, warmup=warmup, repeats=repeats, rounds=rounds,
-                           statistic=statistic)
+                           statistic=statistic, clock=clock)
     overhead = fit_overhead(sums, measured) if calibrate else 0.0
     meta = dict(table.meta, calibration={"members": calibrate, "seed": seed,
                                          "sum_ms": sums, "measured_ms": measured})
@@ -133,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
                          f"--calibrate {args.calibrate}")
     space = load_space(args.space)
     device = device_info(device=args.device, threads=args.threads, batch=args.batch,
-                         runtime=args.runtime)
+                         runtime=args.runtime, clock=args.clock)
     out = args.out or default_cache_path(space.name, device, args.resolution)
     if out.exists() and out.is_dir():
         raise IsADirectoryError(f"-o {str(out)!r} is a folder; pass a file name such as table.json")
@@ -142,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
     table = make_table(space, resolution=args.resolution, threads=args.threads,
                        batch=args.batch, runtime=args.runtime, repeats=args.repeats,
                        warmup=args.warmup, rounds=args.rounds, calibrate=args.calibrate,
-                       seed=args.seed, statistic=args.statistic)
+                       seed=args.seed, statistic=args.statistic, clock=args.clock)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_table(table, out)
     info = {"table": str(out), "space": table.space, "resolution": table.resolution,

@@ -82,6 +82,7 @@ def test_latency_table_times_every_entry_of_the_space(tmp_path, tiny_space, caps
     ("--resolution", "-3"),
     ("--device", "tpu"),
     ("--calibrate", "-1"),
+    ("--clock", "cpu", "--threads", "2"),
 ])
 def test_latency_table_bad_input_is_exit_2_and_writes_nothing(tmp_path, tiny_space, capsys,
                                                               argv) -> None:
@@ -225,11 +226,12 @@ def test_table_for_refuses_another_space_device_resolution_or_a_broken_file(
 
 
 def test_the_cli_choices_are_the_registries() -> None:
-    from nas.commands.latency_table import RUNTIME_NAMES, STATISTIC_NAMES
-    from nas.latency import RUNTIMES, STATISTICS
+    from nas.commands.latency_table import CLOCK_NAMES, RUNTIME_NAMES, STATISTIC_NAMES
+    from nas.latency import CLOCKS, RUNTIMES, STATISTICS
 
     assert tuple(RUNTIMES.names()) == RUNTIME_NAMES
     assert tuple(STATISTICS.names()) == STATISTIC_NAMES
+    assert tuple(CLOCKS.names()) == CLOCK_NAMES
 
 
 def test_a_table_keeps_the_smallest_value_over_rounds(tiny_space, monkeypatch) -> None:
@@ -239,7 +241,7 @@ def test_a_table_keeps_the_smallest_value_over_rounds(tiny_space, monkeypatch) -
     keys = space_keys(space, 32)[:2]
     values = iter([5.0, 1.0, 7.0, 9.0, 2.0, 3.0, 4.0, 0.5])  # round 1: 5,1 / 7,9; round 2: ...
 
-    def fake(run, *, warmup, repeats, batch=1):
+    def fake(run, *, warmup, repeats, batch=1, clock="wall"):
         return lat.Timing(tuple(next(values) for _ in range(repeats)), batch)
 
     monkeypatch.setattr(lat, "time_runner", fake)
