@@ -1,7 +1,9 @@
 """The stage 1 dashboard (EfficientNet Sec. 4, MnasNet Sec. 3): accuracy against MACs with the
 Pareto front, the target T and iso-reward curves ACC x (MACs/T)^w; best reward so far against
 trial number and wall time; the choices the top trials took in each stage; the best
-architecture's stage table.
+architecture's stage table; and the finalists (the top distinct architectures retrained with
+several seeds after the search): each seed's reward, the mean with a one-std error bar, and the
+search's own score beside it.
 
 Compute, then draw: :func:`stage1_info` turns a :class:`results.store.Run` into a NamedTuple of
 plain lists (checked by tests without a browser); the ``fig_*`` functions only draw it.
@@ -51,6 +53,18 @@ class ChoiceGrid(NamedTuple):
     counts: list[list[int]]  # counts[value][stage]: top trials taking the value in the stage
 
 
+class Finalist(NamedTuple):
+    trial: int  # the source search trial
+    arch: str
+    macs: int | None
+    search_reward: float  # the search's own score (NaN when unknown)
+    seeds: list[int]  # seed indices of the COMPLETE runs
+    rewards: list[float]  # their rewards, in seed order
+    mean: float
+    std: float  # sample std (n - 1); NaN for fewer than two
+    complete: bool  # every planned seed finished
+
+
 class Stage1Info(NamedTuple):
     target_macs: int
     a: float
@@ -64,6 +78,37 @@ class Stage1Info(NamedTuple):
     top: list[dict[str, Any]]  # the top trials: number, reward, accuracy, macs, params, arch
     choices: list[ChoiceGrid]
     best_stages: list[dict[str, Any]]  # space.counting.stage_table rows of the best
+    finalists: list[Finalist] = []  # best mean first (complete ones first)
+    finalist_seeds: int = 0  # seeds planned per finalist
+
+
+def _finalists(df: Any, specs: _Specs, *, seeds: int) -> list[Finalist]:
+    """The finalists of a trial table (its ``finalist`` rows), best mean first."""
+    if "finalist" not in df or not df["finalist"].astype(bool).any():
+        return []
+    fin = df[df["finalist"].astype(bool)]
+    search = df[~df["finalist"].astype(bool)]
+    out = []
+    for src, runs in fin.groupby("finalist_of"):
+        done = runs[(runs["state"] == "COMPLETE") & runs["reward"].notna()]
+        done = done.sort_values("finalist_seed")
+        rewards = [float(v) for v in done["reward"]]
+        n = len(rewards)
+        mean = sum(rewards) / n if n else math.nan
+        std = (math.sqrt(sum((v - mean) ** 2 for v in rewards) / (n - 1)) if n > 1
+               else math.nan)
+        source = search[search["number"] == int(src)]
+        row = source.iloc[0] if len(source) else runs.iloc[0]
+        out.append(Finalist(
+            trial=int(src), arch=specs.arch(row),
+            macs=int(row["macs"]) if finite(row["macs"]) else None,
+            search_reward=float(row["reward"]) if len(source) and finite(row["reward"])
+            else math.nan,
+            seeds=[int(i) for i in done["finalist_seed"]], rewards=rewards, mean=mean, std=std,
+            complete=seeds > 0 and n == seeds))
+    out.sort(key=lambda f: (not f.complete, -(f.mean if math.isfinite(f.mean) else -1e300),
+                            f.trial))
+    return out
 
 
 def _params(row: Any) -> dict[str, Any] | None:
@@ -195,8 +240,12 @@ def stage1_info(run: Run, *, top_k: int = TOP_K) -> Stage1Info:
     objective = make_objective(int(cfg["target_macs"]), constraint=cfg.get("constraint", "soft"),
                                a=cfg.get("a"), b=cfg.get("b"))
     specs = _Specs(cfg)
-    df = run.trials
-    done = run.completed()
+    everything = run.trials
+    seeds = int(cfg.get("finalist_seeds") or 0)
+    finalists = _finalists(everything, specs, seeds=seeds)
+    df = (everything[~everything["finalist"].astype(bool)] if "finalist" in everything
+          else everything)  # the search's own trials; the finalists are drawn apart
+    done = df[(df["state"] == "COMPLETE") & df["accuracy"].notna()]
     points = _points(done, specs)
     pruned = _points(df[df["state"] == "PRUNED"], specs)
     front = pareto_front(list(zip(points.accuracy, points.macs)))
@@ -207,8 +256,10 @@ def stage1_info(run: Run, *, top_k: int = TOP_K) -> Stage1Info:
                  "macs": r["macs"], "params": r["params"], "arch": specs.arch(r)}
                 for _, r in top.iterrows()]
     best_stages: list[dict[str, Any]] = []
-    if len(top):
-        best = specs.spec(top.iloc[0], name=f"trial-{int(top.iloc[0]['number'])}")
+    chosen = next((f for f in finalists if f.complete), None)  # B0 when there are finalists
+    b0 = done[done["number"] == chosen.trial] if chosen is not None else top
+    if len(b0):
+        best = specs.spec(b0.iloc[0], name=f"trial-{int(b0.iloc[0]['number'])}")
         best_stages = stage_table(best) if best is not None else []
     return Stage1Info(
         target_macs=objective.target_macs, a=objective.a, b=objective.b, points=points,
@@ -217,7 +268,7 @@ def stage1_info(run: Run, *, top_k: int = TOP_K) -> Stage1Info:
                         a=objective.a, b=objective.b),
         accuracy_range=(min(accs, default=0.0) - pad, max(accs, default=1.0) + pad),
         progress=_progress(done), top=top_rows, choices=_choices(top, specs),
-        best_stages=best_stages)
+        best_stages=best_stages, finalists=finalists, finalist_seeds=seeds)
 
 
 # ----------------------------------------------------------------------------- draw
@@ -282,6 +333,38 @@ def fig_progress(info: Stage1Info) -> Any:
     return fig
 
 
+def fig_finalists(info: Stage1Info) -> Any:
+    """Each finalist's reward per seed, its mean with a one-std error bar, and the search's own
+    score (usually above the mean: the search kept the luckiest of many noisy numbers)."""
+    import plotly.graph_objects as go
+
+    fins = info.finalists
+    labels = [f"trial {f.trial}" for f in fins]
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(
+        x=[labels[i] for i, f in enumerate(fins) for _ in f.rewards],
+        y=[r for f in fins for r in f.rewards], mode="markers", name="one seed",
+        marker=dict(color="#999", size=7),
+        hovertext=[f"trial {f.trial} seed {s}: reward {r:.4f}" for f in fins
+                   for s, r in zip(f.seeds, f.rewards)], hoverinfo="text"))
+    fig.add_trace(go.Scatter(
+        x=labels, y=[f.mean for f in fins], mode="markers", name="mean ± std",
+        marker=dict(color="crimson", size=12, symbol="line-ew-open", line=dict(width=3)),
+        error_y=dict(type="data", array=[f.std if math.isfinite(f.std) else 0 for f in fins],
+                     visible=True, color="crimson", thickness=2, width=10),
+        hovertext=[f"trial {f.trial}: mean {fmt_num(f.mean)} ± {fmt_num(f.std)} over "
+                   f"{len(f.rewards)} seed(s)<br>{esc(f.arch)}" for f in fins],
+        hoverinfo="text"))
+    fig.add_trace(go.Scatter(
+        x=labels, y=[f.search_reward for f in fins], mode="markers", name="search's score",
+        marker=dict(symbol="diamond-open", size=11, color="#1f77b4", line=dict(width=2))))
+    fig.update_layout(xaxis=dict(title="finalist (its search trial), best mean first",
+                                 type="category"),
+                      yaxis=dict(title="reward"), height=420, margin=dict(t=40),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
+    return fig
+
+
 def fig_choices(info: Stage1Info) -> Any:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
@@ -335,6 +418,11 @@ def stage1_page(run: Run) -> Page:
              ("objective", f"ACC x (MACs/T)^w, w = {info.a:g} if MACs <= T else {info.b:g}"),
              ("space", str(cfg.get("space", "?"))), ("sampler", str(cfg.get("sampler", "?"))),
              ("dataset", str(cfg.get("proxy", {}).get("dataset", "?")))]
+    chosen = next((f for f in info.finalists if f.complete), None)
+    if chosen is not None:
+        facts.append(("B0", f"finalist trial {chosen.trial}: mean reward {fmt_num(chosen.mean)}"
+                            f" ± {fmt_num(chosen.std)} over {len(chosen.rewards)} seeds "
+                            f"(search's score {fmt_num(chosen.search_reward)})"))
     if best is not None:
         facts.append(("best", f"trial {best['number']}: reward {fmt_num(best['reward'])}, "
                               f"acc {fmt_num(best['accuracy'])}, {fmt_macs(best['macs'])} MACs, "
@@ -345,12 +433,18 @@ def stage1_page(run: Run) -> Page:
                      f"Pareto front (ringed). Dotted: iso-reward curves. Hover a point for its "
                      f"architecture."),
         Section("Best reward so far", [("fig-progress", fig_progress(info))]),
+        *([Section("Finalists", [("fig-finalists", fig_finalists(info))],
+                   note=f"The top {len(info.finalists)} distinct architectures retrained with "
+                        f"{info.finalist_seeds} seeds each: grey, one seed; red, the mean with "
+                        f"a one-std error bar; blue diamond, the search's own score. B0 is the "
+                        f"best mean.")] if info.finalists else []),
         Section(f"Choices of the top {len(info.top)} trials, per stage",
                 [("fig-choices", fig_choices(info))],
                 note="How many of the top trials (by reward) took each choice in each stage."),
         Section("Top trials", html=_top_html(info)),
-        Section(f"Best architecture (trial {best['number']})" if best else "Best architecture",
+        Section(f"B0: finalist trial {chosen.trial}" if chosen is not None else
+                f"Best architecture (trial {best['number']})" if best else "Best architecture",
                 html=stage_table_html(info.best_stages, table_id="best-stages"),
-                note=best["arch"] if best else ""),
+                note=chosen.arch if chosen is not None else best["arch"] if best else ""),
     ]
     return Page(title=f"Stage 1 search: {run.run_dir.name}", facts=facts, sections=sections)

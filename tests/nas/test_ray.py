@@ -403,3 +403,24 @@ def test_a_dataset_missing_on_the_nodes_is_one_clear_error(cluster, tiny_space, 
     for node_id in cluster.node_ids():
         assert f"/{node_id[:8]} ({ray_cluster.NODE_IP})" in line[0]
     assert not (tmp_path / "r" / "config.json").exists()  # nothing was started
+
+
+@pytest.mark.slow
+def test_ladder_and_finalists_on_ray_match_a_local_run(tiny_space, tmp_path, local_ray_env):
+    """The ladder's rule (the asha pruner locally, its Tune scheduler on Ray) and the finalists
+    give the same table and the same B0 on both backends: one trial at a time, same seeds."""
+    env, sessions = local_ray_env
+    args = dict(trials=6, epochs=2, train_samples=300, dataset="synthetic")
+    extra = ["--pruner", "asha", "--rungs", "1,2", "--finalists", "2", "--finalist-seeds", "2"]
+    r = nas(*search_args(tiny_space, tmp_path / "local", **args), *extra, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    r = nas(*search_args(tiny_space, tmp_path / "ray", **args), *extra, "--backend", "ray",
+            "--workers", "1", env=env, timeout=400)
+    assert r.returncode == 0, r.stderr[-3000:]
+    a = pd.read_csv(tmp_path / "local" / "trials.csv")
+    b = pd.read_csv(tmp_path / "ray" / "trials.csv")
+    same = [c for c in a.columns if c not in TIME_COLUMNS]
+    pd.testing.assert_frame_equal(a[same], b[same])
+    assert b.finalist.sum() == 4 and (b[b.finalist].state == "COMPLETE").all()
+    assert json.loads((tmp_path / "local" / "best.json").read_text()) == \
+        json.loads((tmp_path / "ray" / "best.json").read_text())

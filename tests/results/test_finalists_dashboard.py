@@ -1,0 +1,80 @@
+"""The stage-1 dashboard's finalists: computed from a real run folder (compute, then draw)."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+TINY_SPACE = """
+name: tiny
+stem: 8
+head: 32
+activation: relu
+fixed: {dropout: 0.0, drop_connect: 0.0}
+choices: {op: [dsconv, mbconv3], kernel: [3, 5], se_ratio: [0.0, 0.25], skip: [identity],
+          filters: [1.0, 2.0], layers: [0, 1]}
+stages:
+  - [8, 1, 1]
+  - [16, 1, 2]
+"""
+
+
+def _evaluate(spec, proxy, *, seed, on_epoch=None, **kw):
+    """Accuracy from the architecture plus a seed-dependent wobble (so seeds differ)."""
+    import random
+
+    from nas.evaluate import EvalResult
+    from nas.train import EpochResult
+
+    acc = 0.4 + (int(spec.arch_hash(), 16) % 500) / 1000 + random.Random(seed).uniform(-.05, .05)
+    epochs = [EpochResult(epoch=e, train_loss=1.0, val_accuracy=acc, lr=0.1, seconds=0.0,
+                          images_per_sec=0.0) for e in range(1, proxy.train.epochs + 1)]
+    for r in epochs:
+        if on_epoch:
+            on_epoch(r)
+    return EvalResult(accuracy=acc, epochs=epochs, seconds=0.0, images_per_sec=0.0, seed=seed)
+
+
+@pytest.fixture(scope="module")
+def run_with_finalists(tmp_path_factory):
+    from nas.evaluate import ProxyConfig
+    from nas.search import SearchConfig, run_search
+    from nas.train import TrainConfig
+    from space.deploy import Deployment
+
+    root = tmp_path_factory.mktemp("fin")
+    (root / "tiny.yaml").write_text(TINY_SPACE)
+    proxy = ProxyConfig(dataset="synthetic", resolution=16, train_samples=60, val_samples=30,
+                        train=TrainConfig(epochs=1, threads=1))
+    cfg = SearchConfig(target_macs=2_000_000, space=str(root / "tiny.yaml"), trials=5,
+                       timeout=None, sampler="random", proxy=proxy, pruner="none",
+                       deploy=Deployment(resolution=32), finalists=2, finalist_seeds=3)
+    run_search(cfg, out=root / "run", evaluate=_evaluate)
+    return root / "run"
+
+
+def test_the_dashboard_shows_the_finalists_with_their_spread(run_with_finalists):
+    from results.stage1_dashboard import fig_finalists, stage1_info
+    from results.store import load_run
+    from space import load_spec
+
+    run = load_run(run_with_finalists)
+    info = stage1_info(run)
+    assert len(info.finalists) == 2 and info.finalist_seeds == 3
+    df = run.trials
+    # the search's points are the search trials only; the finalists are drawn apart
+    assert sorted(info.points.number) == sorted(
+        df[(~df.finalist) & (df.state == "COMPLETE")].number)
+    meta = load_spec(run_with_finalists / "best.json").meta
+    assert info.finalists[0].trial == meta["trial"]  # best mean first, and it is B0
+    for f, row in zip(info.finalists, meta["finalists"]):
+        assert f.trial == row["trial"] and f.complete and f.seeds == [0, 1, 2]
+        assert f.rewards == pytest.approx([r["reward"] for r in row["runs"]])
+        assert f.mean == pytest.approx(row["mean"]) and f.std == pytest.approx(row["std"])
+        assert f.search_reward == pytest.approx(row["search_reward"])
+        assert math.isfinite(f.std) and f.std > 0  # the seeds differ
+    fig = fig_finalists(info)
+    means = next(t for t in fig.data if t.name == "mean ± std")
+    assert list(means.error_y.array) == pytest.approx([f.std for f in info.finalists])
+    page = (run_with_finalists / "dashboard.html").read_text()
+    assert "fig-finalists" in page and "B0: finalist trial" in page
