@@ -249,10 +249,10 @@ def train_trial(config: dict[str, Any], *, evaluate: Callable[..., Any],
     raised, so Tune does not retry it; only a dead worker is retried.
     """
     from nas.evaluate import ProxyConfig, with_threads
+    from nas.train.device import trial_device
 
     ctx = ray.get_runtime_context()
     node = node_label(ctx.get_node_id())
-    from nas.train.device import trial_device
     given = ctx.get_assigned_resources()
     # the trial's own proxy task (stage 2's points each train at their own resolution)
     proxy = with_threads(ProxyConfig.from_dict(config["proxy"]), given.get("CPU", 1.0))
