@@ -227,9 +227,9 @@ class Stage1:
         ua = trial.user_attrs
         acc = f"{ua['accuracy']:.4f}" if "accuracy" in ua else "-"
         secs = trial.duration.total_seconds() if trial.duration else 0.0
-        what = (f"finalist of trial {ua['finalist_of']} seed {ua['finalist_seed']}"
-                if is_finalist(trial) else "trial")
-        return (f"{what} {trial.number} {trial.state.name}: acc {acc}, "
+        what = (f" (finalist: trial {ua['finalist_of']}, seed {ua['finalist_seed']})"
+                if is_finalist(trial) else "")
+        return (f"trial {trial.number}{what} {trial.state.name}: acc {acc}, "
                 f"{ua.get('macs', 0) / 1e6:.1f} MMACs, {secs:.1f}s")
 
     # ------------------------------------------------------------------ outputs
@@ -325,11 +325,11 @@ def macs_vs_target(objective: Objective, macs: int) -> dict[str, Any]:
                f"MACs/({objective.floor:g}T) below the floor, so B0 should land in "
                f"[{objective.floor:g}T, T]")
     else:
-        why = (f"reward ACC x (MACs/T)^w with w = {objective.a:g} below T: a network at "
-               f"MACs = x T scores x^{objective.a:g} times its accuracy (0.25T: "
-               f"{0.25 ** objective.a:.3f}x), so the search lands below T unless the bigger "
-               f"network's proxy accuracy is higher by more than that; on a short proxy small "
-               f"networks train as well or better, so B0 lands well below T (README)")
+        why = (f"soft constraint: the reward ACC x (MACs/T)^w with w = {objective.a:g} "
+               f"below T scores a network at x T as x^{objective.a:g} times its accuracy "
+               f"(0.25 T: {0.25 ** objective.a:.3f}x), so a bigger network wins only if its "
+               f"proxy accuracy is higher by more than that; on a short proxy small networks "
+               f"train as well or better, so B0 tends to land well below T (README)")
     return {"macs": macs, "target_macs": objective.target_macs, "fraction": frac,
             "why": why}
 
