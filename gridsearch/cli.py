@@ -18,7 +18,8 @@ from typing import Any, Sequence
 from nas.commands.common import (PROXY_FLAGS, S, Flag, add_backend_arguments,
                                  add_proxy_arguments, exit_code, request_from_args)
 
-GRID_FLAGS = ("step", "tolerance", "constraint", "alpha_range", "beta_range", "gamma_range")
+GRID_FLAGS = ("step", "tolerance", "constraint", "alpha_range", "beta_range", "gamma_range",
+              "rungs", "finalists", "finalist_seeds")
 
 DESCRIPTION = """\
 Stage 2 of EfficientNet (Sec. 3.3): grid-search the compound-scaling coefficients alpha, beta,
@@ -32,6 +33,7 @@ EPILOG = """examples:
   gridsearch --base runs/stage1 --step 0.1 --tolerance 0.05 --compare-single
   gridsearch --constraint formula --tolerance 0.1 --compare-single --compare-seeds 5
   gridsearch --coefficients paper --rounding nearest --family 0-7
+  gridsearch --rungs 1,3 --finalists 4 --finalist-seeds 3
   gridsearch --base mobilenet-v2 --coefficients paper --compare-single
   gridsearch --base nas-b0.json --coefficients 1.2,1.1,1.15 --family 0-4
   gridsearch --resume --out runs/stage2 --select reward
@@ -71,6 +73,19 @@ def make_parser() -> argparse.ArgumentParser:
                    help="beta's closed range (default 1,1.5)")
     g.add_argument("--gamma-range", default=S, metavar="LO,HI",
                    help="gamma's closed range (default 1,1.5)")
+    g.add_argument("--rungs", default=S, metavar="E1,E2,..",
+                   help="race the points on a fidelity ladder: compare them after these epochs "
+                        "and stop the worst two thirds at each (the last rung is the full "
+                        "training and sets --epochs) (default: no racing, every point trains "
+                        "--epochs)")
+    g.add_argument("--finalists", type=int, default=S, metavar="K",
+                   help=f"after the grid, train the top K distinct points again with "
+                        f"--finalist-seeds seeds; the point with the best mean wins (default "
+                        f"{default_of(GridSearchConfig, 'finalists')}; 0 = the grid's best "
+                        f"single training wins)")
+    g.add_argument("--finalist-seeds", type=int, default=S, metavar="S",
+                   help=f"seeds per finalist (default "
+                        f"{default_of(GridSearchConfig, 'finalist_seeds')})")
     g.add_argument("--coefficients", default=S, metavar="A,B,G|paper",
                    help="skip the search and emit the family for these coefficients; 'paper' "
                         "is 1.2,1.1,1.15. With --compare-single the given point is trained too")
@@ -175,6 +190,7 @@ FLAGS: tuple[Flag, ...] = (
     _grid_flag("step"), _grid_flag("tolerance"), _grid_flag("constraint"),
     *(_grid_flag(k, _range("--" + k.replace("_", "-")))
       for k in ("alpha_range", "beta_range", "gamma_range")),
+    Flag("finalists", "finalists"), Flag("finalist_seeds", "finalist_seeds"),
     Flag("select", "select", on_resume=True),
     Flag("family", "family", lambda v: parse_family(v), on_resume=True),
     Flag("compare_single", "compare_single", on_resume=True),
@@ -182,10 +198,19 @@ FLAGS: tuple[Flag, ...] = (
     Flag("compare_seeds", "compare_seeds", on_resume=True),
     Flag("rounding", "rounding", on_resume=True),
     *PROXY_FLAGS,
+    Flag("rungs", "rungs", lambda v: _rungs(v)),  # after --epochs: the top rung must equal it
 )
 
 
+def _rungs(v: Any) -> tuple[int, ...]:
+    from nas.engine import parse_rungs
+
+    return parse_rungs(v)
+
+
 def _check_flags(given: dict[str, Any]) -> None:
+    if "rungs" in given and "epochs" not in given:  # --rungs 1,3 alone trains 3 epochs
+        given["epochs"] = _rungs(given["rungs"])[-1]
     if "coefficients" in given:
         clash = [k for k in (*GRID_FLAGS, "select") if k in given]
         if clash:
@@ -224,6 +249,17 @@ def _report(result: Any) -> None:
     print(f"MACs at phi {c['phi']:g}: x{fv['ratio']:.3f} measured (fvcore re-count, "
           f"{fv['macs'] / 1e6:.1f}M) vs x{c['formula_ratio']:.3f} formula vs "
           f"x{c['nominal_ratio']:.3f} nominal", file=out)
+    fin = c.get("finalists")
+    if fin:
+        print(f"finalists ({fin['chosen_by']}; the top {fin['k']} by the grid's reward, "
+              f"{fin['seeds']} seeds each):", file=out)
+        for r in fin["rows"]:
+            mean = "-" if r["accuracy_mean"] is None else f"{r['accuracy_mean']:.4f}"
+            std = "" if r["accuracy_std"] is None else f" +- {r['accuracy_std']:.4f}"
+            mark = "  <- chosen" if r["trial"] == fin["winner"] else ""
+            print(f"  alpha {r['alpha']:g} beta {r['beta']:g} gamma {r['gamma']:g}: accuracy "
+                  f"{mean}{std} over {r['done']}/{r['seeds']} seed(s) (grid's single training "
+                  f"{r['grid_accuracy']:.4f}){mark}", file=out)
     if not c["complete"]:
         print(f"incomplete: {c['points_done']} of {c['points_to_train']} points finished; "
               f"continue with gridsearch --resume --out {result.run_dir}", file=out)

@@ -2,9 +2,10 @@
 
 - ``grid.csv``/``.parquet``: one row per point (:func:`results.store.trials_frame`, stage 2).
 - ``coefficients.json``: the chosen point, how it was chosen (``--select``: best accuracy or
-  reward, ties to fewer MACs), the constraint and its tolerance, its measured and formula MACs
-  ratios, fvcore's own re-count of the chosen point (``fvcore``), the grid, and the
-  single-dimension comparison.
+  reward, ties to fewer MACs; with finalists, the best mean over their seeds, and the finalists
+  table: per seed, mean, std and the grid's own single-seed score), the constraint and its
+  tolerance, its measured and formula MACs ratios, fvcore's own re-count of the chosen point
+  (``fvcore``), the grid, and the single-dimension comparison.
 - ``compare_single.json`` and ``compare_single.csv`` (``--compare-single``): compound against
   depth-, width- and resolution-only scaling at the same measured MACs, per variant the seeds'
   accuracies, mean and std, and Welch's t against compound with a verdict
@@ -19,12 +20,13 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.engine import FinalistPlan, FinalistRow, finalist_table, is_finalist
 from nas.engine.recorder import stale_numbers
 from results.rundir import write_json, write_table
 from results.store import rank_key, trials_frame
 from space import ArchSpec, Counts, compound, count_analytic, count_fvcore
 
-from .compare import ALPHA, compare_rows
+from .compare import ALPHA, compare_rows, summarize
 from .family import scale_family, write_family
 from .grid import Enumeration, Point
 from .plan import KINDS, Job, job_key
@@ -35,7 +37,8 @@ if TYPE_CHECKING:
     from .search import GridSearchConfig
 
 __all__ = ["COEFFICIENTS_FILE", "COMPARE_FILE", "COMPARE_TABLE", "GRID_TABLE", "point_trials",
-           "select", "write_grid", "coefficients_summary", "compare_summary", "write_outputs"]
+           "select", "choose_point", "finalists_done", "write_grid", "coefficients_summary",
+           "compare_summary", "write_outputs"]
 
 COEFFICIENTS_FILE = "coefficients.json"
 COMPARE_FILE = "compare_single.json"
@@ -45,11 +48,12 @@ GRID_TABLE = "grid"
 
 def point_trials(study: optuna.Study, kind: str | None = None, *,
                  grid_only: bool = False) -> list[FrozenTrial]:
-    """COMPLETE trials with an accuracy, of one kind (all kinds for None); ``grid_only``
-    leaves out the extra seeds (replicates) ``--compare-single`` trains."""
+    """COMPLETE trials with an accuracy, of one kind (all kinds for None), finalist runs left
+    out (:func:`choose_point` reads those); ``grid_only`` also leaves out the extra seeds
+    (replicates) ``--compare-single`` trains."""
     return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
             if "accuracy" in t.user_attrs and (kind is None or t.user_attrs.get("kind") == kind)
-            and not (grid_only and t.user_attrs.get("replicate", 0))]
+            and not is_finalist(t) and not (grid_only and t.user_attrs.get("replicate", 0))]
 
 
 def select(study: optuna.Study, by: str) -> FrozenTrial | None:
@@ -57,6 +61,36 @@ def select(study: optuna.Study, by: str) -> FrozenTrial | None:
     among the grid's own trainings (one seed each: the comparison's extra seeds of the chosen
     point never re-decide the choice)."""
     return max(point_trials(study, "compound", grid_only=True), key=rank_key(by), default=None)
+
+
+def finalists_done(study: optuna.Study, plan: FinalistPlan) -> bool:
+    """Whether every finalist has all its seeds finished (so the choice is final)."""
+    rows = finalist_table(study.get_trials(deepcopy=False), seeds=plan.seeds)
+    return bool(rows) and all(r.complete for r in rows)
+
+
+def _finalist_rank(by: str) -> Callable[[FinalistRow], tuple[float, float]]:
+    """Larger wins: the mean accuracy (or the mean reward) over the seeds, then the earlier
+    source trial."""
+    if by == "reward":
+        return lambda r: (r.mean, -r.trial)
+    return lambda r: (r.accuracy_mean, -r.trial)
+
+
+def choose_point(study: optuna.Study, config: GridSearchConfig
+                 ) -> tuple[FrozenTrial | None, FinalistRow | None]:
+    """The chosen compound point's grid trial, and its finalist row: with finalists, the
+    complete finalist with the best mean ``--select`` score over its seeds; before any is
+    complete (or without finalists), the grid's own best single training (:func:`select`)."""
+    plan = config.finalist_plan()
+    if plan.enabled:
+        trials = study.get_trials(deepcopy=False)
+        rows = [r for r in finalist_table(trials, seeds=plan.seeds) if r.complete]
+        if rows:
+            best = max(rows, key=_finalist_rank(config.select))
+            source = next(t for t in trials if t.number == best.trial)
+            return source, best
+    return select(study, config.select), None
 
 
 def write_grid(study: optuna.Study, run_dir: Path) -> None:
@@ -112,6 +146,30 @@ def compare_summary(study: optuna.Study, config: GridSearchConfig,
             "variants": rows}
 
 
+def _finalists_summary(study: optuna.Study, config: GridSearchConfig) -> dict[str, Any] | None:
+    """coefficients.json's finalists block: the plan, each finalist's point, seeds, mean, std
+    and the grid's own score of it, and the winner's trial; None without finalists."""
+    plan = config.finalist_plan()
+    if not plan.enabled:
+        return None
+    trials = study.get_trials(deepcopy=False)
+    by_number = {t.number: t for t in trials}
+    rows = finalist_table(trials, seeds=plan.seeds)
+    _, winner = choose_point(study, config)
+    out = []
+    for r in rows:
+        ua = by_number[r.trial].user_attrs
+        acc = [x["accuracy"] for x in r.runs if x["reward"] is not None]
+        out.append({"alpha": ua.get("alpha"), "beta": ua.get("beta"), "gamma": ua.get("gamma"),
+                    "macs": ua.get("macs"), "grid_accuracy": ua.get("accuracy"),
+                    "accuracy_std": summarize(acc).std if len(acc) > 1 else None,
+                    **r.to_dict()})
+    return {"k": plan.k, "seeds": plan.seeds, "ranked_by": "reward",
+            "chosen_by": f"best mean {config.select} over the seeds",
+            "complete": bool(rows) and all(r.complete for r in rows),
+            "winner": None if winner is None else winner.trial, "rows": out}
+
+
 def write_compare(summary: dict[str, Any], run_dir: Path) -> None:
     import pandas as pd
 
@@ -141,13 +199,16 @@ def coefficients_summary(study: optuna.Study, config: GridSearchConfig, base: Ar
         else:
             ua = dict(chosen.user_attrs)
     else:
-        chosen = select(study, config.select)
+        chosen, _ = choose_point(study, config)
         if chosen is None:
             return None
         ua = dict(chosen.user_attrs)
         point = Point(ua["alpha"], ua["beta"], ua["gamma"])
+    finalists = _finalists_summary(study, config)
     compound_jobs = [j for j in jobs if j.kind == "compound" and j.replicate == 0]
-    done = {job_key(t) for t in point_trials(study, "compound")}
+    # a point is done when it trained fully or the ladder stopped it (a failure is not)
+    done = {job_key(t) for t in study.get_trials(
+        deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)) if not is_finalist(t)}
     comparison = compare_summary(study, config, compare) if config.compare_single else None
     return {
         "alpha": point.alpha, "beta": point.beta, "gamma": point.gamma, "phi": phi,
@@ -159,12 +220,16 @@ def coefficients_summary(study: optuna.Study, config: GridSearchConfig, base: Ar
         "nominal_ratio": 2.0 ** phi,
         "fvcore": fvcore_recount(base, point, phi),
         "selected_by": config.selected_by,
+        "chosen_by": ("finalists" if finalists and finalists["winner"] is not None
+                      else "given" if config.coefficients is not None else "grid"),
+        "finalists": finalists,
         **{k: ua.get(k) for k in ("accuracy", "reward", "macs", "params", "resolution",
                                   "proxy_resolution")},
         "trial": None if chosen is None else chosen.number,
         "points_done": sum(1 for j in compound_jobs if j.key in done),
         "points_to_train": len(compound_jobs),
-        "complete": all(j.key in done for j in compound_jobs),
+        "complete": all(j.key in done for j in compound_jobs)
+        and (finalists is None or finalists["complete"]),
         "base": {"name": base.name, "source": config.base, "arch_hash": base.arch_hash(),
                  "macs": base_counts.macs, "params": base_counts.params,
                  "resolution": base.resolution},

@@ -100,8 +100,11 @@ def job_key(t: Any) -> str | None:
     coords = t.params if all(k in t.params for k in COORDINATES) else t.user_attrs
     if not all(k in coords for k in COORDINATES):
         return None
-    return Job(coords["kind"], Point(coords["alpha"], coords["beta"], coords["gamma"]),
-               int(t.user_attrs.get("replicate", 0))).key
+    key = Job(coords["kind"], Point(coords["alpha"], coords["beta"], coords["gamma"]),
+              int(t.user_attrs.get("replicate", 0))).key
+    if t.user_attrs.get("finalist"):  # a finalist's run of its point (nas.engine.finalists)
+        key = f"{key} finalist #{t.user_attrs.get('finalist_seed')}"
+    return key
 
 
 def enqueue_missing(study: optuna.Study, jobs: Sequence[Job]) -> int:

@@ -10,6 +10,14 @@ proxy task with the proxy resolution scaled by ``gamma^phi``. The point with the
 accuracy wins (ties: fewer MACs); ``select='reward'`` uses stage 1's objective
 ``ACC x (MACs/T)^-0.07`` with ``T = base MACs x 2^phi`` instead.
 
+The grid's points can be *raced* and the best of them *retrained over seeds*, with the engine's
+fidelity ladder and finalists (:mod:`nas.engine.fidelity`, :mod:`nas.engine.finalists`), as in
+stage 1: with ``rungs`` every point reports its reward after each epoch and the ``asha`` pruner
+stops the worst two thirds at each rung; then the top ``finalists`` distinct points (by reward)
+are trained again with ``finalist_seeds`` fresh seeds, and the chosen point is the finalist with
+the best **mean** accuracy (or reward, ``select='reward'``) over those seeds, not the luckiest
+single training.
+
 ``compare_single`` adds the paper's Fig. 3/Table 3 comparison: depth only, width only and
 resolution only, each solved for the chosen compound point's measured MACs (within
 ``--tolerance`` where the rounding allows, and flagged where it does not), all four trained over
@@ -35,7 +43,7 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from nas.backends import BackendConfig
-from nas.engine import Candidate, run_study
+from nas.engine import Candidate, FinalistPlan, Ladder, parse_rungs, run_study
 from nas.engine.recorder import FINISHED, interrupted_numbers
 from nas.evaluate import ProxyConfig, evaluate_proxy
 from nas.train import TrainConfig
@@ -49,7 +57,7 @@ from space.spec import load_spec
 from .family import ROUNDINGS, check_phis
 from .grid import Enumeration, Grid, Point
 from .measure import MacsRatio
-from .outputs import select, write_grid, write_outputs
+from .outputs import choose_point, finalists_done, write_grid, write_outputs
 from .plan import (SINGLE_DIMENSION, Job, compare_jobs, enqueue_missing, job_key, plan,
                    suggest_job, waiting_count)
 
@@ -84,6 +92,12 @@ class GridSearchConfig:
     compare_seeds: int = 3
     family: tuple[int, int] = (0, 7)
     rounding: str = "paper"
+    # The fidelity ladder (epochs after which points are compared; None: no racing, every
+    # point trains fully) and the finalists: the top `finalists` distinct points retrained with
+    # `finalist_seeds` seeds, the best mean wins (0: the grid's best single training wins).
+    rungs: tuple[int, ...] | None = None
+    finalists: int = 4
+    finalist_seeds: int = 3
     seed: int | None = 0
     proxy: ProxyConfig = field(default_factory=default_proxy)
 
@@ -95,6 +109,15 @@ class GridSearchConfig:
             raise UnknownNameError(f"unknown --select {self.select!r}; known: "
                                    f"{', '.join(SELECTORS)}")
         ROUNDINGS.get(self.rounding)  # an unknown name lists the known ones
+        self.finalist_plan()  # validates finalists, finalist_seeds
+        if self.rungs is not None:
+            object.__setattr__(self, "rungs", parse_rungs(self.rungs))
+            if self.rungs[-1] != self.proxy.train.epochs:
+                raise ValueError(f"the top rung is the full training: --rungs "
+                                 f"{Ladder(self.rungs).to_text()} needs --epochs "
+                                 f"{self.rungs[-1]}, but got --epochs "
+                                 f"{self.proxy.train.epochs}; drop --epochs or end the rungs "
+                                 f"at it")
         if isinstance(self.compare_seeds, bool) or not isinstance(self.compare_seeds, int) \
                 or self.compare_seeds < 1:
             raise ValueError(f"`compare_seeds >= 1` must hold, but got "
@@ -115,12 +138,20 @@ class GridSearchConfig:
     def selected_by(self) -> str:
         return "given" if self.coefficients is not None else self.select
 
+    def finalist_plan(self) -> FinalistPlan:
+        """The finalists (none for given coefficients: there is no grid to choose from)."""
+        plan = FinalistPlan(self.finalists, self.finalist_seeds)
+        return plan if self.coefficients is None else FinalistPlan(0, plan.seeds)
+
     def to_dict(self) -> dict[str, Any]:
         return {"stage": 2, "base": self.base, "phi": self.phi, "grid": self.grid.to_dict(),
                 "coefficients": None if self.coefficients is None else asdict(self.coefficients),
                 "select": self.select, "compare_single": self.compare_single,
                 "compare_seeds": self.compare_seeds, "family": list(self.family),
-                "rounding": self.rounding, "seed": self.seed, "proxy": self.proxy.to_dict()}
+                "rounding": self.rounding,
+                "rungs": None if self.rungs is None else list(self.rungs),
+                "finalists": self.finalists, "finalist_seeds": self.finalist_seeds,
+                "seed": self.seed, "proxy": self.proxy.to_dict()}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> GridSearchConfig:
@@ -133,8 +164,11 @@ class GridSearchConfig:
                    compare_single=d["compare_single"],
                    # runs saved before these settings compared one seed, rounded as the paper
                    compare_seeds=d.get("compare_seeds", 1), family=tuple(d["family"]),
-                   rounding=d.get("rounding", "paper"), seed=d["seed"],
-                   proxy=ProxyConfig.from_dict(d["proxy"]))
+                   rounding=d.get("rounding", "paper"),
+                   # runs from before the ladder and the finalists had neither
+                   rungs=None if d.get("rungs") is None else tuple(d["rungs"]),
+                   finalists=d.get("finalists", 0), finalist_seeds=d.get("finalist_seeds", 3),
+                   seed=d["seed"], proxy=ProxyConfig.from_dict(d["proxy"]))
 
 
 @dataclass
@@ -158,8 +192,9 @@ class Stage2:
     label = "point"
     study_name = STUDY_NAME
     directions = ["maximize"]
-    pruner = "none"  # every point trains fully
+    pruner = "none"  # every point trains fully, unless raced on a ladder (rungs)
     reports_epochs = False
+    enqueued_only = True  # every trial is an enqueued point: none is ever sampled
 
     def __init__(self, config: GridSearchConfig, *, base: ArchSpec | None = None,
                  count: Callable[[ArchSpec], Counts] = count_fvcore) -> None:
@@ -175,6 +210,10 @@ class Stage2:
         self.compare: list[Job] = []  # --compare-single's points, once planned
         self.coefficients: dict[str, Any] | None = None
         self.family: list[ArchSpec] = []
+        self.finalists = config.finalist_plan()
+        if config.rungs is not None:  # raced: reward after every epoch, ASHA at the rungs
+            self.ladder = Ladder(config.rungs)
+            self.pruner, self.reports_epochs = "asha", True
         if base is not None or config.grid.constraint == "formula":
             self._plan()  # validates the grid before anything is written
 
@@ -238,7 +277,9 @@ class Stage2:
         finished; True when they were added now."""
         if not self.config.compare_single or self.compare or not self.grid_finished(study):
             return False
-        chosen = select(study, self.config.select)
+        if self.finalists.enabled and not finalists_done(study, self.finalists):
+            return False  # the comparison is for the finalists' winner
+        chosen, _ = choose_point(study, self.config)
         if chosen is None:
             return False
         ua = chosen.user_attrs
@@ -269,6 +310,11 @@ class Stage2:
         train_key = trained.with_task(resolution=proxy.resolution).arch_hash()
         if job.replicate:  # another seed of the same network: its own seed, never reused
             train_key = f"{train_key}#seed{job.replicate}"
+        # --compare-single's networks train fully (never raced), and never take over a raced
+        # grid training of the same network, which the ladder may have stopped early
+        compared = job.kind != "compound" or job.replicate > 0
+        if compared and self.config.rungs is not None and not job.replicate:
+            train_key = f"{train_key}#unraced"
         attrs = {"kind": job.kind, "replicate": job.replicate, "alpha": p.alpha, "beta": p.beta,
                  "gamma": p.gamma, "phi": phi,
                  "product": p.product, "depth": p.alpha ** phi, "width": p.beta ** phi,
@@ -280,7 +326,9 @@ class Stage2:
                  "uncounted_ops": dict(counts.uncounted_ops)}
         for k, v in attrs.items():
             trial.set_user_attr(k, v)
-        return Candidate(spec=trained, macs=counts.macs, key=train_key, proxy=proxy)
+        # (Candidate.finalist: trains to the top rung, never raced or pruned)
+        return Candidate(spec=trained, macs=counts.macs, key=train_key, proxy=proxy,
+                         finalist=compared)
 
     def score(self, trial: optuna.Trial, accuracy: float, macs: int) -> float:
         trial.set_user_attr("accuracy", accuracy)
@@ -288,7 +336,7 @@ class Stage2:
         return accuracy
 
     def progress_text(self, study: optuna.Study) -> str:
-        best = select(study, self.config.select)
+        best, _ = choose_point(study, self.config)
         if best is None:
             return ""
         ua = best.user_attrs
@@ -358,8 +406,11 @@ def _log_plan(config: GridSearchConfig, base: ArchSpec, base_counts: Counts,
         log.info("stage 2: given coefficients alpha %g beta %g gamma %g", c.alpha, c.beta,
                  c.gamma)
     log.info("stage 2: base %s (%.1f MMACs at %d px), phi %g, %d point(s) in the run, %d to "
-             "train now, run folder %s", base.name, base_counts.macs / 1e6, base.resolution,
-             config.phi, len(jobs), todo, run_dir)
+             "train now, rungs %s, then %s, run folder %s", base.name, base_counts.macs / 1e6,
+             base.resolution, config.phi, len(jobs), todo,
+             "none" if config.rungs is None else Ladder(config.rungs).to_text(),
+             f"{config.finalists} finalist(s) x {config.finalist_seeds} seed(s)"
+             if config.finalist_plan().enabled else "no finalists", run_dir)
 
 
 def _describe(trial: FrozenTrial) -> str:

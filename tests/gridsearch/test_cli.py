@@ -47,6 +47,11 @@ def test_parsers() -> None:
     (["--compare-seeds", "0"], "`compare_seeds >= 1` must hold"),
     (["--compare-single", "--phi", "0"], "--compare-single needs `phi > 0`"),
     (["--rounding", "up"], "invalid choice: 'up' (choose from 'paper', 'nearest')"),
+    (["--finalists", "-1"], "`finalists >= 0` must hold, but got finalists=-1"),
+    (["--finalist-seeds", "0"], "`finalist_seeds >= 1` must hold"),
+    (["--rungs", "3,1"], "rungs must increase"),
+    (["--rungs", "1,3", "--epochs", "2"], "needs --epochs 3"),
+    (["--coefficients", "paper", "--finalists", "2"], "--finalists applies to the grid search"),
     (["--base", "no-such-model"], "unknown model 'no-such-model'"),
     (["--coefficients", "1.2,1.1"], "--coefficients must be A,B,G"),
     (["--coefficients", "0.9,1.1,1.1"], "alpha, beta, gamma >= 1"),
@@ -100,7 +105,8 @@ def test_coefficients_emit_the_family_without_training(tmp_path, base_file, caps
 def test_tiny_end_to_end_and_resume(tmp_path, base_file, capsys) -> None:
     out = tmp_path / "run"
     argv = ["--base", str(base_file), "--step", "0.5", "--tolerance", "0.25", "--compare-single",
-            "--compare-seeds", "2", "--family", "0-3", *TINY_DATA, "--out", str(out)]
+            "--compare-seeds", "2", "--finalists", "0", "--family", "0-3", *TINY_DATA,
+            "--out", str(out)]
     assert main(argv) == 0
     text = capsys.readouterr().out
     # the measured constraint keeps 4 points on the tiny base (test_grid.py's worked example)

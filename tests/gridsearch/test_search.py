@@ -28,6 +28,7 @@ KEPT = [Point(1.0, 1.0, 1.5), Point(1.0, 1.5, 1.0), Point(2.0, 1.0, 1.0)]
 def config(**kw) -> GridSearchConfig:
     kw.setdefault("grid", SMALL)
     kw.setdefault("family", (0, 2))
+    kw.setdefault("finalists", 0)  # the tests that count trainings; finalists are tested below
     return GridSearchConfig(base="tiny", **kw)
 
 
@@ -312,3 +313,110 @@ def test_dashboard_shows_the_seeds_and_the_ratio_against_two_to_the_phi(tmp_path
     note = ratio_note(info.ratio)
     assert f"phi 1: x{fam['macs_ratio'][1]:.3f} vs 2 ({fam['ratio_vs_nominal'][1] - 1:+.1%})" \
         in note and "--rounding nearest" in note
+
+
+def _lucky_wide(first: dict[str, int]):
+    """An evaluator whose wide point (beta 1.5) is lucky once: 0.95 at its first training (the
+    grid's), 0.80 at every other seed; the deep point (alpha 2) scores 0.85 (+ a little seed
+    noise), the rest 0.5."""
+    from types import SimpleNamespace
+
+    def FakeResult(accuracy):  # noqa: N802 - stands in for the evaluator's result
+        return SimpleNamespace(accuracy=accuracy, images_per_sec=1000.0)
+
+    def evaluate(spec, proxy, *, seed, on_epoch=None):
+        h = spec.arch_hash()
+        first[h] = first.get(h, 0) + 1
+        if spec.stages[1].out_channels > 16:
+            return FakeResult(0.95 if first[h] == 1 else 0.80)
+        if spec.stages[1].repeats > 2:
+            return FakeResult(0.85 + (seed % 7) * 1e-4)
+        return FakeResult(0.5)
+    return evaluate
+
+
+def test_finalists_choose_the_best_mean_not_the_lucky_seed(tmp_path, tiny_base) -> None:
+    lucky = run(tmp_path / "grid", tiny_base, _lucky_wide({}))
+    assert (lucky.coefficients["alpha"], lucky.coefficients["beta"]) == (1.0, 1.5)  # by luck
+    calls: dict[str, int] = {}
+    res = run(tmp_path / "fin", tiny_base, _lucky_wide(calls), finalists=2, finalist_seeds=3)
+    coef = res.coefficients
+    assert (coef["alpha"], coef["beta"], coef["gamma"]) == (2.0, 1.0, 1.0)
+    assert coef["chosen_by"] == "finalists" and coef["complete"]
+    fin = coef["finalists"]
+    assert (fin["k"], fin["seeds"], fin["complete"]) == (2, 3, True)
+    rows = {(r["alpha"], r["beta"]): r for r in fin["rows"]}
+    assert set(rows) == {(1.0, 1.5), (2.0, 1.0)}  # the top 2 of the grid by reward
+    wide, deep = rows[(1.0, 1.5)], rows[(2.0, 1.0)]
+    assert wide["grid_accuracy"] == 0.95 and wide["accuracy_mean"] == pytest.approx(0.80)
+    assert wide["accuracy_std"] == pytest.approx(0.0) and wide["done"] == 3
+    deep_acc = [x["accuracy"] for x in deep["runs"]]
+    assert len(deep_acc) == 3 and deep["accuracy_mean"] == pytest.approx(sum(deep_acc) / 3)
+    assert fin["winner"] == deep["trial"] == coef["trial"]
+    assert sum(calls.values()) == 3 + 2 * 3  # the grid, then 2 finalists x 3 seeds
+    grid = pd.read_csv(res.run_dir / "grid.csv")
+    assert grid["finalist"].sum() == 6 and set(grid[grid["finalist"]]["finalist_seed"]) == {
+        0, 1, 2}
+    # resumed: nothing trains again, and the choice stays the finalists'
+    again: dict[str, int] = {}
+    res = run(tmp_path / "fin", tiny_base, _lucky_wide(again), resume=True, finalists=2,
+              finalist_seeds=3)
+    assert again == {} and res.coefficients["chosen_by"] == "finalists"
+
+
+def test_the_comparison_follows_the_finalists_winner(tmp_path, tiny_base) -> None:
+    res = run(tmp_path, tiny_base, _lucky_wide({}), finalists=2, finalist_seeds=2,
+              compare_single=True, compare_seeds=2)
+    summary = json.loads((res.run_dir / "compare_single.json").read_text())
+    compound = summary["variants"][0]
+    assert (compound["alpha"], compound["beta"], compound["gamma"]) == (2.0, 1.0, 1.0)
+    assert summary["complete"] and [r["seeds"] for r in summary["variants"]] == [2, 2, 2, 2]
+
+
+def test_rungs_race_the_points_and_bad_finalists_are_refused(tmp_path, tiny_base) -> None:
+    from gridsearch.search import Stage2
+
+    stage = Stage2(config(rungs=(1, 2), proxy=config().proxy.__class__(
+        train=config().proxy.train.__class__(epochs=2))), base=tiny_base)
+    assert (stage.pruner, stage.reports_epochs, stage.ladder.rungs) == ("asha", True, (1, 2))
+    assert Stage2(config(), base=tiny_base).pruner == "none"
+    with pytest.raises(ValueError, match="needs --epochs 2"):
+        config(rungs=(1, 2))
+    with pytest.raises(ValueError, match="rungs must increase"):
+        config(rungs=(2, 1))
+    with pytest.raises(ValueError, match="`finalists >= 0` must hold"):
+        config(finalists=-1)
+    assert not config(coefficients=PAPER, finalists=4).finalist_plan().enabled
+
+
+def test_raced_points_may_stop_early_but_the_compared_networks_train_fully(tmp_path,
+                                                                           tiny_base) -> None:
+    from types import SimpleNamespace
+
+    from nas.evaluate import ProxyConfig
+    from nas.train import TrainConfig
+
+    epochs_run: list[int] = []
+
+    def evaluate(spec, proxy, *, seed, on_epoch=None):  # worse the more MACs, per epoch
+        acc = 1.0 - count_analytic(spec.with_task(resolution=proxy.resolution)).macs / 1e7
+        n = 0
+        for e in range(1, proxy.train.epochs + 1):
+            n = e
+            on_epoch(SimpleNamespace(epoch=e, val_accuracy=acc))
+        epochs_run.append(n)
+        return SimpleNamespace(accuracy=acc, images_per_sec=1000.0)
+
+    proxy = ProxyConfig(train=TrainConfig(epochs=2))
+    res = run(tmp_path, tiny_base, evaluate, rungs=(1, 2), proxy=proxy, compare_single=True,
+              compare_seeds=2, grid=Grid(step=0.5, tolerance=0.25))  # 4 measured points
+    grid = pd.read_csv(res.run_dir / "grid.csv")
+    points = grid[(grid["kind"] == "compound") & (grid["replicate"] == 0)]
+    assert len(points) == 4 and (points["state"] == "PRUNED").sum() >= 1  # raced
+    compared = grid[(grid["kind"] != "compound") | (grid["replicate"] > 0)]
+    assert len(compared) == 1 + 3 * 2 and (compared["state"] == "COMPLETE").all()
+    assert res.coefficients["complete"]  # a stopped point is done, not missing
+    chosen = points[(points["alpha"] == res.coefficients["alpha"])
+                    & (points["beta"] == res.coefficients["beta"])
+                    & (points["gamma"] == res.coefficients["gamma"])]
+    assert chosen["state"].tolist() == ["COMPLETE"]

@@ -257,7 +257,7 @@ def test_local_ray_gridsearch_matches_a_local_gridsearch(tmp_path, local_ray_env
                     head_channels=32, in_channels=1, num_classes=10, resolution=32)
     base_file = save_spec(base, tmp_path / "tiny.json")
     args = ["--base", str(base_file), "--step", "0.5", "--tolerance", "0.25", "--family", "0-2",
-            "--constraint", "formula",  # the 3 points of tests/gridsearch/test_search.py
+            "--constraint", "formula", "--finalists", "0",  # the 3 points of test_search.py
             "--dataset", "synthetic", "--train-samples", "200", "--val-samples", "60",
             "--proxy-resolution", "16", "--batch-size", "32", "--threads", "1"]
 
