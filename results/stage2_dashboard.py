@@ -2,8 +2,9 @@
 accuracy with the constraint surface alpha * beta^2 * gamma^2 = 2; the family's measured MACs
 ratio against 2^phi, with each member's deviation written out (the paper's ceil rounding makes
 B1 2.55x B0); compound against single-dimension scaling at the same measured MACs, mean +- std
-over seeds with the verdict of ``compare_single.json``; the scaled family beside the paper's
-B0..B7.
+over seeds with the verdict of ``compare_single.json``; the finalists (the top grid points
+retrained over seeds: mean +- std beside the grid's single training); the scaled family beside
+the paper's B0..B7.
 
 Compute, then draw: :func:`stage2_info` turns a :class:`results.store.Run` (and the
 ``coefficients.json`` / ``family.csv`` the grid search wrote) into NamedTuples of plain lists;
@@ -62,6 +63,36 @@ class Compare(NamedTuple):
     verdict: list[str] | None = None  # against compound ("" for compound itself)
 
 
+class Finalists(NamedTuple):
+    """coefficients.json's finalists: one entry per finalist, best mean first."""
+
+    label: list[str]  # 'alpha 1.2 beta 1.1 gamma 1.15'
+    mean: list[float]  # accuracy over its COMPLETE seeds
+    std: list[float]  # NaN with fewer than 2 seeds
+    grid_accuracy: list[float]  # the grid's own single training
+    done: list[int]
+    seeds: int
+    winner: int | None  # index of the chosen finalist
+
+
+def _finalists(coef: dict[str, Any] | None) -> Finalists | None:
+    fin = (coef or {}).get("finalists")
+    if not fin or not fin.get("rows"):
+        return None
+    rows = fin["rows"]
+
+    def num(v: Any) -> float:
+        return float(v) if finite(v) else math.nan
+
+    return Finalists(
+        label=[f"alpha {r['alpha']:g} beta {r['beta']:g} gamma {r['gamma']:g}" for r in rows],
+        mean=[num(r.get("accuracy_mean")) for r in rows],
+        std=[num(r.get("accuracy_std")) for r in rows],
+        grid_accuracy=[num(r.get("grid_accuracy")) for r in rows],
+        done=[int(r.get("done", 0)) for r in rows], seeds=int(fin.get("seeds", 0)),
+        winner=next((i for i, r in enumerate(rows) if r["trial"] == fin.get("winner")), None))
+
+
 class Stage2Info(NamedTuple):
     coefficients: dict[str, Any] | None
     target_product: float  # alpha * beta^2 * gamma^2 the grid aims at (the paper's 2)
@@ -72,6 +103,7 @@ class Stage2Info(NamedTuple):
     ratio: Ratio | None
     compare: Compare | None
     family: list[dict[str, Any]] | None
+    finalists: Finalists | None = None
 
 
 def _kind(df: Any) -> Any:
@@ -189,7 +221,11 @@ def stage2_info(run: Run) -> Stage2Info:
     """Everything the stage 2 page shows, as plain data."""
     coef = run.read_json("coefficients.json")
     df = run.trials
-    compound = df[_kind(df) == "compound"]
+    grid_rows = _kind(df) == "compound"
+    for c in ("finalist", "replicate"):  # retrainings of a point are not grid points
+        if c in df:
+            grid_rows &= ~df[c].fillna(0).astype(bool)
+    compound = df[grid_rows]
     done = compound[(compound["state"] == "COMPLETE") & compound["accuracy"].notna()]
 
     def col(k: str) -> list[float]:
@@ -208,8 +244,9 @@ def stage2_info(run: Run) -> Stage2Info:
     family = run.read_table("family")
     return Stage2Info(
         coefficients=coef, target_product=target, grid=grid, pending=len(compound) - len(done),
-        selected=selected, surface=surface, ratio=_ratio(family, coef), compare=_compare(run, coef),
-        family=None if family is None else family.to_dict("records"))
+        selected=selected, surface=surface, ratio=_ratio(family, coef),
+        compare=_compare(run, coef), family=None if family is None else family.to_dict("records"),
+        finalists=_finalists(coef))
 
 
 # ----------------------------------------------------------------------------- draw
@@ -285,6 +322,27 @@ def fig_compare(info: Stage2Info) -> Any:
     return fig
 
 
+def fig_finalists(info: Stage2Info) -> Any:
+    import plotly.graph_objects as go
+
+    f = info.finalists
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=f.label, y=f.mean, mode="markers", name="mean over seeds",
+                             marker=dict(size=12),
+                             error_y=dict(type="data", visible=True,
+                                          array=[s if math.isfinite(s) else 0 for s in f.std]),
+                             hovertext=[f"{d}/{f.seeds} seed(s)" for d in f.done]))
+    fig.add_trace(go.Scatter(x=f.label, y=f.grid_accuracy, mode="markers",
+                             name="the grid's single training",
+                             marker=dict(symbol="x", size=10, color="#999")))
+    if f.winner is not None:
+        fig.add_trace(go.Scatter(x=[f.label[f.winner]], y=[f.mean[f.winner]], mode="markers",
+                                 name="chosen", marker=dict(symbol="diamond-open", size=18,
+                                                            color="crimson")))
+    fig.update_layout(yaxis=dict(title="validation accuracy"), height=420, margin=dict(t=20))
+    return fig
+
+
 FAMILY_COLUMNS = (("phi", "phi"), ("name", "name"), ("depth", "depth"), ("width", "width"),
                   ("resolution", "resolution"), ("params", "params"), ("macs", "MACs"),
                   ("macs_ratio", "MACs / B0"), ("ratio_vs_nominal", "/ 2^phi"),
@@ -355,6 +413,12 @@ def stage2_page(run: Run) -> Page:
         Section("Measured MACs ratio against 2^phi",
                 [("fig-ratio", fig_ratio(info))] if info.ratio else [],
                 note=ratio_note(info.ratio) if info.ratio else f"family.csv {missing}."),
+        Section("Finalists: the top points retrained over seeds",
+                [("fig-finalists", fig_finalists(info))] if info.finalists else [],
+                note=(f"Mean +- std over {info.finalists.seeds} seed(s) per finalist, beside the "
+                      f"grid's single training (x); the chosen point has the best mean."
+                      if info.finalists else "No finalists (gridsearch --finalists 0, or the "
+                      "grid has not finished).")),
         Section("Compound against single-dimension scaling",
                 [("fig-compare", fig_compare(info))] if info.compare else [],
                 note=_compare_note(info.compare) if info.compare else

@@ -420,3 +420,37 @@ def test_raced_points_may_stop_early_but_the_compared_networks_train_fully(tmp_p
                     & (points["beta"] == res.coefficients["beta"])
                     & (points["gamma"] == res.coefficients["gamma"])]
     assert chosen["state"].tolist() == ["COMPLETE"]
+
+
+def test_a_kill_in_the_finalists_loses_no_finished_seed(tmp_path, tiny_base,
+                                                        fake_evaluator) -> None:
+    # 3 grid trainings, then 2 finalists x 2 seeds: killed during the 2nd finalist training
+    first = fake_evaluator(raise_on_call=5)
+    res = run(tmp_path, tiny_base, first, finalists=2, finalist_seeds=2)
+    assert res.interrupted and len(first.calls) == 4
+    coef = json.loads((res.run_dir / "coefficients.json").read_text())
+    assert coef["chosen_by"] == "grid" and not coef["complete"]
+    assert sum(r["done"] for r in coef["finalists"]["rows"]) == 1
+    second = fake_evaluator()
+    res = run(tmp_path, tiny_base, second, resume=True, finalists=2, finalist_seeds=2)
+    assert not res.interrupted and len(second.calls) == 3  # the 3 seeds still missing
+    fin = res.coefficients["finalists"]
+    assert fin["complete"] and [r["done"] for r in fin["rows"]] == [2, 2]
+    assert res.coefficients["chosen_by"] == "finalists"
+
+
+def test_dashboard_shows_the_finalists_and_only_grid_points_on_the_grid(tmp_path,
+                                                                        tiny_base) -> None:
+    from results.stage2_dashboard import fig_finalists, stage2_info
+    from results.store import load_run
+
+    res = run(tmp_path, tiny_base, _lucky_wide({}), finalists=2, finalist_seeds=3,
+              compare_single=True, compare_seeds=2)
+    info = stage2_info(load_run(res.run_dir))
+    assert len(info.grid.number) == 3 and info.pending == 0  # not the 6 finalist runs, nor #1
+    f = info.finalists
+    assert f.label == ["alpha 2 beta 1 gamma 1", "alpha 1 beta 1.5 gamma 1"] and f.winner == 0
+    assert f.grid_accuracy[1] == 0.95 and f.mean[1] == pytest.approx(0.80) and f.seeds == 3
+    assert f.done == [3, 3]
+    trace = fig_finalists(info).data[0]
+    assert list(trace.y) == f.mean and list(trace.error_y.array) == pytest.approx(f.std)
