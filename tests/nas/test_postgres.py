@@ -152,16 +152,22 @@ def trained_keys(study):
 # ----------------------------------------------------------------------------- concurrency
 @pytest.mark.slow
 def test_three_drivers_share_one_study(server, db, space, drivers, tmp_path):
-    trials = 24
-    drivers.start("d0", *first(space, db, trials))
+    trials, k, seeds = 24, 2, 2
+    finals = ["--finalists", str(k), "--finalist-seeds", str(seeds)]  # after PROXY's 0: wins
+    drivers.start("d0", *first(space, db, trials, *finals))
     wait_study(db)
-    drivers.start("d1", *join(db, "r1"))
-    drivers.start("d2", *join(db, "r2"))
+    drivers.start("d1", *join(db, "r1", *finals))  # the study's own values: accepted
+    drivers.start("d2", *join(db, "r2", *finals))
     rcs = drivers.wait()
     assert rcs == {"d0": 0, "d1": 0, "d2": 0}, {n: drivers.log(n)[-2000:] for n in rcs}
     study = load(db)
     states = Counter(t.state for t in study.get_trials())
-    assert states == {TrialState.COMPLETE: trials}  # exactly --trials, none lost, none extra
+    # exactly --trials searched and k x seeds finalist runs, none lost, none extra
+    assert states == {TrialState.COMPLETE: trials + k * seeds}
+    final = [t for t in study.get_trials() if t.user_attrs.get("finalist")]
+    runs = {(t.user_attrs["finalist_of"], t.user_attrs["finalist_seed"]) for t in final}
+    assert len(final) == len(runs) == k * seeds  # the drivers never enqueued a run twice
+    assert len({of for of, _ in runs}) == k
     keys = trained_keys(study)
     assert len(keys) == len(set(keys))  # no network trained twice
     for t in study.get_trials():
@@ -174,7 +180,8 @@ def test_three_drivers_share_one_study(server, db, space, drivers, tmp_path):
     for out in ("r0", "r1", "r2"):  # every driver rebuilt its outputs from the database
         cfg = read_config(tmp_path / out)
         assert (cfg["storage"], cfg["study_name"]) == (db, "r0")
-        assert len((tmp_path / out / "trials.csv").read_text().splitlines()) == trials + 1
+        assert len((tmp_path / out / "trials.csv").read_text().splitlines()) == \
+            trials + k * seeds + 1
         assert (tmp_path / out / "best.json").is_file()
 
 
@@ -193,7 +200,9 @@ def test_killed_driver_trial_is_retried_once(server, db, space, drivers):
     number = pg_server.wait_for(victim, timeout=90, every=0.05, what="a trial of d1")
     os.killpg(drivers.procs["d1"].pid, signal.SIGKILL)
     assert drivers.procs["d1"].wait(timeout=10) == -signal.SIGKILL
-    drivers.start("d2", *join(db, "r2", "--heartbeat", "1"), heavier=True)
+    # the dead driver is started again on its own run folder: --resume on a shared study fails
+    # only trials whose heartbeat is stale, never the ones d0 is running
+    drivers.start("d2", "--resume", "--out", "r1", "--heartbeat", "1", heavier=True)
     rcs = {n: p.wait(timeout=150) for n, p in drivers.procs.items() if n != "d1"}
     assert rcs == {"d0": 0, "d2": 0}, {n: drivers.log(n)[-2000:] for n in rcs}
     study = load(db)
