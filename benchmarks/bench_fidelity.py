@@ -217,10 +217,28 @@ class Cache:
         self.folder.mkdir(parents=True, exist_ok=True)
 
     @staticmethod
-    def key(spec: ArchSpec, proxy: ProxyConfig, seed: int) -> str:
-        blob = json.dumps({"arch": spec.arch_hash(), "proxy": proxy.to_dict(), "seed": seed},
-                          sort_keys=True)
+    def key(spec: ArchSpec | str, proxy: ProxyConfig | dict[str, Any], seed: int) -> str:
+        """What the training computes: the network, the proxy task and the seed. Torch
+        threads say how it runs, not what, so they are left out: a later sitting may use
+        other ``--threads`` and still find it."""
+        task = proxy.to_dict() if isinstance(proxy, ProxyConfig) else json.loads(
+            json.dumps(proxy))
+        task["train"]["threads"] = None
+        arch = spec if isinstance(spec, str) else spec.arch_hash()
+        blob = json.dumps({"arch": arch, "proxy": task, "seed": seed}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+    def rekey(self) -> int:
+        """Rename every cached file to its current key (files written by an older key); the
+        number renamed."""
+        n = 0
+        for p in sorted(self.folder.glob("*.json")):
+            rec = json.loads(p.read_text())
+            want = self.folder / f"{self.key(rec['arch_hash'], rec['proxy'], rec['seed'])}.json"
+            if want != p:
+                p.replace(want)
+                n += 1
+        return n
 
     def get(self, spec: ArchSpec, proxy: ProxyConfig, seed: int) -> dict[str, Any] | None:
         p = self.folder / f"{self.key(spec, proxy, seed)}.json"
@@ -457,6 +475,8 @@ def main(argv: Sequence[str] | None = None,
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     plan = make_plan(args)
     cache = Cache(Path(args.cache))
+    if cache.rekey():
+        log.info("cache: files renamed to the current key")
     if args.part != "score":
         a, _, b = (args.slice or f"0:{len(plan.archs)}").partition(":")
         only = range(int(a or 0), min(int(b or len(plan.archs)), len(plan.archs)))

@@ -117,3 +117,23 @@ stages:
     again = bench.main(["--part", "score", *args], evaluate=ev)
     assert ev.calls == 19  # scoring trains nothing, and gives the same numbers
     assert json.dumps(again["rows"]) == json.dumps(res["rows"])
+
+
+def test_the_cache_key_ignores_threads_and_old_files_are_rekeyed(bench, tmp_path):
+    import dataclasses
+
+    from nas.evaluate import ProxyConfig
+    from space.resolve import resolve_spec
+
+    spec = resolve_spec("mobilenet-v1")
+    one = ProxyConfig(train=dataclasses.replace(ProxyConfig().train, threads=1))
+    two = ProxyConfig(train=dataclasses.replace(ProxyConfig().train, threads=2))
+    longer = ProxyConfig(train=dataclasses.replace(ProxyConfig().train, epochs=3))
+    assert bench.Cache.key(spec, one, 5) == bench.Cache.key(spec, two, 5)
+    assert bench.Cache.key(spec, one, 5) != bench.Cache.key(spec, longer, 5)
+    assert bench.Cache.key(spec, one, 5) != bench.Cache.key(spec, one, 6)
+    cache = bench.Cache(tmp_path)
+    rec = {"arch_hash": spec.arch_hash(), "proxy": one.to_dict(), "seed": 5, "accuracy": 0.5}
+    (tmp_path / "old-key.json").write_text(json.dumps(rec))
+    assert cache.rekey() == 1 and cache.rekey() == 0
+    assert cache.get(spec, two, 5)["accuracy"] == 0.5
