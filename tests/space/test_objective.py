@@ -33,11 +33,16 @@ def test_soft_reward_prefers_smaller_models_at_equal_accuracy():
     assert obj.reward(0.8, 300_000_000) > obj.reward(0.8, 400_000_000) > obj.reward(0.8, 500_000_000)
 
 
-def test_hard_constraint_is_flat_below_and_steep_above():
+def test_hard_constraint_is_flat_from_its_floor_to_t_and_steep_on_both_sides():
     obj = make_objective(400_000_000, constraint="hard")
-    assert (obj.a, obj.b) == (0.0, -1.0)
-    assert obj.reward(0.8, 100_000_000) == pytest.approx(0.8)
-    assert obj.reward(0.8, 800_000_000) == pytest.approx(0.4)
+    assert (obj.a, obj.b, obj.floor) == (0.0, -1.0, 0.7)
+    assert obj.reward(0.8, 280_000_000) == pytest.approx(0.8)  # the floor, 0.7 T
+    assert obj.reward(0.8, 400_000_000) == pytest.approx(0.8)  # T
+    # below the floor the reward falls as MACs / (0.7 T): 100 / 280 of it
+    assert obj.reward(0.8, 100_000_000) == pytest.approx(0.8 * 100 / 280)
+    assert obj.reward(0.8, 800_000_000) == pytest.approx(0.4)  # (800/400)^-1
+    # the floor is the hard constraint's only: soft keeps its savings reward
+    assert make_objective(400_000_000).floor == 0.0
 
 
 def test_a_b_overrides_and_validation():
