@@ -80,6 +80,7 @@ class Stage1Info(NamedTuple):
     best_stages: list[dict[str, Any]]  # space.counting.stage_table rows of the best
     finalists: list[Finalist] = []  # best mean first (complete ones first)
     finalist_seeds: int = 0  # seeds planned per finalist
+    floor: float = 0.0  # the hard constraint's floor, a fraction of T (space.objective)
 
 
 def _finalists(df: Any, specs: _Specs, *, seeds: int) -> list[Finalist]:
@@ -159,15 +160,19 @@ def _points(df: Any, specs: _Specs) -> Points:
 
 
 def iso_curve(reward: float, *, target_macs: int, a: float, b: float,
-              macs: list[float]) -> IsoCurve:
+              macs: list[float], floor: float = 0.0) -> IsoCurve:
     """The accuracies that score ``reward`` at each MACs: ACC = reward x (MACs/T)^-w, with
-    w = a at or below T and b above (MnasNet Eq. 2)."""
-    acc = [reward * (m / target_macs) ** -(a if m <= target_macs else b) for m in macs]
+    w = a at or below T and b above (MnasNet Eq. 2); below ``floor`` x T (the hard
+    constraint's floor, space.objective) the reward was also multiplied by MACs/(floor T),
+    so the accuracy needed grows by (floor T)/MACs."""
+    low = floor * target_macs
+    acc = [reward * (m / target_macs) ** -(a if m <= target_macs else b)
+           * (low / m if m < low else 1.0) for m in macs]
     return IsoCurve(reward=reward, macs=list(macs), accuracy=acc)
 
 
 def _iso_curves(points: Points, *, span: list[int], target_macs: int, a: float,
-                b: float) -> list[IsoCurve]:
+                b: float, floor: float = 0.0) -> list[IsoCurve]:
     """Curves through the reward quartiles, across every MACs drawn (``span``) and T."""
     import numpy as np
 
@@ -178,7 +183,9 @@ def _iso_curves(points: Points, *, span: list[int], target_macs: int, a: float,
     hi = max(*span, target_macs) * 1.5
     grid = sorted(set(np.geomspace(lo, hi, 80).tolist()) | {float(target_macs)})
     levels = sorted({round(float(np.quantile(rewards, q)), 6) for q in ISO_QUANTILES})
-    return [iso_curve(r, target_macs=target_macs, a=a, b=b, macs=grid) for r in levels]
+    grid = sorted(set(grid) | ({floor * target_macs} if floor else set()))
+    return [iso_curve(r, target_macs=target_macs, a=a, b=b, macs=grid, floor=floor)
+            for r in levels]
 
 
 def _progress(done: Any) -> Progress:
@@ -265,10 +272,11 @@ def stage1_info(run: Run, *, top_k: int = TOP_K) -> Stage1Info:
         target_macs=objective.target_macs, a=objective.a, b=objective.b, points=points,
         pruned=pruned, front=front,
         iso=_iso_curves(points, span=points.macs + pruned.macs, target_macs=objective.target_macs,
-                        a=objective.a, b=objective.b),
+                        a=objective.a, b=objective.b, floor=objective.floor),
         accuracy_range=(min(accs, default=0.0) - pad, max(accs, default=1.0) + pad),
         progress=_progress(done), top=top_rows, choices=_choices(top, specs),
-        best_stages=best_stages, finalists=finalists, finalist_seeds=seeds)
+        best_stages=best_stages, finalists=finalists, finalist_seeds=seeds,
+        floor=objective.floor)
 
 
 # ----------------------------------------------------------------------------- draw
@@ -415,7 +423,9 @@ def stage1_page(run: Run) -> Page:
     cfg = run.config
     best = info.top[0] if info.top else None
     facts = [("target T", fmt_macs(info.target_macs) + " MACs"),
-             ("objective", f"ACC x (MACs/T)^w, w = {info.a:g} if MACs <= T else {info.b:g}"),
+             ("objective", f"ACC x (MACs/T)^w, w = {info.a:g} if MACs <= T else {info.b:g}"
+                           + (f"; x MACs/({info.floor:g}T) below {info.floor:g}T" if info.floor
+                              else "")),
              ("space", str(cfg.get("space", "?"))), ("sampler", str(cfg.get("sampler", "?"))),
              ("dataset", str(cfg.get("proxy", {}).get("dataset", "?")))]
     chosen = next((f for f in info.finalists if f.complete), None)

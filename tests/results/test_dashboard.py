@@ -63,8 +63,10 @@ def test_iso_curves_follow_the_hard_constraint(tmp_path, stage1_factory):
     info = stage1_info(load_run(run_dir))
     assert (info.a, info.b) == (0.0, -1.0)
     c = info.iso[-1]
-    below = [acc for m, acc in zip(c.macs, c.accuracy) if m <= TARGET]
-    assert below == pytest.approx([c.reward] * len(below))  # a = 0: flat up to T
+    flat = [acc for m, acc in zip(c.macs, c.accuracy) if 0.7 * TARGET <= m <= TARGET]
+    assert flat == pytest.approx([c.reward] * len(flat))  # a = 0: flat from the floor to T
+    low = [(m, acc) for m, acc in zip(c.macs, c.accuracy) if m < 0.7 * TARGET]
+    assert low and all(acc == pytest.approx(c.reward * 0.7 * TARGET / m) for m, acc in low)
     above = [(m, acc) for m, acc in zip(c.macs, c.accuracy) if m > TARGET]
     assert all(acc == pytest.approx(c.reward * m / TARGET) for m, acc in above)
 
