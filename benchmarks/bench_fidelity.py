@@ -339,7 +339,8 @@ def score(plan: Plan, cache: Cache, *, n_boot: int = 1000) -> dict[str, Any]:
     defaults = [cache.get(a, plan.default, plan.search_seed(a)) for a in archs]
     missing["ladder"] = [a.name for a, d in zip(archs, defaults)
                          if d is None or cache.get(a, plan.search, plan.search_seed(a)) is None]
-    out: dict[str, Any] = {"archs": [a.name for a in archs], "missing": missing, "rows": []}
+    out: dict[str, Any] = {"archs": [a.name for a in archs], "missing": missing, "rows": [],
+                           "n": len(have)}
     if len(have) < 3:
         return out
     ref_r = {s: [plan.reward(archs[i], ref[s][i]["accuracy"]) for i in have] for s in ref}
