@@ -111,13 +111,8 @@ class GridSearchConfig:
         ROUNDINGS.get(self.rounding)  # an unknown name lists the known ones
         self.finalist_plan()  # validates finalists, finalist_seeds
         if self.rungs is not None:
-            object.__setattr__(self, "rungs", parse_rungs(self.rungs))
-            if self.rungs[-1] != self.proxy.train.epochs:
-                raise ValueError(f"the top rung is the full training: --rungs "
-                                 f"{Ladder(self.rungs).to_text()} needs --epochs "
-                                 f"{self.rungs[-1]}, but got --epochs "
-                                 f"{self.proxy.train.epochs}; drop --epochs or end the rungs "
-                                 f"at it")
+            object.__setattr__(self, "rungs",
+                               parse_rungs(self.rungs, epochs=self.proxy.train.epochs))
         if isinstance(self.compare_seeds, bool) or not isinstance(self.compare_seeds, int) \
                 or self.compare_seeds < 1:
             raise ValueError(f"`compare_seeds >= 1` must hold, but got "

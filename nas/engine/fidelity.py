@@ -89,8 +89,9 @@ class Ladder:
         return ",".join(str(r) for r in self.rungs)
 
 
-def parse_rungs(text: str | Iterable[int]) -> tuple[int, ...]:
-    """``"1,3,9"`` -> ``(1, 3, 9)``, validated by :class:`Ladder` (one-line errors)."""
+def parse_rungs(text: str | Iterable[int], *, epochs: int | None = None) -> tuple[int, ...]:
+    """``"1,3,9"`` -> ``(1, 3, 9)``, validated by :class:`Ladder` (one-line errors); with
+    ``epochs`` (the proxy's training length), the top rung must equal it."""
     if isinstance(text, str):
         parts = [p.strip() for p in text.split(",") if p.strip()]
         try:
@@ -100,7 +101,12 @@ def parse_rungs(text: str | Iterable[int]) -> tuple[int, ...]:
                              f"{text!r}; pass e.g. --rungs 1,3,9") from None
     else:
         rungs = tuple(text)
-    return Ladder(rungs).rungs
+    ladder = Ladder(rungs)
+    if epochs is not None and ladder.rungs[-1] != epochs:
+        raise ValueError(f"the top rung is the full training: --rungs {ladder.to_text()} needs "
+                         f"--epochs {ladder.rungs[-1]}, but got --epochs {epochs}; drop --epochs "
+                         f"or end the rungs at it")
+    return ladder.rungs
 
 
 def rung_values(trials: Iterable[Any], rung: int, *, exclude: int | None = None) -> list[float]:
