@@ -80,20 +80,8 @@ class Counting:
         return evaluate_proxy(*a, **kw)
 
 
-def test_a_tiny_benchmark_runs_in_pieces_from_its_cache(bench, tmp_path):
-    space = tmp_path / "tiny.yaml"
-    space.write_text("""
-name: tiny
-stem: 8
-head: 32
-activation: relu
-fixed: {dropout: 0.0, drop_connect: 0.0}
-choices: {op: [dsconv, mbconv3], kernel: [3, 5], se_ratio: [0.0, 0.25], skip: [identity],
-          filters: [1.0, 2.0], layers: [0, 1]}
-stages:
-  - [8, 1, 1]
-  - [16, 1, 2]
-""")
+def test_a_tiny_benchmark_runs_in_pieces_from_its_cache(bench, tmp_path, tiny_space_file):
+    space = tiny_space_file
     args = [a.format(space=space) for a in TINY] + ["--cache", str(tmp_path / "cache")]
     bench.ZOO = ()  # no zoo networks in a tiny run: they are ImageNet-sized
     ev = Counting()

@@ -1,29 +1,8 @@
-"""Fixtures for the stage-1 engine tests (the ladder, the finalists): a tiny space on disk, a
-tiny config factory, and fake evaluators whose accuracies are known."""
+"""Fixtures for the stage-1 engine tests (the ladder, the finalists): a tiny config factory on
+the tiny space (tests/conftest.py), and fake evaluators whose accuracies are known."""
 from __future__ import annotations
 
 import pytest
-
-TINY_SPACE = """
-name: tiny
-stem: 8
-head: 32
-activation: relu
-fixed: {dropout: 0.0, drop_connect: 0.0}
-choices: {op: [dsconv, mbconv3], kernel: [3, 5], se_ratio: [0.0, 0.25], skip: [identity],
-          filters: [1.0, 2.0], layers: [0, 1]}
-stages:
-  - [8, 1, 1]
-  - [16, 1, 2]
-"""
-
-
-@pytest.fixture
-def tiny_space_file(tmp_path):
-    f = tmp_path / "tiny.yaml"
-    f.write_text(TINY_SPACE)
-    return str(f)
-
 
 @pytest.fixture
 def tiny_config(tiny_space_file):

@@ -28,18 +28,6 @@ TINY = ArchSpec(name="tiny", stem=StemSpec(channels=8), stages=(
     StageSpec("mbconv", 2, 3, 2, 16, expand_ratio=3.0, se_ratio=0.25)), head_channels=32,
     resolution=16, in_channels=1, num_classes=10)
 
-TINY_SPACE = """
-name: tiny
-stem: 8
-head: 32
-activation: relu
-fixed: {dropout: 0.0, drop_connect: 0.0}
-choices: {op: [dsconv, mbconv3], kernel: [3, 5], se_ratio: [0.0, 0.25], skip: [identity],
-          filters: [1.0, 2.0], layers: [0, 1]}
-stages:
-  - [8, 1, 1]
-  - [16, 1, 2]
-"""
 SEARCH = ["search", "--target-flops", "2M", "--dataset", "synthetic", "--proxy-resolution", "16",
           "--train-samples", "120", "--val-samples", "60", "--epochs", "1", "--batch-size", "32",
           "--threads", "1", "--pruner", "none", "--deploy-resolution", "32"]
@@ -148,9 +136,8 @@ def test_train_job_records_requested_and_resolved_device(tmp_path: Path) -> None
 
 
 # ------------------------------------------------------------------------- resume
-def test_search_resume_may_change_the_device(tmp_path: Path, capsys) -> None:
-    space = tmp_path / "tiny.yaml"
-    space.write_text(TINY_SPACE)
+def test_search_resume_may_change_the_device(tmp_path: Path, tiny_space_file: str, capsys) -> None:
+    space = Path(tiny_space_file)
     out = tmp_path / "run"
     base = [*SEARCH, "--space", str(space), "--out", str(out)]
     assert nas_main([*base, "--trials", "2", "--device", "cpu"]) == 0
@@ -267,11 +254,10 @@ def test_compiled_step_trains_like_eager_on_cpu(synthetic_ds) -> None:
         assert b.train_loss == pytest.approx(a.train_loss, rel=2e-2)
 
 
-def test_trials_per_device_runs_trials_as_one_at_a_time_would(tmp_path: Path) -> None:
+def test_trials_per_device_runs_trials_as_one_at_a_time_would(tmp_path: Path, tiny_space_file: str) -> None:
     """Two worker processes: every trial trains as it would alone (a trial's result depends on
     its network, proxy and seed only), so an architecture both runs trained scores the same."""
-    space = tmp_path / "tiny.yaml"
-    space.write_text(TINY_SPACE)
+    space = Path(tiny_space_file)
     proxy = ProxyConfig(dataset="synthetic", resolution=16, train_samples=120, val_samples=60,
                         device="cpu", train=TrainConfig(epochs=2, batch_size=32, lr=0.05,
                                                         threads=1))
@@ -326,10 +312,9 @@ def test_gpu_proxy_trial_trains(precision: str) -> None:
 @pytest.mark.parametrize("extra, lr", [(["--batch-size", "128"], 0.04),
                                        (["--batch-size", "128", "--lr", "0.01"], 0.01),
                                        ([], 0.02)])
-def test_batch_size_scales_the_default_lr(tmp_path: Path, extra: list[str], lr: float) -> None:
+def test_batch_size_scales_the_default_lr(tmp_path: Path, tiny_space_file: str, extra: list[str], lr: float) -> None:
     """The proxy's lr 0.02 is for 64 images a step; --batch-size 128 alone makes it 0.04."""
-    space = tmp_path / "tiny.yaml"
-    space.write_text(TINY_SPACE)
+    space = Path(tiny_space_file)
     out = tmp_path / "run"
     i = SEARCH.index("--batch-size")
     argv = SEARCH[:i] + SEARCH[i + 2:]

@@ -25,18 +25,6 @@ import pg_server  # noqa: E402
 from nas.cli import main as nas_main  # noqa: E402
 from results.rundir import read_config  # noqa: E402
 
-TINY_SPACE = """
-name: tiny
-stem: 8
-head: 32
-activation: relu
-fixed: {dropout: 0.0, drop_connect: 0.0}
-choices: {op: [dsconv, mbconv3], kernel: [3, 5], se_ratio: [0.0, 0.25], skip: [identity],
-          filters: [1.0, 2.0], layers: [0, 1]}
-stages:
-  - [8, 1, 1]
-  - [16, 1, 2]
-"""
 PROXY = ["--dataset", "synthetic", "--train-samples", "64", "--val-samples", "32", "--epochs",
          "1", "--proxy-resolution", "16", "--threads", "1",
          "--finalists", "0"]  # these tests count search trials; finalists: test_finalists.py
@@ -71,10 +59,8 @@ def db(server, request):
 
 
 @pytest.fixture
-def space(tmp_path):
-    f = tmp_path / "tiny.yaml"
-    f.write_text(TINY_SPACE)
-    return str(f)
+def space(tiny_space_file):
+    return tiny_space_file
 
 
 class Drivers:

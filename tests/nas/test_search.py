@@ -18,25 +18,10 @@ from nas.train import EpochResult, TrainConfig
 from space import load_spec
 from space.search_space import load_space
 
-TINY_SPACE = """
-name: tiny
-stem: 8
-head: 32
-activation: relu
-fixed: {dropout: 0.0, drop_connect: 0.0}
-choices: {op: [dsconv, mbconv3], kernel: [3, 5], se_ratio: [0.0, 0.25], skip: [identity],
-          filters: [1.0, 2.0], layers: [0, 1]}
-stages:
-  - [8, 1, 1]
-  - [16, 1, 2]
-"""
-
 
 @pytest.fixture
-def tiny_space(tmp_path):
-    f = tmp_path / "tiny.yaml"
-    f.write_text(TINY_SPACE)
-    return str(f)
+def tiny_space(tiny_space_file):
+    return tiny_space_file
 
 
 def config(space, **kw):
@@ -182,9 +167,9 @@ def test_resume_after_the_driver_was_killed_mid_trial(tiny_space, tmp_path):
     assert not (df.state == "RUNNING").any()
 
 
-def test_repeated_architectures_reuse_the_earlier_result(tmp_path):
+def test_repeated_architectures_reuse_the_earlier_result(tmp_path, tiny_space_text):
     f = tmp_path / "one.yaml"
-    f.write_text(TINY_SPACE.replace("kernel: [3, 5]", "kernel: [3]")
+    f.write_text(tiny_space_text.replace("kernel: [3, 5]", "kernel: [3]")
                  .replace("se_ratio: [0.0, 0.25]", "se_ratio: [0.0]")
                  .replace("filters: [1.0, 2.0]", "filters: [1.0]")
                  .replace("op: [dsconv, mbconv3]", "op: [dsconv]"))

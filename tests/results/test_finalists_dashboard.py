@@ -5,19 +5,6 @@ import math
 
 import pytest
 
-TINY_SPACE = """
-name: tiny
-stem: 8
-head: 32
-activation: relu
-fixed: {dropout: 0.0, drop_connect: 0.0}
-choices: {op: [dsconv, mbconv3], kernel: [3, 5], se_ratio: [0.0, 0.25], skip: [identity],
-          filters: [1.0, 2.0], layers: [0, 1]}
-stages:
-  - [8, 1, 1]
-  - [16, 1, 2]
-"""
-
 
 def _evaluate(spec, proxy, *, seed, on_epoch=None, **kw):
     """Accuracy from the architecture plus a seed-dependent wobble (so seeds differ)."""
@@ -36,14 +23,14 @@ def _evaluate(spec, proxy, *, seed, on_epoch=None, **kw):
 
 
 @pytest.fixture(scope="module")
-def run_with_finalists(tmp_path_factory):
+def run_with_finalists(tmp_path_factory, tiny_space_text):
     from nas.evaluate import ProxyConfig
     from nas.search import SearchConfig, run_search
     from nas.train import TrainConfig
     from space.deploy import Deployment
 
     root = tmp_path_factory.mktemp("fin")
-    (root / "tiny.yaml").write_text(TINY_SPACE)
+    (root / "tiny.yaml").write_text(tiny_space_text)
     proxy = ProxyConfig(dataset="synthetic", resolution=16, train_samples=60, val_samples=30,
                         train=TrainConfig(epochs=1, threads=1))
     cfg = SearchConfig(target_macs=2_000_000, space=str(root / "tiny.yaml"), trials=5,
