@@ -31,8 +31,9 @@ from space.spec import ArchSpec
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CLOCKS", "RUNTIMES", "STATISTICS", "Timing", "check_clock", "cpu_model", "device_info", "entry_module", "time_runner",
-           "build_table", "bench_spec", "bench_specs", "default_cache_path", "table_for"]
+__all__ = ["CLOCKS", "RUNTIMES", "STATISTICS", "LatencySettings", "Timing", "check_clock",
+           "cpu_model", "device_info", "entry_module", "time_runner", "build_table",
+           "bench_spec", "bench_specs", "default_cache_path", "table_for"]
 
 
 # ----------------------------------------------------------------------------- the device
@@ -64,6 +65,51 @@ def device_info(*, device: str = "cpu", threads: int, batch: int, runtime: str =
 
         info["onnxruntime"] = onnxruntime.__version__
     return info
+
+
+@dataclass(frozen=True)
+class LatencySettings:
+    """How latency is measured on this machine, for a search or a family: the intra-op
+    ``threads``, the ``batch`` and the ``runtime`` (``torch`` or ``onnxruntime``), timed by
+    ``clock``. A latency table is keyed by these (:meth:`device`), so a search's predictions
+    and its measured latencies are of one and the same setting. The defaults are a single
+    image on one thread, the setting MnasNet measured on a phone's single big core."""
+
+    threads: int = 1
+    batch: int = 1
+    runtime: str = "torch"
+    clock: str = "wall"
+
+    def __post_init__(self) -> None:
+        for name, flag in (("threads", "--latency-threads"), ("batch", "--latency-batch")):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"`{name} >= 1` must hold, but got {name}={v!r}; pass e.g. "
+                                 f"{flag} 1")
+        RUNTIMES.get(self.runtime)  # an unknown name lists the known ones
+        check_clock(self.clock, self.threads)
+
+    def device(self) -> dict[str, Any]:
+        """The device key of this setting here (:func:`device_info`); ``onnxruntime`` without
+        the extra is an error saying how to install it."""
+        return device_info(threads=self.threads, batch=self.batch, runtime=self.runtime,
+                           clock=self.clock)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"threads": self.threads, "batch": self.batch, "runtime": self.runtime,
+                "clock": self.clock}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None) -> "LatencySettings | None":
+        return None if d is None else cls(**{k: d[k] for k in ("threads", "batch", "runtime",
+                                                                "clock") if k in d})
+
+    @classmethod
+    def of_device(cls, device: Mapping[str, Any]) -> "LatencySettings":
+        """The setting a table's ``device`` was timed with."""
+        return cls(threads=int(device.get("threads", 1)), batch=int(device.get("batch", 1)),
+                   runtime=str(device.get("runtime", "torch")),
+                   clock=str(device.get("clock", "wall")))
 
 
 def default_cache_path(space: str, device: Mapping[str, Any], resolution: int) -> Path:

@@ -22,7 +22,7 @@ EXIT_NO_RESULT = 1  # a run that finished no trial (nothing to emit), in both st
 
 __all__ = ["S", "EXIT_NO_RESULT", "Flag", "PROXY_FLAGS", "default_of", "get_path", "set_path",
            "apply_flags", "check_resume", "add_proxy_arguments", "add_backend_arguments",
-           "add_device_arguments",
+           "add_device_arguments", "LATENCY_FLAGS", "add_latency_arguments",
            "backend_from_args", "given_flags", "RunRequest", "request_from_args", "exit_code"]
 
 
@@ -183,6 +183,29 @@ def add_device_arguments(g: Any, train: Any) -> None:
     g.add_argument("--compile", default=S, choices=COMPILE_MODES.names(),
                    help=f"torch.compile the training step; reduce-overhead records CUDA "
                    f"graphs on a GPU (default {train.compile}; may change on --resume)")
+
+
+# ----------------------------------------------------------------------------- latency flags
+# How latency is measured here (nas.latency.LatencySettings): the same flags wherever a command
+# predicts or measures latency (nas search's latency target, gridsearch's family latency).
+LATENCY_FLAGS: tuple[Flag, ...] = (
+    Flag("latency_threads", "latency.threads"),
+    Flag("latency_batch", "latency.batch"),
+    Flag("latency_runtime", "latency.runtime"),
+)
+
+
+def add_latency_arguments(g: Any) -> None:
+    """``--latency-threads``, ``--latency-batch`` and ``--latency-runtime`` (defaults from
+    :class:`nas.latency.LatencySettings`, stated literally so ``--help`` needs no torch)."""
+    from .latency_table import RUNTIME_NAMES
+
+    g.add_argument("--latency-threads", type=int, default=S, help="intra-op threads latency "
+                   "is measured with (default 1)")
+    g.add_argument("--latency-batch", type=int, default=S,
+                   help="batch size latency is measured at (default 1)")
+    g.add_argument("--latency-runtime", default=S, choices=RUNTIME_NAMES,
+                   help="eager torch, or ONNX Runtime (needs efficientnas[onnx]) (default torch)")
 
 
 # ----------------------------------------------------------------------------- backend flags
