@@ -177,7 +177,7 @@ class GridSearchResult:
 
 def reward_objective(base_macs: int, phi: float) -> Objective:
     """Stage 1's soft objective with T = the base's MACs x 2^phi."""
-    return Objective(target_macs=max(1, int(round(base_macs * 2.0 ** phi))))
+    return Objective(target=max(1, int(round(base_macs * 2.0 ** phi))))
 
 
 class Stage2:
@@ -325,9 +325,9 @@ class Stage2:
         return Candidate(spec=trained, macs=counts.macs, key=train_key, proxy=proxy,
                          finalist=compared)
 
-    def score(self, trial: optuna.Trial, accuracy: float, macs: int) -> float:
+    def score(self, trial: optuna.Trial, accuracy: float, cost: float) -> float:
         trial.set_user_attr("accuracy", accuracy)
-        trial.set_user_attr("reward", self.objective.reward(accuracy, macs))
+        trial.set_user_attr("reward", self.objective.reward(accuracy, cost))  # cost: the MACs
         return accuracy
 
     def progress_text(self, study: optuna.Study) -> str:

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["CLOCKS", "RUNTIMES", "STATISTICS", "LatencySettings", "Timing", "check_clock",
            "cpu_model", "device_info", "entry_module", "time_runner", "build_table",
-           "bench_spec", "bench_specs", "default_cache_path", "table_for"]
+           "bench_spec", "bench_specs", "default_cache_path", "make_table", "table_for"]
 
 
 # ----------------------------------------------------------------------------- the device
@@ -314,6 +314,32 @@ def build_table(space, *, resolution: int, threads: int, batch: int = 1,
                         entries=entries, meta=meta)
 
 
+def make_table(space, *, resolution: int, threads: int, batch: int = 1, runtime: str = "torch",
+               repeats: int = 10, warmup: int = 3, rounds: int = 2, calibrate: int = 10,
+               seed: int = 0, statistic: str = "median", clock: str = "wall",
+               progress: Callable[[int, int], None] | None = None) -> LatencyTable:
+    """A space's table as ``nas latency-table`` makes it: every entry timed
+    (:func:`build_table`), then the per-network overhead fitted on ``calibrate`` seeded random
+    members timed end to end (:func:`space.latency.fit_overhead`; 0: no overhead)."""
+    import dataclasses
+
+    from space.latency import fit_overhead, predict_ms, random_params
+
+    table = build_table(space, resolution=resolution, threads=threads, batch=batch,
+                        runtime=runtime, warmup=warmup, repeats=repeats, rounds=rounds,
+                        statistic=statistic, clock=clock, progress=progress)
+    specs = [space.to_spec(random_params(space, seed=seed + i), name=f"calibration-{i}")
+             for i in range(calibrate)]
+    sums = [predict_ms(table, spec, overhead=False) for spec in specs]
+    measured = bench_specs(specs, resolution=resolution, threads=threads, batch=batch,
+                           runtime=runtime, warmup=warmup, repeats=repeats, rounds=rounds,
+                           statistic=statistic, clock=clock)
+    overhead = fit_overhead(sums, measured) if calibrate else 0.0
+    meta = dict(table.meta, calibration={"members": calibrate, "seed": seed,
+                                         "sum_ms": sums, "measured_ms": measured})
+    return dataclasses.replace(table, overhead_ms=overhead, meta=meta)
+
+
 def bench_specs(specs: Sequence[ArchSpec], *, resolution: int | None = None, threads: int,
                 batch: int = 1, runtime: str = "torch", warmup: int = 3, repeats: int = 10,
                 rounds: int = 1, statistic: str = "median", clock: str = "wall"
@@ -379,10 +405,11 @@ def table_for(space, *, resolution: int, threads: int, batch: int = 1, runtime: 
                 raise FileNotFoundError(f"no cached latency table for space {space.name!r} on "
                                         f"this device at {p}; build one with nas "
                                         f"latency-table --space {space.name}")
-            log.info("no cached latency table for %s on this device; timing %d entries",
-                     space.name, len(space_keys(space, resolution)))
-            table = build_table(space, resolution=resolution, threads=threads, batch=batch,
-                                runtime=runtime, clock=clock, **timing)
+            log.info("no cached latency table for %s on this device; timing %d entries and "
+                     "fitting the overhead (as nas latency-table does; it is cached at %s)",
+                     space.name, len(space_keys(space, resolution)), p)
+            table = make_table(space, resolution=resolution, threads=threads, batch=batch,
+                               runtime=runtime, clock=clock, **timing)
             p.parent.mkdir(parents=True, exist_ok=True)
             save_table(table, p)
             return table

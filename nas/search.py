@@ -33,23 +33,37 @@ from results.rundir import SUMMARY, write_json, write_table
 from results.store import rank_key, trials_frame
 from space import ArchSpec, count_analytic, count_fvcore, save_spec
 from space.deploy import Deployment, deployment_spec
-from space.objective import Objective, make_objective
+from space.latency import (LatencyTable, predict_ms, random_params, save_table,
+                           table_from_dict)
+from space.objective import METRICS, Objective, make_objective
 from space.search_space import SearchSpace, load_space
+
+from nas.latency import LatencySettings
 
 log = logging.getLogger(__name__)
 
-__all__ = ["STUDY_NAME", "SearchConfig", "SearchResult", "Stage1", "best_trial", "run_search"]
+__all__ = ["STUDY_NAME", "LATENCY_FILE", "SearchConfig", "SearchResult", "Stage1", "best_trial",
+           "prepare_latency", "run_search"]
 
 STUDY_NAME = "stage1"
 BEST_FILE = "best.json"
 TRIALS_TABLE = "trials"
+LATENCY_FILE = "latency_table.json"  # the table a latency search predicted with
+# The study attribute holding that table: every driver of a study, and every resume, predicts
+# with the one table the study started with (nas.engine: many drivers, one study).
+LATENCY_ATTR = "latency_table"
 
 
 @dataclass(frozen=True)
 class SearchConfig:
-    """Everything that decides what stage 1 searches; written to the run's ``config.json``."""
+    """Everything that decides what stage 1 searches; written to the run's ``config.json``.
 
-    target_macs: int
+    The target is T in MACs (``target_macs``, ``--target-flops``) or in milliseconds on this
+    device (``target_latency_ms``, ``--target-latency``): exactly one of them. Latency is
+    predicted from a latency table (``latency_table``, else the cached one for this device,
+    built when missing) timed with ``latency`` (threads, batch, runtime)."""
+
+    target_macs: int | None = None
     space: str = "mnasnet"
     trials: int | None = 60
     timeout: float | None = 600.0  # the search's; the finalists run after it (README: budget)
@@ -69,10 +83,19 @@ class SearchConfig:
     # after the search; B0 is the best mean (0: B0 is the search's best). nas.engine.finalists.
     finalists: int = 4
     finalist_seeds: int = 3
+    target_latency_ms: float | None = None
+    # How latency is timed here (None unless the search predicts latency: a latency target or
+    # objective), and the table file to predict with (None: the cache for this device).
+    latency: LatencySettings | None = None
+    latency_table: str | None = None
+    # A multi-objective sampler's objectives: ("accuracy", "macs" or "latency"); None: the
+    # target's metric.
+    objectives: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         SAMPLERS.get(self.sampler)
         PRUNERS.get(self.pruner)
+        self._check_target()
         if self.trials is not None and self.trials < 1:
             raise ValueError(f"`trials >= 1` must hold, but got trials={self.trials}; "
                              f"pass e.g. --trials 60")
@@ -86,6 +109,52 @@ class SearchConfig:
             object.__setattr__(self, "rungs",
                                parse_rungs(self.rungs, epochs=self.proxy.train.epochs))
 
+    def _check_target(self) -> None:
+        given = [f for f, v in (("--target-flops", self.target_macs),
+                                ("--target-latency", self.target_latency_ms)) if v is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "give one target, --target-flops (MACs) or --target-latency (ms on this "
+                f"device), but got {' and '.join(given) if given else 'neither'}; pass e.g. "
+                "--target-flops 400M or --target-latency 20ms")
+        if self.objectives is not None:
+            objectives = tuple(self.objectives)
+            object.__setattr__(self, "objectives", objectives)
+            if not self.multi_objective:
+                raise ValueError(f"--objectives needs a multi-objective sampler, but got "
+                                 f"--sampler {self.sampler}; pass --sampler nsga2 or drop "
+                                 f"--objectives")
+            if len(objectives) != 2 or objectives[0] != "accuracy" \
+                    or objectives[1] not in METRICS:
+                raise ValueError(f"--objectives must be accuracy,<cost> with a cost among "
+                                 f"{', '.join(METRICS)}, but got {','.join(objectives)!r}; "
+                                 f"pass e.g. --objectives accuracy,latency")
+        if not self.uses_latency and (self.latency is not None
+                                      or self.latency_table is not None):
+            raise ValueError("--latency-table and --latency-threads/-batch/-runtime need a "
+                             "latency target or objective, but the search has neither; pass "
+                             "e.g. --target-latency 20ms or --objectives accuracy,latency")
+
+    @property
+    def metric(self) -> str:
+        """What the target is in: ``macs`` or ``latency`` (space.objective.METRICS)."""
+        return "latency" if self.target_latency_ms is not None else "macs"
+
+    @property
+    def target(self) -> float:
+        return float(self.target_latency_ms if self.metric == "latency" else self.target_macs)
+
+    @property
+    def value_objectives(self) -> tuple[str, ...]:
+        """What a multi-objective sampler optimizes: accuracy up, the cost down."""
+        return self.objectives or ("accuracy", self.metric)
+
+    @property
+    def uses_latency(self) -> bool:
+        """Whether trials predict latency (a latency target, or a latency objective)."""
+        return self.metric == "latency" or (self.multi_objective
+                                            and "latency" in self.value_objectives)
+
     def ladder(self) -> Ladder:
         if self.rungs is None:
             return Ladder.of_epochs(self.proxy.train.epochs)
@@ -95,7 +164,8 @@ class SearchConfig:
         return FinalistPlan(self.finalists, self.finalist_seeds)
 
     def objective(self) -> Objective:
-        return make_objective(self.target_macs, constraint=self.constraint, a=self.a, b=self.b)
+        return make_objective(self.target, constraint=self.constraint, a=self.a, b=self.b,
+                              metric=self.metric)
 
     @property
     def multi_objective(self) -> bool:
@@ -105,12 +175,14 @@ class SearchConfig:
         d = asdict(self)
         d["enqueue"] = list(self.enqueue)
         d["rungs"] = None if self.rungs is None else list(self.rungs)
+        d["latency"] = None if self.latency is None else self.latency.to_dict()
+        d["objectives"] = None if self.objectives is None else list(self.objectives)
         return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> SearchConfig:
         # run settings, not search settings
-        skip = ("stage", "storage", "study_name", "backend", "device")
+        skip = ("stage", "storage", "study_name", "backend", "device", "latency_table_sha")
         d = {k: v for k, v in d.items() if k not in skip}
         d["proxy"] = ProxyConfig.from_dict(d["proxy"])
         d["deploy"] = Deployment.from_dict(d.get("deploy"))
@@ -118,6 +190,9 @@ class SearchConfig:
         d.setdefault("finalists", 0)  # runs from before the finalists had none
         if d.get("rungs") is not None:
             d["rungs"] = tuple(d["rungs"])
+        d["latency"] = LatencySettings.from_dict(d.get("latency"))
+        if d.get("objectives") is not None:
+            d["objectives"] = tuple(d["objectives"])
         return cls(**d)
 
 
@@ -136,10 +211,16 @@ class Stage1:
     label = "trial"
     study_name = STUDY_NAME
 
-    def __init__(self, config: SearchConfig, space: SearchSpace | None = None) -> None:
+    def __init__(self, config: SearchConfig, space: SearchSpace | None = None, *,
+                 table: LatencyTable | None = None) -> None:
         self.config = config
         self.space = space or load_space(config.space)
         self.objective = config.objective()
+        self.metric = METRICS.get(self.objective.metric)
+        # the latency table trials predict with (a latency search): given for a fresh run
+        # (checked before the run folder exists), else the study's own (prepare_study)
+        self.table = table
+        self.run_dir: Path | None = None
         self.proxy = config.proxy
         self.seed = config.seed
         self.multi = config.multi_objective
@@ -163,8 +244,13 @@ class Stage1:
 
     def setup(self, run_dir: Path, *, resume: bool) -> None:
         self.started = time.time()
+        self.run_dir = run_dir
 
     def prepare_study(self, study: optuna.Study, *, resume: bool) -> None:
+        if self.config.uses_latency:
+            self.table = study_table(study, self.table, self.config, self.space)
+            if self.run_dir is not None:  # the run folder keeps the table it predicted with
+                save_table(self.table, self.run_dir / LATENCY_FILE)
         if resume:
             return
         for name in self.config.enqueue:
@@ -188,9 +274,9 @@ class Stage1:
 
     def log_plan(self, study: optuna.Study, run_dir: Path, n_trials: int | None) -> None:
         f = self.finalists
-        log.info("stage 1: space %s (%d distinct architectures), target %.3g MACs, sampler %s, "
+        log.info("stage 1: space %s (%d distinct architectures), target %s, sampler %s, "
                  "%s trial(s) to run, rungs %s (pruner %s), then %s, run folder %s",
-                 self.space.name, self.space.size()[1], self.config.target_macs,
+                 self.space.name, self.space.size()[1], self.metric.format(self.objective.target),
                  self.config.sampler, "unbounded" if n_trials is None else n_trials,
                  self.ladder.to_text(), self.pruner,
                  f"{f.k} finalist(s) x {f.seeds} seed(s)" if f.enabled else "no finalists",
@@ -205,13 +291,21 @@ class Stage1:
         trial.set_user_attr("macs", counts.macs)
         trial.set_user_attr("params", counts.params)
         trial.set_user_attr("arch_hash", h)
-        return Candidate(spec=spec, macs=counts.macs, key=h, proxy=self.proxy)
+        costs = {"macs": counts.macs}
+        if self.table is not None:  # predicted on this device, beside the MACs
+            costs["latency"] = predict_ms(self.table, spec)
+            trial.set_user_attr(METRICS.get("latency").attr, costs["latency"])
+        return Candidate(spec=spec, macs=counts.macs, key=h, proxy=self.proxy,
+                         cost=costs[self.objective.metric])
 
-    def score(self, trial: optuna.Trial, accuracy: float, macs: int) -> Any:
-        reward = self.objective.reward(accuracy, macs)
+    def score(self, trial: optuna.Trial, accuracy: float, cost: float) -> Any:
+        reward = self.objective.reward(accuracy, cost)
         trial.set_user_attr("accuracy", accuracy)
         trial.set_user_attr("reward", reward)
-        return (accuracy, float(macs)) if self.multi else reward
+        if not self.multi:
+            return reward
+        second = METRICS.get(self.config.value_objectives[1]).attr
+        return accuracy, float(trial.user_attrs[second])
 
     def progress_text(self, study: optuna.Study) -> str:
         best = best_trial(study)
@@ -224,8 +318,9 @@ class Stage1:
         secs = trial.duration.total_seconds() if trial.duration else 0.0
         what = (f" (finalist: trial {ua['finalist_of']}, seed {ua['finalist_seed']})"
                 if is_finalist(trial) else "")
+        lat = f", {ua['latency_ms']:.2f} ms predicted" if "latency_ms" in ua else ""
         return (f"trial {trial.number}{what} {trial.state.name}: acc {acc}, "
-                f"{ua.get('macs', 0) / 1e6:.1f} MMACs, {secs:.1f}s")
+                f"{ua.get('macs', 0) / 1e6:.1f} MMACs{lat}, {secs:.1f}s")
 
     # ------------------------------------------------------------------ outputs
     def write_outputs(self, study: optuna.Study, run_dir: Path, *, final: bool,
@@ -248,9 +343,10 @@ class Stage1:
         for t in trials:
             states[t.state.name] += 1
         summary: dict[str, Any] = {
-            "stage": 1, "target_macs": c.target_macs, "space": self.space.name,
+            "stage": 1, "target_macs": c.target_macs, "target_latency_ms": c.target_latency_ms,
+            "space": self.space.name,
             "space_size": dict(zip(("nominal", "distinct"), self.space.size())),
-            "objective": asdict(self.objective), "sampler": c.sampler,
+            "objective": self.objective.to_dict(), "sampler": c.sampler,
             "trials": len(trials), "states": {k: v for k, v in states.items() if v},
             "reused": sum(1 for t in trials if t.user_attrs.get("reused_from") is not None),
             "elapsed_s": time.time() - self.started, "best": None,
@@ -270,11 +366,12 @@ class Stage1:
         reward, accuracy = ((winner.mean, winner.accuracy_mean) if winner is not None
                             else (ua["reward"], ua["accuracy"]))
         provenance = {
-            "stage": 1, "target_macs": c.target_macs, "reward": reward,
+            "stage": 1, "target_macs": c.target_macs, "target_latency_ms": c.target_latency_ms,
+            "reward": reward,
             "accuracy": accuracy, "macs": ua["macs"], "params": ua["params"],
             "chosen_by": "finalists" if winner is not None else "search",
             "search_reward": ua["reward"], "search_accuracy": ua["accuracy"],
-            "objective": asdict(self.objective), "space": self.space.name,
+            "objective": self.objective.to_dict(), "space": self.space.name,
             "dataset": c.proxy.dataset, "proxy": c.proxy.to_dict(),
             "seed": c.seed, "trial_seed": ua.get("seed"), "trial": best.number,
             "arch_hash": ua["arch_hash"], "params_sampled": dict(best.params),
@@ -282,6 +379,15 @@ class Stage1:
         if self.finalists.enabled:
             provenance["reward_std"] = None if winner is None else _finite(winner.std)
             provenance["finalists"] = [r.to_dict() for r in rows]
+        if self.table is not None:
+            provenance["latency_ms"] = ua.get("latency_ms")
+            if final:  # B0 and the finalists, timed end to end on this device
+                measured = self._measure(study, best, rows)
+                provenance["latency_ms_measured"] = measured[best.number]
+                provenance["latency_device"] = self.config.latency.device()
+                for row in provenance.get("finalists", []):
+                    row["latency_ms"] = _trial(trials, row["trial"]).user_attrs.get("latency_ms")
+                    row["latency_ms_measured"] = measured.get(row["trial"])
         if final:
             fv = count_fvcore(spec)
             provenance["macs_fvcore"] = fv.macs
@@ -293,10 +399,30 @@ class Stage1:
         summary["best"] = {k: provenance[k] for k in
                            ("trial", "reward", "accuracy", "macs", "params", "arch_hash",
                             "chosen_by", "search_reward")}
-        summary["macs_vs_target"] = macs_vs_target(self.objective, int(ua["macs"]))
+        summary[f"{self.objective.metric}_vs_target"] = cost_vs_target(
+            self.objective, float(ua[self.metric.attr]))
         if "macs_fvcore" in provenance:
             summary["best"]["macs_fvcore"] = provenance["macs_fvcore"]
+        if self.table is not None:
+            summary["latency"] = latency_summary(self.table, provenance, self.config)
         return spec, summary
+
+    def _measure(self, study: optuna.Study, best: FrozenTrial,
+                 rows: list[FinalistRow]) -> dict[int, float]:
+        """End-to-end latency (ms) on this device of B0 and every finalist, by trial number,
+        timed round-robin (nas.latency.bench_specs) with the search's latency settings."""
+        from nas.latency import bench_specs
+
+        numbers = list(dict.fromkeys([best.number, *(r.trial for r in rows)]))
+        by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
+        specs = [deployment_spec(self.space, by_number[n].params, self.config.deploy,
+                                 f"trial-{n}") for n in numbers]
+        s = self.config.latency
+        log.info("timing B0 and %d finalist(s) end to end on this device (%d thread(s), "
+                 "batch %d, %s)", len(numbers) - 1, s.threads, s.batch, s.runtime)
+        ms = bench_specs(specs, threads=s.threads, batch=s.batch, runtime=s.runtime,
+                         clock=s.clock, **MEASURE_TIMING)
+        return dict(zip(numbers, ms))
 
 
 def _finite(v: float) -> float | None:
@@ -311,22 +437,53 @@ def finalists_summary(rows: list[FinalistRow], plan: FinalistPlan) -> dict[str, 
                  "std": _finite(r.std), "seeds_done": r.done} for r in rows]}
 
 
-def macs_vs_target(objective: Objective, macs: int) -> dict[str, Any]:
-    """Where B0's MACs land against T, and why (summary.json)."""
-    frac = macs / objective.target_macs
+def cost_vs_target(objective: Objective, cost: float) -> dict[str, Any]:
+    """Where B0's cost (MACs, or predicted ms) lands against T, and why (summary.json's
+    ``macs_vs_target`` / ``latency_vs_target``)."""
+    m = METRICS.get(objective.metric)
+    name = "MACs" if m.name == "macs" else "latency"
+    frac = cost / objective.target
     if objective.floor > 0:
-        why = (f"hard constraint: the reward is ACC for {objective.floor:g}T <= MACs <= T, "
-               f"falls as (MACs/T)^{objective.b:g} above T and in proportion to "
-               f"MACs/({objective.floor:g}T) below the floor, so B0 should land in "
+        why = (f"hard constraint: the reward is ACC for {objective.floor:g}T <= {name} <= T, "
+               f"falls as ({name}/T)^{objective.b:g} above T and in proportion to "
+               f"{name}/({objective.floor:g}T) below the floor, so B0 should land in "
                f"[{objective.floor:g}T, T]")
     else:
-        why = (f"soft constraint: the reward ACC x (MACs/T)^w with w = {objective.a:g} "
+        why = (f"soft constraint: the reward ACC x ({name}/T)^w with w = {objective.a:g} "
                f"below T scores a network at x T as x^{objective.a:g} times its accuracy "
                f"(0.25 T: {0.25 ** objective.a:.3f}x), so a bigger network wins only if its "
                f"proxy accuracy is higher by more than that; on a short proxy small networks "
                f"train as well or better, so B0 tends to land well below T (README)")
-    return {"macs": macs, "target_macs": objective.target_macs, "fraction": frac,
-            "why": why}
+    target = {"macs": "target_macs", "latency": "target_latency_ms"}[m.name]
+    value = int(cost) if m.name == "macs" else cost
+    return {m.attr: value, target: objective.target_macs or objective.target,
+            "fraction": frac, "why": why}
+
+
+# How B0 and the finalists are timed at the end of a latency search: a few round-robin rounds,
+# each network keeping its smallest median (nas.latency.bench_specs), as the table was timed.
+MEASURE_TIMING = {"warmup": 3, "repeats": 10, "rounds": 3}
+
+
+def latency_summary(table: LatencyTable, provenance: Mapping[str, Any],
+                    config: SearchConfig) -> dict[str, Any]:
+    """summary.json's latency block: the device, the table predicted with, and B0's
+    predicted against measured latency."""
+    predicted, measured = provenance.get("latency_ms"), provenance.get("latency_ms_measured")
+    return {
+        "target_ms": config.target_latency_ms,
+        "device": provenance.get("latency_device") or config.latency.device(),
+        "table": {"space": table.space, "resolution": table.resolution,
+                  "device": dict(table.device), "entries": len(table.entries),
+                  "overhead_ms": table.overhead_ms, "fingerprint": table.fingerprint(),
+                  "file": LATENCY_FILE},
+        "best": {"predicted_ms": predicted, "measured_ms": measured,
+                 "error": (measured / predicted - 1) if predicted and measured else None},
+    }
+
+
+def _trial(trials: list[FrozenTrial], number: int) -> FrozenTrial:
+    return next(t for t in trials if t.number == number)
 
 
 def best_trial(study: optuna.Study) -> FrozenTrial | None:
@@ -337,13 +494,64 @@ def best_trial(study: optuna.Study) -> FrozenTrial | None:
     return max(done, key=rank_key("reward"), default=None)
 
 
+def prepare_latency(config: SearchConfig, space: SearchSpace | None = None
+                    ) -> tuple[SearchConfig, LatencyTable | None]:
+    """A fresh latency search's table and its settings, checked before anything is written.
+
+    The table is ``--latency-table`` (which must be for this space, resolution and device),
+    else the cached table for this device, built when missing (:func:`nas.latency.table_for`).
+    With a table file and no ``--latency-*`` flags, the settings are the table's own. A member
+    of the space is predicted once, so a table that does not cover the deployment fails here,
+    not at the first trial."""
+    if not config.uses_latency:
+        return config, None
+    from dataclasses import replace
+
+    from nas.latency import table_for
+    from space.latency import load_table
+
+    space = space or load_space(config.space)
+    settings = config.latency
+    if settings is None:
+        given = config.latency_table
+        settings = (LatencySettings.of_device(load_table(given).device)
+                    if given is not None and Path(given).is_file() else LatencySettings())
+        config = replace(config, latency=settings)
+    table = table_for(space, resolution=config.deploy.resolution, threads=settings.threads,
+                      batch=settings.batch, runtime=settings.runtime, clock=settings.clock,
+                      path=config.latency_table)
+    probe = deployment_spec(space, random_params(space, seed=0), config.deploy, "probe")
+    predict_ms(table, probe)  # a MissingEntryError names the entry the table lacks
+    return config, table
+
+
+def study_table(study: optuna.Study, given: LatencyTable | None, config: SearchConfig,
+                space: SearchSpace) -> LatencyTable:
+    """The table this study predicts with: the one it started with (kept in the study, so a
+    resumed run and every ``--join``-ed driver predict exactly as the first did), else
+    ``given`` (or :func:`prepare_latency`'s), which the study then keeps."""
+    stored = study.user_attrs.get(LATENCY_ATTR)
+    if stored is None:
+        table = given if given is not None else prepare_latency(config, space)[1]
+        study.set_user_attr(LATENCY_ATTR, table.to_dict())
+        return table
+    table = table_from_dict(stored, source=f"study {study.study_name!r}'s latency table")
+    if given is not None and given.fingerprint() != table.fingerprint():
+        log.warning("the study predicts with the latency table it started with (%s), not "
+                    "the one given now: one study, one table", table.fingerprint())
+    return table
+
+
 def run_search(config: SearchConfig, *, out: str | Path | None = None, resume: bool = False,
                storage: str | None = None, evaluate: Callable[..., Any] | None = None,
                backend: BackendConfig | None = None) -> SearchResult:
     """Run (or resume) stage 1 and write the run folder. ``backend`` says where the trials run
     (default: here, one at a time; see :mod:`nas.backends`); ``evaluate`` is injectable for
     tests (default: :func:`nas.evaluate.evaluate_proxy`)."""
-    stage = Stage1(config)
+    table = None
+    if not resume and not (storage is not None and getattr(storage, "join", False)):
+        config, table = prepare_latency(config)  # before the run folder: bad input writes nothing
+    stage = Stage1(config, table=table)
     done = run_study(stage, out=out, resume=resume, storage=storage, backend=backend,
                      evaluate=evaluate or evaluate_proxy)
     return SearchResult(run_dir=done.run_dir, best=stage.best, summary=stage.summary,

@@ -22,6 +22,10 @@ finalist_seed      a finalist run's seed index (0 .. seeds-1)
 p_<name>           each sampled parameter (``p_s3_kernel`` ...)
 =================  ======================================================================
 
+Stage 1 adds ``latency_ms``: the candidate's latency in ms on the search's device, predicted from
+the run's latency table (``nas search --target-latency`` or ``--objectives accuracy,latency``;
+empty in a MACs-only search).
+
 Stage 2 (compound-scaling grid search, EfficientNet Sec. 3.3) adds, after those, one column per
 grid-point value in :data:`STAGE2_COLUMNS` (``kind`` compound/depth/width/resolution, ``alpha``,
 ``beta``, ``gamma``, ``phi``, ``product`` = alpha*beta^2*gamma^2, the scaled ``depth``/``width``/
@@ -55,6 +59,9 @@ log = logging.getLogger(__name__)
 COLUMNS = ["number", "state", "reward", "accuracy", "macs", "params", "duration_s", "arch_hash",
            "node", "fail_reason", "reused_from", "finalist", "finalist_of", "finalist_seed",
            "datetime_start", "datetime_complete"]
+
+# Stage 1 adds the candidate's predicted latency on the search's device (a latency search).
+STAGE1_COLUMNS = ["latency_ms"]
 
 STAGE2_COLUMNS = ["kind", "alpha", "beta", "gamma", "phi", "product", "depth", "width",
                   "resolution", "proxy_resolution", "macs_ratio", "formula_ratio", "replicate"]
@@ -111,7 +118,7 @@ GRID_COLUMNS = ["number", "state", "kind", "alpha", "beta", "gamma", "phi", "pro
                 "arch_hash"]
 
 # Per stage: the columns after COLUMNS, and the leading column order of its table.
-EXTRA_COLUMNS: dict[int, tuple[str, ...]] = {1: (), 2: tuple(STAGE2_COLUMNS)}
+EXTRA_COLUMNS: dict[int, tuple[str, ...]] = {1: tuple(STAGE1_COLUMNS), 2: tuple(STAGE2_COLUMNS)}
 LEADING_COLUMNS: dict[int, list[str]] = {1: COLUMNS, 2: GRID_COLUMNS}
 _INTEGER_COLUMNS = ("macs", "params", "reused_from", "finalist_of", "finalist_seed", "resolution",
                     "proxy_resolution")

@@ -22,6 +22,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from .builder import BlockArgs, block_args
 from .counting import _out
+from .objective import parse_latency  # re-exported: the table and the target speak ms
 from .spec import ArchSpec
 from .search_space import SearchSpace
 
@@ -30,7 +31,6 @@ __all__ = ["LatencyKey", "LatencyTable", "LatencyTableError", "TABLE_SCHEMA", "b
            "load_table", "save_table", "MissingEntryError", "random_params", "table_from_dict"]
 
 TABLE_SCHEMA = 1
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
 class LatencyTableError(ValueError):
@@ -216,6 +216,15 @@ class LatencyTable:
                     f"{source} was measured on another device: {'; '.join(diff)}; build one "
                     f"here with nas latency-table --space {self.space}")
 
+    def fingerprint(self) -> str:
+        """A short hash of what predictions depend on (space, resolution, device, entries,
+        overhead): two tables with one fingerprint predict alike."""
+        import hashlib
+
+        d = self.to_dict()
+        d.pop("meta")
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
     def to_dict(self) -> dict[str, Any]:
         return {"schema": TABLE_SCHEMA, "space": self.space, "resolution": self.resolution,
                 "device": dict(self.device), "overhead_ms": self.overhead_ms,
@@ -248,21 +257,6 @@ def fit_overhead(sums_ms: Sequence[float], measured_ms: Sequence[float]) -> floa
     num = sum((m - s) / m ** 2 for s, m in zip(sums_ms, measured_ms))
     den = sum(1.0 / m ** 2 for m in measured_ms)
     return num / den
-
-
-def parse_latency(text: str | float, *, flag: str = "--target-latency") -> float:
-    """'20ms', '1500us', '0.02s', '20' (ms) -> milliseconds (a positive finite number)."""
-    import re
-
-    m = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)(?:[eE]([+-]?\d+))?\s*(us|ms|s)?\s*", str(text))
-    if not m:
-        raise ValueError(f"{flag} must be a time such as 20ms, 1500us or 0.02s, but got "
-                         f"{text!r}")
-    value = float(m.group(1)) * 10 ** int(m.group(2) or 0) * _UNITS[m.group(3) or "ms"]
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"`target_latency > 0` must hold, but got {text!r}; pass e.g. "
-                         f"{flag} 20ms")
-    return value
 
 
 # ----------------------------------------------------------------------------- files

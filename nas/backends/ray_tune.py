@@ -259,12 +259,12 @@ def train_trial(config: dict[str, Any], *, evaluate: Callable[..., Any],
     # the GPU Ray gave this trial (CUDA_VISIBLE_DEVICES names it), unless the run asked for the CPU
     proxy = replace(proxy, device=trial_device(proxy.device, gpus=given.get("GPU", 0)))
     spec = ArchSpec.from_dict(config["spec"])
-    macs = int(config["macs"])
+    cost = float(config["cost"])  # what the objective scores: MACs, or predicted ms
     last = {"epoch": 0}
 
     def on_epoch(res: Any) -> None:
         last["epoch"] = res.epoch
-        tune.report({"reward": objective.reward(res.val_accuracy, macs), "epoch": res.epoch,
+        tune.report({"reward": objective.reward(res.val_accuracy, cost), "epoch": res.epoch,
                      "accuracy": res.val_accuracy, "images_per_sec": res.images_per_sec,
                      "node": node, "node_id": ctx.get_node_id()})
 
@@ -340,6 +340,7 @@ class StudySearcher(Searcher):
                 continue
             self.live[trial_id] = _Live(trial=trial, candidate=got)
             return {"number": trial.number, "spec": got.spec.to_dict(), "macs": got.macs,
+                    "cost": got.cost,
                     "seed": got.seed, "proxy": got.proxy.to_dict(), FINALIST: got.finalist}
         self.finished = True
         return Searcher.FINISHED

@@ -52,7 +52,11 @@ def default_of(cls: type, path: str) -> Any:
 
 
 def get_path(obj: Any, path: str) -> Any:
+    """The value at ``path``; None where a part on the way is None (a run without latency
+    settings has no ``latency.threads``)."""
     for part in path.split("."):
+        if obj is None:
+            return None
         obj = getattr(obj, part)
     return obj
 

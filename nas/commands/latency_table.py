@@ -79,31 +79,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print a JSON summary of the table")
 
 
-def make_table(space: Any, *, resolution: int, threads: int, batch: int, runtime: str,
-               repeats: int, warmup: int, rounds: int, calibrate: int, seed: int,
-               statistic: str = "median", clock: str = "wall") -> Any:
-    """Time the entries (with a progress bar), then fit the overhead on calibration members."""
-    import dataclasses
-
-    from nas.latency import bench_specs, build_table
-    from space.latency import fit_overhead, predict_ms, random_params
-
-    with _progress(f"timing {space.name}") as bar:
-        table = build_table(space, resolution=resolution, threads=threads, batch=batch,
-                            runtime=runtime, warmup=warmup, repeats=repeats, rounds=rounds,
-                            statistic=statistic, clock=clock, progress=bar)
-    specs = [space.to_spec(random_params(space, seed=seed + i), name=f"calibration-{i}")
-             for i in range(calibrate)]
-    sums = [predict_ms(table, spec, overhead=False) for spec in specs]
-    measured = bench_specs(specs, resolution=resolution, threads=threads, batch=batch,
-                           runtime=runtime, warmup=warmup, repeats=repeats, rounds=rounds,
-                           statistic=statistic, clock=clock)
-    overhead = fit_overhead(sums, measured) if calibrate else 0.0
-    meta = dict(table.meta, calibration={"members": calibrate, "seed": seed,
-                                         "sum_ms": sums, "measured_ms": measured})
-    return dataclasses.replace(table, overhead_ms=overhead, meta=meta)
-
-
 class _progress:
     """A rich bar with entries done and the time left; silent when stderr is not a terminal."""
 
@@ -128,7 +103,7 @@ class _progress:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nas.latency import default_cache_path, device_info
+    from nas.latency import default_cache_path, device_info, make_table
     from space.latency import save_table
     from space.search_space import load_space
 
@@ -143,10 +118,12 @@ def run(args: argparse.Namespace) -> int:
         raise IsADirectoryError(f"-o {str(out)!r} is a folder; pass a file name such as table.json")
     if not out.parent.exists() and args.out is not None:
         raise FileNotFoundError(f"-o {str(out)!r}: folder {str(out.parent)!r} does not exist")
-    table = make_table(space, resolution=args.resolution, threads=args.threads,
-                       batch=args.batch, runtime=args.runtime, repeats=args.repeats,
-                       warmup=args.warmup, rounds=args.rounds, calibrate=args.calibrate,
-                       seed=args.seed, statistic=args.statistic, clock=args.clock)
+    with _progress(f"timing {space.name}") as bar:
+        table = make_table(space, resolution=args.resolution, threads=args.threads,
+                           batch=args.batch, runtime=args.runtime, repeats=args.repeats,
+                           warmup=args.warmup, rounds=args.rounds, calibrate=args.calibrate,
+                           seed=args.seed, statistic=args.statistic, clock=args.clock,
+                           progress=bar)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_table(table, out)
     info = {"table": str(out), "space": table.space, "resolution": table.resolution,

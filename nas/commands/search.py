@@ -6,17 +6,29 @@ import json
 import sys
 from typing import Any
 
-from .common import (PROXY_FLAGS, S, Flag, add_backend_arguments, add_proxy_arguments,
-                     default_of, exit_code, request_from_args)
+from .common import (LATENCY_FLAGS, PROXY_FLAGS, S, Flag, add_backend_arguments,
+                     add_latency_arguments, add_proxy_arguments, default_of, exit_code,
+                     request_from_args)
 
 NAME = "search"
-HELP = "stage 1: search a MnasNet-style space for a base network (B0) under a MACs target"
+HELP = ("stage 1: search a MnasNet-style space for a base network (B0) under a MACs or "
+        "latency target")
 
 
 def _macs(v: Any) -> int:
     from space.objective import parse_macs
 
     return parse_macs(v)
+
+
+def _latency(v: Any) -> float:
+    from space.objective import parse_latency
+
+    return parse_latency(v)
+
+
+def _objectives(v: Any) -> tuple[str, ...]:
+    return tuple(x.strip() for x in str(v).split(",") if x.strip())
 
 
 def _enqueue(v: Any) -> tuple[str, ...]:
@@ -42,6 +54,9 @@ def _rungs_set_epochs(given: dict[str, Any]) -> None:
 # flag -> where it lands in SearchConfig; trials and timeout may change on --resume
 FLAGS: tuple[Flag, ...] = (
     Flag("target_flops", "target_macs", _macs, option="--target-flops"),
+    Flag("target_latency", "target_latency_ms", _latency),
+    Flag("latency_table", "latency_table", str), Flag("objectives", "objectives", _objectives),
+    *LATENCY_FLAGS,
     Flag("space", "space"), Flag("sampler", "sampler"), Flag("constraint", "constraint"),
     Flag("a", "a", option="--w-a"), Flag("b", "b", option="--w-b"),
     Flag("pruner", "pruner"), Flag("enqueue", "enqueue", _enqueue),
@@ -65,6 +80,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--target-flops", "--target-macs", dest="target_flops", default=S,
                    help="MACs target T (the paper's FLOPS): 400M, 0.4G, 4e8 or 400000000")
+    p.add_argument("--target-latency", default=S, help="or a latency target T on this device "
+                   "(MnasNet's): 20ms, 1500us or 0.02s; latency is predicted from a latency "
+                   "table (see --latency-table) and B0 and the finalists are timed end to end")
     p.add_argument("--space", default=S, help=f"mnasnet, efficientnet, or a YAML/JSON space file "
                    f"(default {d('space')})")
     p.add_argument("--trials", type=int, default=S,
@@ -95,17 +113,39 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    f"mean reward (default {d('finalists')}; 0 = B0 is the search's best)")
     p.add_argument("--finalist-seeds", type=int, default=S,
                    help=f"seeds per finalist (default {d('finalist_seeds')})")
+    p.add_argument("--objectives", default=S, help="a multi-objective sampler's objectives: "
+                   "accuracy,macs or accuracy,latency (default: accuracy and the target's "
+                   "metric; needs --sampler nsga2)")
+    g = p.add_argument_group("latency (with --target-latency or --objectives accuracy,latency)")
+    g.add_argument("--latency-table", default=S, metavar="FILE",
+                   help="the table (nas latency-table -o FILE) to predict with; it must be for "
+                   "this space, --deploy-resolution and device (default: the cached table for "
+                   "this device, built first when there is none; with FILE, its own threads, "
+                   "batch and runtime)")
+    add_latency_arguments(g)
     add_proxy_arguments(p, ProxyConfig(), command="nas search", seed=d("seed"))
     add_backend_arguments(p)
 
 
 def _fresh(given: dict[str, Any]) -> Any:
+    """The config the flags start from: the target, the sampler and its objectives, and the
+    latency settings are set together, since each decides whether the others are valid."""
     from nas.evaluate import ProxyConfig
+    from nas.latency import LatencySettings
     from nas.search import SearchConfig
 
-    if "target_flops" not in given:
-        raise ValueError("--target-flops is required, e.g. nas search --target-flops 400M")
-    return SearchConfig(target_macs=_macs(given["target_flops"]), proxy=ProxyConfig())
+    if "target_flops" not in given and "target_latency" not in given:
+        raise ValueError("--target-flops or --target-latency is required, e.g. nas search "
+                         "--target-flops 400M or nas search --target-latency 20ms")
+    timed = any(f.dest in given for f in LATENCY_FLAGS)
+    return SearchConfig(
+        target_macs=_macs(given["target_flops"]) if "target_flops" in given else None,
+        target_latency_ms=(_latency(given["target_latency"]) if "target_latency" in given
+                           else None),
+        sampler=given.get("sampler", default_of(SearchConfig, "sampler")),
+        objectives=_objectives(given["objectives"]) if "objectives" in given else None,
+        latency=LatencySettings() if timed else None,
+        latency_table=given.get("latency_table"), proxy=ProxyConfig())
 
 
 def run(args: argparse.Namespace) -> int:
@@ -128,6 +168,14 @@ def _report(result: Any) -> None:
         b = s["best"]
         print(f"best: trial {b['trial']}  reward {b['reward']:.4f}  accuracy {b['accuracy']:.4f}  "
               f"MACs {b['macs'] / 1e6:.1f}M  params {b['params'] / 1e6:.2f}M", file=out)
+        lat = (s.get("latency") or {}).get("best") or {}
+        if lat.get("predicted_ms") is not None:
+            measured = (f", measured {lat['measured_ms']:.2f} ms" if lat.get("measured_ms")
+                        is not None else "")
+            print(f"latency: predicted {lat['predicted_ms']:.2f} ms{measured} on this device "
+                  f"({s['latency']['device']['threads']} thread(s), batch "
+                  f"{s['latency']['device']['batch']}, {s['latency']['device']['runtime']})",
+                  file=out)
         print(f"spec: {result.run_dir / 'best.json'}  (nas show {result.run_dir}/best.json)",
               file=out)
     else:

@@ -36,8 +36,9 @@ __all__ = ["Candidate", "Outcome", "Stage", "TrialRunner", "tell"]
 @dataclass(frozen=True)
 class Candidate:
     """A network a trial proposes: counted and recorded, waiting to be trained with ``seed``
-    on ``proxy``. ``macs`` is the count at deployment the objective scores; ``key`` decides
-    reuse (two candidates with one key train identically)."""
+    on ``proxy``. ``macs`` is the count at deployment; ``cost`` is what the objective scores
+    (the stage objective's metric: the MACs unless given, e.g. a predicted latency in ms);
+    ``key`` decides reuse (two candidates with one key train identically)."""
 
     spec: ArchSpec
     macs: int
@@ -45,6 +46,11 @@ class Candidate:
     proxy: ProxyConfig
     seed: int | None = None
     finalist: bool = False  # a finalist run: trains to the top rung, never raced or pruned
+    cost: float | None = None  # None: the MACs
+
+    def __post_init__(self) -> None:
+        if self.cost is None:
+            object.__setattr__(self, "cost", self.macs)
 
 
 @dataclass(frozen=True)
@@ -68,7 +74,7 @@ class Stage(Protocol):
     directions: list[str]
     pruner: str  # a key of nas.engine.PRUNERS
     reports_epochs: bool  # the per-epoch reward goes to the pruner as intermediate values
-    objective: Objective  # the reward ACC x (MACs/T)^w, reported after every epoch
+    objective: Objective  # the reward ACC x (COST/T)^w, reported after every epoch
     proxy: ProxyConfig  # the stage's proxy task (a Candidate may bring its own)
     seed: int | None
 
@@ -96,8 +102,9 @@ class Stage(Protocol):
     def propose(self, trial: optuna.Trial) -> Candidate:
         """Sample or scale the trial's network, count it, record it."""
 
-    def score(self, trial: optuna.Trial, accuracy: float, macs: int) -> Any:
-        """Record accuracy and reward; the value(s) to tell the study."""
+    def score(self, trial: optuna.Trial, accuracy: float, cost: float) -> Any:
+        """Record accuracy and reward (``cost``: the candidate's, in the objective's metric);
+        the value(s) to tell the study."""
 
     def write_outputs(self, study: optuna.Study, run_dir: Path, *, final: bool,
                       interrupted: bool = False, backend: dict[str, Any] | None = None) -> None:
@@ -174,14 +181,14 @@ class TrialRunner:
         the intermediate value a pruner reads."""
         record_curve(trial, curve)
         if self.stage.reports_epochs and not cand.finalist:
-            trial.report(self.stage.objective.reward(curve[-1], cand.macs), len(curve))
+            trial.report(self.stage.objective.reward(curve[-1], cand.cost), len(curve))
 
     def complete(self, trial: optuna.Trial, cand: Candidate, accuracy: float,
                  **extra: Any) -> Outcome:
         if not math.isfinite(accuracy):
             return Outcome.failed(f"accuracy is {accuracy}")
         record(trial, **extra)
-        return Outcome(TrialState.COMPLETE, self.stage.score(trial, float(accuracy), cand.macs))
+        return Outcome(TrialState.COMPLETE, self.stage.score(trial, float(accuracy), cand.cost))
 
     def pruned(self, trial: optuna.Trial, curve: list[float]) -> Outcome:
         record_pruned(trial, curve)

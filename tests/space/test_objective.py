@@ -52,5 +52,5 @@ def test_a_b_overrides_and_validation():
         Objective(400_000_000, a=0.07, b=0.07)
     with pytest.raises(KeyError, match="hard, soft"):
         make_objective(400_000_000, constraint="medium")
-    with pytest.raises(ValueError, match="target_macs > 0"):
+    with pytest.raises(ValueError, match="target > 0"):
         Objective(0)
