@@ -13,6 +13,7 @@ runs it.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -249,6 +250,9 @@ class Stage1:
     def prepare_study(self, study: optuna.Study, *, resume: bool) -> None:
         if self.config.uses_latency:
             self.table = study_table(study, self.table, self.config, self.space)
+            if self.config.latency is None:  # measure as the table was timed
+                self.config = dataclasses.replace(
+                    self.config, latency=LatencySettings.of_device(self.table.device))
             if self.run_dir is not None:  # the run folder keeps the table it predicted with
                 save_table(self.table, self.run_dir / LATENCY_FILE)
         if resume:

@@ -408,19 +408,47 @@ def test_a_dataset_missing_on_the_nodes_is_one_clear_error(cluster, tiny_space, 
 @pytest.mark.slow
 def test_ladder_and_finalists_on_ray_match_a_local_run(tiny_space, tmp_path, local_ray_env):
     """The ladder's rule (the asha pruner locally, its Tune scheduler on Ray) and the finalists
-    give the same table and the same B0 on both backends: one trial at a time, same seeds."""
+    give the same table and the same B0 on both backends: one trial at a time, same seeds. The
+    search targets latency, so the Tune trainable reports the reward of the predicted latency
+    (the candidate's cost), as the local runner does."""
+    from space.latency import save_table
+
+    from .conftest import hand_table
+
     env, sessions = local_ray_env
+    table = tmp_path / "table.json"
+    save_table(hand_table(tiny_space), table)
     args = dict(trials=6, epochs=2, train_samples=300, dataset="synthetic")
-    extra = ["--pruner", "asha", "--rungs", "1,2", "--finalists", "2", "--finalist-seeds", "2"]
-    r = nas(*search_args(tiny_space, tmp_path / "local", **args), *extra, env=env)
+    extra = ["--pruner", "asha", "--rungs", "1,2", "--finalists", "2", "--finalist-seeds", "2",
+             "--target-latency", "3ms", "--latency-table", str(table)]
+    r = nas(*_without_target(search_args(tiny_space, tmp_path / "local", **args)), *extra,
+            env=env)
     assert r.returncode == 0, r.stderr[-3000:]
-    r = nas(*search_args(tiny_space, tmp_path / "ray", **args), *extra, "--backend", "ray",
-            "--workers", "1", env=env, timeout=400)
+    r = nas(*_without_target(search_args(tiny_space, tmp_path / "ray", **args)), *extra,
+            "--backend", "ray", "--workers", "1", env=env, timeout=400)
     assert r.returncode == 0, r.stderr[-3000:]
     a = pd.read_csv(tmp_path / "local" / "trials.csv")
     b = pd.read_csv(tmp_path / "ray" / "trials.csv")
     same = [c for c in a.columns if c not in TIME_COLUMNS]
     pd.testing.assert_frame_equal(a[same], b[same])
     assert b.finalist.sum() == 4 and (b[b.finalist].state == "COMPLETE").all()
-    assert json.loads((tmp_path / "local" / "best.json").read_text()) == \
-        json.loads((tmp_path / "ray" / "best.json").read_text())
+    assert b.latency_ms.notna().all()
+    # pruning and the rewards followed the latency: reward = acc x (latency / 3 ms)^-0.07
+    done = b[b.state == "COMPLETE"]
+    assert (done.reward - done.accuracy * (done.latency_ms / 3.0) ** -0.07).abs().max() < 1e-9
+    local, ray_ = (json.loads((tmp_path / d / "best.json").read_text()) for d in ("local", "ray"))
+    assert _unmeasured(local) == _unmeasured(ray_)  # measured latency differs run to run
+
+
+def _without_target(argv: list[str]) -> list[str]:
+    i = argv.index("--target-flops")
+    return argv[:i] + argv[i + 2:]
+
+
+def _unmeasured(best: dict) -> dict:
+    """best.json without the end-to-end timings (the only part that is measured, not
+    computed)."""
+    meta = {k: v for k, v in best["meta"].items() if k != "latency_ms_measured"}
+    meta["finalists"] = [{k: v for k, v in row.items() if k != "latency_ms_measured"}
+                         for row in meta.get("finalists", [])]
+    return {**best, "meta": meta}

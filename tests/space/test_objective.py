@@ -54,3 +54,24 @@ def test_a_b_overrides_and_validation():
         make_objective(400_000_000, constraint="medium")
     with pytest.raises(ValueError, match="target > 0"):
         Objective(0)
+
+
+def test_the_latency_objective_is_the_same_formula_in_ms():
+    from space.objective import METRICS, parse_latency
+
+    soft = make_objective(20.0, metric="latency")
+    assert soft.target_macs is None and soft.to_dict()["metric"] == "latency"
+    assert soft.reward(0.75, 20.0) == pytest.approx(0.75)
+    assert soft.reward(0.75, 10.0) == pytest.approx(0.75 * 1.0497166836230674, rel=1e-12)
+    hard = make_objective(20.0, constraint="hard", metric="latency")
+    assert hard.reward(0.8, 14.0) == pytest.approx(0.8)  # the floor, 0.7 T
+    assert hard.reward(0.8, 7.0) == pytest.approx(0.8 * 7 / 14)
+    assert hard.reward(0.8, 40.0) == pytest.approx(0.4)
+    assert METRICS.get("latency").parse("1500us") == pytest.approx(1.5)
+    assert parse_latency("0.02s") == pytest.approx(20.0)
+    with pytest.raises(ValueError, match="pass e.g. --target-latency 20ms"):
+        Objective(0.0, metric="latency")
+    with pytest.raises(KeyError, match="latency, macs"):
+        Objective(1.0, metric="watts")
+    with pytest.raises(ValueError, match="`latency > 0` must hold"):
+        soft.reward(0.5, 0.0)
