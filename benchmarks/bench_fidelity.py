@@ -22,7 +22,9 @@ It runs in pieces and can be completed across sittings: every training is cached
 file under ``--cache`` (keyed by architecture, proxy task and seed), ``--part`` picks what to
 train now (``reference``, ``ladder``, ``finalists``, or ``score`` to train nothing), and
 ``--slice A:B`` trains only architectures A..B-1 of the set. ``score`` uses whatever is cached
-and says what is missing.
+and says what is missing. ``--part variants`` trains other ways to spend the proxy's budget
+(:data:`VARIANTS`: EcoNAS's images-against-epochs at equal steps, a lower resolution, half and
+twice the steps) and scores each against the same reference, with its cost.
 
     .venv/bin/python benchmarks/bench_fidelity.py --part ladder --threads 1
     .venv/bin/python benchmarks/bench_fidelity.py --part reference --slice 0:4 --threads 1
@@ -56,7 +58,21 @@ from space.search_space import load_space
 log = logging.getLogger("bench_fidelity")
 
 ZOO = ("efficientnet-b0", "mnasnet-a1")
-PARTS = ("reference", "ladder", "finalists", "score")
+PARTS = ("reference", "ladder", "finalists", "variants", "score")
+
+# Other ways to spend a proxy's budget, each trained once per architecture with the search's seed
+# and scored against the same reference (``--part variants``): EcoNAS's axes, images against
+# epochs at an equal number of steps and the input resolution, plus half and twice today's
+# steps. Factors of today's default proxy's (epochs, training images, resolution): with the
+# defaults, 2 epochs x 6,000 images at 32 px.
+VARIANTS: dict[str, tuple[float, float, float]] = {
+    "today": (1.0, 1.0, 1.0),
+    "same steps, more images": (0.5, 2.0, 1.0),
+    "same steps, fewer images": (2.0, 0.5, 1.0),
+    "lower resolution": (1.0, 1.0, 0.75),
+    "half the steps": (0.5, 1.0, 1.0),
+    "twice the steps": (1.0, 2.0, 1.0),
+}
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -289,6 +305,15 @@ class Plan:
     def reward(self, spec: ArchSpec, accuracy: float) -> float:
         return self.objective.reward(accuracy, count_analytic(spec).macs)
 
+    def variant(self, name: str) -> ProxyConfig:
+        """The proxy task of :data:`VARIANTS`' ``name``: today's default with its epochs,
+        training images and resolution scaled."""
+        e, n, r = VARIANTS[name]
+        d = self.default
+        return replace(d, train_samples=round(d.train_samples * n),
+                       resolution=round(d.resolution * r),
+                       train=replace(d.train, epochs=max(1, round(d.train.epochs * e))))
+
 
 def run_part(plan: Plan, cache: Cache, part: str, *, only: range,
              evaluate: Callable[..., Any] = evaluate_proxy) -> int:
@@ -300,6 +325,12 @@ def run_part(plan: Plan, cache: Cache, part: str, *, only: range,
             for s in plan.ref_seeds:
                 n += cache.get(spec, plan.reference, s) is None
                 cache.train(spec, plan.reference, s, what="reference", evaluate=evaluate)
+        elif part == "variants":
+            for name in VARIANTS:
+                proxy = plan.variant(name)
+                n += cache.get(spec, proxy, plan.search_seed(spec)) is None
+                cache.train(spec, proxy, plan.search_seed(spec), what=f"variant ({name})",
+                            evaluate=evaluate)
         elif part == "ladder":
             for proxy, what in ((plan.search, "ladder"), (plan.default, "default proxy")):
                 n += cache.get(spec, proxy, plan.search_seed(spec)) is None
@@ -348,6 +379,10 @@ def score(plan: Plan, cache: Cache, *, n_boot: int = 1000) -> dict[str, Any]:
     stds = [mean_std([ref_r[s][j] for s in ref])[1] for j in range(len(have))]
     seed_std = sum(stds) / len(stds) if all(math.isfinite(x) for x in stds) else float("nan")
     out.update(n=len(have), ref_mean=mean_ref, ref_seed_std=seed_std)
+    out["variants"] = _variants(plan, cache, have, mean_ref, n_boot=n_boot)
+    missing["variants"] = [archs[i].name for i in range(len(archs)) if i in have and any(
+        cache.get(archs[i], plan.variant(v), plan.search_seed(archs[i])) is None
+        for v in VARIANTS)]
     seeds = list(ref)
     if len(seeds) >= 2:
         a, b = ref_r[seeds[0]], ref_r[seeds[1]]
@@ -397,6 +432,32 @@ def score(plan: Plan, cache: Cache, *, n_boot: int = 1000) -> dict[str, Any]:
     return out
 
 
+def _variants(plan: Plan, cache: Cache, have: list[int], mean_ref: list[float], *,
+              n_boot: int) -> list[dict[str, Any]]:
+    """One row per :data:`VARIANTS` proxy whose trainings are all cached: its ranking against
+    the reference, and its cost in training steps and in measured seconds, both relative to
+    today's proxy (the first variant)."""
+    rows = []
+    today = None
+    for name in VARIANTS:
+        p = plan.variant(name)
+        recs = [cache.get(plan.archs[i], p, plan.search_seed(plan.archs[i])) for i in have]
+        if any(r is None for r in recs):
+            continue
+        row = _metrics(f"{name}: {p.train.epochs} ep x {p.train_samples:,} at {p.resolution} px",
+                       [plan.reward(plan.archs[i], r["accuracy"]) for i, r in zip(have, recs)],
+                       mean_ref, n_boot=n_boot)
+        # pixels trained on, relative to today's (training cost grows about with them)
+        row["images"] = p.train.epochs * p.train_samples * p.resolution ** 2
+        row["seconds"] = sum(r["seconds"] for r in recs)
+        today = today or (row if name == "today" else None)
+        rows.append(row)
+    for row in rows:
+        row["relative_images"] = row["images"] / today["images"] if today else float("nan")
+        row["relative_seconds"] = row["seconds"] / today["seconds"] if today else float("nan")
+    return rows
+
+
 def _metrics(name: str, s: Sequence[float], ref: Sequence[float], *,
              n_boot: int) -> dict[str, Any]:
     return {"scorer": name, "spearman": spearman(s, ref),
@@ -421,6 +482,17 @@ def table(res: dict[str, Any]) -> str:
             lines.append(f"| {r['scorer']} | {r['spearman']:.2f} [{lo:.2f}, {hi:.2f}] | "
                          f"{r['kendall']:.2f} [{klo:.2f}, {khi:.2f}] | {r['top5']}/5 | "
                          f"{r['regret']:.4f} | {rel:.2f} |")
+    if res.get("variants"):
+        lines += ["", "| proxy variant | Spearman [95% CI] | Kendall [95% CI] | top-5 overlap "
+                      "| regret (reward) | pixels vs today | seconds vs today |",
+                  "|---|---|---|---:|---:|---:|---:|"]
+        for r in res["variants"]:
+            lo, hi = r["spearman_ci"]
+            klo, khi = r["kendall_ci"]
+            lines.append(f"| {r['scorer']} | {r['spearman']:.2f} [{lo:.2f}, {hi:.2f}] | "
+                         f"{r['kendall']:.2f} [{klo:.2f}, {khi:.2f}] | {r['top5']}/5 | "
+                         f"{r['regret']:.4f} | {r['relative_images']:.2f}x | "
+                         f"{r['relative_seconds']:.2f}x |")
     return "\n".join(lines)
 
 
@@ -465,7 +537,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--target", default="4e8", help="T for the reward, in MACs")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--bootstrap", type=int, default=1000)
-    ap.add_argument("--cache", default="runs/bench-fidelity-cache")
+    ap.add_argument("--cache", default="benchmarks/fidelity-cache",
+                    help="one small JSON file per finished training (results, committed, so a "
+                         "later sitting finishes or re-scores without retraining)")
     ap.add_argument("--json", default=None, help="also write the scores here")
     return ap
 

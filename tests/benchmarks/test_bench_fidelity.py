@@ -105,6 +105,20 @@ def test_a_tiny_benchmark_runs_in_pieces_from_its_cache(bench, tmp_path, tiny_sp
     again = bench.main(["--part", "score", *args], evaluate=ev)
     assert ev.calls == 19  # scoring trains nothing, and gives the same numbers
     assert json.dumps(again["rows"]) == json.dumps(res["rows"])
+    # today's default proxy is a variant too, and the ladder part trained it already
+    assert [r["scorer"] for r in res["variants"]] == ["today: 2 ep x 120 at 16 px"]
+    assert len(res["missing"]["variants"]) == 5
+    res = bench.main(["--part", "variants", *args], evaluate=ev)
+    # 6 variants x 5 archs, less today's (the default proxy, cached by the ladder part)
+    assert ev.calls == 19 + 5 * 5 and not res["missing"]["variants"]
+    rows = {r["scorer"].split(":")[0]: r for r in res["variants"]}
+    assert list(rows) == list(bench.VARIANTS)
+    assert rows["today"]["spearman"] == res["rows"][2]["spearman"]  # the default proxy's row
+    assert rows["today"]["relative_images"] == 1.0
+    assert rows["same steps, more images"]["scorer"].endswith("1 ep x 240 at 16 px")
+    assert rows["same steps, fewer images"]["relative_images"] == 1.0
+    assert rows["lower resolution"]["relative_images"] == pytest.approx((12 / 16) ** 2)
+    assert rows["twice the steps"]["relative_images"] == 2.0
 
 
 def test_the_cache_key_ignores_threads_and_old_files_are_rekeyed(bench, tmp_path):
