@@ -183,7 +183,7 @@ class SearchConfig:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> SearchConfig:
         # run settings, not search settings
-        skip = ("stage", "storage", "study_name", "backend", "device", "latency_table_sha")
+        skip = ("stage", "storage", "study_name", "backend", "device")
         d = {k: v for k, v in d.items() if k not in skip}
         d["proxy"] = ProxyConfig.from_dict(d["proxy"])
         d["deploy"] = Deployment.from_dict(d.get("deploy"))
@@ -386,12 +386,13 @@ class Stage1:
         if self.table is not None:
             provenance["latency_ms"] = ua.get("latency_ms")
             if final:  # B0 and the finalists, timed end to end on this device
-                measured = self._measure(study, best, rows)
+                by_number = {t.number: t for t in trials}
+                measured = self._measure(by_number, [best.number, *(r.trial for r in rows)])
                 provenance["latency_ms_measured"] = measured[best.number]
                 provenance["latency_device"] = self.config.latency.device()
                 for row in provenance.get("finalists", []):
-                    row["latency_ms"] = _trial(trials, row["trial"]).user_attrs.get("latency_ms")
-                    row["latency_ms_measured"] = measured.get(row["trial"])
+                    row["latency_ms"] = by_number[row["trial"]].user_attrs.get("latency_ms")
+                    row["latency_ms_measured"] = measured[row["trial"]]
         if final:
             fv = count_fvcore(spec)
             provenance["macs_fvcore"] = fv.macs
@@ -411,14 +412,14 @@ class Stage1:
             summary["latency"] = latency_summary(self.table, provenance, self.config)
         return spec, summary
 
-    def _measure(self, study: optuna.Study, best: FrozenTrial,
-                 rows: list[FinalistRow]) -> dict[int, float]:
-        """End-to-end latency (ms) on this device of B0 and every finalist, by trial number,
-        timed round-robin (nas.latency.bench_specs) with the search's latency settings."""
+    def _measure(self, by_number: Mapping[int, FrozenTrial],
+                 numbers: list[int]) -> dict[int, float]:
+        """End-to-end latency (ms) on this device of the trials ``numbers`` (B0, then the
+        finalists), timed round-robin (nas.latency.bench_specs) with the search's latency
+        settings."""
         from nas.latency import bench_specs
 
-        numbers = list(dict.fromkeys([best.number, *(r.trial for r in rows)]))
-        by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
+        numbers = list(dict.fromkeys(numbers))
         specs = [deployment_spec(self.space, by_number[n].params, self.config.deploy,
                                  f"trial-{n}") for n in numbers]
         s = self.config.latency
@@ -484,10 +485,6 @@ def latency_summary(table: LatencyTable, provenance: Mapping[str, Any],
         "best": {"predicted_ms": predicted, "measured_ms": measured,
                  "error": (measured / predicted - 1) if predicted and measured else None},
     }
-
-
-def _trial(trials: list[FrozenTrial], number: int) -> FrozenTrial:
-    return next(t for t in trials if t.number == number)
 
 
 def best_trial(study: optuna.Study) -> FrozenTrial | None:
