@@ -1,7 +1,7 @@
 """The stage 1 dashboard of a run that predicts latency (`nas search --target-latency`,
 `--objectives accuracy,latency`): the objective on the latency axis in ms, B0 and the finalists
-at their predicted and measured latency, and the Pareto front over the run's second objective.
-Run folders written by the search itself (tests/results/conftest.py)."""
+at their predicted and measured latency, the Pareto front over the run's second objective, and
+`nas results`. Run folders written by the search itself (tests/results/conftest.py)."""
 from __future__ import annotations
 
 import json
@@ -10,6 +10,7 @@ import re
 
 import pytest
 
+from nas.cli import main
 from results.dashboard import stage1_info, write_dashboard
 from results.pareto import dominates
 from results.stage1_dashboard import fig_latency, fig_search, iso_curve
@@ -214,3 +215,36 @@ def test_a_macs_run_has_no_latency_view(stage1_dir):
     assert "target T" in keys and not [k for k in keys if "latency" in k]
     assert "<b>objective</b> ACC x (MACs/T)^w" in facts
     assert "<th>latency (predicted)</th>" not in page
+
+
+# ----------------------------------------------------------------------------- nas results
+def nas(*argv: str) -> int:
+    try:
+        return main(list(argv))
+    except SystemExit as e:
+        return int(e.code)
+
+
+def test_nas_results_shows_the_predicted_and_measured_latency(latency_run, capsys):
+    run = load_run(latency_run)
+    meta = load_spec(latency_run / "best.json").meta
+    assert nas("results", str(latency_run), "--top", "3") == 0
+    out = capsys.readouterr().out
+    header = next(ln for ln in out.splitlines() if "trial" in ln and "reward" in ln)
+    assert header.split()[:5] == ["trial", "reward", "accuracy", "MACs", "latency"]
+    top = run.trials.sort_values(["reward", "macs", "number"], ascending=[False, True, True])
+    first = next(ln for ln in out.splitlines() if re.match(rf"^\s+{top.number.iloc[0]}\s", ln))
+    assert f"{top.latency_ms.iloc[0]:.3g} ms" in first
+    assert (f"B0 (trial {meta['trial']}): predicted {meta['latency_ms']:.2f} ms, measured "
+            f"{meta['latency_ms_measured']:.2f} ms") in out
+    assert nas("results", str(latency_run), "--top", "1", "--json") == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["trials"][0]["latency_ms"] == pytest.approx(top.latency_ms.iloc[0])
+    assert data["latency"]["best"]["measured_ms"] == pytest.approx(meta["latency_ms_measured"])
+
+
+def test_nas_results_of_a_macs_run_has_no_latency(stage1_dir, capsys):
+    assert nas("results", str(stage1_dir)) == 0
+    assert "latency" not in capsys.readouterr().out
+    assert nas("results", str(stage1_dir), "--json") == 0
+    assert json.loads(capsys.readouterr().out)["latency"] is None
