@@ -2,7 +2,8 @@
 Pareto-optimal solutions"): the models no other model beats on both axes.
 
 Pure arithmetic on (accuracy, macs) pairs, so the front can be checked on hand-made points and
-drawn by anything. Accuracy is better when higher, MACs when lower.
+drawn by anything. Accuracy is better when higher, MACs when lower. The second coordinate may be
+any cost that is better when lower: a latency run's front is over (accuracy, latency_ms).
 
 Semantics, stated once:
 

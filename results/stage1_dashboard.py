@@ -1,5 +1,7 @@
-"""The stage 1 dashboard (EfficientNet Sec. 4, MnasNet Sec. 3): accuracy against MACs with the
-Pareto front, the target T and iso-reward curves ACC x (MACs/T)^w; best reward so far against
+"""The stage 1 dashboard (EfficientNet Sec. 4, MnasNet Sec. 3): accuracy against MACs and, in a
+run that predicts latency, against latency on the user's device (:mod:`results.stage1_latency`);
+the objective (the target T and iso-reward curves ACC x (COST/T)^w) is drawn on the axis of the
+run's metric, the Pareto front on the axis of its second objective; best reward so far against
 trial number and wall time; the choices the top trials took in each stage; the best
 architecture's stage table; and the finalists (the top distinct architectures retrained with
 several seeds after the search): each seed's reward, the mean with a one-std error bar, and the
@@ -11,12 +13,16 @@ plain lists (checked by tests without a browser); the ``fig_*`` functions only d
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Sequence
 
 from .html import (Page, Section, esc, finite, fmt_macs, fmt_num, fmt_params, log_ticks,
                    table_html)
 from .pareto import pareto_front
+from .stage1_latency import LatencyInfo, add_timed, fmt_ms, latency_facts, latency_info
 from .store import Run, top_trials
+
+if TYPE_CHECKING:
+    from space.objective import Objective
 
 TOP_K = 10  # trials whose choices are counted and listed
 ISO_QUANTILES = (0.25, 0.5, 0.75, 1.0)  # iso-reward curves through these reward quantiles
@@ -28,6 +34,7 @@ class Points(NamedTuple):
     number: list[int]
     accuracy: list[float]
     macs: list[int]
+    latency_ms: list[float]  # predicted from the run's latency table; NaN in a MACs-only run
     reward: list[float]
     node: list[str]  # where the trial ran (a Ray node id with --backend ray)
     arch: list[str]  # one-line architecture (hover text)
@@ -35,8 +42,8 @@ class Points(NamedTuple):
 
 class IsoCurve(NamedTuple):
     reward: float
-    macs: list[float]
-    accuracy: list[float]  # ACC with ACC x (MACs/T)^w == reward
+    cost: list[float]  # on the axis of the run's metric: MACs, or ms
+    accuracy: list[float]  # ACC with reward(ACC, cost) == reward (space.objective)
 
 
 class Progress(NamedTuple):
@@ -63,16 +70,19 @@ class Finalist(NamedTuple):
     mean: float
     std: float  # sample std (n - 1); NaN for fewer than two
     complete: bool  # every planned seed finished
+    accuracies: list[float] = []  # the accuracy of each of those runs, in seed order
+    accuracy_mean: float = math.nan
+    accuracy_std: float = math.nan  # sample std (n - 1); NaN for fewer than two
 
 
 class Stage1Info(NamedTuple):
-    target_macs: int
+    target_macs: int | None  # T in MACs; None when the run's target is a latency
     a: float
     b: float
     points: Points  # COMPLETE trials
     pruned: Points  # PRUNED trials with the accuracy they were stopped at
-    front: list[int]  # indices into points, cheapest first
-    iso: list[IsoCurve]
+    front: list[int]  # indices into points, cheapest first by front_metric
+    iso: list[IsoCurve]  # on the axis of the run's metric
     accuracy_range: tuple[float, float]
     progress: Progress
     top: list[dict[str, Any]]  # the top trials: number, reward, accuracy, macs, params, arch
@@ -81,6 +91,10 @@ class Stage1Info(NamedTuple):
     finalists: list[Finalist] = []  # best mean first (complete ones first)
     finalist_seeds: int = 0  # seeds planned per finalist
     floor: float = 0.0  # the hard constraint's floor, a fraction of T (space.objective)
+    metric: str = "macs"  # the objective's cost (space.objective.METRICS): "macs" or "latency"
+    target: float = 0.0  # T in the metric's unit (MACs, or ms)
+    front_metric: str = "macs"  # the cost the Pareto front is over: the run's second objective
+    latency: LatencyInfo | None = None  # a run that predicts latency: device, table, B0 timed
 
 
 def _finalists(df: Any, specs: _Specs, *, seeds: int) -> list[Finalist]:
@@ -94,10 +108,9 @@ def _finalists(df: Any, specs: _Specs, *, seeds: int) -> list[Finalist]:
         done = runs[(runs["state"] == "COMPLETE") & runs["reward"].notna()]
         done = done.sort_values("finalist_seed")
         rewards = [float(v) for v in done["reward"]]
-        n = len(rewards)
-        mean = sum(rewards) / n if n else math.nan
-        std = (math.sqrt(sum((v - mean) ** 2 for v in rewards) / (n - 1)) if n > 1
-               else math.nan)
+        accuracies = [float(v) for v in done["accuracy"]]
+        mean, std = _mean_std(rewards)
+        accuracy_mean, accuracy_std = _mean_std(accuracies)
         source = search[search["number"] == int(src)]
         row = source.iloc[0] if len(source) else runs.iloc[0]
         out.append(Finalist(
@@ -106,10 +119,20 @@ def _finalists(df: Any, specs: _Specs, *, seeds: int) -> list[Finalist]:
             search_reward=float(row["reward"]) if len(source) and finite(row["reward"])
             else math.nan,
             seeds=[int(i) for i in done["finalist_seed"]], rewards=rewards, mean=mean, std=std,
-            complete=seeds > 0 and n == seeds))
+            complete=seeds > 0 and len(rewards) == seeds, accuracies=accuracies,
+            accuracy_mean=accuracy_mean, accuracy_std=accuracy_std))
     out.sort(key=lambda f: (not f.complete, -(f.mean if math.isfinite(f.mean) else -1e300),
                             f.trial))
     return out
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample std (n - 1), as nas.engine.finalists.mean_std (which results/ may not
+    import): NaN for no values, and the std NaN for one."""
+    n = len(values)
+    mean = sum(values) / n if n else math.nan
+    return mean, (math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1
+                  else math.nan)
 
 
 def _params(row: Any) -> dict[str, Any] | None:
@@ -154,38 +177,72 @@ def _points(df: Any, specs: _Specs) -> Points:
     return Points(number=[int(r["number"]) for r in rows],
                   accuracy=[float(r["accuracy"]) for r in rows],
                   macs=[int(r["macs"]) for r in rows],
+                  latency_ms=[float(r["latency_ms"]) if finite(r.get("latency_ms")) else math.nan
+                              for r in rows],
                   reward=[float(r["reward"]) if finite(r["reward"]) else math.nan for r in rows],
                   node=[str(r["node"]) if isinstance(r["node"], str) else "-" for r in rows],
                   arch=[specs.arch(r) for r in rows])
 
 
-def iso_curve(reward: float, *, target_macs: int, a: float, b: float,
-              macs: list[float], floor: float = 0.0) -> IsoCurve:
-    """The accuracies that score ``reward`` at each MACs: ACC = reward x (MACs/T)^-w, with
-    w = a at or below T and b above (MnasNet Eq. 2); below ``floor`` x T (the hard
-    constraint's floor, space.objective) the reward was also multiplied by MACs/(floor T),
-    so the accuracy needed grows by (floor T)/MACs."""
-    low = floor * target_macs
-    acc = [reward * (m / target_macs) ** -(a if m <= target_macs else b)
-           * (low / m if m < low else 1.0) for m in macs]
-    return IsoCurve(reward=reward, macs=list(macs), accuracy=acc)
+def costs(points: Points, metric: str) -> list[float]:
+    """Each point's cost in ``metric`` (space.objective.METRICS): its MACs or its predicted
+    latency; the Points field is the metric's trial attribute."""
+    from space.objective import METRICS
+
+    return [float(v) for v in getattr(points, METRICS.get(metric).attr)]
 
 
-def _iso_curves(points: Points, *, span: list[int], target_macs: int, a: float,
-                b: float, floor: float = 0.0) -> list[IsoCurve]:
-    """Curves through the reward quartiles, across every MACs drawn (``span``) and T."""
+def iso_curve(reward: float, objective: Objective, cost: Sequence[float]) -> IsoCurve:
+    """The accuracies that score ``reward`` at each cost under ``objective``
+    (:class:`space.objective.Objective`, MACs or latency, soft or hard with its floor). The
+    reward is linear in accuracy, so ACC = reward / reward(1, cost)."""
+    return IsoCurve(reward=reward, cost=list(cost),
+                    accuracy=[reward / objective.reward(1.0, c) for c in cost])
+
+
+def _iso_curves(rewards: list[float], *, span: list[float],
+                objective: Objective) -> list[IsoCurve]:
+    """Curves through the reward quartiles, across every cost drawn (``span``) and T."""
     import numpy as np
 
-    rewards = [r for r in points.reward if math.isfinite(r)]
+    rewards = [r for r in rewards if math.isfinite(r)]
+    span = [c for c in span if math.isfinite(c)]
     if not rewards:
         return []
-    lo = min(*span, target_macs) / 1.5
-    hi = max(*span, target_macs) * 1.5
-    grid = sorted(set(np.geomspace(lo, hi, 80).tolist()) | {float(target_macs)})
+    t = objective.target
+    lo = min([*span, t]) / 1.5
+    hi = max([*span, t]) * 1.5
+    grid = set(np.geomspace(lo, hi, 80).tolist()) | {float(t)}
+    grid = sorted(grid | ({objective.floor * t} if objective.floor else set()))
     levels = sorted({round(float(np.quantile(rewards, q)), 6) for q in ISO_QUANTILES})
-    grid = sorted(set(grid) | ({floor * target_macs} if floor else set()))
-    return [iso_curve(r, target_macs=target_macs, a=a, b=b, macs=grid, floor=floor)
-            for r in levels]
+    return [iso_curve(r, objective, grid) for r in levels]
+
+
+def front_of(points: Points, metric: str) -> list[int]:
+    """The Pareto front over (accuracy, ``metric``), indices into ``points`` cheapest first;
+    points without that cost (a trial not predicted) are left out."""
+    cost = costs(points, metric)
+    have = [i for i, c in enumerate(cost) if math.isfinite(c)]
+    return [have[j] for j in pareto_front([(points.accuracy[i], cost[i]) for i in have])]
+
+
+def front_metric(config: dict[str, Any], metric: str) -> str:
+    """The run's second objective: config.json's ``objectives`` (nsga2's accuracy,COST), else
+    the target's metric, as nas.search.SearchConfig.value_objectives reads them."""
+    objectives = config.get("objectives")
+    return str(objectives[1]) if objectives else metric
+
+
+def run_objective(config: dict[str, Any]) -> Objective:
+    """The run's :class:`space.objective.Objective`: on latency (T in ms) when config.json
+    has a ``target_latency_ms``, else on MACs (runs from before latency have no such key)."""
+    from space.objective import make_objective
+
+    latency = config.get("target_latency_ms")
+    metric, target = (("latency", float(latency)) if latency is not None
+                      else ("macs", int(config["target_macs"])))
+    return make_objective(target, constraint=config.get("constraint", "soft"),
+                          a=config.get("a"), b=config.get("b"), metric=metric)
 
 
 def _progress(done: Any) -> Progress:
@@ -240,12 +297,10 @@ def _choices(top: Any, specs: _Specs) -> list[ChoiceGrid]:
 
 def stage1_info(run: Run, *, top_k: int = TOP_K) -> Stage1Info:
     """Everything the stage 1 page shows, as plain data."""
-    from space.objective import make_objective
     from space.counting import stage_table
 
     cfg = run.config
-    objective = make_objective(int(cfg["target_macs"]), constraint=cfg.get("constraint", "soft"),
-                               a=cfg.get("a"), b=cfg.get("b"))
+    objective = run_objective(cfg)
     specs = _Specs(cfg)
     everything = run.trials
     seeds = int(cfg.get("finalist_seeds") or 0)
@@ -255,72 +310,135 @@ def stage1_info(run: Run, *, top_k: int = TOP_K) -> Stage1Info:
     done = df[(df["state"] == "COMPLETE") & df["accuracy"].notna()]
     points = _points(done, specs)
     pruned = _points(df[df["state"] == "PRUNED"], specs)
-    front = pareto_front(list(zip(points.accuracy, points.macs)))
-    accs = points.accuracy + pruned.accuracy
-    pad = max(0.02, 0.1 * (max(accs) - min(accs))) if accs else 0.05
+    along = front_metric(cfg, objective.metric)
     top = top_trials(done, top_k)
     top_rows = [{"number": int(r["number"]), "reward": r["reward"], "accuracy": r["accuracy"],
-                 "macs": r["macs"], "params": r["params"], "arch": specs.arch(r)}
-                for _, r in top.iterrows()]
+                 "macs": r["macs"], "latency_ms": r.get("latency_ms"), "params": r["params"],
+                 "arch": specs.arch(r)} for _, r in top.iterrows()]
     best_stages: list[dict[str, Any]] = []
     chosen = next((f for f in finalists if f.complete), None)  # B0 when there are finalists
     b0 = done[done["number"] == chosen.trial] if chosen is not None else top
     if len(b0):
         best = specs.spec(b0.iloc[0], name=f"trial-{int(b0.iloc[0]['number'])}")
         best_stages = stage_table(best) if best is not None else []
+    latency = None
+    if "latency" in (objective.metric, along) or any(map(finite, points.latency_ms)):
+        latency = latency_info(
+            run, b0=int(b0.iloc[0]["number"]) if len(b0) else None, finalists=finalists,
+            predicted=dict(zip(points.number, points.latency_ms)),
+            search={n: (a, arch) for n, a, arch in zip(points.number, points.accuracy,
+                                                       points.arch)})
+    timed = [t for t in (latency.timed if latency else []) if finite(t.measured_ms)]
+    bars = [t.accuracy_std if finite(t.accuracy_std) else 0.0 for t in timed]
+    accs = (points.accuracy + pruned.accuracy + [t.accuracy - d for t, d in zip(timed, bars)]
+            + [t.accuracy + d for t, d in zip(timed, bars)])
+    pad = max(0.02, 0.1 * (max(accs) - min(accs))) if accs else 0.05
     return Stage1Info(
         target_macs=objective.target_macs, a=objective.a, b=objective.b, points=points,
-        pruned=pruned, front=front,
-        iso=_iso_curves(points, span=points.macs + pruned.macs, target_macs=objective.target_macs,
-                        a=objective.a, b=objective.b, floor=objective.floor),
+        pruned=pruned, front=front_of(points, along),
+        iso=_iso_curves(points.reward, objective=objective,
+                        span=costs(points, objective.metric) + costs(pruned, objective.metric)),
         accuracy_range=(min(accs, default=0.0) - pad, max(accs, default=1.0) + pad),
         progress=_progress(done), top=top_rows, choices=_choices(top, specs),
         best_stages=best_stages, finalists=finalists, finalist_seeds=seeds,
-        floor=objective.floor)
+        floor=objective.floor, metric=objective.metric, target=objective.target,
+        front_metric=along, latency=latency)
 
 
 # ----------------------------------------------------------------------------- draw
+class CostAxis(NamedTuple):
+    """How a cost is drawn on the x axis of an accuracy/cost figure."""
+
+    title: str
+    label: Callable[[float], str]  # T's annotation
+    axis: Callable[[list[float]], dict[str, Any]]  # plotly axis settings over the drawn values
+
+
+def _ms_axis(values: list[float]) -> dict[str, Any]:
+    """A log ms axis; plotly picks the ticks (a latency range is often under a decade)."""
+    v = [x for x in values if finite(x) and x > 0]
+    return ({"type": "log", "range": [math.log10(min(v) / 1.15), math.log10(max(v) * 1.15)]}
+            if v else {"type": "log"})
+
+
+COST_AXES: dict[str, CostAxis] = {
+    "macs": CostAxis("MACs (multiply-adds, deployment resolution)", fmt_macs,
+                     lambda v: log_ticks(v, pad=1.3)),
+    "latency": CostAxis("latency on this device (ms; trials as the run's latency table "
+                        "predicts them)", fmt_ms, _ms_axis),
+}
+
+
 def _hover(p: Points, i: int) -> str:
-    return (f"trial {p.number[i]}: acc {p.accuracy[i]:.4f}, {fmt_macs(p.macs[i])} MACs, "
+    ms = f", {fmt_ms(p.latency_ms[i])} predicted" if finite(p.latency_ms[i]) else ""
+    return (f"trial {p.number[i]}: acc {p.accuracy[i]:.4f}, {fmt_macs(p.macs[i])} MACs{ms}, "
             f"reward {fmt_num(p.reward[i])}, node {esc(p.node[i])}<br>{esc(p.arch[i])}")
 
 
-def fig_search(info: Stage1Info) -> Any:
-    """Accuracy against MACs (log axis): trials coloured by reward, Pareto front, T, iso-reward."""
+def _cost_figure(info: Stage1Info, metric: str, *, extra: Sequence[float] = ()) -> Any:
+    """Accuracy against one cost (log axis): trials coloured by reward, the pruned ones; the
+    iso-reward curves and T when the run's objective is on this cost, the Pareto front when
+    its second objective is. ``extra``: more costs the axis must show."""
     import plotly.graph_objects as go
 
-    p = info.points
+    axis = COST_AXES[metric]
+    p, q = info.points, info.pruned
+    x, xq = costs(p, metric), costs(q, metric)
+    shown = [i for i, c in enumerate(x) if math.isfinite(c)]
+    shown_q = [i for i, c in enumerate(xq) if math.isfinite(c)]
     fig = go.Figure()
-    for c in info.iso:
-        fig.add_trace(go.Scatter(x=c.macs, y=c.accuracy, mode="lines",
+    on_target = metric == info.metric
+    for c in info.iso if on_target else []:
+        fig.add_trace(go.Scatter(x=c.cost, y=c.accuracy, mode="lines",
                                  name=f"reward {c.reward:.4f}",
                                  line=dict(width=1, dash="dot", color="#999"), hoverinfo="name",
                                  legendgroup="iso", legendgrouptitle_text="iso-reward"))
-    if info.pruned.number:
-        q = info.pruned
-        fig.add_trace(go.Scatter(x=q.macs, y=q.accuracy, mode="markers", name="pruned",
+    if shown_q:
+        fig.add_trace(go.Scatter(x=[xq[i] for i in shown_q], y=[q.accuracy[i] for i in shown_q],
+                                 mode="markers", name="pruned",
                                  marker=dict(symbol="x", color="#bbb", size=7),
-                                 hovertext=[_hover(q, i) for i in range(len(q.number))],
-                                 hoverinfo="text"))
+                                 hovertext=[_hover(q, i) for i in shown_q], hoverinfo="text"))
     fig.add_trace(go.Scatter(
-        x=p.macs, y=p.accuracy, mode="markers", name="trials",
-        marker=dict(color=p.reward, colorscale="Viridis", size=9, showscale=True,
-                    colorbar=dict(title="reward"), line=dict(width=0.5, color="#333")),
-        hovertext=[_hover(p, i) for i in range(len(p.number))], hoverinfo="text"))
-    fig.add_trace(go.Scatter(x=[p.macs[i] for i in info.front],
-                             y=[p.accuracy[i] for i in info.front],
-                             mode="lines+markers", name="Pareto front", line_shape="hv",
-                             line=dict(color="crimson", width=2),
-                             marker=dict(symbol="circle-open", size=14, color="crimson"),
-                             hovertext=[_hover(p, i) for i in info.front], hoverinfo="text"))
-    fig.add_vline(x=info.target_macs, line=dict(color="black", dash="dash"),
-                  annotation_text=f"T = {fmt_macs(info.target_macs)}")
-    xaxis = log_ticks([*p.macs, *info.pruned.macs, info.target_macs], pad=1.3)
-    fig.update_layout(xaxis=dict(**xaxis, title="MACs (multiply-adds, deployment resolution)"),
+        x=[x[i] for i in shown], y=[p.accuracy[i] for i in shown], mode="markers", name="trials",
+        marker=dict(color=[p.reward[i] for i in shown], colorscale="Viridis", size=9,
+                    showscale=True, colorbar=dict(title="reward"),
+                    line=dict(width=0.5, color="#333")),
+        hovertext=[_hover(p, i) for i in shown], hoverinfo="text"))
+    if metric == info.front_metric:
+        fig.add_trace(go.Scatter(x=[x[i] for i in info.front],
+                                 y=[p.accuracy[i] for i in info.front],
+                                 mode="lines+markers", name="Pareto front", line_shape="hv",
+                                 line=dict(color="crimson", width=2),
+                                 marker=dict(symbol="circle-open", size=14, color="crimson"),
+                                 hovertext=[_hover(p, i) for i in info.front], hoverinfo="text"))
+    drawn = [*(x[i] for i in shown), *(xq[i] for i in shown_q), *extra]
+    xaxis = axis.axis(drawn + [info.target] if on_target else drawn)
+    if on_target:
+        fig.add_vline(x=info.target, line=dict(color="black", dash="dash"))
+        # an annotation on a log axis is placed at log10 of its x (a shape at x itself)
+        fig.add_annotation(x=math.log10(info.target) if xaxis["type"] == "log" else info.target,
+                           xref="x", y=1, yref="y domain", xanchor="left", yanchor="top",
+                           showarrow=False, text=f"T = {axis.label(info.target)}")
+    fig.update_layout(xaxis=dict(**xaxis, title=axis.title),
                       yaxis=dict(title="validation accuracy", range=list(info.accuracy_range)),
                       height=580, margin=dict(t=60),
                       legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
                       hoverlabel=dict(align="left"))
+    return fig
+
+
+def fig_search(info: Stage1Info) -> Any:
+    """Accuracy against MACs (log axis); in a MACs run with T, iso-reward and the front."""
+    return _cost_figure(info, "macs")
+
+
+def fig_latency(info: Stage1Info) -> Any:
+    """Accuracy against predicted latency (log axis), with B0 and the finalists also at their
+    measured latency (:func:`results.stage1_latency.add_timed`)."""
+    timed = info.latency.timed if info.latency is not None else []
+    fig = _cost_figure(info, "latency",
+                       extra=[v for t in timed for v in (t.predicted_ms, t.measured_ms)])
+    add_timed(fig, timed)
     return fig
 
 
@@ -409,39 +527,79 @@ def stage_table_html(rows: list[dict[str, Any]], *, table_id: str) -> str:
 
 def _top_html(info: Stage1Info) -> str:
     rows = [{"number": t["number"], "reward": fmt_num(t["reward"]),
-             "accuracy": fmt_num(t["accuracy"]),
-             "macs": fmt_macs(t["macs"]), "params": fmt_params(t["params"]), "arch": t["arch"]}
-            for t in info.top]
+             "accuracy": fmt_num(t["accuracy"]), "macs": fmt_macs(t["macs"]),
+             "latency_ms": fmt_ms(t["latency_ms"]), "params": fmt_params(t["params"]),
+             "arch": t["arch"]} for t in info.top]
+    latency = (("latency_ms", "latency (predicted)"),) if info.latency is not None else ()
     return table_html((("number", "trial"), ("reward", "reward"), ("accuracy", "accuracy"),
-                       ("macs", "MACs"), ("params", "params"), ("arch", "architecture")),
-                      rows, numeric=("number", "reward", "accuracy", "macs", "params"),
-                      table_id="top-trials")
+                       ("macs", "MACs"), *latency, ("params", "params"),
+                       ("arch", "architecture")),
+                      rows, numeric=("number", "reward", "accuracy", "macs", "latency_ms",
+                                     "params"), table_id="top-trials")
+
+
+# The run's metric in the page's words.
+METRIC_WORDS = {"macs": "MACs", "latency": "latency"}
+
+
+def _objective_facts(info: Stage1Info, cfg: dict[str, Any]) -> list[tuple[str, str]]:
+    cost = METRIC_WORDS[info.metric]
+    target = (fmt_macs(info.target) + " MACs" if info.metric == "macs"
+              else f"{fmt_ms(info.target)} on this device")
+    facts = [("target T", target),
+             ("objective", f"ACC x ({cost}/T)^w, w = {info.a:g} if {cost} <= T else {info.b:g}"
+                           + (f"; x {cost}/({info.floor:g}T) below {info.floor:g}T"
+                              if info.floor else ""))]
+    if cfg.get("objectives"):
+        facts.append(("objectives", ", ".join(cfg["objectives"]) + " (the Pareto front)"))
+    return facts
+
+
+def _cost_section(info: Stage1Info, metric: str) -> Section:
+    """The accuracy/cost figure of ``metric``, with a note saying what it draws."""
+    note = f"{len(info.points.number)} complete trials"
+    if metric == info.front_metric:
+        note += f", {len(info.front)} on the Pareto front (ringed)"
+    note += ". Dotted: iso-reward curves." if metric == info.metric else "."
+    note += " Hover a point for its architecture."
+    if metric != info.metric:
+        note += (f" The run's target T is in {METRIC_WORDS[info.metric]}: T and the iso-reward "
+                 f"curves are drawn against it.")
+    if metric == "latency":
+        return Section("Accuracy against latency on this device",
+                       [("fig-latency", fig_latency(info))],
+                       note="Each trial at the latency its table predicts. B0 (star) and the "
+                            "finalists (diamonds) also at the latency measured end to end at "
+                            "the end of the run, their accuracy the mean over their seeds with "
+                            "a one-std error bar, joined to their predicted latency (open "
+                            "circle): the segment is the table's error. " + note)
+    return Section("Accuracy against MACs", [("fig-search", fig_search(info))], note=note)
 
 
 def stage1_page(run: Run) -> Page:
     info = stage1_info(run)
     cfg = run.config
     best = info.top[0] if info.top else None
-    facts = [("target T", fmt_macs(info.target_macs) + " MACs"),
-             ("objective", f"ACC x (MACs/T)^w, w = {info.a:g} if MACs <= T else {info.b:g}"
-                           + (f"; x MACs/({info.floor:g}T) below {info.floor:g}T" if info.floor
-                              else "")),
+    facts = [*_objective_facts(info, cfg),
              ("space", str(cfg.get("space", "?"))), ("sampler", str(cfg.get("sampler", "?"))),
              ("dataset", str(cfg.get("proxy", {}).get("dataset", "?")))]
+    if info.latency is not None:
+        facts += latency_facts(info.latency)
     chosen = next((f for f in info.finalists if f.complete), None)
     if chosen is not None:
         facts.append(("B0", f"finalist trial {chosen.trial}: mean reward {fmt_num(chosen.mean)}"
                             f" ± {fmt_num(chosen.std)} over {len(chosen.rewards)} seeds "
                             f"(search's score {fmt_num(chosen.search_reward)})"))
     if best is not None:
+        ms = (f", {fmt_ms(best['latency_ms'])} predicted" if finite(best["latency_ms"])
+              else "")
         facts.append(("best", f"trial {best['number']}: reward {fmt_num(best['reward'])}, "
-                              f"acc {fmt_num(best['accuracy'])}, {fmt_macs(best['macs'])} MACs, "
-                              f"{fmt_params(best['params'])} params"))
+                              f"acc {fmt_num(best['accuracy'])}, {fmt_macs(best['macs'])} MACs"
+                              f"{ms}, {fmt_params(best['params'])} params"))
+    axes = ["macs", "latency"] if info.latency is not None else ["macs"]
+    axes.sort(key=lambda m: m != info.metric)  # the objective's figure first
     sections = [
-        Section("Accuracy against MACs", [("fig-search", fig_search(info))],
-                note=f"{len(info.points.number)} complete trials, {len(info.front)} on the "
-                     f"Pareto front (ringed). Dotted: iso-reward curves. Hover a point for its "
-                     f"architecture."),
+        *(_cost_section(info, m) for m in axes),
         Section("Best reward so far", [("fig-progress", fig_progress(info))]),
         *([Section("Finalists", [("fig-finalists", fig_finalists(info))],
                    note=f"The top {len(info.finalists)} distinct architectures retrained with "

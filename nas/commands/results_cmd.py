@@ -3,8 +3,10 @@
 The trials come from :func:`results.store.load_run`, which reads the Optuna study itself, so
 this prints what the study holds even while the search is still running. ``--format csv``
 writes every column of the trial table (results/store.py documents them); ``--json`` prints one
-JSON object: the run's summary (``run_dir``, ``stage``, ``source``, ``states``) and its
-``trials``, the top K with every column.
+JSON object: the run's summary (``run_dir``, ``stage``, ``source``, ``states``), its ``trials``,
+the top K with every column, and ``latency``: summary.json's latency block (the device, the
+table, B0's predicted and measured latency) in a run that predicts latency, else null. The
+table shows each trial's predicted latency and B0's measured one where the run has them.
 
 ``--copy-to URL`` moves a finished run's study into a database (Optuna's ``copy_study``): the
 study is copied under ``--study-name`` (default: the run folder's name), the run's
@@ -19,17 +21,24 @@ import math
 import sys
 from typing import Any, Callable
 
+from .common import latency_line
+
 NAME = "results"
 HELP = "print the best trials of a run folder (stage 1 or 2) as a table, CSV (--format) or JSON"
 
 # Columns of the table format per stage: (column, header).
 TABLE_COLUMNS: dict[int, tuple[tuple[str, str], ...]] = {
     1: (("number", "trial"), ("reward", "reward"), ("accuracy", "accuracy"), ("macs", "MACs"),
-        ("params", "params"), ("duration_s", "time"), ("arch_hash", "arch"), ("node", "node")),
+        ("latency_ms", "latency"), ("params", "params"), ("duration_s", "time"),
+        ("arch_hash", "arch"), ("node", "node")),
     2: (("number", "trial"), ("kind", "kind"), ("alpha", "alpha"), ("beta", "beta"),
         ("gamma", "gamma"), ("phi", "phi"), ("accuracy", "accuracy"), ("macs", "MACs"),
         ("params", "params"), ("reward", "reward"), ("duration_s", "time"), ("node", "node")),
 }
+
+
+# Columns shown only where a trial has a value.
+OPTIONAL_COLUMNS = ("latency_ms",)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,7 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="table (default) or csv (every column)")
     out.add_argument("--json", action="store_true",
                      help='print one JSON object: {"run_dir", "stage", "source", "states", '
-                          '"trials": [the top K, every column]}')
+                          '"trials": [the top K, every column], "latency": summary.json\'s '
+                          'latency block or null}')
 
 
 def _cell(key: str, v: Any) -> str:
@@ -58,6 +68,8 @@ def _cell(key: str, v: Any) -> str:
         return f"{float(v) / 1e6:,.1f}M"
     if key == "params":
         return f"{float(v) / 1e6:.2f}M"
+    if key == "latency_ms":
+        return f"{float(v):.3g} ms"
     if key == "duration_s":
         return f"{float(v):.1f}s"
     if key in ("reward", "accuracy"):
@@ -75,7 +87,9 @@ def _table(run: Any, top: Any) -> None:
 
     states = ", ".join(f"{n} {s}" for s, n in sorted(run.states().items()))
     table = Table(title=f"best {len(top)} trials", box=box.SIMPLE)
-    cols = [(k, h) for k, h in TABLE_COLUMNS[run.stage] if k in top.columns]
+    # a column the run never fills (latency in a MACs-only search) is left out
+    cols = [(k, h) for k, h in TABLE_COLUMNS[run.stage]
+            if k in top.columns and (k not in OPTIONAL_COLUMNS or run.trials[k].notna().any())]
     for k, h in cols:
         table.add_column(h, justify="left" if k in ("kind", "arch_hash", "node") else "right")
     for _, row in top.iterrows():
@@ -83,6 +97,10 @@ def _table(run: Any, top: Any) -> None:
     out = console()
     out.print(f"stage {run.stage} run {run.run_dir}: {states}")
     out.print(table)
+    summary = _summary(run)
+    line = latency_line(summary.get("latency"))
+    if line is not None:
+        out.print(f"B0 (trial {(summary.get('best') or {}).get('trial', '?')}): {line}")
     if run.source != "study":
         out.print(f"(read from {run.source}: the study storage {run.storage} could not be read)")
 
@@ -94,9 +112,17 @@ def _records(top: Any) -> list[dict[str, Any]]:
              for k, v in r.items()} for r in rows]
 
 
+def _summary(run: Any) -> dict[str, Any]:
+    """summary.json ({} while the run has not written it)."""
+    from results.rundir import SUMMARY
+
+    return run.read_json(SUMMARY) or {}
+
+
 def _json(run: Any, top: Any) -> None:
     print(json.dumps({"run_dir": str(run.run_dir), "stage": run.stage, "source": run.source,
-                      "states": run.states(), "trials": _records(top)}))
+                      "states": run.states(), "trials": _records(top),
+                      "latency": _summary(run).get("latency")}))
 
 
 def _csv(run: Any, top: Any) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from .common import (LATENCY_FLAGS, PROXY_FLAGS, S, Flag, add_backend_arguments,
                      add_latency_arguments, add_proxy_arguments, default_of, exit_code,
-                     request_from_args)
+                     latency_line, request_from_args)
 
 NAME = "search"
 HELP = ("stage 1: search a MnasNet-style space for a base network (B0) under a MACs or "
@@ -168,14 +168,9 @@ def _report(result: Any) -> None:
         b = s["best"]
         print(f"best: trial {b['trial']}  reward {b['reward']:.4f}  accuracy {b['accuracy']:.4f}  "
               f"MACs {b['macs'] / 1e6:.1f}M  params {b['params'] / 1e6:.2f}M", file=out)
-        lat = (s.get("latency") or {}).get("best") or {}
-        if lat.get("predicted_ms") is not None:
-            measured = (f", measured {lat['measured_ms']:.2f} ms" if lat.get("measured_ms")
-                        is not None else "")
-            print(f"latency: predicted {lat['predicted_ms']:.2f} ms{measured} on this device "
-                  f"({s['latency']['device']['threads']} thread(s), batch "
-                  f"{s['latency']['device']['batch']}, {s['latency']['device']['runtime']})",
-                  file=out)
+        lat = latency_line(s.get("latency"))
+        if lat is not None:
+            print(f"latency: {lat}", file=out)
         print(f"spec: {result.run_dir / 'best.json'}  (nas show {result.run_dir}/best.json)",
               file=out)
     else:

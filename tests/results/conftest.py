@@ -1,4 +1,5 @@
-"""Hand-made run folders of both stages, written through Optuna itself (no training)."""
+"""Hand-made run folders of both stages, written through Optuna itself (no training), and stage 1
+run folders written by the search itself with a fake evaluator (latency runs among them)."""
 from __future__ import annotations
 
 import datetime
@@ -205,3 +206,83 @@ def stage1_factory():
 def stage2_factory():
     """make_stage2, for tests that need another kind of stage 2 run folder."""
     return make_stage2
+
+
+def fake_evaluate(spec, proxy, *, seed, on_epoch=None, **kw):
+    """Stands in for nas.evaluate.evaluate_proxy: an accuracy from the architecture plus a
+    seed-dependent wobble (so a finalist's seeds differ), no training."""
+    from nas.evaluate import EvalResult
+    from nas.train import EpochResult
+
+    acc = 0.4 + (int(spec.arch_hash(), 16) % 500) / 1000 + random.Random(seed).uniform(-.05, .05)
+    epochs = [EpochResult(epoch=e, train_loss=1.0, val_accuracy=acc, lr=0.1, seconds=0.0,
+                          images_per_sec=0.0) for e in range(1, proxy.train.epochs + 1)]
+    for r in epochs:
+        if on_epoch:
+            on_epoch(r)
+    return EvalResult(accuracy=acc, epochs=epochs, seconds=0.0, images_per_sec=0.0, seed=seed)
+
+
+LATENCY_RESOLUTION = 32
+TARGET_MS = 0.3
+
+
+def latency_table_file(path: Path, space_file: str) -> Path:
+    """A latency table of the tiny space for this device, with made-up entries (so predictions
+    are exact and differ between architectures, and no entry is timed)."""
+    from nas.latency import LatencySettings
+    from space.latency import LatencyTable, save_table, space_keys
+
+    space = load_space(space_file)
+    entries = {str(k): 0.01 + 1e-5 * k.in_channels * k.out_channels * k.kernel
+               * max(k.expand_ratio, 1.0) * (1.5 if k.se_ratio else 1.0)
+               for k in space_keys(space, LATENCY_RESOLUTION)}
+    save_table(LatencyTable(space=space.name, resolution=LATENCY_RESOLUTION,
+                            device=LatencySettings().device(), entries=entries,
+                            overhead_ms=0.02), path)
+    return path
+
+
+def search_run(root: Path, space_text: str, name: str, **config) -> Path:
+    """A stage 1 run folder written by nas.search.run_search on the tiny space (6 trials, no
+    pruning) with :func:`fake_evaluate`. A search with a latency target or objective predicts
+    from :func:`latency_table_file`'s table, and B0 and the finalists are timed for real at
+    the end (tiny networks at 32 px: milliseconds)."""
+    from nas.search import run_search
+    from nas.train import TrainConfig
+
+    space_file = root / "tiny.yaml"
+    space_file.write_text(space_text)
+    if "target_latency_ms" in config or "latency" in config.get("objectives", ()):
+        config["latency_table"] = str(latency_table_file(root / f"{name}-table.json",
+                                                         str(space_file)))
+    proxy = ProxyConfig(dataset="synthetic", resolution=16, train_samples=60, val_samples=30,
+                        train=TrainConfig(epochs=1, threads=1))
+    cfg = SearchConfig(space=str(space_file), trials=6, timeout=None, proxy=proxy,
+                       pruner="none", deploy=Deployment(resolution=LATENCY_RESOLUTION),
+                       **config)
+    run_search(cfg, out=root / name, evaluate=fake_evaluate)
+    return root / name
+
+
+@pytest.fixture(scope="session")
+def latency_run(tmp_path_factory, tiny_space_text):
+    """`nas search --target-latency 0.3ms --sampler random --finalists 2 --finalist-seeds 3`."""
+    return search_run(tmp_path_factory.mktemp("lat"), tiny_space_text, "latency",
+                      target_latency_ms=TARGET_MS, sampler="random", finalists=2,
+                      finalist_seeds=3)
+
+
+@pytest.fixture(scope="session")
+def nsga2_latency_run(tmp_path_factory, tiny_space_text):
+    """`nas search --target-flops 2M --sampler nsga2 --objectives accuracy,latency`, no
+    finalists: T is in MACs, the Pareto front over latency."""
+    return search_run(tmp_path_factory.mktemp("nsga2"), tiny_space_text, "nsga2",
+                      target_macs=2_000_000, sampler="nsga2",
+                      objectives=("accuracy", "latency"), finalists=0)
+
+
+@pytest.fixture(scope="session")
+def search_factory():
+    """search_run, for tests that need another stage 1 run folder written by the search."""
+    return search_run

@@ -120,6 +120,22 @@ def test_stage1_page_renders_offline_with_every_point(stage1_dir, stage1_points,
     record_property("screenshot", str(screenshot(page, tmp_path)))
 
 
+def test_a_latency_run_page_renders_offline(latency_run, tmp_path, record_property):
+    page = write_dashboard(latency_run)
+    dom = rendered_dom(page, tmp_path)
+    check_no_report_on_screen(dom)
+    report = render_report(dom)
+    info = stage1_info(load_run(latency_run))
+    drawn = {k: v["svg_points"] for k, v in report["fig-latency"]["traces"].items()}
+    assert drawn["trials"] == len(info.points.number)
+    assert drawn["Pareto front"] == len(info.front)
+    assert (drawn["B0 measured"], drawn["finalists measured"], drawn["predicted (table)"]) == \
+        (1, len(info.latency.timed) - 1, len(info.latency.timed))
+    assert report["fig-search"]["traces"]["trials"]["svg_points"] == len(info.points.number)
+    assert "B0 latency" in visible_text(dom)
+    record_property("screenshot", str(screenshot(page, tmp_path)))
+
+
 def test_stage2_page_renders_offline(stage2_dir, tmp_path, record_property):
     page = write_dashboard(stage2_dir)
     dom = rendered_dom(page, tmp_path)

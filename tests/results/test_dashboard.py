@@ -46,16 +46,16 @@ def test_iso_reward_curves_hold_their_reward(stage1_dir):
     assert [c.reward for c in info.iso][-1] == pytest.approx(max(rewards), abs=1e-6)
     assert len(info.iso) == 4
     for c in info.iso:
-        assert TARGET in c.macs and min(c.macs) < 100e6 and max(c.macs) > 450e6
-        assert min(c.macs) == pytest.approx(100e6 / 1.5)  # the cheapest point drawn
-        for m, acc in zip(c.macs, c.accuracy):
+        assert TARGET in c.cost and min(c.cost) < 100e6 and max(c.cost) > 450e6
+        assert min(c.cost) == pytest.approx(100e6 / 1.5)  # the cheapest point drawn
+        for m, acc in zip(c.cost, c.accuracy):
             assert objective.reward(acc, int(m)) == pytest.approx(c.reward, rel=1e-6)
 
 
 def test_iso_curves_span_the_pruned_trials_too(tmp_path, stage1_factory):
     run_dir = stage1_factory(tmp_path / "p", [(0.8, 200e6)], pruned=[(0.3, 20e6)])
     info = stage1_info(load_run(run_dir))
-    assert min(info.iso[0].macs) == pytest.approx(20e6 / 1.5)
+    assert min(info.iso[0].cost) == pytest.approx(20e6 / 1.5)
 
 
 def test_iso_curves_follow_the_hard_constraint(tmp_path, stage1_factory):
@@ -63,11 +63,11 @@ def test_iso_curves_follow_the_hard_constraint(tmp_path, stage1_factory):
     info = stage1_info(load_run(run_dir))
     assert (info.a, info.b) == (0.0, -1.0)
     c = info.iso[-1]
-    flat = [acc for m, acc in zip(c.macs, c.accuracy) if 0.7 * TARGET <= m <= TARGET]
+    flat = [acc for m, acc in zip(c.cost, c.accuracy) if 0.7 * TARGET <= m <= TARGET]
     assert flat == pytest.approx([c.reward] * len(flat))  # a = 0: flat from the floor to T
-    low = [(m, acc) for m, acc in zip(c.macs, c.accuracy) if m < 0.7 * TARGET]
+    low = [(m, acc) for m, acc in zip(c.cost, c.accuracy) if m < 0.7 * TARGET]
     assert low and all(acc == pytest.approx(c.reward * 0.7 * TARGET / m) for m, acc in low)
-    above = [(m, acc) for m, acc in zip(c.macs, c.accuracy) if m > TARGET]
+    above = [(m, acc) for m, acc in zip(c.cost, c.accuracy) if m > TARGET]
     assert all(acc == pytest.approx(c.reward * m / TARGET) for m, acc in above)
 
 

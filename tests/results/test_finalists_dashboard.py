@@ -6,38 +6,11 @@ import math
 import pytest
 
 
-def _evaluate(spec, proxy, *, seed, on_epoch=None, **kw):
-    """Accuracy from the architecture plus a seed-dependent wobble (so seeds differ)."""
-    import random
-
-    from nas.evaluate import EvalResult
-    from nas.train import EpochResult
-
-    acc = 0.4 + (int(spec.arch_hash(), 16) % 500) / 1000 + random.Random(seed).uniform(-.05, .05)
-    epochs = [EpochResult(epoch=e, train_loss=1.0, val_accuracy=acc, lr=0.1, seconds=0.0,
-                          images_per_sec=0.0) for e in range(1, proxy.train.epochs + 1)]
-    for r in epochs:
-        if on_epoch:
-            on_epoch(r)
-    return EvalResult(accuracy=acc, epochs=epochs, seconds=0.0, images_per_sec=0.0, seed=seed)
-
-
 @pytest.fixture(scope="module")
-def run_with_finalists(tmp_path_factory, tiny_space_text):
-    from nas.evaluate import ProxyConfig
-    from nas.search import SearchConfig, run_search
-    from nas.train import TrainConfig
-    from space.deploy import Deployment
-
-    root = tmp_path_factory.mktemp("fin")
-    (root / "tiny.yaml").write_text(tiny_space_text)
-    proxy = ProxyConfig(dataset="synthetic", resolution=16, train_samples=60, val_samples=30,
-                        train=TrainConfig(epochs=1, threads=1))
-    cfg = SearchConfig(target_macs=2_000_000, space=str(root / "tiny.yaml"), trials=5,
-                       timeout=None, sampler="random", proxy=proxy, pruner="none",
-                       deploy=Deployment(resolution=32), finalists=2, finalist_seeds=3)
-    run_search(cfg, out=root / "run", evaluate=_evaluate)
-    return root / "run"
+def run_with_finalists(tmp_path_factory, tiny_space_text, search_factory):
+    return search_factory(tmp_path_factory.mktemp("fin"), tiny_space_text, "run",
+                          target_macs=2_000_000, sampler="random", finalists=2,
+                          finalist_seeds=3)
 
 
 def test_the_dashboard_shows_the_finalists_with_their_spread(run_with_finalists):
