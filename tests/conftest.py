@@ -46,3 +46,31 @@ def tiny_space_file(tmp_path) -> str:
     f = tmp_path / "tiny.yaml"
     f.write_text(TINY_SPACE)
     return str(f)
+
+
+def _entry_ms(key) -> float:
+    """A made-up but fixed latency per table entry: 0.01 .. 1.00 ms."""
+    import hashlib
+
+    return (int(hashlib.md5(str(key).encode()).hexdigest(), 16) % 100 + 1) / 100
+
+
+def _hand_table(space_file, *, resolution=32, space=None, overhead=0.05, **device):
+    from nas.latency import LatencySettings
+    from space.latency import LatencyTable, space_keys
+    from space.search_space import load_space
+
+    sp = load_space(space_file)
+    return LatencyTable(space=space or sp.name, resolution=resolution,
+                        device={**LatencySettings().device(), **device},
+                        entries={str(k): _entry_ms(k) for k in space_keys(sp, resolution)},
+                        overhead_ms=overhead)
+
+
+@pytest.fixture(scope="session")
+def hand_table():
+    """``hand_table(space_file, *, resolution=32, space=None, overhead=0.05, **device)``: a
+    latency table of the space with made-up fixed entries (0.01 .. 1 ms, different per entry),
+    keyed by this machine's device (nas.latency.LatencySettings' defaults, ``device``
+    overriding), so every prediction is an exact, known sum and nothing is timed."""
+    return _hand_table

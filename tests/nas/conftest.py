@@ -62,28 +62,3 @@ class CurveEvaluator:
 def curve_evaluator():
     return CurveEvaluator
 
-
-# ----------------------------------------------------------------------------- latency tables
-OVERHEAD_MS = 0.05
-
-
-def entry_ms(key) -> float:
-    """A made-up but fixed latency per table entry: 0.01 .. 1.00 ms."""
-    import hashlib
-
-    return (int(hashlib.md5(str(key).encode()).hexdigest(), 16) % 100 + 1) / 100
-
-
-def hand_table(space_file, *, resolution=32, space=None, overhead=OVERHEAD_MS, **device):
-    """A latency table of ``space_file`` with :func:`entry_ms` entries, keyed by this machine's
-    device (:class:`nas.latency.LatencySettings` defaults, ``device`` overriding), so every
-    prediction is an exact, known sum."""
-    from nas.latency import LatencySettings
-    from space.latency import LatencyTable, space_keys
-    from space.search_space import load_space
-
-    sp = load_space(space_file)
-    return LatencyTable(space=space or sp.name, resolution=resolution,
-                        device={**LatencySettings().device(), **device},
-                        entries={str(k): entry_ms(k) for k in space_keys(sp, resolution)},
-                        overhead_ms=overhead)

@@ -23,12 +23,11 @@ from space.deploy import deployment_spec
 from space.latency import load_table, predict_ms, save_table, spec_keys
 from space.search_space import load_space
 
-from .conftest import OVERHEAD_MS, CurveEvaluator, hand_table
-from .conftest import entry_ms as _ms
+from .conftest import CurveEvaluator
 
 
 @pytest.fixture
-def table_file(tmp_path, tiny_space_file):
+def table_file(tmp_path, tiny_space_file, hand_table):
     path = tmp_path / "table.json"
     save_table(hand_table(tiny_space_file), path)
     return path
@@ -51,7 +50,8 @@ def test_a_latency_search_scores_the_predicted_latency(tiny_config, tiny_space_f
     assert len(done) == 5 + 2 * 2
     for t in done:
         spec = deployment_spec(space, t.params, cfg.deploy, "x")
-        want = sum(_ms(k) for k in spec_keys(spec)) + OVERHEAD_MS  # the sum of its entries
+        # the sum of its entries, plus the overhead
+        want = sum(table.entries[str(k)] for k in spec_keys(spec)) + table.overhead_ms
         ua = t.user_attrs
         assert ua["latency_ms"] == pytest.approx(want) == pytest.approx(predict_ms(table, spec))
         assert ua["reward"] == pytest.approx(ua["accuracy"] * (want / 1.5) ** -0.07)
@@ -92,7 +92,7 @@ def test_a_latency_search_scores_the_predicted_latency(tiny_config, tiny_space_f
 
 
 def test_a_resumed_search_predicts_with_the_table_the_study_started_with(
-        tiny_config, tiny_space_file, table_file, tmp_path):
+        tiny_config, tiny_space_file, table_file, tmp_path, hand_table):
     cfg = tiny_config(target_macs=None, target_latency_ms=1.5, latency_table=str(table_file),
                       trials=3)
     out = tmp_path / "run"
@@ -142,7 +142,7 @@ def _run(capsys, *argv):
     return code, out, err
 
 
-def _bad_tables(tmp_path, space_file):
+def _bad_tables(tmp_path, space_file, hand_table):
     other = tmp_path / "other.json"
     save_table(hand_table(space_file, space="mnasnet"), other)
     device = tmp_path / "device.json"
@@ -187,9 +187,9 @@ def _bad_tables(tmp_path, space_file):
      "--objectives must be accuracy,<cost> with a cost among macs, latency"),
 ])
 def test_bad_latency_input_is_one_line_exit_2_and_writes_nothing(
-        args, fragment, tiny_space_file, tmp_path, capsys, monkeypatch):
+        args, fragment, tiny_space_file, tmp_path, capsys, monkeypatch, hand_table):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # no table is built there
-    files = _bad_tables(tmp_path, tiny_space_file)
+    files = _bad_tables(tmp_path, tiny_space_file, hand_table)
     args = [a.format(**files) for a in args]
     if "--space" not in args:
         args += ["--space", tiny_space_file]

@@ -406,14 +406,13 @@ def test_a_dataset_missing_on_the_nodes_is_one_clear_error(cluster, tiny_space, 
 
 
 @pytest.mark.slow
-def test_ladder_and_finalists_on_ray_match_a_local_run(tiny_space, tmp_path, local_ray_env):
+def test_ladder_and_finalists_on_ray_match_a_local_run(tiny_space, tmp_path, local_ray_env,
+                                                       hand_table):
     """The ladder's rule (the asha pruner locally, its Tune scheduler on Ray) and the finalists
     give the same table and the same B0 on both backends: one trial at a time, same seeds. The
     search targets latency, so the Tune trainable reports the reward of the predicted latency
     (the candidate's cost), as the local runner does."""
     from space.latency import save_table
-
-    from .conftest import hand_table
 
     env, sessions = local_ray_env
     table = tmp_path / "table.json"

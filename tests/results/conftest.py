@@ -2,6 +2,8 @@
 run folders written by the search itself with a fake evaluator (latency runs among them)."""
 from __future__ import annotations
 
+import functools
+
 import datetime
 import json
 import random
@@ -224,38 +226,25 @@ def fake_evaluate(spec, proxy, *, seed, on_epoch=None, **kw):
 
 
 LATENCY_RESOLUTION = 32
-TARGET_MS = 0.3
+TARGET_MS = 3.0  # the tiny networks' predicted latencies on hand_table's entries: ~1-6 ms
 
 
-def latency_table_file(path: Path, space_file: str) -> Path:
-    """A latency table of the tiny space for this device, with made-up entries (so predictions
-    are exact and differ between architectures, and no entry is timed)."""
-    from nas.latency import LatencySettings
-    from space.latency import LatencyTable, save_table, space_keys
-
-    space = load_space(space_file)
-    entries = {str(k): 0.01 + 1e-5 * k.in_channels * k.out_channels * k.kernel
-               * max(k.expand_ratio, 1.0) * (1.5 if k.se_ratio else 1.0)
-               for k in space_keys(space, LATENCY_RESOLUTION)}
-    save_table(LatencyTable(space=space.name, resolution=LATENCY_RESOLUTION,
-                            device=LatencySettings().device(), entries=entries,
-                            overhead_ms=0.02), path)
-    return path
-
-
-def search_run(root: Path, space_text: str, name: str, **config) -> Path:
+def search_run(root: Path, space_text: str, name: str, *, make_table=None, **config) -> Path:
     """A stage 1 run folder written by nas.search.run_search on the tiny space (6 trials, no
     pruning) with :func:`fake_evaluate`. A search with a latency target or objective predicts
-    from :func:`latency_table_file`'s table, and B0 and the finalists are timed for real at
-    the end (tiny networks at 32 px: milliseconds)."""
+    from ``make_table``'s table (the ``hand_table`` fixture: made-up entries, so predictions
+    are exact), and B0 and the finalists are timed for real at the end (tiny networks at
+    32 px: milliseconds)."""
     from nas.search import run_search
     from nas.train import TrainConfig
+    from space.latency import save_table
 
     space_file = root / "tiny.yaml"
     space_file.write_text(space_text)
     if "target_latency_ms" in config or "latency" in config.get("objectives", ()):
-        config["latency_table"] = str(latency_table_file(root / f"{name}-table.json",
-                                                         str(space_file)))
+        table = root / f"{name}-table.json"
+        save_table(make_table(str(space_file), resolution=LATENCY_RESOLUTION), table)
+        config["latency_table"] = str(table)
     proxy = ProxyConfig(dataset="synthetic", resolution=16, train_samples=60, val_samples=30,
                         train=TrainConfig(epochs=1, threads=1))
     cfg = SearchConfig(space=str(space_file), trials=6, timeout=None, proxy=proxy,
@@ -266,23 +255,25 @@ def search_run(root: Path, space_text: str, name: str, **config) -> Path:
 
 
 @pytest.fixture(scope="session")
-def latency_run(tmp_path_factory, tiny_space_text):
-    """`nas search --target-latency 0.3ms --sampler random --finalists 2 --finalist-seeds 3`."""
+def latency_run(tmp_path_factory, tiny_space_text, hand_table):
+    """`nas search --target-latency 3ms --sampler random --finalists 2 --finalist-seeds 3`."""
     return search_run(tmp_path_factory.mktemp("lat"), tiny_space_text, "latency",
+                      make_table=hand_table,
                       target_latency_ms=TARGET_MS, sampler="random", finalists=2,
                       finalist_seeds=3)
 
 
 @pytest.fixture(scope="session")
-def nsga2_latency_run(tmp_path_factory, tiny_space_text):
+def nsga2_latency_run(tmp_path_factory, tiny_space_text, hand_table):
     """`nas search --target-flops 2M --sampler nsga2 --objectives accuracy,latency`, no
     finalists: T is in MACs, the Pareto front over latency."""
     return search_run(tmp_path_factory.mktemp("nsga2"), tiny_space_text, "nsga2",
+                      make_table=hand_table,
                       target_macs=2_000_000, sampler="nsga2",
                       objectives=("accuracy", "latency"), finalists=0)
 
 
 @pytest.fixture(scope="session")
-def search_factory():
+def search_factory(hand_table):
     """search_run, for tests that need another stage 1 run folder written by the search."""
-    return search_run
+    return functools.partial(search_run, make_table=hand_table)

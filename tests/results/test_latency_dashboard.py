@@ -20,7 +20,7 @@ from space.objective import make_objective
 
 from .test_dashboard import figures, trace
 
-TARGET_MS = 0.3  # tests/results/conftest.py's latency_run
+from .conftest import TARGET_MS  # latency_run's target
 
 
 def front_by_definition(accuracy, cost):
@@ -129,7 +129,7 @@ def test_the_latency_figure_joins_predicted_to_measured(latency_run):
     assert trace(fig, "trials")["x"] == info.points.latency_ms
     assert [s["x0"] for s in fig["layout"]["shapes"]] == [TARGET_MS]
     label = fig["layout"]["annotations"][0]
-    assert label["text"] == "T = 0.3 ms" and label["x"] == pytest.approx(math.log10(TARGET_MS))
+    assert label["text"] == "T = 3 ms" and label["x"] == pytest.approx(math.log10(TARGET_MS))
     lo, hi = fig["layout"]["xaxis"]["range"]
     drawn = [*info.points.latency_ms, *(t.measured_ms for t in timed), TARGET_MS]
     assert 10 ** lo < min(drawn) and 10 ** hi > max(drawn)
@@ -158,7 +158,7 @@ def test_a_latency_page_names_the_device_and_the_table(latency_run):
     b0 = re.search(r"<b>B0 latency</b> ([^<]*)</span>", page)[1]
     assert b0.startswith(f"trial {meta['trial']}: predicted {meta['latency_ms']:.3g} ms, "
                          f"measured {meta['latency_ms_measured']:.3g} ms (")
-    assert "<b>target T</b> 0.3 ms on this device" in page
+    assert "<b>target T</b> 3 ms on this device" in page
     assert "ACC x (latency/T)^w" in page
     assert "<th>latency (predicted)</th>" in page
 
