@@ -34,8 +34,8 @@ from results.rundir import SUMMARY, write_json, write_table
 from results.store import rank_key, trials_frame
 from space import ArchSpec, count_analytic, count_fvcore, save_spec
 from space.deploy import Deployment, deployment_spec
-from space.latency import (LatencyTable, predict_ms, random_params, save_table,
-                           table_from_dict)
+from space.latency import (TABLE_ATTR, TABLE_FILE, LatencyTable, predict_ms, random_params,
+                           save_table, table_from_dict)
 from space.objective import METRICS, Objective, make_objective
 from space.search_space import SearchSpace, load_space
 
@@ -49,10 +49,9 @@ __all__ = ["STUDY_NAME", "LATENCY_FILE", "SearchConfig", "SearchResult", "Stage1
 STUDY_NAME = "stage1"
 BEST_FILE = "best.json"
 TRIALS_TABLE = "trials"
-LATENCY_FILE = "latency_table.json"  # the table a latency search predicted with
-# The study attribute holding that table: every driver of a study, and every resume, predicts
-# with the one table the study started with (nas.engine: many drivers, one study).
-LATENCY_ATTR = "latency_table"
+# The table a latency search predicted with, in the run folder and in the study: every driver
+# of a study, and every resume, predicts with the one table the study started with.
+LATENCY_FILE, LATENCY_ATTR = TABLE_FILE, TABLE_ATTR
 
 
 @dataclass(frozen=True)

@@ -12,16 +12,14 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, Mapping, NamedTuple, Sequence
 
+from space.latency import TABLE_ATTR, TABLE_FILE
+
 from .html import esc, finite, fmt_num
 from .store import Run
 
 if TYPE_CHECKING:
     from .stage1_dashboard import Finalist
 
-# The study attribute and the file holding the table a latency search predicted with
-# (nas.search.LATENCY_ATTR / LATENCY_FILE: results reads the run folder, never the engine).
-TABLE_FILE = "latency_table.json"
-TABLE_ATTR = "latency_table"
 
 
 class Timed(NamedTuple):

@@ -26,11 +26,16 @@ from .objective import parse_latency  # re-exported: the table and the target sp
 from .spec import ArchSpec
 from .search_space import SearchSpace
 
-__all__ = ["LatencyKey", "LatencyTable", "LatencyTableError", "TABLE_SCHEMA", "block_key",
+__all__ = ["LatencyKey", "LatencyTable", "LatencyTableError", "TABLE_SCHEMA", "TABLE_FILE",
+           "TABLE_ATTR", "block_key",
            "spec_keys", "space_keys", "predict_ms", "fit_overhead", "parse_latency",
            "load_table", "save_table", "MissingEntryError", "random_params", "table_from_dict"]
 
 TABLE_SCHEMA = 1
+# Where a latency search keeps the table it predicted with: a file in its run folder, and an
+# attribute of its study (nas.search writes both; results reads them).
+TABLE_FILE = "latency_table.json"
+TABLE_ATTR = "latency_table"
 
 
 class LatencyTableError(ValueError):
