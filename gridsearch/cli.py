@@ -13,10 +13,12 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from dataclasses import replace
 from typing import Any, Sequence
 
-from nas.commands.common import (PROXY_FLAGS, S, Flag, add_backend_arguments,
-                                 add_proxy_arguments, exit_code, request_from_args)
+from nas.commands.common import (LATENCY_FLAGS, PROXY_FLAGS, S, Flag, add_backend_arguments,
+                                 add_latency_arguments, add_proxy_arguments, exit_code,
+                                 given_flags, request_from_args)
 
 GRID_FLAGS = ("step", "tolerance", "constraint", "alpha_range", "beta_range", "gamma_range",
               "rungs", "finalists", "finalist_seeds")
@@ -27,7 +29,8 @@ gamma at a given phi, keeping the points whose measured MACs ratio is within --t
 (or, with --constraint formula, alpha*beta^2*gamma^2 ~= 2), training each scaled base on the proxy
 task and counting its MACs with fvcore; then emit the scaled family (family/b0.json .. b7.json)
 as frozen specs. The run folder holds coefficients.json, grid.csv/.parquet, family/, family.csv
-(and compare_single.json/.csv with --compare-single)."""
+(and compare_single.json/.csv with --compare-single). With --latency the family is then timed
+end to end on this machine, and family.csv reports each member's latency."""
 EPILOG = """examples:
   gridsearch --phi 1 --base efficientnet-b0 --epochs 1 --out runs/stage2
   gridsearch --base runs/stage1 --step 0.1 --tolerance 0.05 --compare-single
@@ -36,7 +39,9 @@ EPILOG = """examples:
   gridsearch --rungs 1,3 --finalists 4 --finalist-seeds 3
   gridsearch --base mobilenet-v2 --coefficients paper --compare-single
   gridsearch --base nas-b0.json --coefficients 1.2,1.1,1.15 --family 0-4
+  gridsearch --coefficients paper --family 0-7 --latency
   gridsearch --resume --out runs/stage2 --select reward
+  gridsearch --resume --out runs/stage2 --latency-threads 4 --latency-repeats 10
 """
 
 
@@ -108,6 +113,7 @@ def make_parser() -> argparse.ArgumentParser:
                    help="how the family's repeats are rounded: paper (ceil, B0..B7 exactly as "
                         "published) or nearest (floor or ceil per stage, whichever lands each "
                         "member's measured MACs nearest 2^phi x B0's) (default paper)")
+    add_family_latency_arguments(p)
     add_proxy_arguments(p, default_proxy(), command="gridsearch",
                         seed=default_of(GridSearchConfig, "seed"))
     add_backend_arguments(p)
@@ -120,6 +126,26 @@ def make_parser() -> argparse.ArgumentParser:
         action.help = stage2_help.get(action.dest, action.help)
     p.set_defaults(command="gridsearch", _run=run)
     return p
+
+
+def add_family_latency_arguments(p: argparse.ArgumentParser) -> None:
+    """``--latency`` and how it measures: ``nas``'s ``--latency-threads``, ``--latency-batch``
+    and ``--latency-runtime`` (:func:`nas.commands.common.add_latency_arguments`), and
+    ``--latency-repeats``."""
+    from gridsearch.latency import DEFAULT_REPEATS, WARMUP
+
+    g = p.add_argument_group("latency (the emitted family timed on this machine)")
+    g.add_argument("--latency", action=argparse.BooleanOptionalAction, default=S,
+                   help=f"once the run is done, time every member of the family end to end at "
+                        f"its own resolution on this machine's CPU ({WARMUP} warm-up pass, then "
+                        f"--latency-repeats timed ones) and add latency_ms (the median) and "
+                        f"latency_iqr_ms to family.csv and to each family/b<phi>.json; any "
+                        f"--latency-* flag turns it on too. B0..B7 on one thread take a minute or "
+                        f"two. May be turned on (or off, --no-latency) on --resume, which "
+                        f"then times the family (default: off)")
+    add_latency_arguments(g)
+    g.add_argument("--latency-repeats", type=int, default=S, metavar="N",
+                   help=f"timed forward passes per member (default {DEFAULT_REPEATS})")
 
 
 # ----------------------------------------------------------------------------- parsing
@@ -179,6 +205,12 @@ def _grid_flag(dest: str, parse: Any = None) -> Flag:
     return Flag(dest, f"grid.{dest}", parse or (lambda v: v), option=name)
 
 
+# --latency-threads, --latency-batch, --latency-runtime (nas's own rows) and --latency-repeats
+LATENCY_SETTING_FLAGS: tuple[Flag, ...] = (
+    *(replace(f, on_resume=True) for f in LATENCY_FLAGS),
+    Flag("latency_repeats", "latency_repeats", on_resume=True),
+)
+
 # flag -> where it lands in GridSearchConfig. --select and --family only change what is emitted
 # from the finished points; --compare-single only adds points (finished ones are never trained
 # again): those may change on --resume.
@@ -199,6 +231,9 @@ FLAGS: tuple[Flag, ...] = (
     Flag("rounding", "rounding", on_resume=True),
     *PROXY_FLAGS,
     Flag("rungs", "rungs", lambda v: _rungs(v)),  # after --epochs: the top rung must equal it
+    # how the family's latency is measured (--latency itself: latency_switch); measuring changes
+    # what is reported, not what is trained
+    *LATENCY_SETTING_FLAGS,
 )
 
 
@@ -219,12 +254,38 @@ def _check_flags(given: dict[str, Any]) -> None:
                              f"drop {flag} or --coefficients")
 
 
+def latency_switch(given: dict[str, Any]) -> bool | None:
+    """Whether the flags turn the family's timing on (True), off (False) or leave it as it is
+    (None: off in a fresh run, the run's own on --resume). A ``--latency-*`` flag without
+    ``--latency`` turns it on; with ``--no-latency`` it is a contradiction."""
+    on = given.get("latency")
+    setting = next((f.name for f in LATENCY_SETTING_FLAGS if f.dest in given), None)
+    if setting is not None and on is False:
+        raise ValueError(f"{setting} says how to time the family, but --no-latency turns the "
+                         f"timing off; drop {setting} or --no-latency")
+    return True if setting is not None else on
+
+
+def with_latency(config: Any, on: bool | None) -> Any:
+    """``config`` with the family's timing turned on (keeping a resumed run's own setting, the
+    defaults otherwise) or off; unchanged for None."""
+    from nas.latency import LatencySettings
+
+    if on is None or (on and config.latency is not None):
+        return config
+    return replace(config, latency=LatencySettings() if on else None)
+
+
 def run(args: argparse.Namespace) -> int:
     from gridsearch.search import GridSearchConfig, default_proxy, run_gridsearch
 
-    r = request_from_args(args, stage="2", flags=FLAGS, from_dict=GridSearchConfig.from_dict,
-                          fresh=lambda given: GridSearchConfig(proxy=default_proxy()),
-                          check=_check_flags)
+    # applied before the flags, so that --latency-threads lands in a setting that exists
+    on = latency_switch(given_flags(args))
+    r = request_from_args(
+        args, stage="2", flags=FLAGS,
+        from_dict=lambda d: with_latency(GridSearchConfig.from_dict(d), on),
+        fresh=lambda given: with_latency(GridSearchConfig(proxy=default_proxy()), on),
+        check=_check_flags)
     result = run_gridsearch(r.config, out=r.out, resume=r.resume, storage=r.storage,
                             backend=r.backend)
     _report(result)
@@ -270,11 +331,21 @@ def _report(result: Any) -> None:
               file=out)
         for s in result.family:
             m = s.meta
+            lat = m.get("latency")
+            timed = "" if lat is None else (f"  {lat['median_ms']:9.2f} ms (IQR "
+                                            f"{lat['iqr_ms']:.2f})")
             print(f"  b{m['phi']}  {s.name:<28} {s.resolution:>4} px  "
                   f"{m['params'] / 1e6:8.2f}M params  {m['macs'] / 1e6:10.1f}M MACs  "
                   f"x{m['macs_ratio']:.3f} vs 2^phi = {m['nominal_ratio']:g} "
-                  f"({m['macs_ratio'] / m['nominal_ratio'] - 1:+.1%}, {m['rounding']} rounding)",
-                  file=out)
+                  f"({m['macs_ratio'] / m['nominal_ratio'] - 1:+.1%}, {m['rounding']} rounding)"
+                  f"{timed}", file=out)
+        lat = c.get("latency")
+        if lat is not None:
+            d = lat["device"]
+            ort = f" {d['onnxruntime']}" if "onnxruntime" in d else ""
+            print(f"latency: median of {lat['repeats']} forward pass(es) after {lat['warmup']} "
+                  f"warm-up, batch {d['batch']}, on {d['cpu']}, {d['threads']} thread(s), "
+                  f"{d['runtime']}{ort} (torch {d['torch']}), {d['clock']} clock", file=out)
 
 
 def _report_compare(run_dir: Any, out: Any) -> None:

@@ -10,7 +10,9 @@ spec's ``meta`` carries its params and MACs (analytic counter, which equals fvco
 ``family.csv`` reports each member's measured MACs ratio to the base against the nominal 2^phi
 (``ratio_vs_nominal`` = ratio / 2^phi), and puts the family next to the paper's B0..B7
 (REFERENCE.md) when the base is EfficientNet-B0; for any other base the ``paper_*`` columns stay
-empty.
+empty. With ``gridsearch --latency`` it also holds each member's measured latency on this machine
+(``latency_ms``, the median of the timed passes, and ``latency_iqr_ms``, their interquartile
+range; :mod:`gridsearch.latency`); without it those two columns stay empty.
 
 Depth rounding (:data:`ROUNDINGS`, ``--rounding``): ``paper`` is the official ``ceil`` of
 :func:`space.scaling.round_repeats`, so B0..B7 stay exactly the paper's; but ``ceil(1.2 * 1)``
@@ -40,8 +42,8 @@ FAMILY_DIR = "family"
 FAMILY_TABLE = "family"
 FAMILY_COLUMNS = ["phi", "name", "depth", "width", "resolution", "params", "macs", "macs_ratio",
                   "formula_ratio", "nominal_ratio", "ratio_vs_nominal", "rounding", "repeats",
-                  "paper_name", "paper_params", "paper_macs", "paper_width", "paper_depth",
-                  "paper_resolution"]
+                  "latency_ms", "latency_iqr_ms", "paper_name", "paper_params", "paper_macs",
+                  "paper_width", "paper_depth", "paper_resolution"]
 PAPER_BASE = "efficientnet-b0"
 MAX_NEAREST_STAGES = 16  # nearest rounding tries 2^k floor/ceil combinations over k stages
 
@@ -196,12 +198,14 @@ def scale_family(base: ArchSpec, point: Point, *, phis: tuple[int, int],
 
 
 def family_rows(base: ArchSpec, members: Sequence[Member]) -> list[dict[str, Any]]:
-    """``family.csv``'s rows: the family, with the paper's row beside it for an EfficientNet-B0
-    base (empty otherwise, and beyond B7)."""
+    """``family.csv``'s rows: the family, its measured latency where it was timed
+    (``meta["latency"]``, :mod:`gridsearch.latency`), and the paper's row beside it for an
+    EfficientNet-B0 base (empty otherwise, and beyond B7)."""
     paper = is_paper_base(base)
     rows = []
     for m in members:
         ref = PAPER_FAMILY.get(m.phi) if paper else None
+        latency = m.spec.meta.get("latency") or {}
         rows.append({
             "phi": m.phi, "name": m.spec.name,
             "depth": m.spec.meta["depth"], "width": m.spec.meta["width"],
@@ -212,6 +216,9 @@ def family_rows(base: ArchSpec, members: Sequence[Member]) -> list[dict[str, Any
             "ratio_vs_nominal": m.spec.meta["macs_ratio"] / m.spec.meta["nominal_ratio"],
             "rounding": m.spec.meta["rounding"],
             "repeats": "-".join(str(r) for r in m.spec.meta["repeats"]),
+            # gridsearch --latency (gridsearch.latency); empty when not measured
+            "latency_ms": latency.get("median_ms", math.nan),
+            "latency_iqr_ms": latency.get("iqr_ms", math.nan),
             "paper_name": ref.name if ref else None,
             "paper_params": ref.params if ref else math.nan,
             "paper_macs": ref.macs if ref else math.nan,

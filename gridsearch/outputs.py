@@ -10,8 +10,11 @@
   depth-, width- and resolution-only scaling at the same measured MACs, per variant the seeds'
   accuracies, mean and std, and Welch's t against compound with a verdict
   (:mod:`gridsearch.compare`).
-- ``family/b<phi>.json`` and ``family.csv``: the scaled family (:mod:`gridsearch.family`).
-All of it is rebuilt from the study, idempotently, after every point.
+- ``family/b<phi>.json`` and ``family.csv``: the scaled family (:mod:`gridsearch.family`), with
+  each member's measured latency once ``--latency`` has timed it (:mod:`gridsearch.latency`;
+  ``coefficients.json``'s ``latency`` says on which device and how).
+All of it is rebuilt from the study, idempotently, after every point; the latency is measured
+only at the run's final write.
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ from space import ArchSpec, Counts, compound, count_analytic, count_fvcore
 
 from .compare import ALPHA, compare_rows, summarize
 from .family import scale_family, write_family
+from .latency import measure_family
 from .grid import Enumeration, Point
 from .plan import KINDS, Job, job_key
 
@@ -239,16 +243,21 @@ def coefficients_summary(study: optuna.Study, config: GridSearchConfig, base: Ar
             for r in comparison["variants"] if r["kind"] != "compound"],
         "proxy": config.proxy.to_dict(), "seed": config.seed,
         "macs_counter": "fvcore",
+        # the family's measured latency: where and how (gridsearch.latency.latency_summary);
+        # None until gridsearch --latency has timed it
+        "latency": None,
     }
 
 
 def write_outputs(study: optuna.Study, config: GridSearchConfig, base: ArchSpec,
                   base_counts: Counts, enum: Enumeration | None, jobs: Sequence[Job],
                   run_dir: Path, *, count: Callable[[ArchSpec], Counts],
-                  compare: Sequence[Job] = ()
+                  compare: Sequence[Job] = (), time_family: bool = False
                   ) -> tuple[dict[str, Any] | None, list[ArchSpec]]:
     """grid.csv/.parquet, coefficients.json, compare_single.json/.csv, family/b*.json and
-    family.csv (idempotent)."""
+    family.csv (idempotent). With ``time_family`` (and ``config.latency`` set) the family is
+    then timed on this machine (:mod:`gridsearch.latency`) and written again with its
+    latency: a Ctrl-C while it is timed leaves the files as they were before."""
     write_grid(study, run_dir)
     comparison = compare_summary(study, config, compare) if config.compare_single else None
     if comparison is not None:
@@ -264,4 +273,9 @@ def write_outputs(study: optuna.Study, config: GridSearchConfig, base: ArchSpec,
     members = scale_family(base, point, phis=config.family, provenance=provenance,
                            rounding=config.rounding)
     write_family(run_dir, base, members)
+    if time_family and config.latency is not None and members:
+        members, coef["latency"] = measure_family(members, config.latency,
+                                                  repeats=config.latency_repeats)
+        write_family(run_dir, base, members)
+        write_json(coef, run_dir / COEFFICIENTS_FILE)
     return coef, [m.spec for m in members]

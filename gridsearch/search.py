@@ -30,6 +30,9 @@ engine (:mod:`nas.engine`) runs them, with stage 1's resume, reuse and backends:
 is never trained again, an interrupted one is enqueued again on ``--resume``, and two points
 whose scaled networks train identically (same architecture, same proxy resolution) share one
 training run. The outputs are :mod:`gridsearch.outputs`.
+
+``latency`` (``gridsearch --latency``) times the emitted family on this machine once the run is
+done (:mod:`gridsearch.latency`): it changes what is reported, not what is trained.
 """
 from __future__ import annotations
 
@@ -46,6 +49,7 @@ from nas.backends import BackendConfig
 from nas.engine import Candidate, FinalistPlan, Ladder, parse_rungs, run_study
 from nas.engine.recorder import FINISHED, interrupted_numbers
 from nas.evaluate import ProxyConfig, evaluate_proxy
+from nas.latency import LatencySettings
 from nas.train import TrainConfig
 from space import ArchSpec, Counts, compound, count_fvcore, save_spec
 from space.errors import UnknownNameError
@@ -56,6 +60,7 @@ from space.spec import load_spec
 
 from .family import ROUNDINGS, check_phis
 from .grid import Enumeration, Grid, Point
+from .latency import DEFAULT_REPEATS
 from .measure import MacsRatio
 from .outputs import choose_point, finalists_done, write_grid, write_outputs
 from .plan import (SINGLE_DIMENSION, Job, compare_jobs, enqueue_missing, job_key, plan,
@@ -100,6 +105,11 @@ class GridSearchConfig:
     finalist_seeds: int = 3
     seed: int | None = 0
     proxy: ProxyConfig = field(default_factory=default_proxy)
+    # gridsearch --latency: time the emitted family on this machine with this setting, once, at
+    # the run's final write (None: nothing is timed); `latency_repeats` timed passes per member.
+    # Neither changes what is trained, so both may change on --resume.
+    latency: LatencySettings | None = None
+    latency_repeats: int = DEFAULT_REPEATS
 
     def __post_init__(self) -> None:
         if isinstance(self.phi, bool) or not isinstance(self.phi, (int, float)) \
@@ -128,6 +138,14 @@ class GridSearchConfig:
             check_coefficients(g.alpha_range[1], g.beta_range[1], g.gamma_range[1], self.phi)
         object.__setattr__(self, "family", check_phis(tuple(self.family),
                                                       point=self.coefficients))
+        if self.latency is not None and not isinstance(self.latency, LatencySettings):
+            raise TypeError(f"latency must be a LatencySettings or None, but got "
+                            f"{type(self.latency).__name__}; pass e.g. LatencySettings()")
+        if isinstance(self.latency_repeats, bool) or not isinstance(self.latency_repeats, int) \
+                or self.latency_repeats < 1:
+            raise ValueError(f"`latency_repeats >= 1` must hold, but got "
+                             f"latency_repeats={self.latency_repeats!r}; pass e.g. "
+                             f"--latency-repeats {DEFAULT_REPEATS}")
 
     @property
     def selected_by(self) -> str:
@@ -146,7 +164,9 @@ class GridSearchConfig:
                 "rounding": self.rounding,
                 "rungs": None if self.rungs is None else list(self.rungs),
                 "finalists": self.finalists, "finalist_seeds": self.finalist_seeds,
-                "seed": self.seed, "proxy": self.proxy.to_dict()}
+                "seed": self.seed, "proxy": self.proxy.to_dict(),
+                "latency": None if self.latency is None else self.latency.to_dict(),
+                "latency_repeats": self.latency_repeats}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> GridSearchConfig:
@@ -163,7 +183,10 @@ class GridSearchConfig:
                    # runs from before the ladder and the finalists had neither
                    rungs=None if d.get("rungs") is None else tuple(d["rungs"]),
                    finalists=d.get("finalists", 0), finalist_seeds=d.get("finalist_seeds", 3),
-                   seed=d["seed"], proxy=ProxyConfig.from_dict(d["proxy"]))
+                   seed=d["seed"], proxy=ProxyConfig.from_dict(d["proxy"]),
+                   # runs from before --latency timed nothing
+                   latency=LatencySettings.from_dict(d.get("latency")),
+                   latency_repeats=d.get("latency_repeats", DEFAULT_REPEATS))
 
 
 @dataclass
@@ -267,14 +290,19 @@ class Stage2:
         return self.enum is not None and all(j.key in done for j in self.job_list
                                              if j.kind == "compound" and j.replicate == 0)
 
+    def comparison_due(self, study: optuna.Study) -> FrozenTrial | None:
+        """The chosen compound point when ``--compare-single``'s points are to be planned for it
+        now (the grid and the finalists have finished, and they are not planned yet)."""
+        if not self.config.compare_single or self.compare or not self.grid_finished(study):
+            return None
+        if self.finalists.enabled and not finalists_done(study, self.finalists):
+            return None  # the comparison is for the finalists' winner
+        return choose_point(study, self.config)[0]
+
     def plan_comparison(self, study: optuna.Study) -> bool:
         """Add ``--compare-single``'s points for the chosen compound point once the grid has
         finished; True when they were added now."""
-        if not self.config.compare_single or self.compare or not self.grid_finished(study):
-            return False
-        if self.finalists.enabled and not finalists_done(study, self.finalists):
-            return False  # the comparison is for the finalists' winner
-        chosen, _ = choose_point(study, self.config)
+        chosen = self.comparison_due(study)
         if chosen is None:
             return False
         ua = chosen.user_attrs
@@ -353,9 +381,25 @@ class Stage2:
             return
         self.coefficients, self.family = write_outputs(
             study, self.config, self.base, self.base_counts, self.enum, self.job_list, run_dir,
-            count=self.count, compare=self.compare)
+            count=self.count, compare=self.compare,
+            time_family=self._time_family(study, run_dir, interrupted=interrupted))
         if self.coefficients is None:
             log.warning("no grid point finished; nothing to emit")
+
+    def _time_family(self, study: optuna.Study, run_dir: Path, *, interrupted: bool) -> bool:
+        """Whether this final write times the family (``--latency``): once per run, at its
+        last final write; not while a ``--compare-single`` pass is still to follow (the study
+        is run again for it, and times the family at its end), nor after a Ctrl-C."""
+        if self.config.latency is None:
+            return False
+        if interrupted:
+            log.warning("latency: the family was not timed, as the run was interrupted; "
+                        "gridsearch --resume --out %s times it", run_dir)
+            return False
+        if self.comparison_due(study) is not None:
+            log.info("latency: the family is timed after the --compare-single networks")
+            return False
+        return True
 
 
 def run_gridsearch(config: GridSearchConfig, *, out: str | Path | None = None,
@@ -374,6 +418,8 @@ def run_gridsearch(config: GridSearchConfig, *, out: str | Path | None = None,
     """
     if base is None and not resume:  # resolved here, so a bad base or grid writes nothing
         base = resolve_spec(config.base)
+    if config.latency is not None:  # so does --latency-runtime onnxruntime without the extra
+        config.latency.device()
     stage = Stage2(config, base=base, count=count)
     done = run_study(stage, out=out, resume=resume, storage=storage, backend=backend,
                      evaluate=evaluate or evaluate_proxy)

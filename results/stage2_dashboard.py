@@ -3,8 +3,10 @@ accuracy with the constraint surface alpha * beta^2 * gamma^2 = 2; the family's 
 ratio against 2^phi, with each member's deviation written out (the paper's ceil rounding makes
 B1 2.55x B0); compound against single-dimension scaling at the same measured MACs, mean +- std
 over seeds with the verdict of ``compare_single.json``; the finalists (the top grid points
-retrained over seeds: mean +- std beside the grid's single training); the scaled family beside
-the paper's B0..B7.
+retrained over seeds: mean +- std beside the grid's single training); the family's latency on
+the machine that timed it, against its MACs (``gridsearch --latency``: family.csv's
+``latency_ms`` and ``latency_iqr_ms``, and the device from coefficients.json); the scaled family
+beside the paper's B0..B7.
 
 Compute, then draw: :func:`stage2_info` turns a :class:`results.store.Run` (and the
 ``coefficients.json`` / ``family.csv`` the grid search wrote) into NamedTuples of plain lists;
@@ -93,6 +95,47 @@ def _finalists(coef: dict[str, Any] | None) -> Finalists | None:
         winner=next((i for i, r in enumerate(rows) if r["trial"] == fin.get("winner")), None))
 
 
+class FamilyLatency(NamedTuple):
+    """family.csv's measured latency (``gridsearch --latency``), the timed members only."""
+
+    phi: list[int]
+    name: list[str]
+    macs: list[float]
+    median_ms: list[float]
+    iqr_ms: list[float]  # NaN where family.csv has none
+    device: str  # where and how, from coefficients.json's latency ('' when it is not there)
+
+
+def device_text(latency: dict[str, Any] | None) -> str:
+    """'AMD EPYC, 1 thread(s), batch 1, torch 2.5.1, wall clock; median of 5 passes after 1
+    warm-up' from coefficients.json's ``latency``; '' without it."""
+    d = (latency or {}).get("device") or {}
+    if not d:
+        return ""
+    runtime = d.get("runtime", "?")
+    version = d.get("onnxruntime") if runtime == "onnxruntime" else d.get("torch")
+    how = (f"; median of {latency['repeats']} pass(es) after {latency.get('warmup', '?')} "
+           f"warm-up" if "repeats" in latency else "")
+    return (f"{d.get('cpu', '?')}, {d.get('threads', '?')} thread(s), batch "
+            f"{d.get('batch', '?')}, {runtime} {version or ''}".rstrip()
+            + f", {d.get('clock', 'wall')} clock{how}")
+
+
+def _family_latency(family: Any, coef: dict[str, Any] | None) -> FamilyLatency | None:
+    if family is None or "latency_ms" not in family:
+        return None
+    timed = family[family["latency_ms"].map(finite)].sort_values("phi")
+    if not len(timed):
+        return None
+    iqr = timed["latency_iqr_ms"] if "latency_iqr_ms" in timed else [math.nan] * len(timed)
+    return FamilyLatency(phi=[int(p) for p in timed["phi"]],
+                         name=[str(n) for n in timed["name"]],
+                         macs=[float(m) for m in timed["macs"]],
+                         median_ms=[float(x) for x in timed["latency_ms"]],
+                         iqr_ms=[float(x) if finite(x) else math.nan for x in iqr],
+                         device=device_text((coef or {}).get("latency")))
+
+
 class Stage2Info(NamedTuple):
     coefficients: dict[str, Any] | None
     target_product: float  # alpha * beta^2 * gamma^2 the grid aims at (the paper's 2)
@@ -104,6 +147,7 @@ class Stage2Info(NamedTuple):
     compare: Compare | None
     family: list[dict[str, Any]] | None
     finalists: Finalists | None = None
+    latency: FamilyLatency | None = None
 
 
 def _kind(df: Any) -> Any:
@@ -246,7 +290,7 @@ def stage2_info(run: Run) -> Stage2Info:
         coefficients=coef, target_product=target, grid=grid, pending=len(compound) - len(done),
         selected=selected, surface=surface, ratio=_ratio(family, coef),
         compare=_compare(run, coef), family=None if family is None else family.to_dict("records"),
-        finalists=_finalists(coef))
+        finalists=_finalists(coef), latency=_family_latency(family, coef))
 
 
 # ----------------------------------------------------------------------------- draw
@@ -343,13 +387,51 @@ def fig_finalists(info: Stage2Info) -> Any:
     return fig
 
 
+def fig_latency(info: Stage2Info) -> Any:
+    import plotly.graph_objects as go
+
+    lat = info.latency
+    hover = [f"{n}<br>{fmt_macs(m)} MACs<br>{ms:.2f} ms median, IQR {fmt_num(q, '.2f')} ms"
+             for n, m, ms, q in zip(lat.name, lat.macs, lat.median_ms, lat.iqr_ms)]
+    fig = go.Figure(go.Scatter(x=lat.macs, y=lat.median_ms, mode="lines+markers+text",
+                               name="median latency", text=[f"B{p}" for p in lat.phi],
+                               textposition="top left", marker=dict(size=9),
+                               hovertext=hover, hoverinfo="text"))
+    fig.update_layout(xaxis=dict(**log_ticks(lat.macs, pad=1.3), title="MACs"),
+                      yaxis=dict(type="log", title="latency (ms)"), height=420,
+                      margin=dict(t=20))
+    return fig
+
+
+def latency_note(lat: FamilyLatency) -> str:
+    """Where it was timed, and the largest member's cost per MAC against the smallest's."""
+    where = f"Timed on {lat.device}. " if lat.device else ""
+    ms_per_gmac = [ms / (m / 1e9) for ms, m in zip(lat.median_ms, lat.macs) if m > 0]
+    trend = ""
+    if len(ms_per_gmac) > 1:
+        trend = (f" From B{lat.phi[0]} to B{lat.phi[-1]}: {ms_per_gmac[0]:.1f} to "
+                 f"{ms_per_gmac[-1]:.1f} ms per GMAC.")
+    return (f"{where}Median end-to-end latency of one forward pass at each member's own "
+            f"resolution (family.csv's latency_ms; the IQR in the table).{trend}")
+
+
 FAMILY_COLUMNS = (("phi", "phi"), ("name", "name"), ("depth", "depth"), ("width", "width"),
                   ("resolution", "resolution"), ("params", "params"), ("macs", "MACs"),
                   ("macs_ratio", "MACs / B0"), ("ratio_vs_nominal", "/ 2^phi"),
+                  ("latency_ms", "latency (ms)"), ("latency_iqr_ms", "IQR (ms)"),
                   ("rounding", "rounding"), ("paper_name", "paper"),
                   ("paper_params", "paper params"),
                   ("paper_macs", "paper FLOPS"), ("paper_depth", "paper depth"),
                   ("paper_width", "paper width"), ("paper_resolution", "paper resolution"))
+
+
+LATENCY_COLUMNS = ("latency_ms", "latency_iqr_ms")
+
+
+def family_columns(rows: list[dict[str, Any]]) -> tuple[tuple[str, str], ...]:
+    """The family table's columns: the latency ones only where a member was timed."""
+    timed = any(finite(r.get("latency_ms")) for r in rows)
+    return tuple(c for c in FAMILY_COLUMNS if timed or c[0] not in LATENCY_COLUMNS)
 
 
 def family_html(rows: list[dict[str, Any]]) -> str:
@@ -358,13 +440,16 @@ def family_html(rows: list[dict[str, Any]]) -> str:
             return fmt_params(v)
         if k in ("macs", "paper_macs"):
             return fmt_macs(v)
+        if k in LATENCY_COLUMNS:
+            return fmt_num(v, ".2f")
         if isinstance(v, float):
             return f"{v:g}" if math.isfinite(v) else "-"
         return "-" if v is None or v != v else str(v)
 
-    cells = [{k: cell(k, r.get(k)) for k, _ in FAMILY_COLUMNS} for r in rows]
-    return table_html(FAMILY_COLUMNS, cells, table_id="family",
-                      numeric=[k for k, _ in FAMILY_COLUMNS
+    columns = family_columns(rows)
+    cells = [{k: cell(k, r.get(k)) for k, _ in columns} for r in rows]
+    return table_html(columns, cells, table_id="family",
+                      numeric=[k for k, _ in columns
                                if k not in ("name", "paper_name", "rounding")])
 
 
@@ -424,6 +509,11 @@ def stage2_page(run: Run) -> Page:
                 note=_compare_note(info.compare) if info.compare else
                 "Not run: pass --compare-single to gridsearch to scale depth, width and "
                 "resolution alone as well, at the chosen point's measured MACs."),
+        Section("Latency of the family against its MACs",
+                [("fig-latency", fig_latency(info))] if info.latency else [],
+                note=latency_note(info.latency) if info.latency else
+                "Not measured: pass --latency to gridsearch (or to its --resume) to time every "
+                "member end to end on this machine."),
         Section("The scaled family beside the paper's B0..B7",
                 html=family_html(info.family) if info.family else "",
                 note=_family_note(info.family, missing)),
