@@ -87,7 +87,11 @@ class LatencySettings:
                 raise ValueError(f"`{name} >= 1` must hold, but got {name}={v!r}; pass e.g. "
                                  f"{flag} 1")
         RUNTIMES.get(self.runtime)  # an unknown name lists the known ones
-        check_clock(self.clock, self.threads)
+        CLOCKS.get(self.clock)
+        if self.clock == "cpu" and self.threads != 1:
+            raise ValueError(f"--latency-clock cpu reads the timing thread's CPU time, so it "
+                             f"needs --latency-threads 1, got --latency-threads {self.threads}; "
+                             f"pass --latency-clock wall")
 
     def device(self) -> dict[str, Any]:
         """The device key of this setting here (:func:`device_info`); ``onnxruntime`` without

@@ -197,13 +197,15 @@ LATENCY_FLAGS: tuple[Flag, ...] = (
     Flag("latency_threads", "latency.threads"),
     Flag("latency_batch", "latency.batch"),
     Flag("latency_runtime", "latency.runtime"),
+    Flag("latency_clock", "latency.clock"),
 )
 
 
 def add_latency_arguments(g: Any) -> None:
-    """``--latency-threads``, ``--latency-batch`` and ``--latency-runtime`` (defaults from
-    :class:`nas.latency.LatencySettings`, stated literally so ``--help`` needs no torch)."""
-    from .latency_table import RUNTIME_NAMES
+    """``--latency-threads``, ``--latency-batch``, ``--latency-runtime`` and
+    ``--latency-clock`` (defaults from :class:`nas.latency.LatencySettings`, stated literally
+    so ``--help`` needs no torch)."""
+    from .latency_table import CLOCK_NAMES, RUNTIME_NAMES
 
     g.add_argument("--latency-threads", type=int, default=S, help="intra-op threads latency "
                    "is measured with (default 1)")
@@ -211,6 +213,10 @@ def add_latency_arguments(g: Any) -> None:
                    help="batch size latency is measured at (default 1)")
     g.add_argument("--latency-runtime", default=S, choices=RUNTIME_NAMES,
                    help="eager torch, or ONNX Runtime (needs efficientnas[onnx]) (default torch)")
+    g.add_argument("--latency-clock", default=S, choices=CLOCK_NAMES,
+                   help="wall: elapsed time (default); cpu: the timing thread's CPU time, which "
+                        "other jobs on a shared machine do not inflate (needs "
+                        "--latency-threads 1)")
 
 
 # ----------------------------------------------------------------------------- backend flags

@@ -137,7 +137,10 @@ def test_a_macs_search_predicts_no_latency(tiny_config, tmp_path):
 
 # ----------------------------------------------------------------------------- the CLI
 def _run(capsys, *argv):
-    code = main(list(argv))
+    try:
+        code = main(list(argv))
+    except SystemExit as e:  # argparse's own refusals (choices)
+        code = e.code
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -179,6 +182,10 @@ def _bad_tables(tmp_path, space_file, hand_table):
     (["--target-latency", "20ms", "--latency-table", "{holey}"], "has no entry head:"),
     (["--target-latency", "20ms", "--latency-table", "{missing}"], "does not exist"),
     (["--target-latency", "20ms", "--latency-threads", "0"], "`threads >= 1` must hold"),
+    (["--target-latency", "20ms", "--latency-threads", "2", "--latency-clock", "cpu"],
+     "--latency-clock cpu reads the timing thread's CPU time, so it needs --latency-threads 1"),
+    (["--target-latency", "20ms", "--latency-clock", "sundial"],
+     "invalid choice: 'sundial' (choose from 'wall', 'cpu')"),
     (["--target-flops", "400M", "--latency-threads", "2"], "need a latency target or objective"),
     (["--target-flops", "400M", "--latency-table", "{other}"], "need a latency target"),
     (["--target-flops", "400M", "--objectives", "accuracy,latency"],
