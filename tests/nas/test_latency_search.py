@@ -19,7 +19,7 @@ from nas.cli import main
 from nas.latency import LatencySettings
 from nas.search import LATENCY_FILE, run_search
 from results.rundir import open_storage, storage_url
-from space.deploy import deployment_spec
+from space.deploy import Deployment, deployment_spec
 from space.latency import load_table, predict_ms, save_table, spec_keys
 from space.search_space import load_space
 
@@ -228,3 +228,32 @@ def test_a_resumed_latency_run_keeps_its_target_and_table(tiny_space_file, table
     code, _, err = _run(capsys, "search", "--resume", "--out", str(out), "--trials", "3")
     assert code == 0, err
     assert len(pd.read_csv(out / "trials.csv")) == 3
+
+
+def test_a_joined_driver_predicts_with_the_studys_table(tiny_space_file, table_file, tmp_path,
+                                                        capsys, monkeypatch):
+    """A second driver (``--join``) on another machine has no table of its own: it takes the
+    one the study started with, builds none, and its trials predict from it."""
+    db = f"sqlite:///{tmp_path / 'study.db'}"
+    common = ["--dataset", "synthetic", "--train-samples", "100", "--val-samples", "50",
+              "--proxy-resolution", "16", "--epochs", "1", "--threads", "1", "--finalists", "0"]
+    code, _, err = _run(capsys, "search", "--space", tiny_space_file, "--target-latency", "1.5ms",
+                        "--latency-table", str(table_file), "--deploy-resolution", "32",
+                        "--trials", "4", "--storage", db, "--study-name", "s", *common,
+                        "--out", str(tmp_path / "a"))
+    assert code == 0, err
+    table = load_table(table_file)
+    table_file.unlink()  # the joining driver's machine has neither the file nor a cache
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    code, _, err = _run(capsys, "search", "--storage", db, "--study-name", "s", "--join",
+                        "--trials", "7", "--out", str(tmp_path / "b"))
+    assert code == 0, err
+    assert not (tmp_path / "cache").exists()
+    space = load_space(tiny_space_file)
+    done = optuna.load_study(study_name="s", storage=db).get_trials(
+        states=(optuna.trial.TrialState.COMPLETE,))
+    assert len(done) == 7
+    for t in done:
+        spec = deployment_spec(space, t.params, Deployment(resolution=32), "x")
+        assert t.user_attrs["latency_ms"] == pytest.approx(predict_ms(table, spec))
+    assert load_table(tmp_path / "b" / LATENCY_FILE).fingerprint() == table.fingerprint()
