@@ -435,8 +435,9 @@ def score(plan: Plan, cache: Cache, *, n_boot: int = 1000) -> dict[str, Any]:
 def _variants(plan: Plan, cache: Cache, have: list[int], mean_ref: list[float], *,
               n_boot: int) -> list[dict[str, Any]]:
     """One row per :data:`VARIANTS` proxy whose trainings are all cached: its ranking against
-    the reference, and its cost in training steps and in measured seconds, both relative to
-    today's proxy (the first variant)."""
+    the reference, and its cost in pixels trained (epochs x images x resolution^2) relative to
+    today's proxy. The measured seconds are kept too (``relative_seconds``), but they are only
+    comparable between trainings that ran under the same load."""
     rows = []
     today = None
     for name in VARIANTS:
@@ -484,15 +485,14 @@ def table(res: dict[str, Any]) -> str:
                          f"{r['regret']:.4f} | {rel:.2f} |")
     if res.get("variants"):
         lines += ["", "| proxy variant | Spearman [95% CI] | Kendall [95% CI] | top-5 overlap "
-                      "| regret (reward) | pixels vs today | seconds vs today |",
-                  "|---|---|---|---:|---:|---:|---:|"]
+                      "| regret (reward) | pixels trained vs today |",
+                  "|---|---|---|---:|---:|---:|"]
         for r in res["variants"]:
             lo, hi = r["spearman_ci"]
             klo, khi = r["kendall_ci"]
             lines.append(f"| {r['scorer']} | {r['spearman']:.2f} [{lo:.2f}, {hi:.2f}] | "
                          f"{r['kendall']:.2f} [{klo:.2f}, {khi:.2f}] | {r['top5']}/5 | "
-                         f"{r['regret']:.4f} | {r['relative_images']:.2f}x | "
-                         f"{r['relative_seconds']:.2f}x |")
+                         f"{r['regret']:.4f} | {r['relative_images']:.2f}x |")
     return "\n".join(lines)
 
 
