@@ -426,10 +426,32 @@ def score(plan: Plan, cache: Cache, *, n_boot: int = 1000) -> dict[str, Any]:
             "b0_wins_seeds": sum(ref_r[s][j] > ref_r[s][have.index(i)] for s in ref),
             "seeds": len(ref)} for i in range(len(archs))
             if archs[i].name in ZOO and i in have and i != b0}
-    for r in rows:
+    out["sizes"] = _sizes(plan, cache, result, fins, have, mean_ref)
+    for r in rows + out["sizes"]:
         r["regret_in_seed_std"] = (r["regret"] / seed_std if seed_std and math.isfinite(seed_std)
                                    else float("nan"))
     return out
+
+
+def _sizes(plan: Plan, cache: Cache, result: RaceResult, fins: list[int], have: list[int],
+           mean_ref: list[float]) -> list[dict[str, Any]]:
+    """What fewer finalists or seeds would have chosen, from the same cached runs: for every
+    k <= ``finalists`` and s <= ``finalist_seeds``, B0 = the best mean over the first s seeds of
+    the top k, its regret against the reference, and the epochs trained; k = 0 is the search's
+    own best (no finalists)."""
+    def row(k: int, s: int, b0: int) -> dict[str, Any]:
+        regret = (max(mean_ref) - mean_ref[have.index(b0)]) if b0 in have else float("nan")
+        return {"finalists": k, "seeds": s, "b0": plan.archs[b0].name, "regret": regret,
+                "epochs": result.epochs + k * s * plan.ladder.top}
+
+    rows = [row(0, 0, fins[0])] if fins else []  # the race's best at the top rung
+    for k in range(1, len(fins) + 1):
+        for s in range(1, plan.finalist_seeds + 1):
+            means = {i: mean_std([plan.reward(plan.archs[i], cache.get(
+                plan.archs[i], plan.search, plan.finalist_seed(plan.archs[i], j))["accuracy"])
+                for j in range(s)])[0] for i in fins[:k]}
+            rows.append(row(k, s, max(means, key=lambda i: (means[i], -i))))
+    return rows
 
 
 def _variants(plan: Plan, cache: Cache, have: list[int], mean_ref: list[float], *,
@@ -483,6 +505,14 @@ def table(res: dict[str, Any]) -> str:
             lines.append(f"| {r['scorer']} | {r['spearman']:.2f} [{lo:.2f}, {hi:.2f}] | "
                          f"{r['kendall']:.2f} [{klo:.2f}, {khi:.2f}] | {r['top5']}/5 | "
                          f"{r['regret']:.4f} | {rel:.2f} |")
+    if res.get("sizes"):
+        lines += ["", "| finalists x seeds | B0 | regret (reward) | regret / ref seed-std | "
+                      "epochs trained |", "|---|---|---:|---:|---:|"]
+        for r in res["sizes"]:
+            what = ("none (the search's best)" if not r["finalists"]
+                    else f"{r['finalists']} x {r['seeds']}")
+            lines.append(f"| {what} | {r['b0']} | {r['regret']:.4f} | "
+                         f"{r['regret_in_seed_std']:.2f} | {r['epochs']} |")
     if res.get("variants"):
         lines += ["", "| proxy variant | Spearman [95% CI] | Kendall [95% CI] | top-5 overlap "
                       "| regret (reward) | pixels trained vs today |",

@@ -102,6 +102,13 @@ def test_a_tiny_benchmark_runs_in_pieces_from_its_cache(bench, tmp_path, tiny_sp
     for r in [res["ceiling"], *res["rows"]]:
         assert -1 <= r["spearman"] <= 1 and r["spearman_ci"][0] <= r["spearman_ci"][1]
         assert 0 <= r["top5"] <= 5 and r["regret"] >= 0
+    sizes = res["sizes"]  # what fewer finalists or seeds would have chosen, from the cache
+    assert [(r["finalists"], r["seeds"]) for r in sizes] == [(0, 0), (1, 1), (1, 2), (2, 1),
+                                                             (2, 2)]
+    proc = res["rows"][3]
+    assert sizes[-1]["b0"] == proc["b0"] and sizes[-1]["regret"] == pytest.approx(proc["regret"])
+    assert sizes[-1]["epochs"] == proc["epochs"] == res["race_epochs"] + 2 * 2 * 2
+    assert sizes[0]["b0"] == res["finalists"][0]  # no finalists: the race's best at the top
     again = bench.main(["--part", "score", *args], evaluate=ev)
     assert ev.calls == 19  # scoring trains nothing, and gives the same numbers
     assert json.dumps(again["rows"]) == json.dumps(res["rows"])
