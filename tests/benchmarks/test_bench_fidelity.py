@@ -273,3 +273,14 @@ def test_stage2_races_by_reward_and_chooses_by_mean_accuracy(bench, tmp_path):
     assert rows["full procedure, ladder 1,3"]["regret_in_seed_std"] == pytest.approx(
         math.sqrt(2))
     assert res["ceiling"]["spearman"] == pytest.approx(1.0)  # seeds shift every point alike
+
+
+def test_stage1_cache_keys_stay_those_of_the_trainings_on_disk(bench):
+    # Hours of stage-1 trainings are cached under these keys (EfficientNet-B0's ladder training
+    # and its reference seed 1): a change to the key, the plan or the seeds would lose them.
+    plan = bench.stage1_plan(bench.parser().parse_args(["--archs", "2"]))
+    b0 = plan.archs[0]
+    assert b0.name == "efficientnet-b0"
+    assert bench.Cache.key(b0, plan.task(plan.procedures[0].task, 0),
+                           plan.search_seed(0)) == "7251b32d5b8d3946b45e"
+    assert bench.Cache.key(b0, plan.task(plan.reference, 0), 1) == "9521d2de93dce61eb03d"
