@@ -626,12 +626,36 @@ def table(res: dict[str, Any]) -> str:
         lines += ["", "| scored against the reference mean " + head + " regret / ref seed-std |",
                   rule]
         lines += [f"{cells(r)} {r.get('regret_in_seed_std', float('nan')):.2f} |" for r in rows]
+    for r in res["races"]:
+        fin = ", ".join(f"{a} {m:.4f}" for a, m in r["finalist_means"].items()) or "not trained"
+        lines += ["", f"{r['procedure']}: the race trains {r['race_epochs']} epochs "
+                      f"({r['epochs']} with the finalists); finalists (mean {res['select']}): "
+                      f"{fin}"]
+    lines += ["", *per_arch_table(res["per_arch"])]
     if res.get("variants"):
         lines += ["", "| proxy variant " + head + " pixels vs today | seconds vs today |",
                   rule + "---:|"]
         lines += [f"{cells(r)} {r['relative_images']:.2f}x | {r['relative_seconds']:.2f}x |"
                   for r in res["variants"]]
     return "\n".join(lines)
+
+
+def per_arch_table(per_arch: list[dict[str, Any]]) -> list[str]:
+    """What the cache holds per network: its MACs, proxy resolution and accuracies."""
+    def acc(x: float | None) -> str:
+        return "-" if x is None else f"{x:.4f}"
+
+    procs = list(per_arch[0]["curves"]) if per_arch else []
+    lines = ["| network | MMACs | proxy px | reference (accuracy per seed) | today's default "
+             "proxy | " + " | ".join(f"{p.split(' (')[0]}: per epoch" for p in procs) + " |",
+             "|---|---:|---:|---|---:|" + "---|" * len(procs)]
+    for a in per_arch:
+        curves = " | ".join("-" if c is None else ", ".join(acc(x) for x in c)
+                            for c in a["curves"].values())
+        lines.append(f"| {a['arch']} | {a['macs'] / 1e6:.1f} | {a['proxy_resolution']} | "
+                     f"{', '.join(acc(x) for x in a['reference'])} | {acc(a['default'])} | "
+                     f"{curves} |")
+    return lines
 
 
 # ---------------------------------------------------------------------------------- main

@@ -80,10 +80,11 @@ class Counting:
         return evaluate_proxy(*a, **kw)
 
 
-def test_a_tiny_benchmark_runs_in_pieces_from_its_cache(bench, tmp_path, tiny_space_file):
+def test_a_tiny_benchmark_runs_in_pieces_from_its_cache(bench, tmp_path, tiny_space_file,
+                                                        monkeypatch):
     space = tiny_space_file
     args = [a.format(space=space) for a in TINY] + ["--cache", str(tmp_path / "cache")]
-    bench.ZOO = ()  # no zoo networks in a tiny run: they are ImageNet-sized
+    monkeypatch.setattr(bench, "ZOO", ())  # no zoo networks in a tiny run: ImageNet-sized
     ev = Counting()
     res = bench.main(["--part", "ladder", "--slice", "0:3", *args], evaluate=ev)
     assert ev.calls == 3 and res["missing"]["ladder"] and not res["rows"]  # 2 archs to go
