@@ -410,7 +410,8 @@ class Plan:
     def screening(self) -> list[tuple[ProxyConfig, str]]:
         """The one-per-architecture trainings: each procedure's task, then the default proxy
         (the same task trains once: the cache holds it)."""
-        return [*((p.task, "ladder") for p in self.procedures), (self.default, "default proxy")]
+        return [*((p.task, "ladder" if len(p.ladder.rungs) > 1 else "default proxy")
+                  for p in self.procedures), (self.default, "default proxy")]
 
     def variant(self, name: str) -> ProxyConfig:
         """The proxy task of :data:`VARIANTS`' ``name``: today's default with its epochs,
