@@ -30,6 +30,23 @@ twice the steps) and scores each against the same reference, with its cost.
     .venv/bin/python benchmarks/bench_fidelity.py --part reference --slice 0:4 --threads 1
     .venv/bin/python benchmarks/bench_fidelity.py --part score
 
+**Stage 2** (``--stage 2``): the same questions for gridsearch. The set is ``--archs`` (default
+10) grid points at ``--phi`` (default 1) that gridsearch's default grid and measured constraint
+keep, on a cheap base (EfficientNet-B0 at width ``--base-width``, default 0.25, as
+bench_gridsearch's ``--base-width``), one per distinct network, spread over the grid and drawn
+with ``--arch-seed`` (:func:`grid_set`). Each point trains at its own proxy resolution,
+round(32 x gamma^phi), as gridsearch trains it, with gridsearch's seeds (drawn from its reuse
+key). Today's default proxy is gridsearch's (:func:`gridsearch.search.default_proxy`: 1 epoch,
+no race); the ladder is ``--rungs`` (default 1,3). Two full procedures are scored: today's default
+(every point 1 epoch, then the top ``--finalists`` by reward x ``--finalist-seeds``, default 4 x
+3, as gridsearch's defaults) and the ladder's (race, then the same finalists at its top rung).
+Stage 2 chooses by accuracy (``--select accuracy``, its default), so every score, the reference
+and the regret are accuracies here; the race and the finalists' pick read the reward with T =
+base MACs x 2^phi, as gridsearch's pruner and finalists do. Top-3 overlap is reported beside
+top-5 (5 of 10 points is half the set).
+
+    .venv/bin/python benchmarks/bench_fidelity.py --stage 2 --part reference --threads 1
+
 Results go to benchmarks/BENCHMARKS_fidelity.md by hand (with the commands that produced them).
 """
 from __future__ import annotations
@@ -43,13 +60,18 @@ import random
 import sys
 import time
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from gridsearch.grid import PAPER, Grid, Point, enumerate_grid
+from gridsearch.measure import MacsRatio
+from gridsearch.search import (GridSearchConfig, PointTask, default_proxy, point_task,
+                               reward_objective)
 from nas.engine import Ladder, parse_rungs
 from nas.engine.finalists import finalist_key, mean_std
 from nas.evaluate import ProxyConfig, evaluate_proxy, trial_seed
-from space import ArchSpec, count_analytic
+from space import ArchSpec, count_analytic, get_model, scale
 from space.deploy import Deployment, deployment_spec
 from space.objective import Objective
 from space.resolve import resolve_spec
@@ -185,12 +207,15 @@ def race(curves: Sequence[Sequence[float]], ladder: Ladder, order: Sequence[int]
     return RaceResult(reached=reached, at_reached=value, epochs=epochs)
 
 
-def procedure_ranking(result: RaceResult, finalist_means: dict[int, float]) -> list[float]:
-    """A score per architecture that orders it as the procedure does: finalists by their mean
-    reward, above everyone else; the rest by the rung reached, then the reward there."""
+def procedure_ranking(result: RaceResult, finalist_means: dict[int, float], *,
+                      at: Sequence[float] | None = None) -> list[float]:
+    """A score per architecture that orders it as the procedure does: finalists by their mean,
+    above everyone else; the rest by the rung reached, then their score there (``at``, default
+    the race's own reward at the rung reached)."""
     big = 10.0 ** 6
+    at = result.at_reached if at is None else at
     out = []
-    for i, (r, v) in enumerate(zip(result.reached, result.at_reached)):
+    for i, (r, v) in enumerate(zip(result.reached, at)):
         if i in finalist_means:
             out.append(3 * big + finalist_means[i])
         else:
@@ -222,6 +247,48 @@ def arch_set(n: int, *, seed: int = 0, space: str = "mnasnet",
     out = [resolve_spec(z).replace(name=z) for z in zoo][:n]
     while len(out) < n:
         out.append(deployment_spec(sp, sp.sample(Pick()), deploy, f"{space}-{len(out)}"))
+    return out
+
+
+@dataclass(frozen=True)
+class GridPoint:
+    """A stage-2 point of the set: its coefficients, what it trains
+    (:func:`gridsearch.search.point_task`), its measured MACs ratio to the base, and the kept
+    points whose networks train identically (itself among them: gridsearch trains them once)."""
+
+    point: Point
+    task: PointTask
+    ratio: float
+    shares: tuple[Point, ...]
+
+
+def grid_set(n: int, *, base: ArchSpec, phi: float, proxy: ProxyConfig, seed: int = 0,
+             grid: Grid | None = None) -> list[GridPoint]:
+    """``n`` distinct networks among the points gridsearch's grid keeps at ``phi`` (default grid,
+    measured constraint and tolerance), spread over them: the kept points, in grid order, are
+    grouped by what they train, the groups cut into ``n`` runs of consecutive groups, and one
+    group drawn per run with ``seed``. The paper's (1.2, 1.1, 1.15) replaces its run's draw and
+    stands for its group when the constraint keeps it; any other group by its first point."""
+    measure = MacsRatio(base, phi)
+    enum = enumerate_grid(grid or Grid(), measure=measure, phi=phi)
+    groups: dict[str, list[Point]] = {}
+    for p in enum.points:
+        groups.setdefault(point_task(base, p, phi, proxy).key, []).append(p)
+    keys = list(groups)
+    if not 1 <= n <= len(keys):
+        raise ValueError(f"`1 <= --archs <= {len(keys)}` must hold in stage 2 (the distinct "
+                         f"networks the grid keeps at phi {phi:g}), but got --archs {n}; pass "
+                         f"e.g. --archs {min(len(keys), 10)}")
+    rng = random.Random(seed)
+    bounds = [round(j * len(keys) / n) for j in range(n + 1)]
+    out = []
+    for lo, hi in zip(bounds, bounds[1:]):
+        key = rng.choice(keys[lo:hi])  # drawn even where the paper's point replaces it
+        key = next((k for k in keys[lo:hi] if PAPER in groups[k]), key)
+        p = PAPER if PAPER in groups[key] else groups[key][0]
+        task = point_task(base, p, phi, proxy,
+                          name=f"{base.name}-a{p.alpha:g}-b{p.beta:g}-g{p.gamma:g}")
+        out.append(GridPoint(point=p, task=task, ratio=measure(p), shares=tuple(groups[key])))
     return out
 
 
@@ -279,31 +346,72 @@ class Cache:
 
 
 @dataclass(frozen=True)
+class Procedure:
+    """How the tool chooses: a race on ``ladder`` over one training of ``task`` per architecture
+    (its top rung's epochs), then the top finalists retrained on ``task`` with the engine's
+    finalist seeds, the best mean chosen. ``label`` names its row in the table."""
+
+    label: str
+    ladder: Ladder
+    task: ProxyConfig
+
+
+# What a stage scores and chooses by, from a training's accuracy: stage 1 the reward, stage 2
+# (gridsearch --select accuracy, its default) the accuracy. The race and the finalists' pick read
+# the reward in both (the engine's pruner and top_distinct read the reward).
+VALUES: dict[str, Callable[["Plan", int, float], float]] = {
+    "reward": lambda plan, i, acc: plan.reward(i, acc),
+    "accuracy": lambda plan, i, acc: acc,
+}
+
+
+@dataclass(frozen=True)
 class Plan:
     archs: list[ArchSpec]
-    ladder: Ladder
-    search: ProxyConfig  # the ladder's training (top rung epochs)
+    procedures: tuple[Procedure, ...]
     default: ProxyConfig  # today's default proxy
+    default_label: str
     reference: ProxyConfig
     ref_seeds: tuple[int, ...]
     finalists: int
     finalist_seeds: int
     order_seed: int
-    objective: Objective
+    objective: Objective  # the reward the race and the finalists' pick read
+    keys: tuple[str, ...]  # per architecture, the engine's reuse key: its seeds are drawn from it
+    # per architecture, the proxy resolution (stage 2: round(32 x gamma^phi)); None: the tasks'
+    resolutions: tuple[int, ...] | None = None
+    select: str = "reward"  # a key of VALUES
+    top_ks: tuple[int, ...] = (5,)
+    variants: tuple[str, ...] = ()  # keys of VARIANTS that --part variants trains
 
-    def search_seed(self, spec: ArchSpec) -> int:
-        return trial_seed(0, spec.arch_hash())
+    def task(self, proxy: ProxyConfig, i: int) -> ProxyConfig:
+        """``proxy`` as architecture ``i`` trains it."""
+        if self.resolutions is None:
+            return proxy
+        return replace(proxy, resolution=self.resolutions[i])
 
-    def finalist_seed(self, spec: ArchSpec, i: int) -> int:
-        return trial_seed(0, finalist_key(spec.arch_hash(), i))
+    def search_seed(self, i: int) -> int:
+        return trial_seed(0, self.keys[i])
+
+    def finalist_seed(self, i: int, s: int) -> int:
+        return trial_seed(0, finalist_key(self.keys[i], s))
 
     def order(self) -> list[int]:
         order = list(range(len(self.archs)))
         random.Random(self.order_seed).shuffle(order)
         return order
 
-    def reward(self, spec: ArchSpec, accuracy: float) -> float:
-        return self.objective.reward(accuracy, count_analytic(spec).macs)
+    def reward(self, i: int, accuracy: float) -> float:
+        return self.objective.reward(accuracy, count_analytic(self.archs[i]).macs)
+
+    def value(self, i: int, accuracy: float) -> float:
+        return VALUES[self.select](self, i, accuracy)
+
+    def screening(self) -> list[tuple[ProxyConfig, str]]:
+        """The one-per-architecture trainings: each procedure's task, then the default proxy
+        (the same task trains once: the cache holds it)."""
+        return [*((p.task, "ladder" if len(p.ladder.rungs) > 1 else "default proxy")
+                  for p in self.procedures), (self.default, "default proxy")]
 
     def variant(self, name: str) -> ProxyConfig:
         """The proxy task of :data:`VARIANTS`' ``name``: today's default with its epochs,
@@ -319,157 +427,122 @@ def run_part(plan: Plan, cache: Cache, part: str, *, only: range,
              evaluate: Callable[..., Any] = evaluate_proxy) -> int:
     """Train what ``part`` needs for the architectures in ``only``; the trainings done."""
     n = 0
+
+    def train(i: int, proxy: ProxyConfig, seed: int, what: str) -> None:
+        nonlocal n
+        spec, task = plan.archs[i], plan.task(proxy, i)
+        n += cache.get(spec, task, seed) is None
+        cache.train(spec, task, seed, what=what, evaluate=evaluate)
+
     for i in only:
-        spec = plan.archs[i]
         if part == "reference":
             for s in plan.ref_seeds:
-                n += cache.get(spec, plan.reference, s) is None
-                cache.train(spec, plan.reference, s, what="reference", evaluate=evaluate)
+                train(i, plan.reference, s, "reference")
         elif part == "variants":
-            for name in VARIANTS:
-                proxy = plan.variant(name)
-                n += cache.get(spec, proxy, plan.search_seed(spec)) is None
-                cache.train(spec, proxy, plan.search_seed(spec), what=f"variant ({name})",
-                            evaluate=evaluate)
+            for name in plan.variants:
+                train(i, plan.variant(name), plan.search_seed(i), f"variant ({name})")
         elif part == "ladder":
-            for proxy, what in ((plan.search, "ladder"), (plan.default, "default proxy")):
-                n += cache.get(spec, proxy, plan.search_seed(spec)) is None
-                cache.train(spec, proxy, plan.search_seed(spec), what=what, evaluate=evaluate)
+            for proxy, what in plan.screening():
+                train(i, proxy, plan.search_seed(i), what)
     if part == "finalists":
-        curves = _curves(plan, cache)
-        if curves is None:
-            raise SystemExit("the finalists need the ladder part of every architecture first: "
-                             "run --part ladder")
-        for i in top_finalists(race(curves, plan.ladder, plan.order()), plan.ladder,
-                               plan.finalists):
-            for s in range(plan.finalist_seeds):
-                seed = plan.finalist_seed(plan.archs[i], s)
-                n += cache.get(plan.archs[i], plan.search, seed) is None
-                cache.train(plan.archs[i], plan.search, seed, what="finalist", evaluate=evaluate)
+        for proc in plan.procedures:
+            curves = _curves(plan, cache, proc.task)
+            if any(c is None for c in curves):
+                raise SystemExit("the finalists need the ladder part of every architecture "
+                                 "first: run --part ladder")
+            result = race(_rewards(plan, curves), proc.ladder, plan.order())
+            for i in top_finalists(result, proc.ladder, plan.finalists):
+                for s in range(plan.finalist_seeds):
+                    train(i, proc.task, plan.finalist_seed(i, s), "finalist")
     return n
 
 
-def _curves(plan: Plan, cache: Cache) -> list[list[float]] | None:
-    out = []
-    for spec in plan.archs:
-        rec = cache.get(spec, plan.search, plan.search_seed(spec))
-        if rec is None:
-            return None
-        out.append([plan.reward(spec, a) for a in rec["curve"]])
-    return out
+def _curves(plan: Plan, cache: Cache, proxy: ProxyConfig) -> list[list[float] | None]:
+    """Per architecture, the accuracy after every epoch of its ``proxy`` training (None: not
+    trained yet)."""
+    recs = [cache.get(a, plan.task(proxy, i), plan.search_seed(i))
+            for i, a in enumerate(plan.archs)]
+    return [None if r is None else list(r["curve"]) for r in recs]
+
+
+def _rewards(plan: Plan, curves: Sequence[Sequence[float]]) -> list[list[float]]:
+    return [[plan.reward(i, a) for a in c] for i, c in enumerate(curves)]
 
 
 # -------------------------------------------------------------------------------- scoring
 def score(plan: Plan, cache: Cache, *, n_boot: int = 1000) -> dict[str, Any]:
     """The tables from the cache (nothing trained); ``missing`` says what is not there yet."""
     archs = plan.archs
-    ref = {s: [cache.get(a, plan.reference, s) for a in archs] for s in plan.ref_seeds}
+    ref = {s: [cache.get(a, plan.task(plan.reference, i), s) for i, a in enumerate(archs)]
+           for s in plan.ref_seeds}
     have = [i for i in range(len(archs)) if all(ref[s][i] is not None for s in ref)]
     missing = {"reference": [archs[i].name for i in range(len(archs)) if i not in have]}
-    curves = _curves(plan, cache)
-    defaults = [cache.get(a, plan.default, plan.search_seed(a)) for a in archs]
-    missing["ladder"] = [a.name for a, d in zip(archs, defaults)
-                         if d is None or cache.get(a, plan.search, plan.search_seed(a)) is None]
+    curves = {p.label: _curves(plan, cache, p.task) for p in plan.procedures}
+    defaults = [cache.get(a, plan.task(plan.default, i), plan.search_seed(i))
+                for i, a in enumerate(archs)]
+    missing["ladder"] = [a.name for i, a in enumerate(archs) if defaults[i] is None
+                         or any(c[i] is None for c in curves.values())]
     out: dict[str, Any] = {"archs": [a.name for a in archs], "missing": missing, "rows": [],
-                           "n": len(have)}
+                           "n": len(have), "select": plan.select, "top_ks": list(plan.top_ks),
+                           "races": [], "per_arch": _per_arch(plan, ref, defaults, curves)}
     if len(have) < 3:
         return out
-    ref_r = {s: [plan.reward(archs[i], ref[s][i]["accuracy"]) for i in have] for s in ref}
-    mean_ref = [sum(ref_r[s][j] for s in ref) / len(ref) for j in range(len(have))]
-    stds = [mean_std([ref_r[s][j] for s in ref])[1] for j in range(len(have))]
+    ref_v = {s: [plan.value(i, ref[s][i]["accuracy"]) for i in have] for s in ref}
+    mean_ref = [sum(ref_v[s][j] for s in ref) / len(ref) for j in range(len(have))]
+    stds = [mean_std([ref_v[s][j] for s in ref])[1] for j in range(len(have))]
     seed_std = sum(stds) / len(stds) if all(math.isfinite(x) for x in stds) else float("nan")
     out.update(n=len(have), ref_mean=mean_ref, ref_seed_std=seed_std)
-    out["variants"] = _variants(plan, cache, have, mean_ref, n_boot=n_boot)
-    missing["variants"] = [archs[i].name for i in range(len(archs)) if i in have and any(
-        cache.get(archs[i], plan.variant(v), plan.search_seed(archs[i])) is None
-        for v in VARIANTS)]
+    metrics = partial(_metrics, top_ks=plan.top_ks, n_boot=n_boot)
+    out["variants"] = _variants(plan, cache, have, mean_ref, metrics)
+    missing["variants"] = [archs[i].name for i in have if any(
+        cache.get(archs[i], plan.task(plan.variant(v), i), plan.search_seed(i)) is None
+        for v in plan.variants)]
     seeds = list(ref)
     if len(seeds) >= 2:
-        a, b = ref_r[seeds[0]], ref_r[seeds[1]]
-        out["ceiling"] = _metrics("reference seed vs seed", a, b, n_boot=n_boot)
-    if curves is None or missing["ladder"]:
+        out["ceiling"] = metrics("reference seed vs seed", ref_v[seeds[0]], ref_v[seeds[1]])
+    if missing["ladder"]:
         return out
     rows = out["rows"]
-    for r in plan.ladder.rungs:
-        rows.append(_metrics(f"rung {r} (epoch {r} of {plan.ladder.top}, "
-                             f"{plan.search.train_samples} images)",
-                             [curves[i][r - 1] for i in have], mean_ref, n_boot=n_boot))
-    rows.append(_metrics("today's default proxy (2 epochs x 6,000 images, 32 px)",
-                         [plan.reward(archs[i], defaults[i]["accuracy"]) for i in have],
-                         mean_ref, n_boot=n_boot))
-    result = race(curves, plan.ladder, plan.order())
-    fins = top_finalists(result, plan.ladder, plan.finalists)
-    means, complete = {}, True
-    for i in fins:
-        got = [cache.get(archs[i], plan.search, plan.finalist_seed(archs[i], s))
-               for s in range(plan.finalist_seeds)]
-        if any(g is None for g in got):
-            complete = False
-            continue
-        means[i] = mean_std([plan.reward(archs[i], g["accuracy"]) for g in got])[0]
-    out["race_epochs"] = result.epochs
-    out["finalists"] = [archs[i].name for i in fins]
-    if not complete:
-        missing["finalists"] = [archs[i].name for i in fins if i not in means]
-        return out
-    proc = procedure_ranking(result, means)
-    row = _metrics(f"full procedure (ladder + {plan.finalists} finalists x "
-                   f"{plan.finalist_seeds} seeds)", [proc[i] for i in have], mean_ref,
-                   n_boot=n_boot)
-    b0 = max(means, key=lambda i: (means[i], -i))
-    row["b0"] = archs[b0].name
-    row["epochs"] = result.epochs + len(fins) * plan.finalist_seeds * plan.ladder.top
-    rows.append(row)
-    if b0 in have:
-        j = have.index(b0)
-        out["b0_vs_zoo"] = {archs[i].name: {
-            "b0_wins_seeds": sum(ref_r[s][j] > ref_r[s][have.index(i)] for s in ref),
-            "seeds": len(ref)} for i in range(len(archs))
-            if archs[i].name in ZOO and i in have and i != b0}
-    out["sizes"] = _sizes(plan, cache, result, fins, have, mean_ref)
-    for r in rows + out["sizes"]:
+    for proc in plan.procedures:
+        ladder, c = proc.ladder, curves[proc.label]
+        for r in ladder.rungs if len(ladder.rungs) > 1 else ():
+            rows.append(metrics(f"rung {r} (epoch {r} of {ladder.top}, "
+                                f"{proc.task.train_samples} images)",
+                                [plan.value(i, c[i][r - 1]) for i in have], mean_ref))
+    rows.append(metrics(plan.default_label,
+                        [plan.value(i, defaults[i]["accuracy"]) for i in have], mean_ref))
+    for proc in plan.procedures:
+        row = _procedure_row(plan, cache, proc, curves[proc.label], have, mean_ref, out,
+                             metrics)
+        if row is not None:
+            rows.append(row)
+            if row["b0"] in have:
+                j = have.index(row["b0"])
+                row["b0_vs_zoo"] = {archs[i].name: {
+                    "b0_wins_seeds": sum(ref_v[s][j] > ref_v[s][have.index(i)] for s in ref),
+                    "seeds": len(ref)} for i in have if archs[i].name in ZOO and i != row["b0"]}
+            row["b0"] = archs[row["b0"]].name
+    for r in rows + [z for row in rows for z in row.get("sizes", ())]:
         r["regret_in_seed_std"] = (r["regret"] / seed_std if seed_std and math.isfinite(seed_std)
                                    else float("nan"))
     return out
 
 
-def _sizes(plan: Plan, cache: Cache, result: RaceResult, fins: list[int], have: list[int],
-           mean_ref: list[float]) -> list[dict[str, Any]]:
-    """What fewer finalists or seeds would have chosen, from the same cached runs: for every
-    k <= ``finalists`` and s <= ``finalist_seeds``, B0 = the best mean over the first s seeds of
-    the top k, its regret against the reference, and the epochs trained; k = 0 is the search's
-    own best (no finalists)."""
-    def row(k: int, s: int, b0: int) -> dict[str, Any]:
-        regret = (max(mean_ref) - mean_ref[have.index(b0)]) if b0 in have else float("nan")
-        return {"finalists": k, "seeds": s, "b0": plan.archs[b0].name, "regret": regret,
-                "epochs": result.epochs + k * s * plan.ladder.top}
-
-    rows = [row(0, 0, fins[0])] if fins else []  # the race's best at the top rung
-    for k in range(1, len(fins) + 1):
-        for s in range(1, plan.finalist_seeds + 1):
-            means = {i: mean_std([plan.reward(plan.archs[i], cache.get(
-                plan.archs[i], plan.search, plan.finalist_seed(plan.archs[i], j))["accuracy"])
-                for j in range(s)])[0] for i in fins[:k]}
-            rows.append(row(k, s, max(means, key=lambda i: (means[i], -i))))
-    return rows
-
-
-def _variants(plan: Plan, cache: Cache, have: list[int], mean_ref: list[float], *,
-              n_boot: int) -> list[dict[str, Any]]:
+def _variants(plan: Plan, cache: Cache, have: list[int], mean_ref: list[float],
+              metrics: Callable[..., dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per :data:`VARIANTS` proxy whose trainings are all cached: its ranking against
     the reference, and its cost in pixels trained (epochs x images x resolution^2) relative to
     today's proxy. The measured seconds are kept too (``relative_seconds``), but they are only
     comparable between trainings that ran under the same load."""
     rows = []
     today = None
-    for name in VARIANTS:
+    for name in plan.variants:
         p = plan.variant(name)
-        recs = [cache.get(plan.archs[i], p, plan.search_seed(plan.archs[i])) for i in have]
+        recs = [cache.get(plan.archs[i], plan.task(p, i), plan.search_seed(i)) for i in have]
         if any(r is None for r in recs):
             continue
-        row = _metrics(f"{name}: {p.train.epochs} ep x {p.train_samples:,} at {p.resolution} px",
-                       [plan.reward(plan.archs[i], r["accuracy"]) for i, r in zip(have, recs)],
-                       mean_ref, n_boot=n_boot)
+        row = metrics(f"{name}: {p.train.epochs} ep x {p.train_samples:,} at {p.resolution} px",
+                      [plan.value(i, r["accuracy"]) for i, r in zip(have, recs)], mean_ref)
         # pixels trained on, relative to today's (training cost grows about with them)
         row["images"] = p.train.epochs * p.train_samples * p.resolution ** 2
         row["seconds"] = sum(r["seconds"] for r in recs)
@@ -481,53 +554,151 @@ def _variants(plan: Plan, cache: Cache, have: list[int], mean_ref: list[float], 
     return rows
 
 
-def _metrics(name: str, s: Sequence[float], ref: Sequence[float], *,
+def _procedure_row(plan: Plan, cache: Cache, proc: Procedure, curves: list[list[float]],
+                   have: list[int], mean_ref: list[float], out: dict[str, Any],
+                   metrics: Callable[..., dict[str, Any]]) -> dict[str, Any] | None:
+    """The procedure's row (None while a finalist seed is missing); its race in ``out``."""
+    archs = plan.archs
+    result = race(_rewards(plan, curves), proc.ladder, plan.order())
+    fins = top_finalists(result, proc.ladder, plan.finalists)
+    means = {}
+    for i in fins:
+        got = [cache.get(archs[i], plan.task(proc.task, i), plan.finalist_seed(i, s))
+               for s in range(plan.finalist_seeds)]
+        if all(g is not None for g in got):
+            means[i] = mean_std([plan.value(i, g["accuracy"]) for g in got])[0]
+    epochs = result.epochs + len(fins) * plan.finalist_seeds * proc.ladder.top
+    out["races"].append({"procedure": proc.label, "race_epochs": result.epochs,
+                         "epochs": epochs, "finalists": [archs[i].name for i in fins],
+                         "reached": result.reached,
+                         "finalist_means": {archs[i].name: m for i, m in means.items()}})
+    if len(means) < len(fins):
+        out["missing"].setdefault("finalists", []).extend(
+            archs[i].name for i in fins if i not in means)
+        return None
+    at = [plan.value(i, curves[i][r - 1]) for i, r in enumerate(result.reached)]
+    proc_score = procedure_ranking(result, means, at=at)
+    row = metrics(proc.label, [proc_score[i] for i in have], mean_ref)
+    row["b0"] = max(range(len(archs)), key=lambda i: (proc_score[i], -i))
+    row["epochs"] = epochs
+    row["sizes"] = _sizes(plan, cache, proc, result, fins, have, mean_ref)
+    return row
+
+
+def _sizes(plan: Plan, cache: Cache, proc: Procedure, result: RaceResult, fins: list[int],
+           have: list[int], mean_ref: list[float]) -> list[dict[str, Any]]:
+    """What fewer finalists or seeds would have chosen, from the same cached runs: for every
+    k <= ``finalists`` and s <= ``finalist_seeds``, the pick = the best mean over the first s
+    seeds of the top k, its regret against the reference, and the epochs trained; k = 0 is the
+    race's own best at the top rung (no finalists)."""
+    def row(k: int, s: int, b0: int) -> dict[str, Any]:
+        regret = (max(mean_ref) - mean_ref[have.index(b0)]) if b0 in have else float("nan")
+        return {"finalists": k, "seeds": s, "b0": plan.archs[b0].name, "regret": regret,
+                "epochs": result.epochs + k * s * proc.ladder.top}
+
+    def mean(i: int, s: int) -> float:
+        task = plan.task(proc.task, i)
+        return mean_std([plan.value(i, cache.get(plan.archs[i], task, plan.finalist_seed(i, j))
+                                    ["accuracy"]) for j in range(s)])[0]
+
+    rows = [row(0, 0, fins[0])] if fins else []
+    for k in range(1, len(fins) + 1):
+        for s in range(1, plan.finalist_seeds + 1):
+            means = {i: mean(i, s) for i in fins[:k]}
+            rows.append(row(k, s, max(means, key=lambda i: (means[i], -i))))
+    return rows
+
+
+def _per_arch(plan: Plan, ref: dict[int, list[dict[str, Any] | None]],
+              defaults: list[dict[str, Any] | None],
+              curves: dict[str, list[list[float] | None]]) -> list[dict[str, Any]]:
+    """Per architecture, what the cache holds for it (accuracies)."""
+    out = []
+    for i, a in enumerate(plan.archs):
+        d = defaults[i]
+        out.append({"arch": a.name, "macs": count_analytic(a).macs,
+                    "proxy_resolution": plan.task(plan.default, i).resolution,
+                    "reference": [None if ref[s][i] is None else ref[s][i]["accuracy"]
+                                  for s in ref],
+                    "default": None if d is None else d["accuracy"],
+                    "curves": {k: c[i] for k, c in curves.items()}})
+    return out
+
+
+def _metrics(name: str, s: Sequence[float], ref: Sequence[float], *, top_ks: Sequence[int],
              n_boot: int) -> dict[str, Any]:
     return {"scorer": name, "spearman": spearman(s, ref),
             "spearman_ci": bootstrap_ci(s, ref, spearman, n=n_boot),
             "kendall": kendall(s, ref), "kendall_ci": bootstrap_ci(s, ref, kendall, n=n_boot),
-            "top5": top_overlap(s, ref), "regret": regret(s, ref)}
+            **{f"top{k}": top_overlap(s, ref, k) for k in top_ks}, "regret": regret(s, ref)}
 
 
 def table(res: dict[str, Any]) -> str:
     gaps = "; ".join(f"{k}: {len(v)}" for k, v in res["missing"].items() if v) or "none"
     lines = [f"{res.get('n', 0)} architectures with a complete reference "
              f"(of {len(res['archs'])}); missing: {gaps}"]
+    ks = res["top_ks"]
+    head = ("| Spearman [95% CI] | Kendall [95% CI] | "
+            + " | ".join(f"top-{k} overlap" for k in ks) + f" | regret ({res['select']}) |")
+    rule = "|---|---|---|" + "---:|" * (len(ks) + 2)
+
+    def cells(r: dict[str, Any]) -> str:
+        (lo, hi), (klo, khi) = r["spearman_ci"], r["kendall_ci"]
+        tops = " | ".join(f"{r[f'top{k}']}/{k}" for k in ks)
+        return (f"| {r['scorer']} | {r['spearman']:.2f} [{lo:.2f}, {hi:.2f}] | "
+                f"{r['kendall']:.2f} [{klo:.2f}, {khi:.2f}] | {tops} | {r['regret']:.4f} |")
+
     rows = ([res["ceiling"]] if "ceiling" in res else []) + res["rows"]
     if rows:
-        lines += ["", "| scored against the reference mean | Spearman [95% CI] | Kendall [95% CI] "
-                      "| top-5 overlap | regret (reward) | regret / ref seed-std |",
-                  "|---|---|---|---:|---:|---:|"]
-        for r in rows:
-            lo, hi = r["spearman_ci"]
-            klo, khi = r["kendall_ci"]
-            rel = r.get("regret_in_seed_std", float("nan"))
-            lines.append(f"| {r['scorer']} | {r['spearman']:.2f} [{lo:.2f}, {hi:.2f}] | "
-                         f"{r['kendall']:.2f} [{klo:.2f}, {khi:.2f}] | {r['top5']}/5 | "
-                         f"{r['regret']:.4f} | {rel:.2f} |")
-    if res.get("sizes"):
-        lines += ["", "| finalists x seeds | B0 | regret (reward) | regret / ref seed-std | "
+        lines += ["", "| scored against the reference mean " + head + " regret / ref seed-std |",
+                  rule]
+        lines += [f"{cells(r)} {r.get('regret_in_seed_std', float('nan')):.2f} |" for r in rows]
+    for r in res["races"]:
+        fin = ", ".join(f"{a} {m:.4f}" for a, m in r["finalist_means"].items()) or "not trained"
+        lines += ["", f"{r['procedure']}: the race trains {r['race_epochs']} epochs "
+                      f"({r['epochs']} with the finalists); finalists (mean {res['select']}): "
+                      f"{fin}"]
+    for r in res["rows"]:
+        if r.get("sizes"):
+            lines += ["", f"{r['scorer']}: what fewer finalists or seeds would have chosen", "",
+                      "| finalists x seeds | pick | regret | regret / ref seed-std | "
                       "epochs trained |", "|---|---|---:|---:|---:|"]
-        for r in res["sizes"]:
-            what = ("none (the search's best)" if not r["finalists"]
-                    else f"{r['finalists']} x {r['seeds']}")
-            lines.append(f"| {what} | {r['b0']} | {r['regret']:.4f} | "
-                         f"{r['regret_in_seed_std']:.2f} | {r['epochs']} |")
+            lines += [f"| {_size_label(z)} | {z['b0']} | {z['regret']:.4f} | "
+                      f"{z['regret_in_seed_std']:.2f} | {z['epochs']} |" for z in r["sizes"]]
+    lines += ["", *per_arch_table(res["per_arch"])]
     if res.get("variants"):
-        lines += ["", "| proxy variant | Spearman [95% CI] | Kendall [95% CI] | top-5 overlap "
-                      "| regret (reward) | pixels trained vs today |",
-                  "|---|---|---|---:|---:|---:|"]
-        for r in res["variants"]:
-            lo, hi = r["spearman_ci"]
-            klo, khi = r["kendall_ci"]
-            lines.append(f"| {r['scorer']} | {r['spearman']:.2f} [{lo:.2f}, {hi:.2f}] | "
-                         f"{r['kendall']:.2f} [{klo:.2f}, {khi:.2f}] | {r['top5']}/5 | "
-                         f"{r['regret']:.4f} | {r['relative_images']:.2f}x |")
+        # seconds stay in the JSON: the variants trained under another load than today's
+        lines += ["", "| proxy variant " + head + " pixels trained vs today |", rule]
+        lines += [f"{cells(r)} {r['relative_images']:.2f}x |" for r in res["variants"]]
     return "\n".join(lines)
 
 
+def _size_label(z: dict[str, Any]) -> str:
+    return ("none (the race's best)" if not z["finalists"]
+            else f"{z['finalists']} x {z['seeds']}")
+
+
+def per_arch_table(per_arch: list[dict[str, Any]]) -> list[str]:
+    """What the cache holds per network: its MACs, proxy resolution and accuracies."""
+    def acc(x: float | None) -> str:
+        return "-" if x is None else f"{x:.4f}"
+
+    procs = list(per_arch[0]["curves"]) if per_arch else []
+    lines = ["| network | MMACs | proxy px | reference (accuracy per seed) | today's default "
+             "proxy | " + " | ".join(f"{p.split(' (')[0]}: per epoch" for p in procs) + " |",
+             "|---|---:|---:|---|---:|" + "---|" * len(procs)]
+    for a in per_arch:
+        curves = " | ".join("-" if c is None else ", ".join(acc(x) for x in c)
+                            for c in a["curves"].values())
+        lines.append(f"| {a['arch']} | {a['macs'] / 1e6:.1f} | {a['proxy_resolution']} | "
+                     f"{', '.join(acc(x) for x in a['reference'])} | {acc(a['default'])} | "
+                     f"{curves} |")
+    return lines
+
+
 # ---------------------------------------------------------------------------------- main
-def make_plan(args: argparse.Namespace) -> Plan:
+def stage1_plan(args: argparse.Namespace) -> Plan:
+    """Stage 1: ``--archs`` networks of ``--space`` and the zoo, ranked by the reward."""
     base = ProxyConfig(dataset=args.dataset, data_dir=args.data_dir,
                        train_samples=args.train_samples, val_samples=args.val_samples,
                        resolution=args.proxy_resolution)
@@ -537,24 +708,79 @@ def make_plan(args: argparse.Namespace) -> Plan:
     default = replace(base, train=replace(train, epochs=2))
     reference = replace(base, train_samples=args.ref_train_samples,
                         train=replace(train, epochs=args.ref_epochs))
-    return Plan(archs=arch_set(args.archs, seed=args.arch_seed, space=args.space),
-                ladder=ladder, search=search, default=default, reference=reference,
-                ref_seeds=tuple(int(s) for s in args.ref_seeds.split(",")),
-                finalists=args.finalists, finalist_seeds=args.finalist_seeds,
-                order_seed=args.order_seed, objective=Objective(int(float(args.target))))
+    archs = arch_set(args.archs or 24, seed=args.arch_seed, space=args.space)
+    k = 4 if args.finalists is None else args.finalists
+    s = args.finalist_seeds or 3
+    return Plan(archs=archs,
+                procedures=(Procedure(f"full procedure (ladder + {k} finalists x {s} seeds)",
+                                      ladder, search),),
+                default=default,
+                default_label="today's default proxy (2 epochs x 6,000 images, 32 px)",
+                reference=reference, ref_seeds=tuple(int(x) for x in args.ref_seeds.split(",")),
+                finalists=k, finalist_seeds=s, order_seed=args.order_seed,
+                objective=Objective(int(float(args.target))),
+                keys=tuple(a.arch_hash() for a in archs), variants=tuple(VARIANTS))
+
+
+def stage2_plan(args: argparse.Namespace) -> Plan:
+    """Stage 2: ``--archs`` grid points at ``--phi`` (default 1) kept by the measured constraint
+    on EfficientNet-B0 at width ``--base-width``, each training at round(32 x gamma^phi) px,
+    ranked by accuracy (gridsearch's default ``--select``)."""
+    defaults = GridSearchConfig()
+    base = replace(default_proxy(), dataset=args.dataset, data_dir=args.data_dir,
+                   train_samples=args.train_samples, val_samples=args.val_samples,
+                   resolution=args.proxy_resolution)
+    train = replace(base.train, threads=args.threads)
+    default = replace(base, train=train)
+    ladder = Ladder(parse_rungs(args.rungs or "1,3"))
+    search = replace(base, train=replace(train, epochs=ladder.top))
+    reference = replace(base, train_samples=args.ref_train_samples,
+                        train=replace(train, epochs=args.ref_epochs))
+    cheap = scale(get_model("efficientnet-b0"), width=args.base_width,
+                  name=f"efficientnet-b0-w{args.base_width:g}")
+    points = grid_set(args.archs or 10, base=cheap, phi=args.phi, proxy=default,
+                      seed=args.arch_seed)
+    k = defaults.finalists if args.finalists is None else args.finalists
+    s = args.finalist_seeds or defaults.finalist_seeds
+    top = default.train.epochs
+    return Plan(archs=[p.task.spec for p in points],
+                procedures=(Procedure(f"full procedure, today's default ({top} epoch, no race; "
+                                      f"{k} finalists x {s} seeds)", Ladder((top,)), default),
+                            Procedure(f"full procedure, ladder {ladder.to_text()} ({k} finalists "
+                                      f"x {s} seeds)", ladder, search)),
+                default=default,
+                default_label=f"today's default proxy ({top} epoch x "
+                              f"{default.train_samples:,} images, 32 px x gamma)",
+                reference=reference, ref_seeds=tuple(int(x) for x in args.ref_seeds.split(",")),
+                finalists=k, finalist_seeds=s, order_seed=args.order_seed,
+                objective=reward_objective(count_analytic(cheap).macs, args.phi),
+                keys=tuple(p.task.key for p in points),
+                resolutions=tuple(p.task.proxy.resolution for p in points),
+                select=defaults.select, top_ks=(3, 5))
+
+
+STAGES: dict[str, Callable[[argparse.Namespace], Plan]] = {"1": stage1_plan, "2": stage2_plan}
 
 
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--stage", choices=tuple(STAGES), default="1",
+                    help="1: networks of a space (nas search); 2: grid points (gridsearch)")
     ap.add_argument("--part", choices=PARTS, default="score")
-    ap.add_argument("--archs", type=int, default=24, help="size of the architecture set")
+    ap.add_argument("--archs", type=int, default=None,
+                    help="size of the set (default 24 networks in stage 1, 10 points in stage 2)")
     ap.add_argument("--slice", default=None, help="train only architectures A:B of the set")
     ap.add_argument("--arch-seed", type=int, default=0)
     ap.add_argument("--order-seed", type=int, default=0, help="the race's trial order")
-    ap.add_argument("--space", default="mnasnet")
-    ap.add_argument("--rungs", default=None, help="the ladder (default 1,2: the search's)")
-    ap.add_argument("--finalists", type=int, default=4)
-    ap.add_argument("--finalist-seeds", type=int, default=3)
+    ap.add_argument("--space", default="mnasnet", help="stage 1's search space")
+    ap.add_argument("--phi", type=float, default=1.0, help="stage 2's phi")
+    ap.add_argument("--base-width", type=float, default=0.25,
+                    help="stage 2's base: EfficientNet-B0 at this width (as bench_gridsearch)")
+    ap.add_argument("--rungs", default=None,
+                    help="the ladder (default 1,2 in stage 1: the search's; 1,3 in stage 2: the "
+                         "README's gridsearch --rungs example)")
+    ap.add_argument("--finalists", type=int, default=None, help="default 4 (both stages)")
+    ap.add_argument("--finalist-seeds", type=int, default=None, help="default 3 (both stages)")
     ap.add_argument("--ref-epochs", type=int, default=3)
     ap.add_argument("--ref-seeds", default="0,1")
     ap.add_argument("--ref-train-samples", type=int, default=None,
@@ -564,7 +790,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--train-samples", type=int, default=6000)
     ap.add_argument("--val-samples", type=int, default=2000)
     ap.add_argument("--proxy-resolution", type=int, default=32)
-    ap.add_argument("--target", default="4e8", help="T for the reward, in MACs")
+    ap.add_argument("--target", default="4e8", help="stage 1's T for the reward, in MACs")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--bootstrap", type=int, default=1000)
     ap.add_argument("--cache", default="benchmarks/fidelity-cache",
@@ -578,7 +804,7 @@ def main(argv: Sequence[str] | None = None,
          evaluate: Callable[..., Any] = evaluate_proxy) -> dict[str, Any]:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    plan = make_plan(args)
+    plan = STAGES[args.stage](args)
     cache = Cache(Path(args.cache))
     if cache.rekey():
         log.info("cache: files renamed to the current key")

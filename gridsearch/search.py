@@ -40,7 +40,7 @@ import logging
 import math
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import optuna
 from optuna.trial import FrozenTrial
@@ -69,7 +69,8 @@ from .plan import (SINGLE_DIMENSION, Job, compare_jobs, enqueue_missing, job_key
 log = logging.getLogger(__name__)
 
 __all__ = ["STUDY_NAME", "BASE_FILE", "SELECTORS", "GridSearchConfig", "GridSearchResult",
-           "Stage2", "default_proxy", "reward_objective", "run_gridsearch"]
+           "PointTask", "Stage2", "default_proxy", "point_task", "reward_objective",
+           "run_gridsearch"]
 
 STUDY_NAME = "stage2"
 BASE_FILE = "base.json"
@@ -203,6 +204,30 @@ def reward_objective(base_macs: int, phi: float) -> Objective:
     return Objective(target=max(1, int(round(base_macs * 2.0 ** phi))))
 
 
+class PointTask(NamedTuple):
+    """What one point trains: the scaled network at deployment (what is counted), the network
+    that trains (with the proxy's batch-norm momentum), the proxy task at its scaled
+    resolution, and the reuse key the engine draws the point's seed from."""
+
+    spec: ArchSpec
+    trained: ArchSpec
+    proxy: ProxyConfig
+    key: str
+
+
+def point_task(base: ArchSpec, point: Point, phi: float, proxy: ProxyConfig, *,
+               name: str | None = None) -> PointTask:
+    """``compound(base, alpha, beta, gamma, phi)`` trained on ``proxy`` at
+    ``round(proxy.resolution x gamma^phi)``; two points whose networks train identically (same
+    architecture, same proxy resolution) get the same key, and so share one training."""
+    spec = compound(base, point.alpha, point.beta, point.gamma, phi, name=name)
+    proxy = replace(proxy, resolution=round_resolution(proxy.resolution, point.gamma ** phi))
+    bn = proxy.bn_momentum  # the evaluator trains with it: the reuse key must say so
+    trained = spec if bn is None else spec.replace(bn_momentum=bn)
+    return PointTask(spec, trained, proxy,
+                     trained.with_task(resolution=proxy.resolution).arch_hash())
+
+
 class Stage2:
     """A stage-2 trial is one point: scale the base, count it with fvcore, train it, score it."""
 
@@ -323,14 +348,10 @@ class Stage2:
         if job.key not in self.jobs:  # only enqueued points run; a sampled one is a bug
             raise ValueError(f"trial {trial.number} holds {job.key!r}, not a point of this run")
         phi, p = self.config.phi, job.point
-        spec = compound(self.base, p.alpha, p.beta, p.gamma, phi,
-                        name=f"{self.base.name}-{job.kind}-phi{phi:g}")
+        task = point_task(self.base, p, phi, self.proxy,
+                          name=f"{self.base.name}-{job.kind}-phi{phi:g}")
+        spec, trained, proxy, train_key = task
         counts = self.count(spec)
-        proxy = replace(self.proxy, resolution=round_resolution(self.proxy.resolution,
-                                                                p.gamma ** phi))
-        bn = proxy.bn_momentum  # the evaluator trains with it: the reuse key must say so
-        trained = spec if bn is None else spec.replace(bn_momentum=bn)
-        train_key = trained.with_task(resolution=proxy.resolution).arch_hash()
         if job.replicate:  # another seed of the same network: its own seed, never reused
             train_key = f"{train_key}#seed{job.replicate}"
         # --compare-single's networks train fully (never raced), and never take over a raced

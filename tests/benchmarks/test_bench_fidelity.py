@@ -80,10 +80,11 @@ class Counting:
         return evaluate_proxy(*a, **kw)
 
 
-def test_a_tiny_benchmark_runs_in_pieces_from_its_cache(bench, tmp_path, tiny_space_file):
+def test_a_tiny_benchmark_runs_in_pieces_from_its_cache(bench, tmp_path, tiny_space_file,
+                                                        monkeypatch):
     space = tiny_space_file
     args = [a.format(space=space) for a in TINY] + ["--cache", str(tmp_path / "cache")]
-    bench.ZOO = ()  # no zoo networks in a tiny run: they are ImageNet-sized
+    monkeypatch.setattr(bench, "ZOO", ())  # no zoo networks in a tiny run: ImageNet-sized
     ev = Counting()
     res = bench.main(["--part", "ladder", "--slice", "0:3", *args], evaluate=ev)
     assert ev.calls == 3 and res["missing"]["ladder"] and not res["rows"]  # 2 archs to go
@@ -102,13 +103,14 @@ def test_a_tiny_benchmark_runs_in_pieces_from_its_cache(bench, tmp_path, tiny_sp
     for r in [res["ceiling"], *res["rows"]]:
         assert -1 <= r["spearman"] <= 1 and r["spearman_ci"][0] <= r["spearman_ci"][1]
         assert 0 <= r["top5"] <= 5 and r["regret"] >= 0
-    sizes = res["sizes"]  # what fewer finalists or seeds would have chosen, from the cache
+    proc, race = res["rows"][3], res["races"][0]
+    sizes = proc["sizes"]  # what fewer finalists or seeds would have chosen, from the cache
     assert [(r["finalists"], r["seeds"]) for r in sizes] == [(0, 0), (1, 1), (1, 2), (2, 1),
                                                              (2, 2)]
-    proc = res["rows"][3]
     assert sizes[-1]["b0"] == proc["b0"] and sizes[-1]["regret"] == pytest.approx(proc["regret"])
-    assert sizes[-1]["epochs"] == proc["epochs"] == res["race_epochs"] + 2 * 2 * 2
-    assert sizes[0]["b0"] == res["finalists"][0]  # no finalists: the race's best at the top
+    assert sizes[-1]["epochs"] == proc["epochs"] == race["race_epochs"] + 2 * 2 * 2
+    assert sizes[0]["b0"] == race["finalists"][0]  # no finalists: the race's best at the top
+    assert sizes[0]["epochs"] == race["race_epochs"]
     again = bench.main(["--part", "score", *args], evaluate=ev)
     assert ev.calls == 19  # scoring trains nothing, and gives the same numbers
     assert json.dumps(again["rows"]) == json.dumps(res["rows"])
@@ -146,3 +148,148 @@ def test_the_cache_key_ignores_threads_and_old_files_are_rekeyed(bench, tmp_path
     (tmp_path / "old-key.json").write_text(json.dumps(rec))
     assert cache.rekey() == 1 and cache.rekey() == 0
     assert cache.get(spec, two, 5)["accuracy"] == 0.5
+
+
+# ------------------------------------------------------------------------------- stage 2
+STAGE2 = ["--stage", "2", "--archs", "8", "--bootstrap", "50"]
+
+
+def stage2_plan(bench, *extra):
+    return bench.stage2_plan(bench.parser().parse_args([*STAGE2, *extra]))
+
+
+def test_stage2_set_is_kept_by_the_measured_constraint(bench):
+    from gridsearch.grid import PAPER
+    from space import count_fvcore, get_model, scale
+
+    plan = stage2_plan(bench)
+    base = scale(get_model("efficientnet-b0"), width=0.25)
+    base_macs = count_fvcore(base).macs
+    assert len(plan.archs) == 8 and len(set(plan.keys)) == 8  # 8 distinct networks
+    for spec, res in zip(plan.archs, plan.resolutions):
+        c = spec.meta["compound"]
+        assert c["phi"] == 1.0
+        # fvcore's count of the scaled network at its deployment resolution, against 2^phi = 2
+        assert abs(count_fvcore(spec).macs / base_macs / 2.0 - 1) <= 0.1
+        assert res == round(32 * c["gamma"])  # the proxy resolution gridsearch trains it at
+    points = [(s.meta["compound"]["alpha"], s.meta["compound"]["beta"],
+               s.meta["compound"]["gamma"]) for s in plan.archs]
+    assert (PAPER.alpha, PAPER.beta, PAPER.gamma) in points  # the constraint keeps it on B0/4
+    assert stage2_plan(bench).keys == plan.keys  # reproducible
+    assert stage2_plan(bench, "--arch-seed", "1").keys != plan.keys  # and drawn by the seed
+    # spread: the set reaches both ends of the grid's depth axis (alpha 1 and alpha >= 1.7)
+    assert min(p[0] for p in points) == 1.0 and max(p[0] for p in points) >= 1.7
+    with pytest.raises(ValueError, match="--archs <= 42"):
+        stage2_plan(bench, "--archs", "43")
+
+
+class FakeTraining:
+    """A training that returns ``accuracy(i, what, seed)`` per epoch instead of training; it
+    checks each point trains at its own proxy resolution, and counts the calls."""
+
+    def __init__(self, plan, accuracy):
+        self.plan, self.accuracy, self.calls = plan, accuracy, []
+        self.index = {a.arch_hash(): i for i, a in enumerate(plan.archs)}
+
+    def __call__(self, spec, proxy, *, seed):
+        from types import SimpleNamespace
+
+        i = self.index[spec.arch_hash()]
+        assert proxy.resolution == self.plan.resolutions[i]
+        what = ("reference" if proxy.train_samples is None
+                else f"{proxy.train.epochs} epoch(s)")
+        self.calls.append((i, what, seed))
+        curve = [self.accuracy(i, what, seed, e) for e in range(proxy.train.epochs)]
+        return SimpleNamespace(accuracy=curve[-1], seconds=1.0,
+                               epochs=[SimpleNamespace(val_accuracy=a) for a in curve])
+
+
+def test_a_tiny_stage2_run_resumes_from_its_cache(bench, tmp_path):
+    import random
+
+    plan = stage2_plan(bench)
+
+    def acc(i, what, seed, epoch):  # a true quality per point, plus noise per seed and epoch
+        return 0.6 + 0.03 * i + 0.05 * epoch + random.Random(f"{i} {what} {seed}").random() / 20
+
+    ev = FakeTraining(plan, acc)
+    args = [*STAGE2, "--cache", str(tmp_path)]
+    res = bench.main([*args, "--part", "ladder", "--slice", "0:3"], evaluate=ev)
+    # per point: today's default proxy (1 epoch) and the ladder's training (3 epochs)
+    assert sorted(w for _, w, _ in ev.calls) == ["1 epoch(s)"] * 3 + ["3 epoch(s)"] * 3
+    assert len(res["missing"]["ladder"]) == 5 and not res["rows"]
+    bench.main([*args, "--part", "ladder"], evaluate=ev)
+    assert len(ev.calls) == 16  # the first three came from the cache
+    bench.main([*args, "--part", "finalists"], evaluate=ev)
+    assert len(ev.calls) == 16 + 2 * 4 * 3  # two procedures x 4 finalists x 3 seeds
+    res = bench.main([*args, "--part", "reference"], evaluate=ev)
+    assert len(ev.calls) == 40 + 8 * 2
+    assert len(set(ev.calls)) == len(ev.calls)  # nothing trained twice
+    assert [r["scorer"].split(" (")[0] for r in res["rows"]] == [
+        "rung 1", "rung 3", "today's default proxy", "full procedure, today's default",
+        "full procedure, ladder 1,3"]
+    for r in [res["ceiling"], *res["rows"]]:
+        assert -1 <= r["spearman"] <= 1 and 0 <= r["top3"] <= 3 and 0 <= r["top5"] <= 5
+    again = bench.main([*args, "--part", "score"], evaluate=ev)
+    assert len(ev.calls) == 56 and json.dumps(again["rows"]) == json.dumps(res["rows"])
+    assert "| top-3 overlap | top-5 overlap | regret (accuracy) |" in bench.table(res)
+
+
+# Worked numbers for the 8-point set (race order [4, 1, 5, 2, 0, 3, 7, 6]). Reward factors
+# (MACs / T)^-0.07 with T = 2 x the base's MACs: point 0 1.00682, 3 0.99359, 7 1.00328.
+DEFAULT = {0: 0.795, 1: 0.70, 2: 0.71, 3: 0.800, 4: 0.72, 5: 0.73, 6: 0.74, 7: 0.797}
+LADDER = {4: (0.60, 0.7, 0.80), 1: (0.65, 0.7, 0.83), 5: (0.55, 0.6, 0.6), 2: (0.70, 0.8, 0.85),
+          0: (0.62, 0.6, 0.6), 3: (0.68, 0.8, 0.84), 7: (0.50, 0.6, 0.6), 6: (0.66, 0.6, 0.6)}
+FINALISTS = {("1 epoch(s)", 0): (0.81, 0.81), ("1 epoch(s)", 7): (0.812, 0.812),
+             ("3 epoch(s)", 2): (0.84, 0.84), ("3 epoch(s)", 3): (0.86, 0.85)}
+REFERENCE = {0: 0.90, 1: 0.88, 2: 0.91, 3: 0.92, 4: 0.86, 5: 0.87, 6: 0.89, 7: 0.93}
+
+
+def test_stage2_races_by_reward_and_chooses_by_mean_accuracy(bench, tmp_path):
+    plan = stage2_plan(bench, "--finalists", "2", "--finalist-seeds", "2")
+    assert plan.order() == [4, 1, 5, 2, 0, 3, 7, 6]
+    search = {plan.search_seed(i) for i in range(8)}
+
+    def acc(i, what, seed, epoch):
+        if what == "reference":
+            return REFERENCE[i] + (0.005 if seed == 0 else -0.005)
+        if seed in search:
+            return DEFAULT[i] if what == "1 epoch(s)" else LADDER[i][epoch]
+        s = [plan.finalist_seed(i, k) for k in range(2)].index(seed)
+        return FINALISTS[what, i][s]
+
+    ev = FakeTraining(plan, acc)
+    args = [*STAGE2, "--finalists", "2", "--finalist-seeds", "2", "--cache", str(tmp_path)]
+    for part in ("ladder", "finalists", "reference"):
+        res = bench.main([*args, "--part", part], evaluate=ev)
+    default, ladder = res["races"]
+    names = res["archs"]
+    # today's default: no race; by reward 0 (0.8004) and 7 (0.7996) beat 3 (0.7949), although
+    # 3 has the best accuracy; 7's mean accuracy (0.812) beats 0's (0.81), although 0's mean
+    # reward is higher (0.8155 against 0.8147): stage 2 chooses by accuracy
+    assert default["reached"] == [1] * 8 and default["finalists"] == [names[0], names[7]]
+    # the ladder: rung 1 keeps 1 of the first 5, 2 of 6 to 8 (the engine's rule)
+    assert ladder["reached"] == [1, 3, 3, 3, 3, 1, 1, 1] and ladder["race_epochs"] == 16
+    assert ladder["finalists"] == [names[2], names[3]]  # the best two at epoch 3
+    rows = {r["scorer"].split(" (")[0]: r for r in res["rows"]}
+    assert rows["full procedure, today's default"]["b0"] == names[7]
+    assert rows["full procedure, ladder 1,3"]["b0"] == names[3]
+    assert ladder["epochs"] == 16 + 2 * 2 * 3
+    # the reference's best is 7 (0.93): regret 0 for today's default, 0.01 (3 at 0.92) for
+    # the ladder; the reference seed-std is 0.01 / sqrt(2)
+    assert rows["full procedure, today's default"]["regret"] == pytest.approx(0.0)
+    assert rows["full procedure, ladder 1,3"]["regret"] == pytest.approx(0.01)
+    assert rows["full procedure, ladder 1,3"]["regret_in_seed_std"] == pytest.approx(
+        math.sqrt(2))
+    assert res["ceiling"]["spearman"] == pytest.approx(1.0)  # seeds shift every point alike
+
+
+def test_stage1_cache_keys_stay_those_of_the_trainings_on_disk(bench):
+    # Hours of stage-1 trainings are cached under these keys (EfficientNet-B0's ladder training
+    # and its reference seed 1): a change to the key, the plan or the seeds would lose them.
+    plan = bench.stage1_plan(bench.parser().parse_args(["--archs", "2"]))
+    b0 = plan.archs[0]
+    assert b0.name == "efficientnet-b0"
+    assert bench.Cache.key(b0, plan.task(plan.procedures[0].task, 0),
+                           plan.search_seed(0)) == "7251b32d5b8d3946b45e"
+    assert bench.Cache.key(b0, plan.task(plan.reference, 0), 1) == "9521d2de93dce61eb03d"
