@@ -659,6 +659,10 @@ def table(res: dict[str, Any]) -> str:
                       f"({r['epochs']} with the finalists); finalists (mean {res['select']}): "
                       f"{fin}"]
     for r in res["rows"]:
+        if r.get("b0_vs_zoo"):
+            wins = "; ".join(f"beats {z} in {w['b0_wins_seeds']} of {w['seeds']} reference seeds"
+                             for z, w in r["b0_vs_zoo"].items())
+            lines += ["", f"{r['scorer']}: its pick {r['b0']} {wins}"]
         if r.get("sizes"):
             lines += ["", f"{r['scorer']}: what fewer finalists or seeds would have chosen", "",
                       "| finalists x seeds | pick | regret | regret / ref seed-std | "

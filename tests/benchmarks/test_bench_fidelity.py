@@ -293,3 +293,22 @@ def test_stage1_cache_keys_stay_those_of_the_trainings_on_disk(bench):
     assert bench.Cache.key(b0, plan.task(plan.procedures[0].task, 0),
                            plan.search_seed(0)) == "7251b32d5b8d3946b45e"
     assert bench.Cache.key(b0, plan.task(plan.reference, 0), 1) == "9521d2de93dce61eb03d"
+
+
+def test_the_table_says_how_the_pick_fares_against_the_zoo_and_smaller_finalist_sets(bench):
+    row = {"scorer": "full procedure", "spearman": 0.5, "spearman_ci": (0.1, 0.8),
+           "kendall": 0.4, "kendall_ci": (0.0, 0.7), "top5": 2, "regret": 0.01,
+           "regret_in_seed_std": 0.5, "b0": "mnasnet-16",
+           "b0_vs_zoo": {"efficientnet-b0": {"b0_wins_seeds": 2, "seeds": 2},
+                         "mnasnet-a1": {"b0_wins_seeds": 0, "seeds": 2}},
+           "sizes": [{"finalists": 0, "seeds": 0, "b0": "mnasnet-5", "regret": 0.03,
+                      "regret_in_seed_std": 1.5, "epochs": 30},
+                     {"finalists": 4, "seeds": 3, "b0": "mnasnet-16", "regret": 0.01,
+                      "regret_in_seed_std": 0.5, "epochs": 54}]}
+    res = {"n": 3, "archs": ["a", "b", "c"], "missing": {}, "top_ks": [5], "select": "reward",
+           "rows": [row], "races": [], "per_arch": []}
+    text = bench.table(res)
+    assert ("its pick mnasnet-16 beats efficientnet-b0 in 2 of 2 reference seeds; "
+            "beats mnasnet-a1 in 0 of 2 reference seeds") in text
+    assert "| none (the race's best) | mnasnet-5 | 0.0300 | 1.50 | 30 |" in text
+    assert "| 4 x 3 | mnasnet-16 | 0.0100 | 0.50 | 54 |" in text
