@@ -13,8 +13,8 @@
 - ``family/b<phi>.json`` and ``family.csv``: the scaled family (:mod:`gridsearch.family`), with
   each member's measured latency once ``--latency`` has timed it (:mod:`gridsearch.latency`;
   ``coefficients.json``'s ``latency`` says on which device and how).
-All of it is rebuilt from the study, idempotently, after every point; the latency is measured
-only at the run's final write.
+``grid.csv`` is rewritten after every point; the rest is rebuilt from the study, idempotently,
+at the run's final write (also after an interrupt), which is when the latency is measured.
 """
 from __future__ import annotations
 
