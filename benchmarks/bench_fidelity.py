@@ -165,6 +165,16 @@ def bootstrap_ci(a: Sequence[float], b: Sequence[float], stat: Callable[..., flo
     return got[int(0.025 * (len(got) - 1))], got[int(math.ceil(0.975 * (len(got) - 1)))]
 
 
+def paired_diff_ci(a: Sequence[float], c: Sequence[float], ref: Sequence[float],
+                   stat: Callable[..., float], *, n: int = 1000,
+                   seed: int = 0) -> tuple[float, float]:
+    """The 95% percentile interval of stat(a, ref) - stat(c, ref), both on the same
+    architectures resampled with replacement: whether scorer ``a`` ranks better than ``c``
+    beyond the luck of which architectures were drawn."""
+    return bootstrap_ci(list(zip(a, c)), ref, lambda ac, r: stat([x for x, _ in ac], r)
+                        - stat([y for _, y in ac], r), n=n, seed=seed)
+
+
 def top_overlap(score: Sequence[float], ref: Sequence[float], k: int = 5) -> int:
     def top(xs: Sequence[float]) -> set[int]:
         return set(sorted(range(len(xs)), key=lambda i: (-xs[i], i))[:k])
@@ -493,7 +503,7 @@ def score(plan: Plan, cache: Cache, *, n_boot: int = 1000) -> dict[str, Any]:
     seed_std = sum(stds) / len(stds) if all(math.isfinite(x) for x in stds) else float("nan")
     out.update(n=len(have), ref_mean=mean_ref, ref_seed_std=seed_std)
     metrics = partial(_metrics, top_ks=plan.top_ks, n_boot=n_boot)
-    out["variants"] = _variants(plan, cache, have, mean_ref, metrics)
+    out["variants"] = _variants(plan, cache, have, mean_ref, metrics, n_boot=n_boot)
     missing["variants"] = [archs[i].name for i in have if any(
         cache.get(archs[i], plan.task(plan.variant(v), i), plan.search_seed(i)) is None
         for v in plan.variants)]
@@ -529,12 +539,13 @@ def score(plan: Plan, cache: Cache, *, n_boot: int = 1000) -> dict[str, Any]:
 
 
 def _variants(plan: Plan, cache: Cache, have: list[int], mean_ref: list[float],
-              metrics: Callable[..., dict[str, Any]]) -> list[dict[str, Any]]:
+              metrics: Callable[..., dict[str, Any]], *, n_boot: int) -> list[dict[str, Any]]:
     """One row per :data:`VARIANTS` proxy whose trainings are all cached: its ranking against
-    the reference, and its cost in pixels trained (epochs x images x resolution^2) relative to
-    today's proxy. The measured seconds are kept too (``relative_seconds``), but they are only
-    comparable between trainings that ran under the same load."""
-    rows = []
+    the reference, its Spearman minus today's with a paired bootstrap 95% CI, and its cost in
+    pixels trained (epochs x images x resolution^2) relative to today's proxy. The measured
+    seconds are kept too (``relative_seconds``), but they are only comparable between
+    trainings that ran under the same load."""
+    rows, scores = [], []
     today = None
     for name in plan.variants:
         p = plan.variant(name)
@@ -548,7 +559,13 @@ def _variants(plan: Plan, cache: Cache, have: list[int], mean_ref: list[float],
         row["seconds"] = sum(r["seconds"] for r in recs)
         today = today or (row if name == "today" else None)
         rows.append(row)
-    for row in rows:
+        scores.append([plan.value(i, r["accuracy"]) for i, r in zip(have, recs)])
+    base = scores[rows.index(today)] if today else None
+    for row, sc in zip(rows, scores):
+        row["spearman_vs_today"] = (spearman(sc, mean_ref) - spearman(base, mean_ref)
+                                    if base else float("nan"))
+        row["spearman_vs_today_ci"] = (paired_diff_ci(sc, base, mean_ref, spearman, n=n_boot)
+                                       if base else (float("nan"), float("nan")))
         row["relative_images"] = row["images"] / today["images"] if today else float("nan")
         row["relative_seconds"] = row["seconds"] / today["seconds"] if today else float("nan")
     return rows
@@ -672,8 +689,11 @@ def table(res: dict[str, Any]) -> str:
     lines += ["", *per_arch_table(res["per_arch"])]
     if res.get("variants"):
         # seconds stay in the JSON: the variants trained under another load than today's
-        lines += ["", "| proxy variant " + head + " pixels trained vs today |", rule]
-        lines += [f"{cells(r)} {r['relative_images']:.2f}x |" for r in res["variants"]]
+        lines += ["", "| proxy variant " + head + " Spearman minus today's [paired 95% CI] | "
+                      "pixels trained vs today |", rule + "---|---:|"]
+        lines += [f"{cells(r)} {r['spearman_vs_today']:+.2f} "
+                  f"[{r['spearman_vs_today_ci'][0]:+.2f}, {r['spearman_vs_today_ci'][1]:+.2f}] | "
+                  f"{r['relative_images']:.2f}x |" for r in res["variants"]]
     return "\n".join(lines)
 
 

@@ -124,6 +124,7 @@ def test_a_tiny_benchmark_runs_in_pieces_from_its_cache(bench, tmp_path, tiny_sp
     assert list(rows) == list(bench.VARIANTS)
     assert rows["today"]["spearman"] == res["rows"][2]["spearman"]  # the default proxy's row
     assert rows["today"]["relative_images"] == 1.0
+    assert rows["today"]["spearman_vs_today"] == 0 and rows["today"]["spearman_vs_today_ci"] == (0, 0)
     assert rows["same steps, more images"]["scorer"].endswith("1 ep x 240 at 16 px")
     assert rows["same steps, fewer images"]["relative_images"] == 1.0
     assert rows["lower resolution"]["relative_images"] == pytest.approx((12 / 16) ** 2)
@@ -312,3 +313,14 @@ def test_the_table_says_how_the_pick_fares_against_the_zoo_and_smaller_finalist_
             "beats mnasnet-a1 in 0 of 2 reference seeds") in text
     assert "| none (the race's best) | mnasnet-5 | 0.0300 | 1.50 | 30 |" in text
     assert "| 4 x 3 | mnasnet-16 | 0.0100 | 0.50 | 54 |" in text
+
+
+def test_the_paired_interval_says_whether_one_scorer_ranks_better_than_another(bench):
+    ref = [0.1 * i for i in range(12)]
+    good = [r + 0.05 * (i % 2) for i, r in enumerate(ref)]  # ranks nearly as the reference
+    bad = list(reversed(ref))  # ranks it backwards
+    assert bench.paired_diff_ci(good, good, ref, bench.spearman) == (0, 0)
+    lo, hi = bench.paired_diff_ci(good, bad, ref, bench.spearman, n=200)
+    assert 1.5 < lo <= hi <= 2 + 1e-9  # Spearman ~1 minus -1, on every resample
+    lo, hi = bench.paired_diff_ci(bad, good, ref, bench.spearman, n=200)
+    assert -2 - 1e-9 <= lo <= hi < -1.5
