@@ -690,7 +690,7 @@ def table(res: dict[str, Any]) -> str:
     if res.get("variants"):
         # seconds stay in the JSON: the variants trained under another load than today's
         lines += ["", "| proxy variant " + head + " Spearman minus today's [paired 95% CI] | "
-                      "pixels trained vs today |", rule + "---|---:|"]
+                      "pixels trained vs today |", rule + "---:|"]
         lines += [f"{cells(r)} {r['spearman_vs_today']:+.2f} "
                   f"[{r['spearman_vs_today_ci'][0]:+.2f}, {r['spearman_vs_today_ci'][1]:+.2f}] | "
                   f"{r['relative_images']:.2f}x |" for r in res["variants"]]

@@ -129,6 +129,9 @@ def test_a_tiny_benchmark_runs_in_pieces_from_its_cache(bench, tmp_path, tiny_sp
     assert rows["same steps, fewer images"]["relative_images"] == 1.0
     assert rows["lower resolution"]["relative_images"] == pytest.approx((12 / 16) ** 2)
     assert rows["twice the steps"]["relative_images"] == 2.0
+    for block in bench.table(res).split("\n\n"):  # every table's rule fits its header
+        cols = {line.count("|") for line in block.splitlines() if line.startswith("|")}
+        assert len(cols) <= 1, block
 
 
 def test_the_cache_key_ignores_threads_and_old_files_are_rekeyed(bench, tmp_path):
