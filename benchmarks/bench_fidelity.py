@@ -510,6 +510,10 @@ def score(plan: Plan, cache: Cache, *, n_boot: int = 1000) -> dict[str, Any]:
     seeds = list(ref)
     if len(seeds) >= 2:
         out["ceiling"] = metrics("reference seed vs seed", ref_v[seeds[0]], ref_v[seeds[1]])
+    if len(seeds) >= 3:  # what a scorer faces: one training against a mean of several
+        rest = [sum(ref_v[s][j] for s in seeds[1:]) / (len(seeds) - 1) for j in range(len(have))]
+        out["ceiling_vs_mean"] = metrics(f"reference seed vs the mean of the other "
+                                         f"{len(seeds) - 1}", ref_v[seeds[0]], rest)
     if missing["ladder"]:
         return out
     rows = out["rows"]
@@ -665,7 +669,7 @@ def table(res: dict[str, Any]) -> str:
         return (f"| {r['scorer']} | {r['spearman']:.2f} [{lo:.2f}, {hi:.2f}] | "
                 f"{r['kendall']:.2f} [{klo:.2f}, {khi:.2f}] | {tops} | {r['regret']:.4f} |")
 
-    rows = ([res["ceiling"]] if "ceiling" in res else []) + res["rows"]
+    rows = [res[k] for k in ("ceiling", "ceiling_vs_mean") if k in res] + res["rows"]
     if rows:
         lines += ["", "| scored against the reference mean " + head + " regret / ref seed-std |",
                   rule]

@@ -129,6 +129,12 @@ def test_a_tiny_benchmark_runs_in_pieces_from_its_cache(bench, tmp_path, tiny_sp
     assert rows["same steps, fewer images"]["relative_images"] == 1.0
     assert rows["lower resolution"]["relative_images"] == pytest.approx((12 / 16) ** 2)
     assert rows["twice the steps"]["relative_images"] == 2.0
+    assert "ceiling_vs_mean" not in res  # two seeds: only seed against seed
+    three = [a.replace("0,1", "0,1,2") for a in args]
+    res = bench.main(["--part", "reference", *three], evaluate=ev)
+    assert ev.calls == 44 + 5  # the third seed only
+    assert res["ceiling_vs_mean"]["scorer"] == "reference seed vs the mean of the other 2"
+    assert res["ceiling"]["spearman"] == again["ceiling"]["spearman"]  # still seed 0 vs 1
     for block in bench.table(res).split("\n\n"):  # every table's rule fits its header
         cols = {line.count("|") for line in block.splitlines() if line.startswith("|")}
         assert len(cols) <= 1, block
