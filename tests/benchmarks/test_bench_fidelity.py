@@ -233,7 +233,7 @@ def test_a_tiny_stage2_run_resumes_from_its_cache(bench, tmp_path):
     bench.main([*args, "--part", "finalists"], evaluate=ev)
     assert len(ev.calls) == 16 + 2 * 4 * 3  # two procedures x 4 finalists x 3 seeds
     res = bench.main([*args, "--part", "reference"], evaluate=ev)
-    assert len(ev.calls) == 40 + 8 * 2
+    assert len(ev.calls) == 40 + 8 * 3  # 8 points x the 3 default reference seeds
     assert len(set(ev.calls)) == len(ev.calls)  # nothing trained twice
     assert [r["scorer"].split(" (")[0] for r in res["rows"]] == [
         "rung 1", "rung 3", "today's default proxy", "full procedure, today's default",
@@ -241,7 +241,7 @@ def test_a_tiny_stage2_run_resumes_from_its_cache(bench, tmp_path):
     for r in [res["ceiling"], *res["rows"]]:
         assert -1 <= r["spearman"] <= 1 and 0 <= r["top3"] <= 3 and 0 <= r["top5"] <= 5
     again = bench.main([*args, "--part", "score"], evaluate=ev)
-    assert len(ev.calls) == 56 and json.dumps(again["rows"]) == json.dumps(res["rows"])
+    assert len(ev.calls) == 64 and json.dumps(again["rows"]) == json.dumps(res["rows"])
     assert "| top-3 overlap | top-5 overlap | regret (accuracy) |" in bench.table(res)
 
 
@@ -269,7 +269,8 @@ def test_stage2_races_by_reward_and_chooses_by_mean_accuracy(bench, tmp_path):
         return FINALISTS[what, i][s]
 
     ev = FakeTraining(plan, acc)
-    args = [*STAGE2, "--finalists", "2", "--finalist-seeds", "2", "--cache", str(tmp_path)]
+    args = [*STAGE2, "--finalists", "2", "--finalist-seeds", "2", "--ref-seeds", "0,1",
+            "--cache", str(tmp_path)]
     for part in ("ladder", "finalists", "reference"):
         res = bench.main([*args, "--part", part], evaluate=ev)
     default, ladder = res["races"]
