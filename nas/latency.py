@@ -87,11 +87,7 @@ class LatencySettings:
                 raise ValueError(f"`{name} >= 1` must hold, but got {name}={v!r}; pass e.g. "
                                  f"{flag} 1")
         RUNTIMES.get(self.runtime)  # an unknown name lists the known ones
-        CLOCKS.get(self.clock)
-        if self.clock == "cpu" and self.threads != 1:
-            raise ValueError(f"--latency-clock cpu reads the timing thread's CPU time, so it "
-                             f"needs --latency-threads 1, got --latency-threads {self.threads}; "
-                             f"pass --latency-clock wall")
+        check_clock(self.clock, self.threads, flags=("--latency-clock", "--latency-threads"))
 
     def device(self) -> dict[str, Any]:
         """The device key of this setting here (:func:`device_info`); ``onnxruntime`` without
@@ -206,11 +202,16 @@ CLOCKS.add("wall", time.perf_counter)
 CLOCKS.add("cpu", time.thread_time)
 
 
-def check_clock(clock: str, threads: int) -> None:
+def check_clock(clock: str, threads: int, *, flags: tuple[str, str] = ("--clock", "--threads")
+                ) -> None:
+    """``clock`` is known, and ``cpu`` times one thread; ``flags`` name the clock and threads
+    options the user typed, for the message."""
     CLOCKS.get(clock)
+    clock_flag, threads_flag = flags
     if clock == "cpu" and threads != 1:
-        raise ValueError(f"--clock cpu reads the calling thread's CPU time, so it needs "
-                         f"--threads 1, got --threads {threads}; pass --clock wall")
+        raise ValueError(f"{clock_flag} cpu reads the timing thread's CPU time, so it needs "
+                         f"{threads_flag} 1, got {threads_flag} {threads}; pass {clock_flag} "
+                         f"wall")
 
 
 def time_runner(run: Runner, *, warmup: int, repeats: int, batch: int = 1,
