@@ -583,12 +583,13 @@ def _procedure_row(plan: Plan, cache: Cache, proc: Procedure, curves: list[list[
     archs = plan.archs
     result = race(_rewards(plan, curves), proc.ladder, plan.order())
     fins = top_finalists(result, proc.ladder, plan.finalists)
-    means = {}
+    seeds = {}  # per finalist whose seeds are all cached, the value of each seed
     for i in fins:
         got = [cache.get(archs[i], plan.task(proc.task, i), plan.finalist_seed(i, s))
                for s in range(plan.finalist_seeds)]
         if all(g is not None for g in got):
-            means[i] = mean_std([plan.value(i, g["accuracy"]) for g in got])[0]
+            seeds[i] = [plan.value(i, g["accuracy"]) for g in got]
+    means = {i: mean_std(v)[0] for i, v in seeds.items()}
     epochs = result.epochs + len(fins) * plan.finalist_seeds * proc.ladder.top
     out["races"].append({"procedure": proc.label, "race_epochs": result.epochs,
                          "epochs": epochs, "finalists": [archs[i].name for i in fins],
@@ -603,30 +604,26 @@ def _procedure_row(plan: Plan, cache: Cache, proc: Procedure, curves: list[list[
     row = metrics(proc.label, [proc_score[i] for i in have], mean_ref)
     row["b0"] = max(range(len(archs)), key=lambda i: (proc_score[i], -i))
     row["epochs"] = epochs
-    row["sizes"] = _sizes(plan, cache, proc, result, fins, have, mean_ref)
+    row["sizes"] = _sizes(plan, proc, result, fins, seeds, have, mean_ref)
     return row
 
 
-def _sizes(plan: Plan, cache: Cache, proc: Procedure, result: RaceResult, fins: list[int],
-           have: list[int], mean_ref: list[float]) -> list[dict[str, Any]]:
-    """What fewer finalists or seeds would have chosen, from the same cached runs: for every
-    k <= ``finalists`` and s <= ``finalist_seeds``, the pick = the best mean over the first s
-    seeds of the top k, its regret against the reference, and the epochs trained; k = 0 is the
-    race's own best at the top rung (no finalists)."""
+def _sizes(plan: Plan, proc: Procedure, result: RaceResult, fins: list[int],
+           seeds: dict[int, list[float]], have: list[int],
+           mean_ref: list[float]) -> list[dict[str, Any]]:
+    """What fewer finalists or seeds would have chosen, from the same runs (``seeds``: each
+    finalist's value per seed): for every k <= ``finalists`` and s <= ``finalist_seeds``, the
+    pick = the best mean over the first s seeds of the top k, its regret against the reference,
+    and the epochs trained; k = 0 is the race's own best at the top rung (no finalists)."""
     def row(k: int, s: int, b0: int) -> dict[str, Any]:
         regret = (max(mean_ref) - mean_ref[have.index(b0)]) if b0 in have else float("nan")
         return {"finalists": k, "seeds": s, "b0": plan.archs[b0].name, "regret": regret,
                 "epochs": result.epochs + k * s * proc.ladder.top}
 
-    def mean(i: int, s: int) -> float:
-        task = plan.task(proc.task, i)
-        return mean_std([plan.value(i, cache.get(plan.archs[i], task, plan.finalist_seed(i, j))
-                                    ["accuracy"]) for j in range(s)])[0]
-
     rows = [row(0, 0, fins[0])] if fins else []
     for k in range(1, len(fins) + 1):
         for s in range(1, plan.finalist_seeds + 1):
-            means = {i: mean(i, s) for i in fins[:k]}
+            means = {i: mean_std(seeds[i][:s])[0] for i in fins[:k]}
             rows.append(row(k, s, max(means, key=lambda i: (means[i], -i))))
     return rows
 
