@@ -742,7 +742,7 @@ def stage1_plan(args: argparse.Namespace) -> Plan:
                                       ladder, search),),
                 default=default,
                 default_label="today's default proxy (2 epochs x 6,000 images, 32 px)",
-                reference=reference, ref_seeds=tuple(int(x) for x in args.ref_seeds.split(",")),
+                reference=reference, ref_seeds=args.ref_seeds,
                 finalists=k, finalist_seeds=s, order_seed=args.order_seed,
                 objective=Objective(int(float(args.target))),
                 keys=tuple(a.arch_hash() for a in archs), variants=tuple(VARIANTS))
@@ -777,7 +777,7 @@ def stage2_plan(args: argparse.Namespace) -> Plan:
                 default=default,
                 default_label=f"today's default proxy ({top} epoch x "
                               f"{default.train_samples:,} images, 32 px x gamma)",
-                reference=reference, ref_seeds=tuple(int(x) for x in args.ref_seeds.split(",")),
+                reference=reference, ref_seeds=args.ref_seeds,
                 finalists=k, finalist_seeds=s, order_seed=args.order_seed,
                 objective=reward_objective(count_analytic(cheap).macs, args.phi),
                 keys=tuple(p.task.key for p in points),
@@ -786,6 +786,18 @@ def stage2_plan(args: argparse.Namespace) -> Plan:
 
 
 STAGES: dict[str, Callable[[argparse.Namespace], Plan]] = {"1": stage1_plan, "2": stage2_plan}
+
+
+def seed_list(text: str) -> tuple[int, ...]:
+    """'0,1,2' -> (0, 1, 2): distinct non-negative seeds (a clean argparse error otherwise)."""
+    try:
+        seeds = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        seeds = ()
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"expected distinct non-negative integers separated by "
+                                         f"commas, got {text!r}; pass e.g. --ref-seeds 0,1,2")
+    return seeds
 
 
 def parser() -> argparse.ArgumentParser:
@@ -808,7 +820,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--finalists", type=int, default=None, help="default 4 (both stages)")
     ap.add_argument("--finalist-seeds", type=int, default=None, help="default 3 (both stages)")
     ap.add_argument("--ref-epochs", type=int, default=3)
-    ap.add_argument("--ref-seeds", default="0,1,2")
+    ap.add_argument("--ref-seeds", type=seed_list, default=seed_list("0,1,2"),
+                    help="reference seeds, comma-separated (default 0,1,2)")
     ap.add_argument("--ref-train-samples", type=int, default=None,
                     help="reference training images (default: the whole training split)")
     ap.add_argument("--dataset", default="fashion-mnist")

@@ -334,3 +334,11 @@ def test_the_paired_interval_says_whether_one_scorer_ranks_better_than_another(b
     assert 1.5 < lo <= hi <= 2 + 1e-9  # Spearman ~1 minus -1, on every resample
     lo, hi = bench.paired_diff_ci(bad, good, ref, bench.spearman, n=200)
     assert -2 - 1e-9 <= lo <= hi < -1.5
+
+
+@pytest.mark.parametrize("seeds", ["x", "0,0", "-1,2", ""])
+def test_bad_reference_seeds_are_a_clean_exit_2(bench, seeds, capsys):
+    with pytest.raises(SystemExit) as e:
+        bench.parser().parse_args([f"--ref-seeds={seeds}"])
+    assert e.value.code == 2 and "pass e.g. --ref-seeds 0,1,2" in capsys.readouterr().err
+    assert bench.parser().parse_args([]).ref_seeds == (0, 1, 2)
