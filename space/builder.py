@@ -131,6 +131,11 @@ class DropPath(nn.Module):
 class _Residual(nn.Module):
     """A branch plus an identity (or projection) shortcut, with stochastic depth."""
 
+    def last_bn(self) -> nn.BatchNorm2d | None:
+        """The branch's last batch norm (the one before the sum), or None."""
+        bns = [m for m in self.branch.modules() if isinstance(m, nn.BatchNorm2d)]
+        return bns[-1] if bns else None
+
     def __init__(self, branch: nn.Module, args: BlockArgs, *, shortcut: nn.Module | None = None,
                  post_act: nn.Module | None = None, use_residual: bool) -> None:
         super().__init__()
@@ -215,7 +220,7 @@ def bottleneck(args: BlockArgs) -> nn.Module:
 class Network(nn.Module):
     """stem -> stages -> [head conv] -> global pool -> dropout -> classifier."""
 
-    def __init__(self, spec: ArchSpec) -> None:
+    def __init__(self, spec: ArchSpec, *, zero_init_last: bool = False) -> None:
         super().__init__()
         first = BlockArgs("conv", spec.in_channels, spec.stem.channels, spec.stem.kernel, spec.stem.stride,
                           1.0, 0.0, "none", spec.activation, spec.bn_eps, spec.bn_momentum, 0.0)
@@ -240,7 +245,7 @@ class Network(nn.Module):
         self.dropout = nn.Dropout(spec.dropout)
         self.classifier = nn.Linear(spec.feature_channels, spec.num_classes)
         self.num_features = spec.feature_channels
-        _init_weights(self)
+        _init_weights(self, zero_init_last=zero_init_last)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The last conv feature map (N, C, H, W): what class activation maps are made from."""
@@ -253,8 +258,12 @@ class Network(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-def _init_weights(model: nn.Module) -> None:
+def _init_weights(model: nn.Module, *, zero_init_last: bool = False) -> None:
     # torchvision's EfficientNet init: kaiming fan_out for convs, uniform 1/sqrt(out) for the FC.
+    # zero_init_last (timm's name; Goyal et al. 2017, "Accurate, large minibatch SGD"): the last
+    # BN of every residual branch starts at gamma = 0, so each residual block starts as its
+    # shortcut and the network as a shallow one. On the proxy task this is what lets deep
+    # members train at all in a few hundred steps (benchmarks/BENCHMARKS_recipe.md).
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out")
@@ -267,14 +276,23 @@ def _init_weights(model: nn.Module) -> None:
             r = 1.0 / m.out_features ** 0.5
             nn.init.uniform_(m.weight, -r, r)
             nn.init.zeros_(m.bias)
+    if zero_init_last:
+        for m in model.modules():
+            if isinstance(m, _Residual) and m.use_residual and (bn := m.last_bn()) is not None:
+                nn.init.zeros_(bn.weight)
 
 
-def build(spec: ArchSpec, *, seed: int | None = None) -> Network:
-    """Build the network a spec describes. ``seed`` makes the initial weights reproducible."""
+def build(spec: ArchSpec, *, seed: int | None = None, zero_init_last: bool = False) -> Network:
+    """Build the network a spec describes. ``seed`` makes the initial weights reproducible.
+
+    ``zero_init_last`` starts the last batch norm of every residual branch at zero (timm's
+    option of that name): the same network, other initial weights. It is part of how a network
+    is trained, so it is recorded with the training settings (``ProxyConfig.zero_init_last``),
+    not in the spec: an exported spec builds the same module either way."""
     if not isinstance(spec, ArchSpec):
         raise TypeError(f"build() needs an ArchSpec, got {type(spec).__name__}")
     if seed is None:
-        return Network(spec)
+        return Network(spec, zero_init_last=zero_init_last)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return Network(spec)
+        return Network(spec, zero_init_last=zero_init_last)

@@ -176,3 +176,35 @@ def test_eval_is_deterministic_and_drop_path_drops_whole_samples() -> None:
     assert set(per_sample.unique().tolist()) == {0.0, 2.0}
     assert (per_sample.min(1).values == per_sample.max(1).values).all()
     assert torch.equal(DropPath(0.5).eval()(torch.ones(2, 3)), torch.ones(2, 3))
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_zero_init_last_starts_every_residual_block_as_its_shortcut(name: str) -> None:
+    """timm's zero_init_last: the last BN of each residual branch starts at gamma 0, so in eval
+    mode every residual block passes its input through unchanged (its shortcut alone); nothing
+    else changes: the same modules and shapes, the other weights equal to a plain build's."""
+    spec = get_model(name).with_task(resolution=RES)
+    plain, zeroed = build(spec, seed=0), build(spec, seed=0, zero_init_last=True)
+    assert [(k, v.shape) for k, v in plain.state_dict().items()] == \
+        [(k, v.shape) for k, v in zeroed.state_dict().items()]  # an export builds the same net
+    residual = [m for m in zeroed.modules() if getattr(m, "use_residual", False)]
+    zeroed_bns = {id(m.last_bn()) for m in residual}
+    for (k, a), (_, b) in zip(plain.named_modules(), zeroed.named_modules()):
+        if isinstance(b, nn.BatchNorm2d):
+            assert torch.equal(b.weight, torch.zeros_like(b.weight) if id(b) in zeroed_bns
+                               else a.weight), k
+        elif isinstance(b, (nn.Conv2d, nn.Linear)):
+            assert torch.equal(a.weight, b.weight), k
+    zeroed.eval()
+    for block in residual:
+        if block.shortcut is None:  # identity shortcut: the block is the identity
+            x = torch.randn(2, block.branch[0][0].in_channels, 8, 8)
+            assert torch.allclose(block.post_act(x), block(x))
+
+
+def test_zero_init_last_leaves_a_network_without_residuals_as_it_was() -> None:
+    spec = get_model("mobilenet-v1").with_task(resolution=RES)
+    assert not any(getattr(m, "use_residual", False) for m in build(spec).modules())
+    a, b = build(spec, seed=3), build(spec, seed=3, zero_init_last=True)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(),
+                                                 b.state_dict().values()))
