@@ -97,10 +97,13 @@ class TrainConfig:
         need(isinstance(self.epochs, int) and self.epochs >= 1, "epochs >= 1", "epochs", 2)
         need(isinstance(self.batch_size, int) and self.batch_size >= 1, "batch_size >= 1",
              "batch_size", 64)
-        need(self.lr > 0, "lr > 0", "lr", 0.02)
-        need(self.weight_decay >= 0, "weight_decay >= 0", "weight_decay", 4e-5)
+        need(math.isfinite(self.lr) and self.lr > 0, "0 < lr < inf", "lr", 0.02)
+        need(math.isfinite(self.weight_decay) and self.weight_decay >= 0,
+             "0 <= weight_decay < inf", "weight_decay", 4e-5)
         need(self.warmup_epochs >= 0, "warmup_epochs >= 0", "warmup_epochs", 0.2)
         need(0 <= self.label_smoothing < 1, "0 <= label_smoothing < 1", "label_smoothing", 0.1)
+        need(self.grad_clip is None or (math.isfinite(self.grad_clip) and self.grad_clip > 0),
+             "grad_clip > 0", "grad_clip", "2 (or 0: no clipping)")
         need(self.threads is None or self.threads >= 1, "threads >= 1", "threads", 1)
         OPTIMIZERS.get(self.optimizer)
         SCHEDULES.get(self.schedule)
@@ -237,6 +240,7 @@ class EpochResult:
     lr: float  # the learning rate of the epoch's last step
     seconds: float
     images_per_sec: float
+    val_loss: float = float("nan")  # mean cross-entropy on the validation split
 
 
 @dataclass
@@ -305,12 +309,25 @@ def evaluate(model: nn.Module, x: Any, y: torch.Tensor | None = None, *, batch_s
              precision: str = "fp32") -> tuple[float, ...]:
     """Top-k accuracies of ``model`` on (x, y) (or on the split ``x``), in eval mode. Hits are
     counted on the model's device and read once, at the end."""
+    accs, _ = evaluate_with_loss(model, x, y, batch_size=batch_size, channels_last=channels_last,
+                                 topk=topk, precision=precision)
+    return accs
+
+
+@torch.no_grad()
+def evaluate_with_loss(model: nn.Module, x: Any, y: torch.Tensor | None = None, *,
+                       batch_size: int = 500, channels_last: bool = True,
+                       topk: tuple[int, ...] = (1,),
+                       precision: str = "fp32") -> tuple[tuple[float, ...], float]:
+    """:func:`evaluate`'s top-k accuracies and the mean cross-entropy (no label smoothing) on
+    the same pass."""
     was_training = model.training
     model.eval()
     device = model_device(model)
     data = as_split(x, y).to(device)
     n = len(data)
     correct = torch.zeros(len(topk), dtype=torch.int64, device=device)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     if n:
         with _autocast(device, precision):
             first = model(_to_model_layout(data.batch(slice(0, 1))[0], channels_last))
@@ -322,8 +339,10 @@ def evaluate(model: nn.Module, x: Any, y: torch.Tensor | None = None, *, batch_s
                 logits = model(_to_model_layout(xb, channels_last))
             hit = logits.topk(kmax, dim=1).indices.eq(yb.unsqueeze(1)).cumsum(dim=1) > 0
             correct += hit.index_select(1, ks - 1).sum(dim=0)
+            loss_sum += nn.functional.cross_entropy(logits.float(), yb, reduction="sum").double()
     model.train(was_training)
-    return tuple(c / max(n, 1) for c in correct.tolist())
+    (loss,) = (loss_sum / max(n, 1)).view(1).tolist()
+    return tuple(c / max(n, 1) for c in correct.tolist()), loss
 
 
 EpochCallback = Callable[[EpochResult], None]
@@ -401,11 +420,13 @@ def fit(model: nn.Module, train_x: Any, train_y: torch.Tensor | None, val_x: Any
                 f"first not finite at step {int(bad) + 1}); lower the learning rate "
                 f"(lr={config.lr})")
         train_seconds = time.perf_counter() - t0
-        (acc,) = evaluate(model, val, batch_size=config.eval_batch_size,
-                          channels_last=config.channels_last, precision=config.precision)
+        (acc,), val_loss = evaluate_with_loss(model, val, batch_size=config.eval_batch_size,
+                                              channels_last=config.channels_last,
+                                              precision=config.precision)
         res = EpochResult(epoch=epoch + 1, train_loss=summed / max(seen, 1), val_accuracy=acc,
                           lr=lr, seconds=time.perf_counter() - t0,
-                          images_per_sec=seen / train_seconds if train_seconds > 0 else 0.0)
+                          images_per_sec=seen / train_seconds if train_seconds > 0 else 0.0,
+                          val_loss=val_loss)
         results.append(res)
         log.debug("epoch %d: loss %.4f val acc %.4f (%.0f img/s)", res.epoch, res.train_loss,
                   acc, res.images_per_sec)
