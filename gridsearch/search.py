@@ -48,7 +48,7 @@ from optuna.trial import FrozenTrial
 from nas.backends import BackendConfig
 from nas.engine import Candidate, FinalistPlan, Ladder, parse_rungs, run_study
 from nas.engine.recorder import FINISHED, interrupted_numbers
-from nas.evaluate import ProxyConfig, evaluate_proxy
+from nas.evaluate import ProxyConfig, evaluate_proxy, stable_train
 from nas.latency import LatencySettings
 from nas.train import TrainConfig
 from space import ArchSpec, Counts, compound, count_fvcore, save_spec
@@ -79,10 +79,10 @@ SELECTORS = ("accuracy", "reward")
 
 
 def default_proxy() -> ProxyConfig:
-    """Stage 2's proxy: stage 1's task with one epoch, because the grid holds ~100 points.
-    The warm-up matters most here: without it, at 0.05, EfficientNet-B0 itself reached only
-    0.16-0.36 in one epoch over 3 seeds (0.47-0.60 with it), so the grid compared noise."""
-    return ProxyConfig(train=TrainConfig(epochs=1, batch_size=64, lr=0.02, warmup_epochs=0.2))
+    """Stage 2's proxy: stage 1's task and stable recipe (:func:`nas.evaluate.stable_train`:
+    warm-up, label smoothing, clipping, zero-init of the last BN of each residual branch) with
+    one epoch, because the grid holds ~100 points."""
+    return ProxyConfig(train=stable_train(epochs=1))
 
 
 @dataclass(frozen=True)

@@ -112,6 +112,10 @@ PROXY_FLAGS: tuple[Flag, ...] = (
     Flag("lr", "proxy.train.lr"),
     Flag("warmup_epochs", "proxy.train.warmup_epochs"),
     Flag("optimizer", "proxy.train.optimizer"),
+    Flag("weight_decay", "proxy.train.weight_decay"),
+    Flag("label_smoothing", "proxy.train.label_smoothing"),
+    Flag("grad_clip", "proxy.train.grad_clip", parse=lambda v: None if v == 0 else v),
+    Flag("zero_init_last", "proxy.zero_init_last"),
     Flag("schedule", "proxy.train.schedule"),
     Flag("threads", "proxy.train.threads"),
     Flag("precision", "proxy.train.precision"),
@@ -151,6 +155,16 @@ def add_proxy_arguments(p: argparse.ArgumentParser, base: Any, *, command: str,
                    f"--lr over this many epochs (default {t.warmup_epochs:g})")
     g.add_argument("--optimizer", default=S, choices=OPTIMIZERS.names(),
                    help=f"{', '.join(OPTIMIZERS)} (default {t.optimizer})")
+    g.add_argument("--weight-decay", type=float, default=S,
+                   help=f"weight decay (default {t.weight_decay:g})")
+    g.add_argument("--label-smoothing", type=float, default=S, help=f"label smoothing of the "
+                   f"training loss, in [0, 1) (default {t.label_smoothing:g})")
+    g.add_argument("--grad-clip", type=float, default=S, help=f"clip the gradient's norm to "
+                   f"this (default {t.grad_clip or 0:g}; 0: no clipping)")
+    g.add_argument("--zero-init-last", action=argparse.BooleanOptionalAction, default=S,
+                   help=f"start the last batch norm of every residual branch at zero, so "
+                   f"each residual block starts as its shortcut (default "
+                   f"{'on' if base.zero_init_last else 'off'})")
     g.add_argument("--schedule", default=S, choices=SCHEDULES.names(),
                    help=f"{', '.join(SCHEDULES)} (default {t.schedule})")
     g.add_argument("--threads", type=int, default=S,

@@ -309,11 +309,11 @@ def test_gpu_proxy_trial_trains(precision: str) -> None:
     assert next(iter(load_dataset("synthetic").train_images.shape)) == 600
 
 
-@pytest.mark.parametrize("extra, lr", [(["--batch-size", "128"], 0.04),
+@pytest.mark.parametrize("extra, lr", [(["--batch-size", "128"], 0.1),
                                        (["--batch-size", "128", "--lr", "0.01"], 0.01),
-                                       ([], 0.02)])
+                                       ([], 0.05)])
 def test_batch_size_scales_the_default_lr(tmp_path: Path, tiny_space_file: str, extra: list[str], lr: float) -> None:
-    """The proxy's lr 0.02 is for 64 images a step; --batch-size 128 alone makes it 0.04."""
+    """The proxy's lr 0.05 is for 64 images a step; --batch-size 128 alone makes it 0.1."""
     space = Path(tiny_space_file)
     out = tmp_path / "run"
     i = SEARCH.index("--batch-size")
