@@ -3,6 +3,9 @@
 - Folders written by 0.1 (tests/fixtures/legacy-0.1, made with 06904b8 on synthetic data: a
   3-trial stage-1 search and a 3-point stage-2 grid on mobilenet-v1) still open with
   ``nas show``, ``nas results``, ``nas dashboard`` and continue with ``--resume``.
+- So do folders written by 0.2 (tests/fixtures/legacy-0.2, made with 0727308, the last commit
+  before the stable proxy recipe: the same runs with 2 finalists x 2 seeds), and they resume
+  with the recipe they were started with, not today's default.
 - ``--resume`` without ``--out`` takes the newest run of its own stage, and says which.
 - A run folder is held by one process: a second search on it is refused.
 - A resumed run refuses a flag that would change it, naming the flag and both values.
@@ -22,6 +25,7 @@ from nas.cli import main as nas_main
 from results.rundir import read_config, run_lock, stage_of
 
 LEGACY = Path(__file__).parent / "fixtures" / "legacy-0.1"
+LEGACY_02 = Path(__file__).parent / "fixtures" / "legacy-0.2"
 TINY = ["--dataset", "synthetic", "--train-samples", "64", "--val-samples", "32", "--epochs", "1",
         "--proxy-resolution", "16", "--threads", "1"]
 
@@ -34,6 +38,21 @@ def legacy(tmp_path):
     return dst
 
 
+@pytest.fixture(params=[LEGACY, LEGACY_02], ids=["0.1", "0.2"])
+def any_legacy(tmp_path, request):
+    """A copy of the run folders of each earlier version."""
+    dst = tmp_path / "legacy"
+    shutil.copytree(request.param, dst)
+    return dst
+
+
+@pytest.fixture
+def legacy_02(tmp_path):
+    dst = tmp_path / "legacy-0.2"
+    shutil.copytree(LEGACY_02, dst)
+    return dst
+
+
 def test_legacy_configs_have_no_stage_and_are_told_by_their_keys(legacy):
     s1, s2 = read_config(legacy / "s1"), read_config(legacy / "s2")
     assert "stage" not in s1 and s2["stage"] == 2
@@ -41,13 +60,56 @@ def test_legacy_configs_have_no_stage_and_are_told_by_their_keys(legacy):
 
 
 @pytest.mark.parametrize("run", ["s1", "s2"])
-def test_legacy_folder_opens_with_results_and_dashboard(legacy, run, capsys):
-    assert nas_main(["results", str(legacy / run), "--json"]) == 0
+def test_legacy_folder_opens_with_results_and_dashboard(any_legacy, run, capsys):
+    assert nas_main(["results", str(any_legacy / run), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["stage"] == int(run[1]) and out["source"] == "study"
-    assert nas_main(["dashboard", str(legacy / run)]) == 0
-    html = (legacy / run / "dashboard.html").read_text()
+    assert nas_main(["dashboard", str(any_legacy / run)]) == 0
+    html = (any_legacy / run / "dashboard.html").read_text()
     assert "render-report" in html
+
+
+@pytest.fixture
+def recipes_trained(monkeypatch):
+    """The proxy configs every training of a run used (the real evaluator still trains)."""
+    import gridsearch.search
+    import nas.search
+
+    seen = []
+    for module in (nas.search, gridsearch.search):
+        real = module.evaluate_proxy
+
+        def spy(spec, proxy, *args, _real=real, **kwargs):
+            seen.append(proxy)
+            return _real(spec, proxy, *args, **kwargs)
+
+        monkeypatch.setattr(module, "evaluate_proxy", spy)
+    return seen
+
+
+@pytest.mark.parametrize("run", ["s1-open", "s2"])
+def test_a_02_folder_resumes_with_the_recipe_it_started_with(legacy_02, run, recipes_trained):
+    """Runs from before the stable recipe keep theirs: no zero-init, SGD at 0.02, whatever
+    today's defaults are; config.json keeps saying so. (s1-open: a 2-trial search without
+    finalists, so a resume can extend it; s2 trains the single-dimension comparison.)"""
+    before = read_config(legacy_02 / run)
+    assert "zero_init_last" not in before["proxy"]
+    if run == "s1-open":
+        # 7: at least one architecture the run has not trained yet
+        assert nas_main(["search", "--resume", "--out", str(legacy_02 / run),
+                         "--trials", "7"]) == 0
+    else:
+        assert gridsearch_main(["--resume", "--out", str(legacy_02 / run), "--compare-single",
+                                "--compare-seeds", "1"]) == 0
+    assert recipes_trained, "the resumed run trained nothing"
+    for proxy in recipes_trained:
+        assert proxy.zero_init_last is False
+        assert (proxy.train.optimizer, proxy.train.lr) == ("sgd", 0.02)
+        assert proxy.train.label_smoothing == 0.0
+    after = read_config(legacy_02 / run)
+    assert after["proxy"]["zero_init_last"] is False
+    assert {k: v for k, v in after["proxy"]["train"].items() if k != "threads"} == \
+        {k: v for k, v in before["proxy"]["train"].items() if k != "threads"}
 
 
 def test_legacy_best_spec_opens_with_show(legacy, capsys):
