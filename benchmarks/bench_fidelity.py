@@ -71,7 +71,8 @@ from gridsearch.search import (GridSearchConfig, PointTask, default_proxy, point
                                reward_objective)
 from nas.engine import Ladder, parse_rungs
 from nas.engine.finalists import finalist_key, mean_std
-from nas.evaluate import ProxyConfig, evaluate_proxy, trial_seed
+from nas.evaluate import (SETTINGS_BEFORE, ProxyConfig, evaluate_proxy, legacy_proxy,
+                          trial_seed)
 from space import ArchSpec, count_analytic, get_model, scale
 from space.deploy import Deployment, deployment_spec
 from space.objective import Objective
@@ -318,6 +319,11 @@ class Cache:
         task = proxy.to_dict() if isinstance(proxy, ProxyConfig) else json.loads(
             json.dumps(proxy))
         task["train"]["threads"] = None
+        # A setting at the value trainings had before it existed stays out of the key, so
+        # what was cached then keeps its key (nas.evaluate.SETTINGS_BEFORE).
+        for name, before in SETTINGS_BEFORE.items():
+            if task.get(name, before) == before:
+                task.pop(name, None)
         arch = spec if isinstance(spec, str) else spec.arch_hash()
         blob = json.dumps({"arch": arch, "proxy": task, "seed": seed}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:20]
@@ -346,7 +352,10 @@ class Cache:
         res = evaluate(spec, proxy, seed=seed)
         rec = {"arch": spec.name, "arch_hash": spec.arch_hash(), "what": what, "seed": seed,
                "proxy": proxy.to_dict(), "curve": [float(e.val_accuracy) for e in res.epochs],
-               "accuracy": float(res.accuracy), "seconds": float(res.seconds)}
+               "accuracy": float(res.accuracy), "seconds": float(res.seconds),
+               "train_loss": [float(e.train_loss) for e in res.epochs],
+               "val_loss": [float(e.val_loss) for e in res.epochs],
+               **{k: float(v) for k, v in getattr(res, "scores", {}).items()}}
         p = self.folder / f"{self.key(spec, proxy, seed)}.json"
         tmp = p.with_suffix(".tmp")
         tmp.write_text(json.dumps(rec))
@@ -725,9 +734,9 @@ def per_arch_table(per_arch: list[dict[str, Any]]) -> list[str]:
 # ---------------------------------------------------------------------------------- main
 def stage1_plan(args: argparse.Namespace) -> Plan:
     """Stage 1: ``--archs`` networks of ``--space`` and the zoo, ranked by the reward."""
-    base = ProxyConfig(dataset=args.dataset, data_dir=args.data_dir,
-                       train_samples=args.train_samples, val_samples=args.val_samples,
-                       resolution=args.proxy_resolution)
+    base = RECIPES[args.recipe](ProxyConfig(
+        dataset=args.dataset, data_dir=args.data_dir, train_samples=args.train_samples,
+        val_samples=args.val_samples, resolution=args.proxy_resolution))
     train = replace(base.train, threads=args.threads)
     ladder = Ladder(parse_rungs(args.rungs)) if args.rungs else Ladder.of_epochs(2)
     search = replace(base, train=replace(train, epochs=ladder.top))
@@ -753,9 +762,9 @@ def stage2_plan(args: argparse.Namespace) -> Plan:
     on EfficientNet-B0 at width ``--base-width``, each training at round(32 x gamma^phi) px,
     ranked by accuracy (gridsearch's default ``--select``)."""
     defaults = GridSearchConfig()
-    base = replace(default_proxy(), dataset=args.dataset, data_dir=args.data_dir,
-                   train_samples=args.train_samples, val_samples=args.val_samples,
-                   resolution=args.proxy_resolution)
+    base = replace(RECIPES[args.recipe](default_proxy()), dataset=args.dataset,
+                   data_dir=args.data_dir, train_samples=args.train_samples,
+                   val_samples=args.val_samples, resolution=args.proxy_resolution)
     train = replace(base.train, threads=args.threads)
     default = replace(base, train=train)
     ladder = Ladder(parse_rungs(args.rungs or "1,3"))
@@ -786,6 +795,12 @@ def stage2_plan(args: argparse.Namespace) -> Plan:
 
 
 STAGES: dict[str, Callable[[argparse.Namespace], Plan]] = {"1": stage1_plan, "2": stage2_plan}
+# --recipe: the proxy recipe every training of the benchmark uses (the reference's too): today's
+# default (nas.evaluate.stable_train), or 0.2's, which the issue-13 tables were measured with.
+RECIPES: dict[str, Callable[[ProxyConfig], ProxyConfig]] = {
+    "stable": lambda proxy: proxy,
+    "legacy": legacy_proxy,
+}
 
 
 def seed_list(text: str) -> tuple[int, ...]:
@@ -805,6 +820,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--stage", choices=tuple(STAGES), default="1",
                     help="1: networks of a space (nas search); 2: grid points (gridsearch)")
     ap.add_argument("--part", choices=PARTS, default="score")
+    ap.add_argument("--recipe", choices=tuple(RECIPES), default="stable",
+                    help="the proxy recipe of every training: stable (today's default) or "
+                         "legacy (0.2's, which the issue-13 tables were measured with)")
     ap.add_argument("--archs", type=int, default=None,
                     help="size of the set (default 24 networks in stage 1, 10 points in stage 2)")
     ap.add_argument("--slice", default=None, help="train only architectures A:B of the set")

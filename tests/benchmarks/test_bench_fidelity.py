@@ -211,7 +211,8 @@ class FakeTraining:
         self.calls.append((i, what, seed))
         curve = [self.accuracy(i, what, seed, e) for e in range(proxy.train.epochs)]
         return SimpleNamespace(accuracy=curve[-1], seconds=1.0,
-                               epochs=[SimpleNamespace(val_accuracy=a) for a in curve])
+                               epochs=[SimpleNamespace(val_accuracy=a, train_loss=1.0, val_loss=1.0)
+                                       for a in curve])
 
 
 def test_a_tiny_stage2_run_resumes_from_its_cache(bench, tmp_path):
@@ -297,8 +298,9 @@ def test_stage2_races_by_reward_and_chooses_by_mean_accuracy(bench, tmp_path):
 
 def test_stage1_cache_keys_stay_those_of_the_trainings_on_disk(bench):
     # Hours of stage-1 trainings are cached under these keys (EfficientNet-B0's ladder training
-    # and its reference seed 1): a change to the key, the plan or the seeds would lose them.
-    plan = bench.stage1_plan(bench.parser().parse_args(["--archs", "2"]))
+    # and its reference seed 1, with 0.2's recipe): a change to the key, the plan or the seeds
+    # would lose them.
+    plan = bench.stage1_plan(bench.parser().parse_args(["--archs", "2", "--recipe", "legacy"]))
     b0 = plan.archs[0]
     assert b0.name == "efficientnet-b0"
     assert bench.Cache.key(b0, plan.task(plan.procedures[0].task, 0),
