@@ -28,6 +28,7 @@ from nas.backends import BackendConfig
 from nas.engine import (PRUNERS, SAMPLERS, Candidate, FinalistPlan, FinalistRow, Ladder,
                         choose, finalist_table, is_finalist, parse_rungs, run_study,
                         search_count)
+from nas.engine.finalists import finalist_verdict, verdict_text
 from nas.engine.recorder import stale_numbers
 from nas.evaluate import ProxyConfig, evaluate_proxy
 from results.rundir import SUMMARY, write_json, write_table
@@ -357,9 +358,9 @@ class Stage1:
         best = best_trial(study)
         rows = (finalist_table(trials, seeds=self.finalists.seeds) if self.finalists.enabled
                 else [])
-        if self.finalists.enabled:
-            summary["finalists"] = finalists_summary(rows, self.finalists)
         winner = choose(rows)
+        if self.finalists.enabled:
+            summary["finalists"] = finalists_summary(rows, self.finalists, winner)
         if winner is not None:  # B0 = the finalist with the best mean reward over its seeds
             best = next(t for t in trials if t.number == winner.trial)
         if best is None:
@@ -433,12 +434,23 @@ def _finite(v: float) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def finalists_summary(rows: list[FinalistRow], plan: FinalistPlan) -> dict[str, Any]:
-    """summary.json's finalists block: the plan, how far it got, and one line per finalist."""
+def finalists_summary(rows: list[FinalistRow], plan: FinalistPlan,
+                      winner: FinalistRow | None = None) -> dict[str, Any]:
+    """summary.json's finalists block: the plan, how far it got, one line per finalist, and
+    the ``verdict`` on B0's lead over the runner-up (:func:`choice_verdict`; None until a
+    finalist is complete)."""
     return {"k": plan.k, "seeds": plan.seeds, "runs_done": sum(r.done for r in rows),
             "complete": sum(1 for r in rows if r.complete), "table": [
                 {"trial": r.trial, "search_reward": r.search_reward, "mean": _finite(r.mean),
-                 "std": _finite(r.std), "seeds_done": r.done} for r in rows]}
+                 "std": _finite(r.std), "seeds_done": r.done} for r in rows],
+            "verdict": None if winner is None else choice_verdict(rows, winner)}
+
+
+def choice_verdict(rows: list[FinalistRow], winner: FinalistRow) -> dict[str, Any]:
+    """Whether B0's mean reward leads the runner-up's by more than their combined seed spread
+    (:func:`nas.engine.finalists.noise_verdict`), as data and in words (``text``)."""
+    v = finalist_verdict(rows, winner, measure="reward")
+    return {**v.to_dict(), "text": verdict_text(v, chosen=f"B0 (trial {v.chosen})")}
 
 
 def cost_vs_target(objective: Objective, cost: float) -> dict[str, Any]:

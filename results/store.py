@@ -47,7 +47,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
 from space.errors import UnknownNameError
 
@@ -262,6 +262,31 @@ def _stage_from(names: Sequence[str], run_dir: Path) -> int:
                      f"{' or '.join(repr(l.study_name) for l in layouts.values())} (found "
                      f"{sorted(names) or 'none'}) or the files of one stage; pass the folder of "
                      f"a `nas search` or `gridsearch` run")
+
+
+class ChoiceVerdict(NamedTuple):
+    """Whether a run's choice (stage 1's B0, stage 2's point) leads the runner-up by more than
+    the seeds' noise, as the run wrote it (summary.json's or coefficients.json's
+    ``finalists.verdict``, made by nas.engine.finalists.noise_verdict); the dashboards show it,
+    never recompute it."""
+
+    text: str  # the verdict in words
+    within_noise: bool | None  # None: cannot be judged (one seed, or no runner-up)
+    chosen: int  # source trials
+    runner_up: int | None
+    lead: float | None  # chosen mean - runner-up mean
+    spread: float | None  # their combined seed std
+
+
+def choice_verdict(finalists: dict[str, Any] | None) -> ChoiceVerdict | None:
+    """The verdict of a run file's ``finalists`` block; None where it has none (no finalists,
+    none complete yet, or a run written before verdicts were recorded)."""
+    v = (finalists or {}).get("verdict")
+    if not v:
+        return None
+    return ChoiceVerdict(text=str(v["text"]), within_noise=v.get("within_noise"),
+                         chosen=int(v["chosen"]), runner_up=v.get("runner_up"),
+                         lead=v.get("lead"), spread=v.get("spread"))
 
 
 # How trials rank, best first: by the value (reward or accuracy), ties to fewer MACs, then to

@@ -168,6 +168,9 @@ def _report(result: Any) -> None:
         b = s["best"]
         print(f"best: trial {b['trial']}  reward {b['reward']:.4f}  accuracy {b['accuracy']:.4f}  "
               f"MACs {b['macs'] / 1e6:.1f}M  params {b['params'] / 1e6:.2f}M", file=out)
+        verdict = (s.get("finalists") or {}).get("verdict")
+        if verdict:
+            print(f"choice: {verdict['text']}", file=out)
         lat = latency_line(s.get("latency"))
         if lat is not None:
             print(f"latency: {lat}", file=out)

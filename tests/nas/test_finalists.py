@@ -230,3 +230,134 @@ def test_the_hard_constraint_lands_at_70_percent_of_t_or_more(constraint, tiny_c
     else:  # soft: the same evaluator makes the search land well below T, and says why
         assert frac < 0.7 and math.isfinite(frac)
         assert "land well below T" in summary["macs_vs_target"]["why"]
+
+
+# ------------------------------------------------------- is the choice within the seeds' noise?
+def test_noise_verdict_within_noise_and_clear_lead_against_worked_numbers():
+    from nas.engine.finalists import noise_verdict, verdict_text
+
+    # trial 1: (0.70, 0.74, 0.72), mean 0.72, std 0.02; trial 0: (0.80, 0.60, 0.70), mean
+    # 0.70, std 0.10. Lead 0.02, spread sqrt(0.02^2 + 0.10^2) = sqrt(0.0104) = 0.10198
+    v = noise_verdict({0: [0.80, 0.60, 0.70], 1: [0.70, 0.74, 0.72]}, 1)
+    assert (v.chosen, v.runner_up, v.measure) == (1, 0, "reward")
+    assert v.lead == pytest.approx(0.02) and v.spread == pytest.approx(math.sqrt(0.0104))
+    assert v.within_noise is True
+    text = verdict_text(v, chosen="B0 (trial 1)")
+    assert text.startswith("B0 (trial 1) and trial 0 are within noise (0.02 apart in mean "
+                           "reward, combined seed std 0.1)")
+    # trial 2: (0.90, 0.92, 0.94), mean 0.92, std 0.02, against trial 1 (mean 0.72, std 0.02):
+    # lead 0.20 > sqrt(0.0008) = 0.0283; trial 0 (mean 0.70) is not the runner-up
+    v = noise_verdict({0: [0.80, 0.60, 0.70], 1: [0.70, 0.74, 0.72], 2: [0.90, 0.92, 0.94]}, 2)
+    assert v.runner_up == 1 and v.lead == pytest.approx(0.20)
+    assert v.spread == pytest.approx(math.sqrt(0.0008)) and v.within_noise is False
+    assert verdict_text(v, chosen="B0 (trial 2)") == (
+        "B0 (trial 2) leads trial 1 by 0.2 in mean reward, more than their combined seed std "
+        "0.028")
+    # a tie with no spread at all is within noise, not a clear lead of 0
+    assert noise_verdict({3: [0.5, 0.5], 4: [0.5, 0.5]}, 3).within_noise is True
+    # the runner-up of two equal means is the earlier trial
+    assert noise_verdict({9: [0.5, 0.6], 7: [0.4, 0.5], 5: [0.4, 0.5]}, 9).runner_up == 5
+
+
+def test_noise_verdict_cannot_judge_one_seed_or_one_finalist():
+    from nas.engine.finalists import noise_verdict, verdict_text
+
+    v = noise_verdict({0: [0.81], 1: [0.75]}, 0)
+    assert (v.runner_up, v.lead, v.spread, v.within_noise) == (1, pytest.approx(0.06), None,
+                                                               None)
+    assert "cannot be judged" in verdict_text(v, chosen="B0 (trial 0)")
+    assert "--finalist-seeds" in verdict_text(v, chosen="B0 (trial 0)")
+    v = noise_verdict({4: [0.8, 0.7, 0.75]}, 4)
+    assert (v.runner_up, v.lead, v.spread, v.within_noise) == (None, None, None, None)
+    assert verdict_text(v, chosen="B0 (trial 4)") == (
+        "B0 (trial 4) is the only complete finalist: there is no runner-up to compare it with")
+    with pytest.raises(KeyError, match="trial 3"):
+        noise_verdict({4: [0.8]}, 3)
+
+
+def test_finalist_verdict_reads_the_table_and_skips_incomplete_finalists():
+    from nas.engine.finalists import finalist_verdict
+
+    trials = [_trial(0, 0.81, key="a"), _trial(1, 0.75, key="b"), _trial(2, 0.9, key="c")]
+    n = 3
+    for src, key, rewards in ((0, "a", (0.80, 0.60, 0.70)), (1, "b", (0.70, 0.74, 0.72)),
+                              (2, "c", (0.99, None, None))):  # trial 2: one seed of three
+        for i, r in enumerate(rewards):
+            state = TrialState.COMPLETE if r is not None else TrialState.RUNNING
+            trials.append(_trial(n, r, key=f"{key}#{i}", state=state, **{
+                FINALIST: True, FINALIST_OF: src, FINALIST_SEED: i}))
+            n += 1
+    rows = finalist_table(trials, seeds=3)
+    v = finalist_verdict(rows, choose(rows))
+    assert (v.chosen, v.runner_up) == (1, 0) and v.lead == pytest.approx(0.02)
+    assert v.within_noise is True
+
+
+def _offset_levels(offsets, base=None):
+    """A CurveEvaluator level: each architecture's own level (``base``, default the fixture's),
+    its first training (the search's) at that level and its finalist seeds at level + offsets
+    in turn, so a finalist's mean is its level and its std the offsets' std."""
+    import collections
+
+    seen: collections.Counter = collections.Counter()
+
+    def level(spec):
+        h = spec.arch_hash()
+        i, seen[h] = seen[h], seen[h] + 1
+        lv = base(spec) if base else 0.3 + (int(h, 16) % 600) / 1000
+        return lv + (offsets[(i - 1) % len(offsets)] if i else 0.0)
+
+    return level
+
+
+@pytest.mark.parametrize("case", ["within", "clear", "one-seed", "one-finalist"])
+def test_summary_cli_and_dashboard_say_whether_b0_is_within_noise(case, tiny_config,
+                                                                  curve_evaluator, tmp_path,
+                                                                  capsys):
+    from nas.commands.search import _report
+    from nas.engine.finalists import noise_verdict
+    from results.dashboard import write_dashboard
+    from results.html import esc
+    from results.stage1_dashboard import stage1_info
+    from results.store import load_run
+
+    out = tmp_path / "r"
+    k, seeds, level = {
+        # every architecture at 0.5, its seeds at 0.5 +- 0.3: the reward's MACs factor
+        # (within ~1.2x) moves the means far less than the seeds' spread (~0.4)
+        "within": (2, 3, _offset_levels((0.3, -0.3, 0.0), base=lambda spec: 0.5)),
+        # levels 0.001 apart or more, seeds +- 0.0001 around them
+        "clear": (2, 3, _offset_levels((1e-4, -1e-4, 0.0))),
+        "one-seed": (2, 1, _offset_levels((0.0,))),
+        "one-finalist": (1, 3, _offset_levels((0.01, -0.01, 0.0))),
+    }[case]
+    res = run_search(tiny_config(trials=6, finalists=k, finalist_seeds=seeds), out=out,
+                     evaluate=curve_evaluator(level=level))
+    summary = json.loads((out / "summary.json").read_text())
+    verdict = summary["finalists"]["verdict"]
+    df = pd.read_csv(out / "trials.csv")
+    fin = df[df.finalist & (df.state == "COMPLETE")]
+    values = {int(s): list(g.sort_values("finalist_seed").reward)
+              for s, g in fin.groupby("finalist_of")}
+    b0 = summary["best"]["trial"]
+    expected = noise_verdict(values, b0)  # the rule, on the table the run wrote
+    assert {k: verdict[k] for k in ("chosen", "runner_up", "within_noise")} == {
+        "chosen": expected.chosen, "runner_up": expected.runner_up,
+        "within_noise": expected.within_noise}
+    assert verdict["chosen"] == b0 and verdict["text"].startswith(f"B0 (trial {b0})")
+    want = {"within": True, "clear": False, "one-seed": None, "one-finalist": None}[case]
+    assert verdict["within_noise"] is want
+    words = {"within": "are within noise", "clear": "more than their combined seed std",
+             "one-seed": "cannot be judged", "one-finalist": "no runner-up"}[case]
+    assert words in verdict["text"]
+    if case in ("within", "clear"):
+        assert verdict["lead"] == pytest.approx(expected.lead)
+        assert verdict["spread"] == pytest.approx(expected.spread)
+    # the CLI's last lines say it in the same words
+    capsys.readouterr()
+    _report(res)
+    assert f"choice: {verdict['text']}" in capsys.readouterr().out.splitlines()
+    # and the dashboard reads it from summary.json, never recomputing it
+    info = stage1_info(load_run(out))
+    assert info.verdict.text == verdict["text"] and info.verdict.within_noise is want
+    assert esc(verdict["text"]) in write_dashboard(out).read_text()
