@@ -403,7 +403,9 @@ class Stage1:
         save_spec(spec, run_dir / BEST_FILE)
         summary["best"] = {k: provenance[k] for k in
                            ("trial", "reward", "accuracy", "macs", "params", "arch_hash",
-                            "chosen_by", "search_reward")}
+                            "chosen_by", "search_reward", "search_accuracy")}
+        # how many trainings reward/accuracy are the mean of (1: the search's own training)
+        summary["best"]["seeds"] = winner.done if winner is not None else 1
         summary[f"{self.objective.metric}_vs_target"] = cost_vs_target(
             self.objective, float(ua[self.metric.attr]))
         if "macs_fvcore" in provenance:

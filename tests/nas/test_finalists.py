@@ -361,3 +361,39 @@ def test_summary_cli_and_dashboard_say_whether_b0_is_within_noise(case, tiny_con
     info = stage1_info(load_run(out))
     assert info.verdict.text == verdict["text"] and info.verdict.within_noise is want
     assert esc(verdict["text"]) in write_dashboard(out).read_text()
+
+
+# ------------------------------------------------------------- the printed numbers say what
+def test_the_last_line_labels_the_finalists_mean_apart_from_the_search_score(
+        tiny_config, curve_evaluator, tmp_path, capsys):
+    from nas.commands.search import _report
+
+    out = tmp_path / "r"
+    res = run_search(tiny_config(trials=6, finalists=2, finalist_seeds=3), out=out,
+                     evaluate=curve_evaluator(noise=0.05))
+    _report(res)
+    lines = capsys.readouterr().out.splitlines()
+    df = pd.read_csv(out / "trials.csv").set_index("number")
+    b0 = load_spec(out / "best.json").meta
+    row = df.loc[b0["trial"]]  # B0's own row: the search's single training
+    fin = df[df.finalist & (df.finalist_of == b0["trial"])]
+    assert row.reward != pytest.approx(fin.reward.mean())  # two different numbers...
+    line = next(x for x in lines if x.startswith("B0 = "))
+    assert line.startswith(  # ...each labelled
+        f"B0 = trial {b0['trial']}: mean reward {fin.reward.mean():.4f} over 3 seeds (accuracy "
+        f"{fin.accuracy.mean():.4f}); its search score: reward {row.reward:.4f}, accuracy "
+        f"{row.accuracy:.4f}; MACs ")
+    assert not any(x.startswith("best:") for x in lines)
+
+
+def test_the_last_line_without_finalists_says_it_is_one_training(tiny_config, curve_evaluator,
+                                                                  tmp_path, capsys):
+    from nas.commands.search import _report
+
+    out = tmp_path / "r"
+    _report(run_search(tiny_config(trials=3, finalists=0), out=out, evaluate=curve_evaluator()))
+    df = pd.read_csv(out / "trials.csv").set_index("number")
+    b0 = load_spec(out / "best.json").meta["trial"]
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("B0 = "))
+    assert line.startswith(f"B0 = trial {b0}: reward {df.reward[b0]:.4f}, accuracy "
+                           f"{df.accuracy[b0]:.4f} (the search's one training; no finalists)")

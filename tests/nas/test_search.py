@@ -255,7 +255,7 @@ def test_cli_tiny_search_and_resume_conflict(tiny_space, tmp_path):
             "--lr", "0.03", "--warmup-epochs", "0.5", "--finalists", "0", "--out", str(out)]
     r = _cli(*args, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert "best: trial" in r.stdout
+    assert "B0 = trial" in r.stdout
     train = json.loads((out / "config.json").read_text())["proxy"]["train"]
     assert (train["lr"], train["warmup_epochs"], train["epochs"]) == (0.03, 0.5, 1)
     r = _cli("search", "--resume", "--out", str(out), "--epochs", "3", cwd=tmp_path)
