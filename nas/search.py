@@ -32,7 +32,7 @@ from nas.engine.finalists import finalist_verdict, verdict_text
 from nas.engine.recorder import stale_numbers
 from nas.evaluate import ProxyConfig, evaluate_proxy
 from results.rundir import SUMMARY, write_json, write_table
-from results.store import rank_key, trials_frame
+from results.store import INTERRUPTED_STATE, rank_key, state_name, trials_frame
 from space import ArchSpec, count_analytic, count_fvcore, save_spec
 from space.deploy import Deployment, deployment_spec
 from space.latency import (TABLE_ATTR, TABLE_FILE, LatencyTable, predict_ms, random_params,
@@ -343,15 +343,19 @@ class Stage1:
     def _best_and_summary(self, study: optuna.Study, trials: list[FrozenTrial], run_dir: Path,
                           *, final: bool) -> tuple[ArchSpec | None, dict[str, Any]]:
         c = self.config
-        states = {s.name: 0 for s in TrialState}
-        for t in trials:
-            states[t.state.name] += 1
+        states: dict[str, int] = {}
+        stale = set(stale_numbers(study))
+        for t in trials:  # an interrupted trial is INTERRUPTED, not FAIL (results.store)
+            name = state_name(t, stale)
+            states[name] = states.get(name, 0) + 1
         summary: dict[str, Any] = {
             "stage": 1, "target_macs": c.target_macs, "target_latency_ms": c.target_latency_ms,
             "space": self.space.name,
             "space_size": dict(zip(("nominal", "distinct"), self.space.size())),
             "objective": self.objective.to_dict(), "sampler": c.sampler,
-            "trials": len(trials), "states": {k: v for k, v in states.items() if v},
+            "trials": len(trials), "states": {k: states[k] for k in
+                                              [*(s.name for s in TrialState), INTERRUPTED_STATE]
+                                              if states.get(k)},
             "reused": sum(1 for t in trials if t.user_attrs.get("reused_from") is not None),
             "elapsed_s": time.time() - self.started, "best": None,
         }

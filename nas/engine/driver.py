@@ -140,7 +140,8 @@ def _drive(stage: Stage, study: optuna.Study, run_dir: Path, *, executor: Any,
            evaluate: Callable[..., Any], n_trials: int | None, total: int | None,
            timeout: float | None, session: StudySession | None = None,
            finalists: bool = False, description: str | None = None) -> bool:
-    runner = TrialRunner(stage, evaluate, session=session, enqueued_only=finalists)
+    runner = TrialRunner(stage, evaluate, session=session, enqueued_only=finalists,
+                         on_start=lambda trial: stage.write_outputs(study, run_dir, final=False))
     done0 = finished_count(study) if finalists else 0
     with progress(total, description or f"stage {stage.name}") as bar:
         def after_trial(trial: optuna.trial.FrozenTrial) -> None:

@@ -143,7 +143,7 @@ def test_interrupt_then_resume_never_retrains_a_finished_point(tmp_path, tiny_ba
     coef = json.loads((res.run_dir / "coefficients.json").read_text())
     assert coef["complete"] is False and coef["points_done"] == 2
     states = pd.read_csv(res.run_dir / "grid.csv")["state"].tolist()
-    assert states.count("COMPLETE") == 2 and states.count("FAIL") == 1
+    assert states.count("COMPLETE") == 2 and states.count("INTERRUPTED") == 1
 
     # a driver killed mid-trial leaves a RUNNING trial behind
     study = optuna.load_study(study_name=STUDY_NAME,

@@ -135,7 +135,9 @@ def test_a_kill_mid_finalists_loses_no_finished_seed_and_resume_finishes(tiny_co
     df = pd.read_csv(out / "trials.csv")
     fin = df[df.finalist]
     finished = fin[fin.state == "COMPLETE"]
-    assert len(finished) == 4 and fin[fin.state == "FAIL"].fail_reason.tolist() == ["interrupted"]
+    assert len(finished) == 4 and fin[fin.state == "INTERRUPTED"].fail_reason.tolist() == [
+        "interrupted"]
+    assert not (df.state == "FAIL").any()
     seed_of = {t.number: t.user_attrs.get("seed") for t in res_study(out).trials}
     kept = {(r.finalist_of, r.finalist_seed): (seed_of[r.number], r.reward)
             for r in finished.itertuples()}
@@ -397,3 +399,26 @@ def test_the_last_line_without_finalists_says_it_is_one_training(tiny_config, cu
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("B0 = "))
     assert line.startswith(f"B0 = trial {b0}: reward {df.reward[b0]:.4f}, accuracy "
                            f"{df.accuracy[b0]:.4f} (the search's one training; no finalists)")
+
+
+def test_a_finalist_that_is_training_reads_running_in_trials_csv(tiny_config, curve_evaluator,
+                                                                 tmp_path):
+    """trials.csv and summary.json are rewritten when a trial starts, so the one training
+    (a finalist enqueued as WAITING, too) reads RUNNING there, not WAITING."""
+    out = tmp_path / "r"
+    inner = curve_evaluator(noise=0.05)
+    seen = []
+
+    def evaluate(spec, proxy, **kw):
+        df = pd.read_csv(out / "trials.csv")
+        states = json.loads((out / "summary.json").read_text())["states"]
+        running = df[df.state == "RUNNING"]
+        seen.append((len(running), bool(running.finalist.all()), states.get("RUNNING"),
+                     int((df.finalist & (df.state == "WAITING")).sum())))
+        return inner(spec, proxy, **kw)
+
+    run_search(tiny_config(trials=4, finalists=2, finalist_seeds=2), out=out,
+               evaluate=evaluate)
+    assert seen and all(n == 1 and counted == 1 for n, _, counted, _ in seen)
+    finalists = [w for _, is_finalist, _, w in seen if is_finalist]
+    assert finalists == [3, 2, 1, 0]  # 4 finalist runs, each RUNNING while it trains
