@@ -504,6 +504,19 @@ def test_the_chosen_point_says_whether_it_is_within_noise(tmp_path, tiny_base, c
     assert f"choice: {v['text']}" in capsys.readouterr().out.splitlines()
     info = stage2_info(load_run(res.run_dir))
     assert info.verdict.text == v["text"] and info.verdict.within_noise is within
+    # nas results marks the chosen point and its finalist runs, and says the same
+    from nas.cli import main as nas
+
+    assert nas(["results", str(res.run_dir), "--json", "--top", "20"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    role = {t["number"]: t["role"] for t in data["trials"]}
+    assert role[coef["trial"]] == "chosen" and role[wide] == "finalist"
+    assert sum(r.startswith("finalist run of chosen, seed ") for r in role.values()) == 3
+    assert data["verdict"] == v
+    assert nas(["results", str(res.run_dir)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert f"chosen point: trial {coef['trial']}, alpha 2 beta 1 gamma 1 (chosen by finalists)" \
+        in out and f"choice: {v['text']}" in out
 
 
 def test_a_single_finalist_point_has_no_runner_up(tmp_path, tiny_base) -> None:
