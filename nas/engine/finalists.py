@@ -35,7 +35,8 @@ from .recorder import FINISHED, is_interrupted, reuse_key, stale_numbers
 
 __all__ = ["FINALIST", "FINALIST_OF", "FINALIST_SEED", "FinalistPlan", "FinalistRow",
            "plan_of", "is_finalist", "finalist_key", "search_trials", "search_count",
-           "begun", "top_distinct", "enqueue_finalists", "waiting_finalists", "finalist_table",
+           "begun", "top_distinct", "enqueue_finalists", "finalist_sources", "shortfall",
+           "waiting_finalists", "finalist_table",
            "choose", "mean_std", "NoiseVerdict", "noise_verdict", "finalist_verdict",
            "verdict_text"]
 
@@ -149,6 +150,34 @@ def enqueue_finalists(study: Any, plan: FinalistPlan) -> int:
                 skip_if_exists=False)
             n += 1
     return n
+
+
+def finalist_sources(trials: Iterable[FrozenTrial]) -> list[int]:
+    """The search trials the finalists retrain (their ``finalist_of``), in order."""
+    return sorted({int(t.user_attrs[FINALIST_OF]) for t in trials if is_finalist(t)})
+
+
+def shortfall(trials: Iterable[FrozenTrial], plan: FinalistPlan, *,
+              label: str = "trial") -> str | None:
+    """Why fewer than ``plan.k`` finalists are trained, in words (None when there are ``k``):
+    only COMPLETE search trials with a score count, and one per distinct network (reuse key),
+    so pruned, failed and interrupted trials and repeats of a network do not."""
+    trials = list(trials)
+    sources = finalist_sources(trials)
+    if not plan.enabled or len(sources) >= plan.k:
+        return None
+    search = search_trials(trials)
+    scored = [t for t in search if t.state == TrialState.COMPLETE and _score(t) is not None]
+    distinct = len({reuse_key(t) for t in scored})
+    left_out = [f"{n} {what}" for what, n in (
+        ("pruned", sum(1 for t in search if t.state == TrialState.PRUNED)),
+        ("failed or interrupted", sum(1 for t in search if t.state == TrialState.FAIL)),
+        ("still running or waiting", sum(1 for t in search if not t.state.is_finished())),
+        ("repeat(s) of a network already counted", len(scored) - distinct)) if n]
+    why = f" (not counted: {', '.join(left_out)})" if left_out else ""
+    return (f"finalists: {len(sources)} of the {plan.k} asked for (--finalists {plan.k}), "
+            f"each with {plan.seeds} seed(s): the search completed {len(scored)} {label}(s) "
+            f"holding {distinct} distinct network(s){why}")
 
 
 def waiting_finalists(study: Any) -> int:

@@ -422,3 +422,45 @@ def test_a_finalist_that_is_training_reads_running_in_trials_csv(tiny_config, cu
     assert seen and all(n == 1 and counted == 1 for n, _, counted, _ in seen)
     finalists = [w for _, is_finalist, _, w in seen if is_finalist]
     assert finalists == [3, 2, 1, 0]  # 4 finalist runs, each RUNNING while it trains
+
+
+def test_fewer_distinct_networks_than_finalists_says_how_many_and_why(tiny_config,
+                                                                      curve_evaluator,
+                                                                      tmp_path, caplog):
+    import logging
+
+    inner = curve_evaluator(noise=0.05)
+    calls = []
+
+    def evaluate(spec, proxy, **kw):  # the search's 2nd training fails
+        calls.append(spec.arch_hash())
+        if len(calls) == 2:
+            raise RuntimeError("out of memory (simulated)")
+        return inner(spec, proxy, **kw)
+
+    with caplog.at_level(logging.INFO, logger="nas.engine.driver"):
+        run_search(tiny_config(trials=3, finalists=4, finalist_seeds=2), out=tmp_path / "r",
+                   evaluate=evaluate)
+    df = pd.read_csv(tmp_path / "r" / "trials.csv")
+    search = df[~df.finalist]
+    assert list(search.state) == ["COMPLETE", "FAIL", "COMPLETE"]
+    assert search[search.state == "COMPLETE"].arch_hash.nunique() == 2  # so 2 finalists
+    assert df.finalist.sum() == 2 * 2
+    assert ("finalists: 2 of the 4 asked for (--finalists 4), each with 2 seed(s): the search "
+            "completed 2 trial(s) holding 2 distinct network(s) (not counted: 1 failed or "
+            "interrupted)") in caplog.text
+    assert "the top 2 distinct trials x 2 seed(s)" in caplog.text
+
+
+def test_shortfall_counts_repeats_and_pruned_trials():
+    from nas.engine.finalists import shortfall
+
+    trials = [_trial(0, 0.8, key="a"), _trial(1, 0.8, key="a"),
+              _trial(2, 0.9, key="b", state=TrialState.PRUNED),
+              _trial(3, 0.8, key="a#0", **{FINALIST: True, FINALIST_OF: 0, FINALIST_SEED: 0})]
+    assert shortfall(trials, FinalistPlan(3, 1)) == (
+        "finalists: 1 of the 3 asked for (--finalists 3), each with 1 seed(s): the search "
+        "completed 2 trial(s) holding 1 distinct network(s) (not counted: 1 pruned, 1 "
+        "repeat(s) of a network already counted)")
+    assert shortfall(trials, FinalistPlan(1, 1)) is None
+    assert shortfall(trials, FinalistPlan(0)) is None
