@@ -312,6 +312,14 @@ class Stage1:
         return accuracy, float(trial.user_attrs[second])
 
     def progress_text(self, study: optuna.Study) -> str:
+        """The best so far: the search's best single training, and once a finalist has all
+        its seeds, B0 as summary.json chooses it (the best finalists' mean)."""
+        if self.finalists.enabled:
+            winner = choose(finalist_table(study.get_trials(deepcopy=False),
+                                           seeds=self.finalists.seeds))
+            if winner is not None:
+                return (f"best mean reward {winner.mean:.4f} acc {winner.accuracy_mean:.4f} "
+                        f"(finalist trial {winner.trial}, {winner.done} seeds)")
         best = best_trial(study)
         return "" if best is None else (f"best reward {best.user_attrs['reward']:.4f} "
                                         f"acc {best.user_attrs['accuracy']:.4f}")

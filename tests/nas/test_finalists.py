@@ -464,3 +464,27 @@ def test_shortfall_counts_repeats_and_pruned_trials():
         "repeat(s) of a network already counted)")
     assert shortfall(trials, FinalistPlan(1, 1)) is None
     assert shortfall(trials, FinalistPlan(0)) is None
+
+
+def test_the_logs_best_reward_follows_the_finalists_once_they_finish(tiny_config,
+                                                                     curve_evaluator,
+                                                                     tmp_path, caplog):
+    import logging
+    import re
+
+    out = tmp_path / "r"
+    with caplog.at_level(logging.INFO, logger="nas.engine.driver"):
+        run_search(tiny_config(trials=4, finalists=2, finalist_seeds=2), out=out,
+                   evaluate=curve_evaluator(noise=0.05))
+    b0 = load_spec(out / "best.json").meta
+    df = pd.read_csv(out / "trials.csv")
+    search_best = df[~df.finalist].reward.max()
+    assert f"{search_best:.4f}" != f"{b0['reward']:.4f}"  # the two differ in this run
+    lines = [r.getMessage() for r in caplog.records if re.match(r"trial \d+", r.getMessage())]
+    fin_lines = [ln for ln in lines if "(finalist: trial" in ln]
+    assert len(fin_lines) == 4
+    # before any finalist has both its seeds: the search's best; after: B0's mean
+    assert f"best reward {search_best:.4f}" in fin_lines[0]
+    assert fin_lines[-1].endswith(f"(best mean reward {b0['reward']:.4f} acc "
+                                  f"{b0['accuracy']:.4f} (finalist trial {b0['trial']}, 2 "
+                                  f"seeds))")
