@@ -34,10 +34,12 @@ HELP = "print the best trials of a run folder (stage 1 or 2) as a table, CSV (--
 
 # Columns of the table format per stage: (column, header).
 TABLE_COLUMNS: dict[int, tuple[tuple[str, str], ...]] = {
-    1: (("number", "trial"), ("role", "role"), ("reward", "reward"), ("accuracy", "accuracy"), ("macs", "MACs"),
+    1: (("number", "trial"), ("role", "role"), ("reward", "reward"), ("accuracy", "accuracy"),
+        ("macs", "MACs"),
         ("latency_ms", "latency"), ("params", "params"), ("duration_s", "time"),
         ("arch_hash", "arch"), ("node", "node")),
-    2: (("number", "trial"), ("role", "role"), ("kind", "kind"), ("alpha", "alpha"), ("beta", "beta"),
+    2: (("number", "trial"), ("role", "role"), ("kind", "kind"), ("alpha", "alpha"),
+        ("beta", "beta"),
         ("gamma", "gamma"), ("phi", "phi"), ("accuracy", "accuracy"), ("macs", "MACs"),
         ("params", "params"), ("reward", "reward"), ("duration_s", "time"), ("node", "node")),
 }
