@@ -321,6 +321,8 @@ def _report(result: Any) -> None:
             print(f"  alpha {r['alpha']:g} beta {r['beta']:g} gamma {r['gamma']:g}: accuracy "
                   f"{mean}{std} over {r['done']}/{r['seeds']} seed(s) (grid's single training "
                   f"{r['grid_accuracy']:.4f}){mark}", file=out)
+        if fin.get("verdict"):
+            print(f"choice: {fin['verdict']['text']}", file=out)
     if not c["complete"]:
         print(f"incomplete: {c['points_done']} of {c['points_to_train']} points finished; "
               f"continue with gridsearch --resume --out {result.run_dir}", file=out)

@@ -3,7 +3,8 @@
 - ``grid.csv``/``.parquet``: one row per point (:func:`results.store.trials_frame`, stage 2).
 - ``coefficients.json``: the chosen point, how it was chosen (``--select``: best accuracy or
   reward, ties to fewer MACs; with finalists, the best mean over their seeds, and the finalists
-  table: per seed, mean, std and the grid's own single-seed score), the constraint and its
+  table: per seed, mean, std and the grid's own single-seed score, and the ``verdict``: whether
+  the chosen point's lead over the runner-up is within the seeds' noise), the constraint and its
   tolerance, its measured and formula MACs ratios, fvcore's own re-count of the chosen point
   (``fvcore``), the grid, and the single-dimension comparison.
 - ``compare_single.json`` and ``compare_single.csv`` (``--compare-single``): compound against
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.engine import FinalistPlan, FinalistRow, finalist_table, is_finalist
+from nas.engine.finalists import finalist_verdict, verdict_text
 from nas.engine.recorder import stale_numbers
 from results.rundir import write_json, write_table
 from results.store import rank_key, trials_frame
@@ -171,7 +173,25 @@ def _finalists_summary(study: optuna.Study, config: GridSearchConfig) -> dict[st
     return {"k": plan.k, "seeds": plan.seeds, "ranked_by": "reward",
             "chosen_by": f"best mean {config.select} over the seeds",
             "complete": bool(rows) and all(r.complete for r in rows),
-            "winner": None if winner is None else winner.trial, "rows": out}
+            "winner": None if winner is None else winner.trial, "rows": out,
+            "verdict": None if winner is None else choice_verdict(rows, winner, by_number,
+                                                                  by=config.select)}
+
+
+def _point_label(ua: dict[str, Any]) -> str:
+    return f"alpha {ua.get('alpha'):g}, beta {ua.get('beta'):g}, gamma {ua.get('gamma'):g}"
+
+
+def choice_verdict(rows: Sequence[FinalistRow], winner: FinalistRow,
+                   by_number: dict[int, FrozenTrial], *, by: str) -> dict[str, Any]:
+    """Whether the chosen point's mean ``--select`` score leads the runner-up's by more than
+    their combined seed spread (:func:`nas.engine.finalists.noise_verdict`), as data and in
+    words (``text``)."""
+    v = finalist_verdict(rows, winner, measure=by)
+    chosen = f"the chosen point ({_point_label(by_number[v.chosen].user_attrs)})"
+    other = (None if v.runner_up is None else
+             f"point {_point_label(by_number[v.runner_up].user_attrs)} (trial {v.runner_up})")
+    return {**v.to_dict(), "text": verdict_text(v, chosen=chosen, runner_up=other)}
 
 
 def write_compare(summary: dict[str, Any], run_dir: Path) -> None:

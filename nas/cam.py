@@ -19,13 +19,16 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from space.registry import Registry
+
+if TYPE_CHECKING:
+    from space import ArchSpec
 
 log = logging.getLogger(__name__)
 
@@ -248,6 +251,37 @@ def write_cam(info: CamInfo, path: str | Path, **kw: Any) -> Path:
 
 
 # --------------------------------------------------------------------------- from a checkpoint
+def total_stride(spec: ArchSpec) -> int:
+    """How many input pixels one pixel of the last feature map spans, per side."""
+    return spec.stem.stride * (2 if spec.stem.maxpool else 1) * math.prod(
+        st.stride for st in spec.stages)
+
+
+def feature_size(spec: ArchSpec, resolution: int) -> tuple[int, int]:
+    """The last feature map's height and width for ``resolution`` px inputs (the analytic
+    counter's, which follows the builder's padding: :func:`space.counting.count_blocks`)."""
+    from space.counting import count_blocks
+
+    h, w = count_blocks(spec, resolution)[-1][1].hw
+    return int(h), int(w)
+
+
+def flat_maps(spec: ArchSpec, resolution: int) -> str | None:
+    """Why class activation maps of ``spec`` at ``resolution`` px would hold no spatial
+    information (the last feature map is 1x1), with the resolution to train at instead; None
+    when they do. ``nas cam`` refuses such a checkpoint and ``nas train`` suggests no
+    ``nas cam`` for it."""
+    return None if feature_size(spec, resolution) != (1, 1) else _flat_text(spec, resolution)
+
+
+def _flat_text(spec: ArchSpec, resolution: int) -> str:
+    stride = total_stride(spec)
+    return (f"reduces {resolution} px inputs to 1x1 features (total stride {stride}), so class "
+            f"activation maps hold no spatial information; train at --resolution {2 * stride} "
+            f"or more (2x2 features; {4 * stride} gives 4x4)")
+
+
+
 def checkpoint_cam(checkpoint: str | Path, *, images: int, dataset: str | None = None,
                    data_dir: str | None = None, weights: str = "ema") -> CamInfo:
     """CAMs of the first ``images`` validation images (the split held out from the training set
@@ -286,12 +320,6 @@ def checkpoint_cam(checkpoint: str | Path, *, images: int, dataset: str | None =
     with torch.no_grad():
         h, w = model.forward_features(data.val_x[:1]).shape[-2:]
     if h * w == 1:
-        spec = ckpt.spec
-        stride = spec.stem.stride * (2 if spec.stem.maxpool else 1) * math.prod(
-            st.stride for st in spec.stages)
-        raise ValueError(f"the checkpoint's model reduces {d['resolution']} px inputs to 1x1 "
-                         f"features (total stride {stride}), so class activation maps hold no "
-                         f"spatial information; train at --resolution {2 * stride} or more (2x2 "
-                         f"features; {4 * stride} gives 4x4)")
+        raise ValueError(f"the checkpoint's model {_flat_text(ckpt.spec, d['resolution'])}")
     return cam_info(model, data.val_x[:images], labels=data.val_y[:images],
                     class_names=ds.classes, mean=data.mean, std=data.std)

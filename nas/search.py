@@ -28,10 +28,11 @@ from nas.backends import BackendConfig
 from nas.engine import (PRUNERS, SAMPLERS, Candidate, FinalistPlan, FinalistRow, Ladder,
                         choose, finalist_table, is_finalist, parse_rungs, run_study,
                         search_count)
+from nas.engine.finalists import finalist_verdict, verdict_text
 from nas.engine.recorder import stale_numbers
 from nas.evaluate import ProxyConfig, evaluate_proxy
 from results.rundir import SUMMARY, write_json, write_table
-from results.store import rank_key, trials_frame
+from results.store import INTERRUPTED_STATE, rank_key, state_name, trials_frame
 from space import ArchSpec, count_analytic, count_fvcore, save_spec
 from space.deploy import Deployment, deployment_spec
 from space.latency import (TABLE_ATTR, TABLE_FILE, LatencyTable, predict_ms, random_params,
@@ -311,6 +312,14 @@ class Stage1:
         return accuracy, float(trial.user_attrs[second])
 
     def progress_text(self, study: optuna.Study) -> str:
+        """The best so far: the search's best single training, and once a finalist has all
+        its seeds, B0 as summary.json chooses it (the best finalists' mean)."""
+        if self.finalists.enabled:
+            winner = choose(finalist_table(study.get_trials(deepcopy=False),
+                                           seeds=self.finalists.seeds))
+            if winner is not None:
+                return (f"best mean reward {winner.mean:.4f} acc {winner.accuracy_mean:.4f} "
+                        f"(finalist trial {winner.trial}, {winner.done} seeds)")
         best = best_trial(study)
         return "" if best is None else (f"best reward {best.user_attrs['reward']:.4f} "
                                         f"acc {best.user_attrs['accuracy']:.4f}")
@@ -342,24 +351,28 @@ class Stage1:
     def _best_and_summary(self, study: optuna.Study, trials: list[FrozenTrial], run_dir: Path,
                           *, final: bool) -> tuple[ArchSpec | None, dict[str, Any]]:
         c = self.config
-        states = {s.name: 0 for s in TrialState}
-        for t in trials:
-            states[t.state.name] += 1
+        states: dict[str, int] = {}
+        stale = set(stale_numbers(study))
+        for t in trials:  # an interrupted trial is INTERRUPTED, not FAIL (results.store)
+            name = state_name(t, stale)
+            states[name] = states.get(name, 0) + 1
         summary: dict[str, Any] = {
             "stage": 1, "target_macs": c.target_macs, "target_latency_ms": c.target_latency_ms,
             "space": self.space.name,
             "space_size": dict(zip(("nominal", "distinct"), self.space.size())),
             "objective": self.objective.to_dict(), "sampler": c.sampler,
-            "trials": len(trials), "states": {k: v for k, v in states.items() if v},
+            "trials": len(trials), "states": {k: states[k] for k in
+                                              [*(s.name for s in TrialState), INTERRUPTED_STATE]
+                                              if states.get(k)},
             "reused": sum(1 for t in trials if t.user_attrs.get("reused_from") is not None),
             "elapsed_s": time.time() - self.started, "best": None,
         }
         best = best_trial(study)
         rows = (finalist_table(trials, seeds=self.finalists.seeds) if self.finalists.enabled
                 else [])
-        if self.finalists.enabled:
-            summary["finalists"] = finalists_summary(rows, self.finalists)
         winner = choose(rows)
+        if self.finalists.enabled:
+            summary["finalists"] = finalists_summary(rows, self.finalists, winner)
         if winner is not None:  # B0 = the finalist with the best mean reward over its seeds
             best = next(t for t in trials if t.number == winner.trial)
         if best is None:
@@ -402,7 +415,9 @@ class Stage1:
         save_spec(spec, run_dir / BEST_FILE)
         summary["best"] = {k: provenance[k] for k in
                            ("trial", "reward", "accuracy", "macs", "params", "arch_hash",
-                            "chosen_by", "search_reward")}
+                            "chosen_by", "search_reward", "search_accuracy")}
+        # how many trainings reward/accuracy are the mean of (1: the search's own training)
+        summary["best"]["seeds"] = winner.done if winner is not None else 1
         summary[f"{self.objective.metric}_vs_target"] = cost_vs_target(
             self.objective, float(ua[self.metric.attr]))
         if "macs_fvcore" in provenance:
@@ -433,12 +448,23 @@ def _finite(v: float) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def finalists_summary(rows: list[FinalistRow], plan: FinalistPlan) -> dict[str, Any]:
-    """summary.json's finalists block: the plan, how far it got, and one line per finalist."""
+def finalists_summary(rows: list[FinalistRow], plan: FinalistPlan,
+                      winner: FinalistRow | None = None) -> dict[str, Any]:
+    """summary.json's finalists block: the plan, how far it got, one line per finalist, and
+    the ``verdict`` on B0's lead over the runner-up (:func:`choice_verdict`; None until a
+    finalist is complete)."""
     return {"k": plan.k, "seeds": plan.seeds, "runs_done": sum(r.done for r in rows),
             "complete": sum(1 for r in rows if r.complete), "table": [
                 {"trial": r.trial, "search_reward": r.search_reward, "mean": _finite(r.mean),
-                 "std": _finite(r.std), "seeds_done": r.done} for r in rows]}
+                 "std": _finite(r.std), "seeds_done": r.done} for r in rows],
+            "verdict": None if winner is None else choice_verdict(rows, winner)}
+
+
+def choice_verdict(rows: list[FinalistRow], winner: FinalistRow) -> dict[str, Any]:
+    """Whether B0's mean reward leads the runner-up's by more than their combined seed spread
+    (:func:`nas.engine.finalists.noise_verdict`), as data and in words (``text``)."""
+    v = finalist_verdict(rows, winner, measure="reward")
+    return {**v.to_dict(), "text": verdict_text(v, chosen=f"B0 (trial {v.chosen})")}
 
 
 def cost_vs_target(objective: Objective, cost: float) -> dict[str, Any]:

@@ -19,7 +19,8 @@ from .html import (Page, Section, esc, finite, fmt_macs, fmt_num, fmt_params, lo
                    table_html)
 from .pareto import pareto_front
 from .stage1_latency import LatencyInfo, add_timed, fmt_ms, latency_facts, latency_info
-from .store import Run, top_trials
+from .rundir import SUMMARY
+from .store import ChoiceVerdict, Run, choice_verdict, top_trials
 
 if TYPE_CHECKING:
     from space.objective import Objective
@@ -95,6 +96,8 @@ class Stage1Info(NamedTuple):
     target: float = 0.0  # T in the metric's unit (MACs, or ms)
     front_metric: str = "macs"  # the cost the Pareto front is over: the run's second objective
     latency: LatencyInfo | None = None  # a run that predicts latency: device, table, B0 timed
+    # whether B0's lead over the runner-up is within the seeds' noise (summary.json's)
+    verdict: ChoiceVerdict | None = None
 
 
 def _finalists(df: Any, specs: _Specs, *, seeds: int) -> list[Finalist]:
@@ -342,7 +345,8 @@ def stage1_info(run: Run, *, top_k: int = TOP_K) -> Stage1Info:
         progress=_progress(done), top=top_rows, choices=_choices(top, specs),
         best_stages=best_stages, finalists=finalists, finalist_seeds=seeds,
         floor=objective.floor, metric=objective.metric, target=objective.target,
-        front_metric=along, latency=latency)
+        front_metric=along, latency=latency,
+        verdict=choice_verdict((run.read_json(SUMMARY) or {}).get("finalists")))
 
 
 # ----------------------------------------------------------------------------- draw
@@ -590,6 +594,8 @@ def stage1_page(run: Run) -> Page:
         facts.append(("B0", f"finalist trial {chosen.trial}: mean reward {fmt_num(chosen.mean)}"
                             f" ± {fmt_num(chosen.std)} over {len(chosen.rewards)} seeds "
                             f"(search's score {fmt_num(chosen.search_reward)})"))
+    if info.verdict is not None:
+        facts.append(("choice", info.verdict.text))
     if best is not None:
         ms = (f", {fmt_ms(best['latency_ms'])} predicted" if finite(best["latency_ms"])
               else "")
@@ -605,7 +611,9 @@ def stage1_page(run: Run) -> Page:
                    note=f"The top {len(info.finalists)} distinct architectures retrained with "
                         f"{info.finalist_seeds} seeds each: grey, one seed; red, the mean with "
                         f"a one-std error bar; blue diamond, the search's own score. B0 is the "
-                        f"best mean.")] if info.finalists else []),
+                        f"best mean."
+                        + (f" {info.verdict.text[0].upper()}{info.verdict.text[1:]}."
+                           if info.verdict is not None else ""))] if info.finalists else []),
         Section(f"Choices of the top {len(info.top)} trials, per stage",
                 [("fig-choices", fig_choices(info))],
                 note="How many of the top trials (by reward) took each choice in each stage."),

@@ -18,7 +18,7 @@ import math
 from typing import Any, NamedTuple
 
 from .html import Page, Section, finite, fmt_macs, fmt_num, fmt_params, log_ticks, table_html
-from .store import Run
+from .store import ChoiceVerdict, Run, choice_verdict
 
 TARGET_PRODUCT = 2.0  # EfficientNet Eq. 3: alpha * beta^2 * gamma^2 ~= 2
 
@@ -148,6 +148,9 @@ class Stage2Info(NamedTuple):
     family: list[dict[str, Any]] | None
     finalists: Finalists | None = None
     latency: FamilyLatency | None = None
+    # whether the chosen point's lead over the runner-up is within the seeds' noise
+    # (coefficients.json's)
+    verdict: ChoiceVerdict | None = None
 
 
 def _kind(df: Any) -> Any:
@@ -290,7 +293,8 @@ def stage2_info(run: Run) -> Stage2Info:
         coefficients=coef, target_product=target, grid=grid, pending=len(compound) - len(done),
         selected=selected, surface=surface, ratio=_ratio(family, coef),
         compare=_compare(run, coef), family=None if family is None else family.to_dict("records"),
-        finalists=_finalists(coef), latency=_family_latency(family, coef))
+        finalists=_finalists(coef), latency=_family_latency(family, coef),
+        verdict=choice_verdict((coef or {}).get("finalists")))
 
 
 # ----------------------------------------------------------------------------- draw
@@ -479,6 +483,8 @@ def stage2_page(run: Run) -> Page:
         facts.append(("selected", f"alpha {a:g}, beta {b:g}, gamma {c:g} (alpha*beta^2*gamma^2 = "
                                   f"{fmt_num(coef.get('product'), '.3f')}, by "
                                   f"{coef.get('selected_by', '?')})"))
+    if info.verdict is not None:
+        facts.append(("choice", info.verdict.text))
     base = coef.get("base") or {}
     if base:
         facts.append(("base", f"{base.get('name', '?')}: {fmt_macs(base.get('macs'))} MACs, "
@@ -502,6 +508,8 @@ def stage2_page(run: Run) -> Page:
                 [("fig-finalists", fig_finalists(info))] if info.finalists else [],
                 note=(f"Mean +- std over {info.finalists.seeds} seed(s) per finalist, beside the "
                       f"grid's single training (x); the chosen point has the best mean."
+                      + (f" {info.verdict.text[0].upper()}{info.verdict.text[1:]}."
+                         if info.verdict is not None else "")
                       if info.finalists else "No finalists (gridsearch --finalists 0, or the "
                       "grid has not finished).")),
         Section("Compound against single-dimension scaling",

@@ -5,7 +5,9 @@ Both stages write their run folders through :func:`trials_frame`, so ``trials.cs
 
 =================  ======================================================================
 number             Optuna trial number
-state              COMPLETE, PRUNED, FAIL, RUNNING or WAITING
+state              COMPLETE, PRUNED, FAIL, INTERRUPTED, RUNNING or WAITING (INTERRUPTED: a
+                   trial stopped by Ctrl-C or a dead driver, which Optuna holds as FAIL;
+                   ``--resume`` runs it again, and it never counts as a failure)
 reward             ACC x (MACs/T)^w (stage 1); NaN where not finished
 accuracy           top-1 on the held-out validation split (last epoch trained)
 macs               multiply-adds at the deployment resolution (fvcore's convention)
@@ -47,7 +49,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Collection, Iterable, NamedTuple, Sequence
 
 from space.errors import UnknownNameError
 
@@ -72,6 +74,28 @@ INTERRUPTED = "interrupted"
 # The study attribute listing trials a resumed run failed because a dead driver had left them
 # RUNNING (Optuna's public API cannot set a user attribute on a trial another process owns).
 STALE_ATTR = "interrupted_trials"
+# The table's state of such a trial: Optuna holds it as FAIL, but it did not fail.
+INTERRUPTED_STATE = "INTERRUPTED"
+
+
+def state_name(t: Any, interrupted: Collection[int] = ()) -> str:
+    """A trial's state as the tables and the state counts name it: Optuna's, except that a
+    FAIL trial that was interrupted (its ``fail_reason`` :data:`INTERRUPTED`, or its number in
+    ``interrupted``, the study's :data:`STALE_ATTR`) is :data:`INTERRUPTED_STATE`."""
+    name = t.state.name
+    if name == "FAIL" and (t.user_attrs.get("fail_reason") == INTERRUPTED
+                           or t.number in interrupted):
+        return INTERRUPTED_STATE
+    return name
+
+
+def _interrupted_state(df: Any) -> Any:
+    """A table written before interrupted trials had their own state (FAIL with fail_reason
+    :data:`INTERRUPTED`) as it reads today."""
+    if len(df) and "fail_reason" in df and "state" in df:
+        df.loc[(df["state"] == "FAIL") & (df["fail_reason"] == INTERRUPTED),
+               "state"] = INTERRUPTED_STATE
+    return df
 
 
 def trial_rows(trials: Iterable[Any], *, extra: Sequence[str] = (),
@@ -86,7 +110,7 @@ def trial_rows(trials: Iterable[Any], *, extra: Sequence[str] = (),
         dur = t.duration.total_seconds() if t.duration is not None else float("nan")
         row = {
             "number": t.number,
-            "state": t.state.name,
+            "state": state_name(t, stale),
             "reward": ua.get("reward", float("nan")),
             "accuracy": ua.get("accuracy", float("nan")),
             "macs": ua.get("macs"),
@@ -221,6 +245,7 @@ def load_run(run_dir: str | Path, *, stage: int | None = None) -> Run:
         df = trials_frame([], stage=stage)
         source = "none"
     else:
+        df = _interrupted_state(df)
         source = f"{layout.table}.csv"
         log.warning("%s: no study %r in %s; read the trials from %s instead", run_dir,
                     study_name, url, source)
@@ -262,6 +287,69 @@ def _stage_from(names: Sequence[str], run_dir: Path) -> int:
                      f"{' or '.join(repr(l.study_name) for l in layouts.values())} (found "
                      f"{sorted(names) or 'none'}) or the files of one stage; pass the folder of "
                      f"a `nas search` or `gridsearch` run")
+
+
+class ChoiceVerdict(NamedTuple):
+    """Whether a run's choice (stage 1's B0, stage 2's point) leads the runner-up by more than
+    the seeds' noise, as the run wrote it (summary.json's or coefficients.json's
+    ``finalists.verdict``, made by nas.engine.finalists.noise_verdict); the dashboards show it,
+    never recompute it."""
+
+    text: str  # the verdict in words
+    within_noise: bool | None  # None: cannot be judged (one seed, or no runner-up)
+    chosen: int  # source trials
+    runner_up: int | None
+    lead: float | None  # chosen mean - runner-up mean
+    spread: float | None  # their combined seed std
+
+
+def choice_verdict(finalists: dict[str, Any] | None) -> ChoiceVerdict | None:
+    """The verdict of a run file's ``finalists`` block; None where it has none (no finalists,
+    none complete yet, or a run written before verdicts were recorded)."""
+    v = (finalists or {}).get("verdict")
+    if not v:
+        return None
+    return ChoiceVerdict(text=str(v["text"]), within_noise=v.get("within_noise"),
+                         chosen=int(v["chosen"]), runner_up=v.get("runner_up"),
+                         lead=v.get("lead"), spread=v.get("spread"))
+
+
+def chosen_trial(run: Run) -> int | None:
+    """The trial the run chose: stage 1's B0 (summary.json's ``best``), stage 2's point
+    (coefficients.json's ``trial``); None until the run has written it."""
+    if run.stage == 2:
+        trial = (run.read_json("coefficients.json") or {}).get("trial")
+    else:
+        trial = ((run.read_json("summary.json") or {}).get("best") or {}).get("trial")
+    return None if trial is None else int(trial)
+
+
+def trial_roles(df: Any, *, chosen: int | None, chosen_name: str = "B0") -> list[str]:
+    """What each row of a trial table is, in words, row for row: ``chosen_name`` (the run's
+    choice, :func:`chosen_trial`), ``finalist`` (a search trial retrained as a finalist),
+    ``finalist run of trial N, seed i`` (one of those retrainings; ``of B0`` for the chosen
+    one's), or '' (a trial of the search). Tables written before the finalists have no
+    ``finalist`` column: every row is then a search trial."""
+    import pandas as pd
+
+    def col(name: str) -> list[Any]:
+        return [None if pd.isna(v) else v for v in df[name]] if name in df else [None] * len(df)
+
+    is_run = [bool(v) for v in col("finalist")]
+    of, seed = col("finalist_of"), col("finalist_seed")
+    sources = {int(o) for o, r in zip(of, is_run) if r and o is not None}
+    out = []
+    for n, run_, o, i in zip(col("number"), is_run, of, seed):
+        if run_ and o is not None:
+            which = chosen_name if int(o) == chosen else f"trial {int(o)}"
+            out.append(f"finalist run of {which}" + ("" if i is None else f", seed {int(i)}"))
+        elif chosen is not None and int(n) == chosen:
+            out.append(chosen_name)
+        elif int(n) in sources:
+            out.append("finalist")
+        else:
+            out.append("")
+    return out
 
 
 # How trials rank, best first: by the value (reward or accuracy), ties to fewer MACs, then to

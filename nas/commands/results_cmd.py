@@ -8,6 +8,12 @@ the top K with every column, and ``latency``: summary.json's latency block (the 
 table, B0's predicted and measured latency) in a run that predicts latency, else null. The
 table shows each trial's predicted latency and B0's measured one where the run has them.
 
+Each row says what it is (``role``: ``B0``, or stage 2's ``chosen``; ``finalist`` for a search
+trial retrained as a finalist; ``finalist run of trial N, seed i`` for one of those
+retrainings), and the lines under the table say what the run chose: B0's finalists' mean
+apart from its search score, or stage 2's point, and whether that choice is within the seeds'
+noise (``choice: ...``, as the run wrote it). ``--json`` adds ``chosen_trial`` and ``verdict``.
+
 ``--copy-to URL`` moves a finished run's study into a database (Optuna's ``copy_study``): the
 study is copied under ``--study-name`` (default: the run folder's name), the run's
 ``config.json`` then names the new storage, and the journal file is kept as it was. From then
@@ -28,17 +34,21 @@ HELP = "print the best trials of a run folder (stage 1 or 2) as a table, CSV (--
 
 # Columns of the table format per stage: (column, header).
 TABLE_COLUMNS: dict[int, tuple[tuple[str, str], ...]] = {
-    1: (("number", "trial"), ("reward", "reward"), ("accuracy", "accuracy"), ("macs", "MACs"),
+    1: (("number", "trial"), ("role", "role"), ("reward", "reward"), ("accuracy", "accuracy"),
+        ("macs", "MACs"),
         ("latency_ms", "latency"), ("params", "params"), ("duration_s", "time"),
         ("arch_hash", "arch"), ("node", "node")),
-    2: (("number", "trial"), ("kind", "kind"), ("alpha", "alpha"), ("beta", "beta"),
+    2: (("number", "trial"), ("role", "role"), ("kind", "kind"), ("alpha", "alpha"),
+        ("beta", "beta"),
         ("gamma", "gamma"), ("phi", "phi"), ("accuracy", "accuracy"), ("macs", "MACs"),
         ("params", "params"), ("reward", "reward"), ("duration_s", "time"), ("node", "node")),
 }
 
 
 # Columns shown only where a trial has a value.
-OPTIONAL_COLUMNS = ("latency_ms",)
+OPTIONAL_COLUMNS = ("latency_ms", "role")
+# How each stage names the trial it chose.
+CHOSEN_NAME = {1: "B0", 2: "chosen"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -64,6 +74,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _cell(key: str, v: Any) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "-"
+    if key == "role":
+        return str(v)
     if key == "macs":
         return f"{float(v) / 1e6:,.1f}M"
     if key == "params":
@@ -79,6 +91,16 @@ def _cell(key: str, v: Any) -> str:
     return str(v)
 
 
+def _shown(key: str, run: Any, top: Any) -> bool:
+    """Whether the table shows a column: not one the run never fills (latency in a MACs-only
+    search), nor roles where every row shown is a plain search trial."""
+    if key not in top.columns:
+        return False
+    if key == "role":
+        return bool((top["role"] != "").any())
+    return key not in OPTIONAL_COLUMNS or bool(run.trials[key].notna().any())
+
+
 def _table(run: Any, top: Any) -> None:
     from rich import box
     from rich.table import Table
@@ -87,16 +109,17 @@ def _table(run: Any, top: Any) -> None:
 
     states = ", ".join(f"{n} {s}" for s, n in sorted(run.states().items()))
     table = Table(title=f"best {len(top)} trials", box=box.SIMPLE)
-    # a column the run never fills (latency in a MACs-only search) is left out
-    cols = [(k, h) for k, h in TABLE_COLUMNS[run.stage]
-            if k in top.columns and (k not in OPTIONAL_COLUMNS or run.trials[k].notna().any())]
+    cols = [(k, h) for k, h in TABLE_COLUMNS[run.stage] if _shown(k, run, top)]
     for k, h in cols:
-        table.add_column(h, justify="left" if k in ("kind", "arch_hash", "node") else "right")
+        table.add_column(h, justify="left" if k in ("kind", "arch_hash", "node", "role")
+                         else "right")
     for _, row in top.iterrows():
         table.add_row(*(_cell(k, row[k]) for k, _ in cols))
     out = console()
     out.print(f"stage {run.stage} run {run.run_dir}: {states}")
     out.print(table)
+    for line in _choice_lines(run):
+        out.print(line, markup=False, soft_wrap=True)
     summary = _summary(run)
     line = latency_line(summary.get("latency"))
     if line is not None:
@@ -119,10 +142,52 @@ def _summary(run: Any) -> dict[str, Any]:
     return run.read_json(SUMMARY) or {}
 
 
+def _choice_file(run: Any) -> dict[str, Any]:
+    """The file that says what the run chose: summary.json (stage 1) or coefficients.json
+    (stage 2); {} while it is not written."""
+    return (run.read_json("coefficients.json") if run.stage == 2 else _summary(run)) or {}
+
+
+def _choice_lines(run: Any) -> list[str]:
+    """What the run chose, each number labelled, and whether the choice is within the noise."""
+    from results.store import choice_verdict, chosen_trial
+
+    chosen = chosen_trial(run)
+    if chosen is None:
+        return []
+    got = _choice_file(run)
+    if run.stage == 2:
+        lines = [f"chosen point: trial {chosen}, alpha {got['alpha']:g} beta {got['beta']:g} "
+                 f"gamma {got['gamma']:g} (chosen by {got.get('chosen_by', '?')})"]
+    else:
+        from .search import best_line
+
+        lines = [best_line(got)]
+    verdict = choice_verdict(got.get("finalists"))
+    if verdict is not None:
+        lines.append(f"choice: {verdict.text}")
+    return lines
+
+
+def _with_roles(run: Any, top: Any) -> Any:
+    """``top`` with a ``role`` column (:func:`results.store.trial_roles` over the whole run,
+    so a search trial is marked a finalist even when its finalist runs are not in ``top``)."""
+    from results.store import chosen_trial, trial_roles
+
+    roles = dict(zip((int(n) for n in run.trials["number"]),
+                     trial_roles(run.trials, chosen=chosen_trial(run),
+                                 chosen_name=CHOSEN_NAME[run.stage])))
+    return top.assign(role=[roles.get(int(n), "") for n in top["number"]])
+
+
 def _json(run: Any, top: Any) -> None:
+    from results.store import chosen_trial
+
+    verdict = (_choice_file(run).get("finalists") or {}).get("verdict")
     print(json.dumps({"run_dir": str(run.run_dir), "stage": run.stage, "source": run.source,
-                      "states": run.states(), "trials": _records(top),
-                      "latency": _summary(run).get("latency")}))
+                      "states": run.states(), "trials": _records(_with_roles(run, top)),
+                      "latency": _summary(run).get("latency"),
+                      "chosen_trial": chosen_trial(run), "verdict": verdict}))
 
 
 def _csv(run: Any, top: Any) -> None:
@@ -130,7 +195,8 @@ def _csv(run: Any, top: Any) -> None:
     top.to_csv(sys.stdout, index=False)
 
 
-FORMATS: dict[str, Callable[[Any, Any], None]] = {"table": _table, "csv": _csv}
+FORMATS: dict[str, Callable[[Any, Any], None]] = {
+    "table": lambda run, top: _table(run, _with_roles(run, top)), "csv": _csv}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -165,9 +165,10 @@ def _report(result: Any) -> None:
     print(f"run folder: {result.run_dir}", file=out)
     print(f"trials: {s['trials']} {json.dumps(s['states'])}", file=out)
     if s["best"]:
-        b = s["best"]
-        print(f"best: trial {b['trial']}  reward {b['reward']:.4f}  accuracy {b['accuracy']:.4f}  "
-              f"MACs {b['macs'] / 1e6:.1f}M  params {b['params'] / 1e6:.2f}M", file=out)
+        print(best_line(s), file=out)
+        verdict = (s.get("finalists") or {}).get("verdict")
+        if verdict:
+            print(f"choice: {verdict['text']}", file=out)
         lat = latency_line(s.get("latency"))
         if lat is not None:
             print(f"latency: {lat}", file=out)
@@ -175,3 +176,24 @@ def _report(result: Any) -> None:
               file=out)
     else:
         print("no trial finished; nothing to emit", file=out)
+
+
+def best_line(summary: dict[str, Any]) -> str:
+    """The last lines' B0, each number saying what it is: the finalists' mean over their seeds
+    (B0's ``reward``/``accuracy`` in summary.json) apart from the search's own single training
+    of the same trial (``search_reward``/``search_accuracy``, its row in trials.csv)."""
+    b = summary["best"]
+    size = f"MACs {b['macs'] / 1e6:.1f}M, params {b['params'] / 1e6:.2f}M"
+    if b.get("chosen_by") == "finalists":
+        seeds = b.get("seeds")
+        over = f" over {seeds} seeds" if seeds else ""
+        search = ("" if b.get("search_reward") is None else
+                  f"; its search score: reward {b['search_reward']:.4f}"
+                  + ("" if b.get("search_accuracy") is None else
+                     f", accuracy {b['search_accuracy']:.4f}"))
+        return (f"B0 = trial {b['trial']}: mean reward {b['reward']:.4f}{over} (accuracy "
+                f"{b['accuracy']:.4f}){search}; {size}")
+    why = ("the finalists have not finished" if summary.get("finalists")
+           else "no finalists")
+    return (f"B0 = trial {b['trial']}: reward {b['reward']:.4f}, accuracy {b['accuracy']:.4f} "
+            f"(the search's one training; {why}); {size}")

@@ -95,6 +95,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"test top-1 (EMA weights): {t['top1_ema']:.4f}  top-5: {t['top5_ema']:.4f}",
               file=sys.stdout)
     if result.checkpoint is not None:
-        print(f"checkpoint: {result.checkpoint}  (nas cam {result.checkpoint} --images 8)",
-              file=sys.stdout)
+        print(f"checkpoint: {result.checkpoint}  ({cam_hint(result)})", file=sys.stdout)
     return 0
+
+
+def cam_hint(result: Any) -> str:
+    """A ``nas cam`` command that works on the run's checkpoint, or why there is none: at a
+    resolution whose last feature map is 1x1 (32 px through a stride-32 network) ``nas cam``
+    refuses, so it is not suggested."""
+    from nas.cam import flat_maps
+
+    why = flat_maps(result.spec, result.spec.resolution)
+    if why is not None:
+        return f"no nas cam: the model {why}"
+    images = 8 if result.val_images is None else max(1, min(8, result.val_images))
+    return f"nas cam {result.checkpoint} --images {images}"

@@ -11,7 +11,8 @@
   rungs (epochs), one rule for the local pruner and the Ray scheduler.
 - :class:`FinalistPlan` (:mod:`.finalists`): after the search, the top k distinct candidates
   retrained with s seeds as trials of the same study; :func:`finalist_table` and
-  :func:`choose` give the per-seed table and the winner by mean reward.
+  :func:`choose` give the per-seed table and the winner by mean reward; :func:`noise_verdict`
+  whether the winner's lead over the runner-up is within the seeds' noise.
 - :func:`open_session` (:mod:`.study`): create, join or reopen the study; several drivers of
   one database study (budget gate, heartbeats, reuse-key claims in :mod:`.claims`).
 """
@@ -19,8 +20,8 @@ from __future__ import annotations
 
 from .driver import StudyRun, progress, resume_dir, run_study
 from .fidelity import Ladder, ladder_of, parse_rungs
-from .finalists import (FinalistPlan, FinalistRow, choose, finalist_table, is_finalist, plan_of,
-                        search_count)
+from .finalists import (FinalistPlan, FinalistRow, NoiseVerdict, choose, finalist_table,
+                        is_finalist, noise_verdict, plan_of, search_count)
 from .recorder import FINISHED, INTERRUPTED, finished_count, interrupted_numbers, node_name
 from .registries import PRUNERS, SAMPLERS, PrunerInfo, SamplerInfo
 from .study import StorageConfig, open_session, requeue_interrupted
@@ -31,4 +32,4 @@ __all__ = ["StudyRun", "progress", "resume_dir", "run_study", "FINISHED", "INTER
            "PrunerInfo", "SamplerInfo", "StorageConfig", "open_session", "requeue_interrupted",
            "Candidate", "Outcome", "Stage", "TrialRunner", "tell", "Ladder", "ladder_of",
            "parse_rungs", "FinalistPlan", "FinalistRow", "choose", "finalist_table",
-           "is_finalist", "plan_of", "search_count"]
+           "is_finalist", "plan_of", "search_count", "NoiseVerdict", "noise_verdict"]

@@ -27,7 +27,8 @@ from results.rundir import (CONFIG, STAGES, latest_run_dir, new_run_dir, read_co
 
 from .recorder import finished_count
 from .fidelity import ladder_of
-from .finalists import begun, enqueue_finalists, plan_of, waiting_finalists
+from .finalists import (begun, enqueue_finalists, finalist_sources, plan_of, shortfall,
+                        waiting_finalists)
 from .registries import PRUNERS
 from .study import StorageConfig, StudySession, open_session, resolve_storage
 from .trial import Stage, TrialRunner
@@ -125,11 +126,16 @@ def _finalists(stage: Stage, study: optuna.Study, run_dir: Path, *, executor: An
     plan = plan_of(stage)
     with session.mutex():  # two drivers of one study never enqueue the same runs
         added = enqueue_finalists(study, plan)
+    trials = study.get_trials(deepcopy=False)
+    fewer = shortfall(trials, plan, label=stage.label)
+    if fewer is not None:  # fewer distinct finished networks than --finalists asks for
+        log.warning("%s", fewer)
     todo = waiting_finalists(study)
     if todo == 0:
         return False
     log.info("finalists: %d run(s) to train (%d enqueued now): the top %d distinct %ss x %d "
-             "seed(s), at the top rung", todo, added, plan.k, stage.label, plan.seeds)
+             "seed(s), at the top rung", todo, added, len(finalist_sources(trials)),
+             stage.label, plan.seeds)
     session.total = None  # the phase runs what is enqueued (TrialRunner.enqueued_only)
     return _drive(stage, study, run_dir, executor=executor, evaluate=evaluate, n_trials=todo,
                   total=todo, timeout=None, session=session, finalists=True,
@@ -140,7 +146,8 @@ def _drive(stage: Stage, study: optuna.Study, run_dir: Path, *, executor: Any,
            evaluate: Callable[..., Any], n_trials: int | None, total: int | None,
            timeout: float | None, session: StudySession | None = None,
            finalists: bool = False, description: str | None = None) -> bool:
-    runner = TrialRunner(stage, evaluate, session=session, enqueued_only=finalists)
+    runner = TrialRunner(stage, evaluate, session=session, enqueued_only=finalists,
+                         on_start=lambda trial: stage.write_outputs(study, run_dir, final=False))
     done0 = finished_count(study) if finalists else 0
     with progress(total, description or f"stage {stage.name}") as bar:
         def after_trial(trial: optuna.trial.FrozenTrial) -> None:

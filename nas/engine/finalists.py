@@ -17,7 +17,8 @@ Once a finalist is enqueued the search is over: a resumed run goes straight to t
 
 How a stage uses it: give the stage a ``finalists`` attribute (a :class:`FinalistPlan`; a stage
 without one runs none), record the per-trial ``reward`` in :meth:`Stage.score`, and read the
-table with :func:`finalist_table` when writing outputs (:func:`choose` picks the winner). The
+table with :func:`finalist_table` when writing outputs (:func:`choose` picks the winner, and
+:func:`noise_verdict` says whether its lead over the runner-up stands out of the seeds' noise). The
 driver (:func:`nas.engine.run_study`) runs the phase; the local and Ray backends run the
 finalist trials like any other.
 """
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from optuna.trial import FrozenTrial, TrialState
 
@@ -34,8 +35,10 @@ from .recorder import FINISHED, is_interrupted, reuse_key, stale_numbers
 
 __all__ = ["FINALIST", "FINALIST_OF", "FINALIST_SEED", "FinalistPlan", "FinalistRow",
            "plan_of", "is_finalist", "finalist_key", "search_trials", "search_count",
-           "begun", "top_distinct", "enqueue_finalists", "waiting_finalists", "finalist_table",
-           "choose", "mean_std"]
+           "begun", "top_distinct", "enqueue_finalists", "finalist_sources", "shortfall",
+           "waiting_finalists", "finalist_table",
+           "choose", "mean_std", "NoiseVerdict", "noise_verdict", "finalist_verdict",
+           "verdict_text"]
 
 FINALIST_OF = "finalist_of"
 FINALIST_SEED = "finalist_seed"
@@ -149,6 +152,34 @@ def enqueue_finalists(study: Any, plan: FinalistPlan) -> int:
     return n
 
 
+def finalist_sources(trials: Iterable[FrozenTrial]) -> list[int]:
+    """The search trials the finalists retrain (their ``finalist_of``), in order."""
+    return sorted({int(t.user_attrs[FINALIST_OF]) for t in trials if is_finalist(t)})
+
+
+def shortfall(trials: Iterable[FrozenTrial], plan: FinalistPlan, *,
+              label: str = "trial") -> str | None:
+    """Why fewer than ``plan.k`` finalists are trained, in words (None when there are ``k``):
+    only COMPLETE search trials with a score count, and one per distinct network (reuse key),
+    so pruned, failed and interrupted trials and repeats of a network do not."""
+    trials = list(trials)
+    sources = finalist_sources(trials)
+    if not plan.enabled or len(sources) >= plan.k:
+        return None
+    search = search_trials(trials)
+    scored = [t for t in search if t.state == TrialState.COMPLETE and _score(t) is not None]
+    distinct = len({reuse_key(t) for t in scored})
+    left_out = [f"{n} {what}" for what, n in (
+        ("pruned", sum(1 for t in search if t.state == TrialState.PRUNED)),
+        ("failed or interrupted", sum(1 for t in search if t.state == TrialState.FAIL)),
+        ("still running or waiting", sum(1 for t in search if not t.state.is_finished())),
+        ("repeat(s) of a network already counted", len(scored) - distinct)) if n]
+    why = f" (not counted: {', '.join(left_out)})" if left_out else ""
+    return (f"finalists: {len(sources)} of the {plan.k} asked for (--finalists {plan.k}), "
+            f"each with {plan.seeds} seed(s): the search completed {len(scored)} {label}(s) "
+            f"holding {distinct} distinct network(s){why}")
+
+
 def waiting_finalists(study: Any) -> int:
     return sum(1 for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
                if is_finalist(t))
@@ -236,3 +267,95 @@ def choose(rows: Sequence[FinalistRow]) -> FinalistRow | None:
     complete)."""
     done = [r for r in rows if r.complete and math.isfinite(r.mean)]
     return max(done, key=lambda r: (r.mean, -r.trial), default=None)
+
+
+@dataclass(frozen=True)
+class NoiseVerdict:
+    """Whether the chosen finalist's lead over the runner-up is larger than the seeds' noise.
+
+    ``lead`` is the chosen one's mean minus the runner-up's, ``spread`` their combined seed
+    spread (:func:`noise_verdict` defines it) and ``within_noise`` is ``lead <= spread``.
+    ``within_noise`` is None when it cannot be judged: no runner-up (``runner_up`` None: a single
+    complete finalist), or no spread (``spread`` None: one seed on either side)."""
+
+    chosen: int  # the source trial of the chosen finalist
+    runner_up: int | None  # the source trial of the next best mean, None when there is none
+    measure: str  # what the means are of: "reward" (stage 1) or stage 2's --select
+    lead: float | None  # chosen mean - runner-up mean
+    spread: float | None  # sqrt(std_chosen^2 + std_runner_up^2), sample stds (n - 1)
+    within_noise: bool | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def noise_verdict(values: Mapping[int, Sequence[float]], chosen: int, *,
+                  measure: str = SCORE) -> NoiseVerdict:
+    """Judge the choice of ``chosen`` among finalists whose per-seed values are ``values``
+    (source trial -> the finished seeds' rewards or accuracies; complete finalists only).
+
+    The runner-up is the other finalist with the best mean (ties: the earlier trial). The
+    *combined seed spread* is ``sqrt(s_c^2 + s_r^2)``, where ``s_c`` and ``s_r`` are the sample
+    standard deviations (n - 1) of the two finalists' per-seed values: it is the standard
+    deviation of the difference between one more training of each, so a lead smaller than it is
+    one that a fresh pair of seeds reverses often. It is deliberately not the standard error of
+    the difference of the means (smaller by sqrt(seeds)): what the user takes away is one
+    network, trained again, and with 2-3 seeds a standard error is itself a guess. The choice
+    is **within noise** when the lead is not larger than that, ``lead <= spread`` (so two
+    finalists tied with no spread at all are within noise too, not a clear lead of 0). With one
+    seed on either side there is no spread, and with one finalist no runner-up: then
+    ``within_noise`` is None (cannot be judged)."""
+    if chosen not in values:
+        raise KeyError(f"the chosen finalist (trial {chosen}) is not among the finalists "
+                       f"judged ({sorted(values)}); pass the values of every complete finalist")
+    means = {n: mean_std(list(v)) for n, v in values.items() if len(v)}
+    if chosen not in means:
+        raise ValueError(f"the chosen finalist (trial {chosen}) has no finished seed; judge a "
+                         f"complete finalist")
+    others = [n for n in means if n != chosen]
+    if not others:
+        return NoiseVerdict(chosen=chosen, runner_up=None, measure=measure, lead=None,
+                            spread=None, within_noise=None)
+    runner_up = max(others, key=lambda n: (means[n][0], -n))
+    (m_c, s_c), (m_r, s_r) = means[chosen], means[runner_up]
+    lead = m_c - m_r
+    if not (math.isfinite(s_c) and math.isfinite(s_r)):  # one seed: no spread to judge by
+        return NoiseVerdict(chosen=chosen, runner_up=runner_up, measure=measure, lead=lead,
+                            spread=None, within_noise=None)
+    spread = math.hypot(s_c, s_r)
+    return NoiseVerdict(chosen=chosen, runner_up=runner_up, measure=measure, lead=lead,
+                        spread=spread, within_noise=lead <= spread)
+
+
+def finalist_verdict(rows: Sequence[FinalistRow], chosen: FinalistRow, *,
+                     measure: str = SCORE) -> NoiseVerdict:
+    """:func:`noise_verdict` over the complete finalists of a :func:`finalist_table`, on the
+    per-seed ``measure`` (``reward`` or ``accuracy``) of their finished seeds."""
+    values = {r.trial: [float(x[measure]) for x in r.runs
+                        if x["reward"] is not None and x.get(measure) is not None]
+              for r in rows if r.complete}
+    return noise_verdict(values, chosen.trial, measure=measure)
+
+
+def _num(x: float) -> str:
+    return f"{x:.2g}"
+
+
+def verdict_text(v: NoiseVerdict, *, chosen: str, runner_up: str | None = None) -> str:
+    """The verdict in words, naming the two as ``chosen`` and ``runner_up`` (e.g. "B0 (trial
+    2)" and "trial 21"), e.g. "B0 (trial 2) and trial 21 are within noise (0.0038 apart in
+    mean reward, combined seed std 0.023): ..."."""
+    other = runner_up if runner_up is not None else f"trial {v.runner_up}"
+    if v.runner_up is None:
+        return (f"{chosen} is the only complete finalist: there is no runner-up to compare "
+                f"it with")
+    what = f"mean {v.measure}"
+    if v.spread is None:
+        return (f"{chosen} leads {other} by {_num(v.lead)} in {what}, but with one seed the "
+                f"seed spread is unknown, so whether the lead is more than noise cannot be "
+                f"judged (pass --finalist-seeds 3)")
+    if v.within_noise:
+        return (f"{chosen} and {other} are within noise ({_num(v.lead)} apart in {what}, "
+                f"combined seed std {_num(v.spread)}): other seeds could reverse the order")
+    return (f"{chosen} leads {other} by {_num(v.lead)} in {what}, more than their combined "
+            f"seed std {_num(v.spread)}")

@@ -129,11 +129,15 @@ class _Stop(Exception):
 
 class TrialRunner:
     def __init__(self, stage: Stage, evaluate: Callable[..., Any], *,
-                 session: Any = None, enqueued_only: bool = False) -> None:
+                 session: Any = None, enqueued_only: bool = False,
+                 on_start: Callable[[optuna.Trial], None] | None = None) -> None:
         self.stage = stage
         self.evaluate = evaluate
         self.session = session  # nas.engine.study.StudySession: budget gate, key claims
         self.enqueued_only = enqueued_only  # the finalists' phase: only enqueued trials run
+        # called when a trial is about to train (the driver rewrites the run's tables, so a
+        # trial that was WAITING there, a finalist or a grid point, reads RUNNING while it trains)
+        self.on_start = on_start
 
     def ask(self, study: optuna.Study) -> optuna.Trial | None:
         """The next trial, or None when the study's budget is spent (a shared study: the
@@ -174,6 +178,8 @@ class TrialRunner:
             return self.complete(trial, cand, earlier.user_attrs["accuracy"])
         seed = trial_seed(self.stage.seed, cand.key)
         record(trial, seed=seed)
+        if self.on_start is not None:
+            self.on_start(trial)
         return replace(cand, seed=seed)
 
     def record_epoch(self, trial: optuna.Trial, cand: Candidate, curve: list[float]) -> None:

@@ -68,6 +68,7 @@ class TrainResult:
     epochs: list[dict[str, Any]]
     test: dict[str, float]
     checkpoint: Path | None
+    val_images: int | None = None  # the validation split's size (what nas cam draws from)
 
     @property
     def top1(self) -> float:
@@ -201,7 +202,8 @@ def _train(job: TrainJob, *, run_dir: Path, resume: bool,
              "" if "top1_ema" not in test else
              f"  (EMA weights: top-1 {test['top1_ema']:.4f}  top-5 {test['top5_ema']:.4f})")
     return TrainResult(run_dir=run_dir, spec=spec, epochs=history, test=test,
-                       checkpoint=last_path[0] if last_path else None)
+                       checkpoint=last_path[0] if last_path else None,
+                       val_images=len(data.val_y))
 
 
 def _checkpoint_to_resume(run_dir: Path, setup: Setup, job: TrainJob) -> Checkpoint:

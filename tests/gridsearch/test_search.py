@@ -143,7 +143,7 @@ def test_interrupt_then_resume_never_retrains_a_finished_point(tmp_path, tiny_ba
     coef = json.loads((res.run_dir / "coefficients.json").read_text())
     assert coef["complete"] is False and coef["points_done"] == 2
     states = pd.read_csv(res.run_dir / "grid.csv")["state"].tolist()
-    assert states.count("COMPLETE") == 2 and states.count("FAIL") == 1
+    assert states.count("COMPLETE") == 2 and states.count("INTERRUPTED") == 1
 
     # a driver killed mid-trial leaves a RUNNING trial behind
     study = optuna.load_study(study_name=STUDY_NAME,
@@ -454,3 +454,74 @@ def test_dashboard_shows_the_finalists_and_only_grid_points_on_the_grid(tmp_path
     assert f.done == [3, 3]
     trace = fig_finalists(info).data[0]
     assert list(trace.y) == f.mean and list(trace.error_y.array) == pytest.approx(f.std)
+
+
+def _two_close_points(first: dict[str, int], *, wobble: float):
+    """An evaluator where the deep point (alpha 2) scores 0.85 and the wide one (beta 1.5)
+    0.84 at their grid training; their finalist seeds add +wobble, -wobble, 0 in turn; the rest
+    score 0.5."""
+    from types import SimpleNamespace
+
+    def evaluate(spec, proxy, *, seed, on_epoch=None):
+        h = spec.arch_hash()
+        i = first.get(h, 0)
+        first[h] = i + 1
+        offset = (wobble, -wobble, 0.0)[(i - 1) % 3] if i else 0.0
+        if spec.stages[1].out_channels > 16:
+            return SimpleNamespace(accuracy=0.84 + offset, images_per_sec=1000.0)
+        if spec.stages[1].repeats > 2:
+            return SimpleNamespace(accuracy=0.85 + offset, images_per_sec=1000.0)
+        return SimpleNamespace(accuracy=0.5, images_per_sec=1000.0)
+    return evaluate
+
+
+@pytest.mark.parametrize("wobble, within", [(0.05, True), (0.001, False)])
+def test_the_chosen_point_says_whether_it_is_within_noise(tmp_path, tiny_base, capsys, wobble,
+                                                          within) -> None:
+    from gridsearch.cli import _report
+    from results.stage2_dashboard import stage2_info
+    from results.store import load_run
+
+    res = run(tmp_path, tiny_base, _two_close_points({}, wobble=wobble), finalists=2,
+              finalist_seeds=3)
+    coef = json.loads((res.run_dir / "coefficients.json").read_text())
+    assert (coef["alpha"], coef["beta"]) == (2.0, 1.0)  # the deep point: mean 0.85
+    v = coef["finalists"]["verdict"]
+    rows = {r["trial"]: r for r in coef["finalists"]["rows"]}
+    wide = next(n for n, r in rows.items() if r["beta"] == 1.5)
+    # means 0.85 and 0.84; each seed's std is sqrt((w^2 + w^2) / 2) = w, so the spread is
+    # sqrt(2) w: 0.0707 (> 0.01: within noise) or 0.0014 (< 0.01: a clear lead)
+    assert (v["chosen"], v["runner_up"], v["measure"]) == (coef["trial"], wide, "accuracy")
+    assert v["lead"] == pytest.approx(0.01) and v["spread"] == pytest.approx(2 ** 0.5 * wobble)
+    assert v["within_noise"] is within
+    assert v["text"].startswith(
+        "the chosen point (alpha 2, beta 1, gamma 1) and point alpha 1, beta 1.5, gamma 1 "
+        f"(trial {wide}) are within noise (0.01 apart in mean accuracy, combined seed std 0.071)"
+        if within else
+        "the chosen point (alpha 2, beta 1, gamma 1) leads point alpha 1, beta 1.5, gamma 1 "
+        f"(trial {wide}) by 0.01 in mean accuracy, more than their combined seed std 0.0014")
+    _report(res)
+    assert f"choice: {v['text']}" in capsys.readouterr().out.splitlines()
+    info = stage2_info(load_run(res.run_dir))
+    assert info.verdict.text == v["text"] and info.verdict.within_noise is within
+    # nas results marks the chosen point and its finalist runs, and says the same
+    from nas.cli import main as nas
+
+    assert nas(["results", str(res.run_dir), "--json", "--top", "20"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    role = {t["number"]: t["role"] for t in data["trials"]}
+    assert role[coef["trial"]] == "chosen" and role[wide] == "finalist"
+    assert sum(r.startswith("finalist run of chosen, seed ") for r in role.values()) == 3
+    assert data["verdict"] == v
+    assert nas(["results", str(res.run_dir)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert f"chosen point: trial {coef['trial']}, alpha 2 beta 1 gamma 1 (chosen by finalists)" \
+        in out and f"choice: {v['text']}" in out
+
+
+def test_a_single_finalist_point_has_no_runner_up(tmp_path, tiny_base) -> None:
+    res = run(tmp_path, tiny_base, _two_close_points({}, wobble=0.01), finalists=1,
+              finalist_seeds=2)
+    v = res.coefficients["finalists"]["verdict"]
+    assert (v["runner_up"], v["lead"], v["spread"], v["within_noise"]) == (None,) * 4
+    assert "no runner-up" in v["text"]

@@ -158,3 +158,49 @@ def test_cli_cam_bad_input(args: list[str], message: str, trained_run: Path, tmp
     assert main(["cam", *args]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+# Total stride 32 (EfficientNet's): at nas train's default 32 px the last features are 1x1.
+STRIDE_32 = CAM_SPEC.replace(stages=CAM_SPEC.stages + tuple(
+    StageSpec("mbconv", 1, 3, 2, 24, expand_ratio=3.0) for _ in range(3)))
+
+
+@pytest.mark.parametrize("spec, resolution", [(CAM_SPEC, 32), (CAM_SPEC, 9), (STRIDE_32, 32),
+                                              (STRIDE_32, 33), (STRIDE_32, 64),
+                                              (STRIDE_32, 100)])
+def test_feature_size_is_what_the_network_gives(spec, resolution) -> None:
+    from nas.cam import feature_size, flat_maps
+
+    model = build(spec.replace(resolution=resolution), seed=0).eval()
+    with torch.no_grad():
+        h, w = model.forward_features(torch.zeros(1, 1, resolution, resolution)).shape[-2:]
+    assert feature_size(spec, resolution) == (h, w)
+    assert (flat_maps(spec, resolution) is None) == (h * w > 1)
+
+
+@pytest.mark.parametrize("spec, val, suggested", [(STRIDE_32, 20, None), (CAM_SPEC, 20, 8),
+                                                   (CAM_SPEC, 5, 5)])
+def test_nas_train_suggests_only_a_nas_cam_that_works(spec, val, suggested, tmp_path,
+                                                      capsys) -> None:
+    import shlex
+
+    path = save_spec(spec.replace(num_classes=10), tmp_path / "spec.json")
+    run = tmp_path / "run"
+    assert main(["train", str(path), "--dataset", "synthetic", "--epochs", "1",
+                 "--train-samples", "64", "--val-samples", str(val), "--batch-size", "32",
+                 "--threads", "1", "--out", str(run)]) == 0  # at the default 32 px
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("checkpoint:"))
+    if suggested is None:  # 1x1 features: no command, and why
+        assert "nas cam " not in line
+        assert line.endswith("(no nas cam: the model reduces 32 px inputs to 1x1 features "
+                             "(total stride 32), so class activation maps hold no spatial "
+                             "information; train at --resolution 64 or more (2x2 features; "
+                             "128 gives 4x4))")
+        with pytest.raises(ValueError, match="1x1 features"):  # as nas cam would say
+            checkpoint_cam(run, images=2)
+        return
+    command = line[line.index("(nas cam ") + 1:-1]
+    assert command.endswith(f"--images {suggested}")
+    argv = shlex.split(command)[1:] + ["-o", str(tmp_path / "cam.png")]
+    assert main(argv) == 0  # the suggested command works
+    assert f"{suggested} images" in capsys.readouterr().out

@@ -135,7 +135,9 @@ def test_a_kill_mid_finalists_loses_no_finished_seed_and_resume_finishes(tiny_co
     df = pd.read_csv(out / "trials.csv")
     fin = df[df.finalist]
     finished = fin[fin.state == "COMPLETE"]
-    assert len(finished) == 4 and fin[fin.state == "FAIL"].fail_reason.tolist() == ["interrupted"]
+    assert len(finished) == 4 and fin[fin.state == "INTERRUPTED"].fail_reason.tolist() == [
+        "interrupted"]
+    assert not (df.state == "FAIL").any()
     seed_of = {t.number: t.user_attrs.get("seed") for t in res_study(out).trials}
     kept = {(r.finalist_of, r.finalist_seed): (seed_of[r.number], r.reward)
             for r in finished.itertuples()}
@@ -230,3 +232,259 @@ def test_the_hard_constraint_lands_at_70_percent_of_t_or_more(constraint, tiny_c
     else:  # soft: the same evaluator makes the search land well below T, and says why
         assert frac < 0.7 and math.isfinite(frac)
         assert "land well below T" in summary["macs_vs_target"]["why"]
+
+
+# ------------------------------------------------------- is the choice within the seeds' noise?
+def test_noise_verdict_within_noise_and_clear_lead_against_worked_numbers():
+    from nas.engine.finalists import noise_verdict, verdict_text
+
+    # trial 1: (0.70, 0.74, 0.72), mean 0.72, std 0.02; trial 0: (0.80, 0.60, 0.70), mean
+    # 0.70, std 0.10. Lead 0.02, spread sqrt(0.02^2 + 0.10^2) = sqrt(0.0104) = 0.10198
+    v = noise_verdict({0: [0.80, 0.60, 0.70], 1: [0.70, 0.74, 0.72]}, 1)
+    assert (v.chosen, v.runner_up, v.measure) == (1, 0, "reward")
+    assert v.lead == pytest.approx(0.02) and v.spread == pytest.approx(math.sqrt(0.0104))
+    assert v.within_noise is True
+    text = verdict_text(v, chosen="B0 (trial 1)")
+    assert text.startswith("B0 (trial 1) and trial 0 are within noise (0.02 apart in mean "
+                           "reward, combined seed std 0.1)")
+    # trial 2: (0.90, 0.92, 0.94), mean 0.92, std 0.02, against trial 1 (mean 0.72, std 0.02):
+    # lead 0.20 > sqrt(0.0008) = 0.0283; trial 0 (mean 0.70) is not the runner-up
+    v = noise_verdict({0: [0.80, 0.60, 0.70], 1: [0.70, 0.74, 0.72], 2: [0.90, 0.92, 0.94]}, 2)
+    assert v.runner_up == 1 and v.lead == pytest.approx(0.20)
+    assert v.spread == pytest.approx(math.sqrt(0.0008)) and v.within_noise is False
+    assert verdict_text(v, chosen="B0 (trial 2)") == (
+        "B0 (trial 2) leads trial 1 by 0.2 in mean reward, more than their combined seed std "
+        "0.028")
+    # a tie with no spread at all is within noise, not a clear lead of 0
+    assert noise_verdict({3: [0.5, 0.5], 4: [0.5, 0.5]}, 3).within_noise is True
+    # the runner-up of two equal means is the earlier trial
+    assert noise_verdict({9: [0.5, 0.6], 7: [0.4, 0.5], 5: [0.4, 0.5]}, 9).runner_up == 5
+
+
+def test_noise_verdict_cannot_judge_one_seed_or_one_finalist():
+    from nas.engine.finalists import noise_verdict, verdict_text
+
+    v = noise_verdict({0: [0.81], 1: [0.75]}, 0)
+    assert (v.runner_up, v.lead, v.spread, v.within_noise) == (1, pytest.approx(0.06), None,
+                                                               None)
+    assert "cannot be judged" in verdict_text(v, chosen="B0 (trial 0)")
+    assert "--finalist-seeds" in verdict_text(v, chosen="B0 (trial 0)")
+    v = noise_verdict({4: [0.8, 0.7, 0.75]}, 4)
+    assert (v.runner_up, v.lead, v.spread, v.within_noise) == (None, None, None, None)
+    assert verdict_text(v, chosen="B0 (trial 4)") == (
+        "B0 (trial 4) is the only complete finalist: there is no runner-up to compare it with")
+    with pytest.raises(KeyError, match="trial 3"):
+        noise_verdict({4: [0.8]}, 3)
+
+
+def test_finalist_verdict_reads_the_table_and_skips_incomplete_finalists():
+    from nas.engine.finalists import finalist_verdict
+
+    trials = [_trial(0, 0.81, key="a"), _trial(1, 0.75, key="b"), _trial(2, 0.9, key="c")]
+    n = 3
+    for src, key, rewards in ((0, "a", (0.80, 0.60, 0.70)), (1, "b", (0.70, 0.74, 0.72)),
+                              (2, "c", (0.99, None, None))):  # trial 2: one seed of three
+        for i, r in enumerate(rewards):
+            state = TrialState.COMPLETE if r is not None else TrialState.RUNNING
+            trials.append(_trial(n, r, key=f"{key}#{i}", state=state, **{
+                FINALIST: True, FINALIST_OF: src, FINALIST_SEED: i}))
+            n += 1
+    rows = finalist_table(trials, seeds=3)
+    v = finalist_verdict(rows, choose(rows))
+    assert (v.chosen, v.runner_up) == (1, 0) and v.lead == pytest.approx(0.02)
+    assert v.within_noise is True
+
+
+def _offset_levels(offsets, base=None):
+    """A CurveEvaluator level: each architecture's own level (``base``, default the fixture's),
+    its first training (the search's) at that level and its finalist seeds at level + offsets
+    in turn, so a finalist's mean is its level and its std the offsets' std."""
+    import collections
+
+    seen: collections.Counter = collections.Counter()
+
+    def level(spec):
+        h = spec.arch_hash()
+        i, seen[h] = seen[h], seen[h] + 1
+        lv = base(spec) if base else 0.3 + (int(h, 16) % 600) / 1000
+        return lv + (offsets[(i - 1) % len(offsets)] if i else 0.0)
+
+    return level
+
+
+@pytest.mark.parametrize("case", ["within", "clear", "one-seed", "one-finalist"])
+def test_summary_cli_and_dashboard_say_whether_b0_is_within_noise(case, tiny_config,
+                                                                  curve_evaluator, tmp_path,
+                                                                  capsys):
+    from nas.commands.search import _report
+    from nas.engine.finalists import noise_verdict
+    from results.dashboard import write_dashboard
+    from results.html import esc
+    from results.stage1_dashboard import stage1_info
+    from results.store import load_run
+
+    out = tmp_path / "r"
+    k, seeds, level = {
+        # every architecture at 0.5, its seeds at 0.5 +- 0.3: the reward's MACs factor
+        # (within ~1.2x) moves the means far less than the seeds' spread (~0.4)
+        "within": (2, 3, _offset_levels((0.3, -0.3, 0.0), base=lambda spec: 0.5)),
+        # levels 0.001 apart or more, seeds +- 0.0001 around them
+        "clear": (2, 3, _offset_levels((1e-4, -1e-4, 0.0))),
+        "one-seed": (2, 1, _offset_levels((0.0,))),
+        "one-finalist": (1, 3, _offset_levels((0.01, -0.01, 0.0))),
+    }[case]
+    res = run_search(tiny_config(trials=6, finalists=k, finalist_seeds=seeds), out=out,
+                     evaluate=curve_evaluator(level=level))
+    summary = json.loads((out / "summary.json").read_text())
+    verdict = summary["finalists"]["verdict"]
+    df = pd.read_csv(out / "trials.csv")
+    fin = df[df.finalist & (df.state == "COMPLETE")]
+    values = {int(s): list(g.sort_values("finalist_seed").reward)
+              for s, g in fin.groupby("finalist_of")}
+    b0 = summary["best"]["trial"]
+    expected = noise_verdict(values, b0)  # the rule, on the table the run wrote
+    assert {k: verdict[k] for k in ("chosen", "runner_up", "within_noise")} == {
+        "chosen": expected.chosen, "runner_up": expected.runner_up,
+        "within_noise": expected.within_noise}
+    assert verdict["chosen"] == b0 and verdict["text"].startswith(f"B0 (trial {b0})")
+    want = {"within": True, "clear": False, "one-seed": None, "one-finalist": None}[case]
+    assert verdict["within_noise"] is want
+    words = {"within": "are within noise", "clear": "more than their combined seed std",
+             "one-seed": "cannot be judged", "one-finalist": "no runner-up"}[case]
+    assert words in verdict["text"]
+    if case in ("within", "clear"):
+        assert verdict["lead"] == pytest.approx(expected.lead)
+        assert verdict["spread"] == pytest.approx(expected.spread)
+    # the CLI's last lines say it in the same words
+    capsys.readouterr()
+    _report(res)
+    assert f"choice: {verdict['text']}" in capsys.readouterr().out.splitlines()
+    # and the dashboard reads it from summary.json, never recomputing it
+    info = stage1_info(load_run(out))
+    assert info.verdict.text == verdict["text"] and info.verdict.within_noise is want
+    assert esc(verdict["text"]) in write_dashboard(out).read_text()
+
+
+# ------------------------------------------------------------- the printed numbers say what
+def test_the_last_line_labels_the_finalists_mean_apart_from_the_search_score(
+        tiny_config, curve_evaluator, tmp_path, capsys):
+    from nas.commands.search import _report
+
+    out = tmp_path / "r"
+    res = run_search(tiny_config(trials=6, finalists=2, finalist_seeds=3), out=out,
+                     evaluate=curve_evaluator(noise=0.05))
+    _report(res)
+    lines = capsys.readouterr().out.splitlines()
+    df = pd.read_csv(out / "trials.csv").set_index("number")
+    b0 = load_spec(out / "best.json").meta
+    row = df.loc[b0["trial"]]  # B0's own row: the search's single training
+    fin = df[df.finalist & (df.finalist_of == b0["trial"])]
+    assert row.reward != pytest.approx(fin.reward.mean())  # two different numbers...
+    line = next(x for x in lines if x.startswith("B0 = "))
+    assert line.startswith(  # ...each labelled
+        f"B0 = trial {b0['trial']}: mean reward {fin.reward.mean():.4f} over 3 seeds (accuracy "
+        f"{fin.accuracy.mean():.4f}); its search score: reward {row.reward:.4f}, accuracy "
+        f"{row.accuracy:.4f}; MACs ")
+    assert not any(x.startswith("best:") for x in lines)
+
+
+def test_the_last_line_without_finalists_says_it_is_one_training(tiny_config, curve_evaluator,
+                                                                  tmp_path, capsys):
+    from nas.commands.search import _report
+
+    out = tmp_path / "r"
+    _report(run_search(tiny_config(trials=3, finalists=0), out=out, evaluate=curve_evaluator()))
+    df = pd.read_csv(out / "trials.csv").set_index("number")
+    b0 = load_spec(out / "best.json").meta["trial"]
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("B0 = "))
+    assert line.startswith(f"B0 = trial {b0}: reward {df.reward[b0]:.4f}, accuracy "
+                           f"{df.accuracy[b0]:.4f} (the search's one training; no finalists)")
+
+
+def test_a_finalist_that_is_training_reads_running_in_trials_csv(tiny_config, curve_evaluator,
+                                                                 tmp_path):
+    """trials.csv and summary.json are rewritten when a trial starts, so the one training
+    (a finalist enqueued as WAITING, too) reads RUNNING there, not WAITING."""
+    out = tmp_path / "r"
+    inner = curve_evaluator(noise=0.05)
+    seen = []
+
+    def evaluate(spec, proxy, **kw):
+        df = pd.read_csv(out / "trials.csv")
+        states = json.loads((out / "summary.json").read_text())["states"]
+        running = df[df.state == "RUNNING"]
+        seen.append((len(running), bool(running.finalist.all()), states.get("RUNNING"),
+                     int((df.finalist & (df.state == "WAITING")).sum())))
+        return inner(spec, proxy, **kw)
+
+    run_search(tiny_config(trials=4, finalists=2, finalist_seeds=2), out=out,
+               evaluate=evaluate)
+    assert seen and all(n == 1 and counted == 1 for n, _, counted, _ in seen)
+    finalists = [w for _, is_finalist, _, w in seen if is_finalist]
+    assert finalists == [3, 2, 1, 0]  # 4 finalist runs, each RUNNING while it trains
+
+
+def test_fewer_distinct_networks_than_finalists_says_how_many_and_why(tiny_config,
+                                                                      curve_evaluator,
+                                                                      tmp_path, caplog):
+    import logging
+
+    inner = curve_evaluator(noise=0.05)
+    calls = []
+
+    def evaluate(spec, proxy, **kw):  # the search's 2nd training fails
+        calls.append(spec.arch_hash())
+        if len(calls) == 2:
+            raise RuntimeError("out of memory (simulated)")
+        return inner(spec, proxy, **kw)
+
+    with caplog.at_level(logging.INFO, logger="nas.engine.driver"):
+        run_search(tiny_config(trials=3, finalists=4, finalist_seeds=2), out=tmp_path / "r",
+                   evaluate=evaluate)
+    df = pd.read_csv(tmp_path / "r" / "trials.csv")
+    search = df[~df.finalist]
+    assert list(search.state) == ["COMPLETE", "FAIL", "COMPLETE"]
+    assert search[search.state == "COMPLETE"].arch_hash.nunique() == 2  # so 2 finalists
+    assert df.finalist.sum() == 2 * 2
+    assert ("finalists: 2 of the 4 asked for (--finalists 4), each with 2 seed(s): the search "
+            "completed 2 trial(s) holding 2 distinct network(s) (not counted: 1 failed or "
+            "interrupted)") in caplog.text
+    assert "the top 2 distinct trials x 2 seed(s)" in caplog.text
+
+
+def test_shortfall_counts_repeats_and_pruned_trials():
+    from nas.engine.finalists import shortfall
+
+    trials = [_trial(0, 0.8, key="a"), _trial(1, 0.8, key="a"),
+              _trial(2, 0.9, key="b", state=TrialState.PRUNED),
+              _trial(3, 0.8, key="a#0", **{FINALIST: True, FINALIST_OF: 0, FINALIST_SEED: 0})]
+    assert shortfall(trials, FinalistPlan(3, 1)) == (
+        "finalists: 1 of the 3 asked for (--finalists 3), each with 1 seed(s): the search "
+        "completed 2 trial(s) holding 1 distinct network(s) (not counted: 1 pruned, 1 "
+        "repeat(s) of a network already counted)")
+    assert shortfall(trials, FinalistPlan(1, 1)) is None
+    assert shortfall(trials, FinalistPlan(0)) is None
+
+
+def test_the_logs_best_reward_follows_the_finalists_once_they_finish(tiny_config,
+                                                                     curve_evaluator,
+                                                                     tmp_path, caplog):
+    import logging
+    import re
+
+    out = tmp_path / "r"
+    with caplog.at_level(logging.INFO, logger="nas.engine.driver"):
+        run_search(tiny_config(trials=4, finalists=2, finalist_seeds=2), out=out,
+                   evaluate=curve_evaluator(noise=0.05))
+    b0 = load_spec(out / "best.json").meta
+    df = pd.read_csv(out / "trials.csv")
+    search_best = df[~df.finalist].reward.max()
+    assert f"{search_best:.4f}" != f"{b0['reward']:.4f}"  # the two differ in this run
+    lines = [r.getMessage() for r in caplog.records if re.match(r"trial \d+", r.getMessage())]
+    fin_lines = [ln for ln in lines if "(finalist: trial" in ln]
+    assert len(fin_lines) == 4
+    # before any finalist has both its seeds: the search's best; after: B0's mean
+    assert f"best reward {search_best:.4f}" in fin_lines[0]
+    assert fin_lines[-1].endswith(f"(best mean reward {b0['reward']:.4f} acc "
+                                  f"{b0['accuracy']:.4f} (finalist trial {b0['trial']}, 2 "
+                                  f"seeds))")

@@ -382,7 +382,7 @@ def test_ray_job_submit_runs_a_search_on_the_cluster(cluster, tiny_space, tmp_pa
              "--backend", "ray"]
     r = cluster.run("job", "submit", "--address", cluster.dashboard, "--", *entry, timeout=300)
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
-    assert "best: trial" in r.stdout
+    assert "B0 = trial" in r.stdout
     df = pd.read_csv(out / "trials.csv")
     assert len(df) == 2 and (df.state == "COMPLETE").all()
     assert set(df.node.str.split("/").str[1]) <= {i[:8] for i in cluster.node_ids()}

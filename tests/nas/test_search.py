@@ -138,8 +138,11 @@ def test_ctrl_c_keeps_finished_trials_and_resume_retries_the_interrupted_one(tin
     res = run_search(config(tiny_space, trials=5, sampler="random", seed=1), out=out, evaluate=ev)
     assert res.interrupted
     df = pd.read_csv(out / "trials.csv")
-    assert list(df.state) == ["COMPLETE", "COMPLETE", "FAIL"]
+    # interrupted, not failed: in the table and in summary.json's state counts
+    assert list(df.state) == ["COMPLETE", "COMPLETE", "INTERRUPTED"]
     assert df.fail_reason.iloc[2] == "interrupted"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["states"] == {"COMPLETE": 2, "INTERRUPTED": 1}
     interrupted_params = {k: df[k].iloc[2] for k in df.columns if k.startswith("p_")}
     ev2 = FakeEvaluator()
     run_search(config(tiny_space, trials=5, sampler="random", seed=1), out=out, resume=True,
@@ -162,7 +165,9 @@ def test_resume_after_the_driver_was_killed_mid_trial(tiny_space, tmp_path):
     run_search(config(tiny_space, trials=3, sampler="random"), out=out, resume=True,
                evaluate=FakeEvaluator())
     df = pd.read_csv(out / "trials.csv")
-    assert df.state.iloc[2] == "FAIL" and df.fail_reason.iloc[2] == "interrupted"
+    assert df.state.iloc[2] == "INTERRUPTED" and df.fail_reason.iloc[2] == "interrupted"
+    states = json.loads((out / "summary.json").read_text())["states"]
+    assert states == {"COMPLETE": 3, "INTERRUPTED": 1}  # the dead driver's trial, run again
     assert (df.state == "COMPLETE").sum() == 3
     assert not (df.state == "RUNNING").any()
 
@@ -255,7 +260,7 @@ def test_cli_tiny_search_and_resume_conflict(tiny_space, tmp_path):
             "--lr", "0.03", "--warmup-epochs", "0.5", "--finalists", "0", "--out", str(out)]
     r = _cli(*args, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert "best: trial" in r.stdout
+    assert "B0 = trial" in r.stdout
     train = json.loads((out / "config.json").read_text())["proxy"]["train"]
     assert (train["lr"], train["warmup_epochs"], train["epochs"]) == (0.03, 0.5, 1)
     r = _cli("search", "--resume", "--out", str(out), "--epochs", "3", cwd=tmp_path)

@@ -38,3 +38,34 @@ def test_the_dashboard_shows_the_finalists_with_their_spread(run_with_finalists)
     assert list(means.error_y.array) == pytest.approx([f.std for f in info.finalists])
     page = (run_with_finalists / "dashboard.html").read_text()
     assert "fig-finalists" in page and "B0: finalist trial" in page
+
+
+def test_nas_results_marks_b0_and_the_finalist_runs(run_with_finalists, capsys):
+    import json
+
+    import pandas as pd
+
+    from nas.cli import main as nas
+    from space import load_spec
+
+    meta = load_spec(run_with_finalists / "best.json").meta
+    b0 = meta["trial"]
+    summary = json.loads((run_with_finalists / "summary.json").read_text())
+    assert nas(["results", str(run_with_finalists), "--json", "--top", "20"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    df = pd.read_csv(run_with_finalists / "trials.csv").set_index("number")
+    role = {t["number"]: t["role"] for t in data["trials"]}
+    assert role[b0] == "B0" and data["chosen_trial"] == b0
+    assert data["verdict"] == summary["finalists"]["verdict"]
+    for n, r in role.items():
+        if df.finalist[n]:
+            src = int(df.finalist_of[n])
+            which = "B0" if src == b0 else f"trial {src}"
+            assert r == f"finalist run of {which}, seed {int(df.finalist_seed[n])}"
+        elif n != b0:
+            assert r == ("finalist" if n in set(df.finalist_of.dropna()) else "")
+    assert nas(["results", str(run_with_finalists), "--top", "20"]) == 0
+    out = capsys.readouterr().out
+    assert f"finalist run of B0, seed 0" in out
+    assert f"B0 = trial {b0}: mean reward {meta['reward']:.4f} over 3 seeds" in out
+    assert f"choice: {summary['finalists']['verdict']['text']}" in out

@@ -231,7 +231,7 @@ def test_nas_results_shows_the_predicted_and_measured_latency(latency_run, capsy
     assert nas("results", str(latency_run), "--top", "3") == 0
     out = capsys.readouterr().out
     header = next(ln for ln in out.splitlines() if "trial" in ln and "reward" in ln)
-    assert header.split()[:5] == ["trial", "reward", "accuracy", "MACs", "latency"]
+    assert header.split()[:6] == ["trial", "role", "reward", "accuracy", "MACs", "latency"]
     top = run.trials.sort_values(["reward", "macs", "number"], ascending=[False, True, True])
     first = next(ln for ln in out.splitlines() if re.match(rf"^\s+{top.number.iloc[0]}\s", ln))
     assert f"{top.latency_ms.iloc[0]:.3g} ms" in first

@@ -192,3 +192,59 @@ def test_loading_logs_nothing_for_a_healthy_run(stage1_dir, caplog):
     with caplog.at_level(logging.WARNING):
         load_run(stage1_dir)
     assert not caplog.records
+
+
+def test_an_interrupted_trial_reads_interrupted_not_fail(tmp_path, stage1_factory):
+    """Ctrl-C (fail_reason 'interrupted') and a dead driver's trial (the study's
+    interrupted_trials) are INTERRUPTED in the table and the counts; a real failure stays
+    FAIL. A table written before that (FAIL, fail_reason 'interrupted') reads the same."""
+    import shutil
+
+    from results.rundir import open_storage, storage_url
+    from results.store import STALE_ATTR
+
+    from optuna.trial import TrialState, create_trial
+
+    run_dir = stage1_factory(tmp_path / "run", [(0.7, 100e6)])
+    study = optuna.load_study(study_name="stage1",
+                              storage=open_storage(storage_url(run_dir, None)))
+    for reason in ("interrupted", None, "RuntimeError: out of memory"):
+        study.add_trial(create_trial(state=TrialState.FAIL, user_attrs={} if reason is None
+                                     else {"fail_reason": reason}))
+    ctrl_c, dead, failed = study.trials[1:]
+    study.set_user_attr(STALE_ATTR, [dead.number])  # as a resumed run records a dead driver's
+    run = load_run(run_dir)
+    assert run.states() == {"COMPLETE": 1, "INTERRUPTED": 2, "FAIL": 1}
+    state = dict(zip(run.trials["number"], run.trials["state"]))
+    assert (state[ctrl_c.number], state[dead.number], state[failed.number]) == (
+        "INTERRUPTED", "INTERRUPTED", "FAIL")
+    # an older table read where the study cannot be: FAIL + 'interrupted' is INTERRUPTED
+    old = tmp_path / "old"
+    shutil.copytree(run_dir, old)
+    (old / "study.journal").unlink()
+    table = run.trials.assign(state=run.trials["state"].replace("INTERRUPTED", "FAIL"))
+    table.to_csv(old / "trials.csv", index=False)
+    back = load_run(old)
+    assert back.source == "trials.csv"
+    assert back.states() == {"COMPLETE": 1, "INTERRUPTED": 2, "FAIL": 1}
+    assert back.trials["fail_reason"].tolist()[1:] == ["interrupted", "interrupted",
+                                                       "RuntimeError: out of memory"]
+
+
+def test_trial_roles_mark_b0_the_finalists_and_their_runs():
+    from results.store import trial_roles
+
+    df = pd.DataFrame({"number": [0, 1, 2, 3, 4, 5, 6],
+                       "finalist": [False, False, False, True, True, True, True],
+                       "finalist_of": pd.array([None, None, None, 1, 1, 2, 2], dtype="Int64"),
+                       "finalist_seed": pd.array([None, None, None, 0, 1, 0, 1],
+                                                 dtype="Int64")})
+    assert trial_roles(df, chosen=2) == [
+        "", "finalist", "B0", "finalist run of trial 1, seed 0",
+        "finalist run of trial 1, seed 1", "finalist run of B0, seed 0",
+        "finalist run of B0, seed 1"]
+    assert trial_roles(df, chosen=None, chosen_name="chosen")[:3] == ["", "finalist",
+                                                                      "finalist"]
+    # a 0.1 table has no finalist columns: every row is a search trial, B0 is still marked
+    legacy = pd.DataFrame({"number": [0, 1, 2]})
+    assert trial_roles(legacy, chosen=1) == ["", "B0", ""]
