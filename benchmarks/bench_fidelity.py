@@ -732,6 +732,15 @@ def per_arch_table(per_arch: list[dict[str, Any]]) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------- main
+def _reference(args: argparse.Namespace, proxy: ProxyConfig) -> ProxyConfig:
+    """The reference training: the proxy task on ``--ref-train-samples`` images for
+    ``--ref-epochs``, with ``--ref-recipe`` (default: the proxy's own ``--recipe``)."""
+    recipe = RECIPES[args.ref_recipe or args.recipe]
+    base = recipe(proxy) if args.ref_recipe not in (None, args.recipe) else proxy
+    return replace(base, train_samples=args.ref_train_samples,
+                   train=replace(base.train, threads=args.threads, epochs=args.ref_epochs))
+
+
 def stage1_plan(args: argparse.Namespace) -> Plan:
     """Stage 1: ``--archs`` networks of ``--space`` and the zoo, ranked by the reward."""
     base = RECIPES[args.recipe](ProxyConfig(
@@ -741,8 +750,7 @@ def stage1_plan(args: argparse.Namespace) -> Plan:
     ladder = Ladder(parse_rungs(args.rungs)) if args.rungs else Ladder.of_epochs(2)
     search = replace(base, train=replace(train, epochs=ladder.top))
     default = replace(base, train=replace(train, epochs=2))
-    reference = replace(base, train_samples=args.ref_train_samples,
-                        train=replace(train, epochs=args.ref_epochs))
+    reference = _reference(args, base)
     archs = arch_set(args.archs or 24, seed=args.arch_seed, space=args.space)
     k = 4 if args.finalists is None else args.finalists
     s = args.finalist_seeds or 3
@@ -769,8 +777,7 @@ def stage2_plan(args: argparse.Namespace) -> Plan:
     default = replace(base, train=train)
     ladder = Ladder(parse_rungs(args.rungs or "1,3"))
     search = replace(base, train=replace(train, epochs=ladder.top))
-    reference = replace(base, train_samples=args.ref_train_samples,
-                        train=replace(train, epochs=args.ref_epochs))
+    reference = _reference(args, base)
     cheap = scale(get_model("efficientnet-b0"), width=args.base_width,
                   name=f"efficientnet-b0-w{args.base_width:g}")
     points = grid_set(args.archs or 10, base=cheap, phi=args.phi, proxy=default,
@@ -823,6 +830,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--recipe", choices=tuple(RECIPES), default="stable",
                     help="the proxy recipe of every training: stable (today's default) or "
                          "legacy (0.2's, which the issue-13 tables were measured with)")
+    ap.add_argument("--ref-recipe", choices=tuple(RECIPES), default=None,
+                    help="the reference's recipe (default: --recipe's); --recipe stable "
+                         "--ref-recipe legacy scores today's proxy against 0.2's reference")
     ap.add_argument("--archs", type=int, default=None,
                     help="size of the set (default 24 networks in stage 1, 10 points in stage 2)")
     ap.add_argument("--slice", default=None, help="train only architectures A:B of the set")
