@@ -277,8 +277,8 @@ class Stage2:
     def config_dict(self) -> dict[str, Any]:
         return self.config.to_dict()
 
-    def make_sampler(self) -> Any:
-        return optuna.samplers.RandomSampler(seed=self.config.seed)  # never asked: all enqueued
+    def make_sampler(self, seed: int | None) -> Any:
+        return optuna.samplers.RandomSampler(seed=seed)  # never asked: all enqueued
 
     def trains(self) -> bool:
         # a grid always trains; given coefficients only for --compare-single

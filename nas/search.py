@@ -236,8 +236,8 @@ class Stage1:
     def config_dict(self) -> dict[str, Any]:
         return self.config.to_dict()
 
-    def make_sampler(self) -> Any:
-        return SAMPLERS.get(self.config.sampler).make(self.config.seed)
+    def make_sampler(self, seed: int | None) -> Any:
+        return SAMPLERS.get(self.config.sampler).make(seed)
 
     def trains(self) -> bool:
         return True
