@@ -34,6 +34,7 @@ from results.rundir import SUMMARY, write_json, write_table
 from results.store import rank_key, trials_frame
 from space import ArchSpec, count_analytic, count_fvcore, save_spec
 from space.deploy import Deployment, deployment_spec
+from space.errors import checked
 from space.latency import (TABLE_ATTR, TABLE_FILE, LatencyTable, predict_ms, random_params,
                            save_table, table_from_dict)
 from space.objective import METRICS, Objective, make_objective
@@ -99,9 +100,12 @@ class SearchConfig:
         if self.trials is not None and self.trials < 1:
             raise ValueError(f"`trials >= 1` must hold, but got trials={self.trials}; "
                              f"pass e.g. --trials 60")
-        if self.timeout is not None and self.timeout <= 0:
-            raise ValueError(f"`timeout > 0` must hold, but got timeout={self.timeout}; "
-                             f"pass e.g. --timeout 600")
+        if self.timeout is not None and not self.timeout >= 0:  # NaN too
+            raise ValueError(f"`timeout >= 0` must hold (seconds; 0 = no limit), but got "
+                             f"timeout={self.timeout:g}; pass e.g. --timeout 600, or "
+                             f"--timeout 0 for no limit")
+        if self.timeout == 0:  # --timeout 0: no limit
+            object.__setattr__(self, "timeout", None)
         object.__setattr__(self, "enqueue", tuple(self.enqueue))
         self.objective()  # validates target, constraint, a, b
         self.finalist_plan()  # validates finalists, finalist_seeds
@@ -283,7 +287,7 @@ class Stage1:
                  self.config.sampler, "unbounded" if n_trials is None else n_trials,
                  self.ladder.to_text(), self.pruner,
                  f"{f.k} finalist(s) x {f.seeds} seed(s)" if f.enabled else "no finalists",
-                 run_dir)
+                 run_dir, extra=checked())
 
     # ------------------------------------------------------------------ one trial
     def propose(self, trial: optuna.Trial) -> Candidate:
@@ -552,6 +556,9 @@ def run_search(config: SearchConfig, *, out: str | Path | None = None, resume: b
     if not resume and not (storage is not None and getattr(storage, "join", False)):
         config, table = prepare_latency(config)  # before the run folder: bad input writes nothing
     stage = Stage1(config, table=table)
+    if not resume:  # every --enqueue name resolves to a member, before the run folder exists
+        for name in config.enqueue:
+            stage.encode(name)
     done = run_study(stage, out=out, resume=resume, storage=storage, backend=backend,
                      evaluate=evaluate or evaluate_proxy)
     return SearchResult(run_dir=done.run_dir, best=stage.best, summary=stage.summary,
