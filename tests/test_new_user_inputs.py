@@ -153,3 +153,52 @@ def test_a_good_run_still_logs_its_progress(tmp_path, tiny_space_file):
     assert r.returncode == 0, r.stderr
     assert "INFO nas.search: stage 1: space" in r.stderr  # held, then written in order
     assert r.stderr.index("loaded Dataset") < r.stderr.index("stage 1: space")
+
+
+# ----------------------------------------------------------------------------- README's 3 ways
+def test_deploy_flags_set_where_macs_are_counted(tmp_path, tiny_space_file):
+    import json
+
+    r = _run(NAS, ["search", "--target-flops", "2M", "--space", tiny_space_file,
+                   "--deploy-resolution", "32", "--deploy-channels", "1", "--deploy-classes",
+                   "10", "--proxy-resolution", "16", *SYN, "--out", "d"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    cfg = json.loads((tmp_path / "d" / "config.json").read_text())
+    assert cfg["deploy"] == {"resolution": 32, "in_channels": 1, "num_classes": 10}
+    best = json.loads((tmp_path / "d" / "best.json").read_text())
+    assert (best["resolution"], best["in_channels"], best["num_classes"]) == (32, 1, 10)
+    from space import count_analytic, load_spec
+
+    assert best["meta"]["macs"] == count_analytic(load_spec(tmp_path / "d" / "best.json")).macs
+
+
+def _make_n(*args: str) -> str:
+    import shutil
+
+    if shutil.which("make") is None:
+        pytest.skip("no make here")
+    root = Path(__file__).resolve().parents[1]
+    return subprocess.run(["make", "-n", "-C", str(root), *args], capture_output=True,
+                          text=True, timeout=60, check=True).stdout
+
+
+@pytest.mark.parametrize("search_args, needs_fashion_mnist", [
+    ("--target-flops 400M", True),
+    ("--target-flops 400M --dataset fashion-mnist", True),
+    ("--target-flops 400M --dataset folder:/data/pets", False),
+    ("--target-flops 400M --dataset synthetic", False),
+    ("--target-flops 400M --data-dir /my/copy", False),
+])
+def test_make_search_needs_fashion_mnist_only_for_the_default_dataset(search_args,
+                                                                     needs_fashion_mnist):
+    plan = _make_n("search", f"SEARCH_ARGS={search_args}")
+    assert ("Fashion-MNIST" in plan) == needs_fashion_mnist
+    assert f"nas search {search_args}" in plan
+
+
+def test_make_torch_step_is_two_variables_and_names_no_host():
+    assert "pip install -q  'torch==2.13.0'" in _make_n("-B", "venv")
+    plan = _make_n("-B", "venv", "TORCH_SPEC=torch==2.5.1", "TORCH_INDEX=file:///wheels")
+    assert "pip install -q --index-url file:///wheels 'torch==2.5.1'" in plan
+    makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
+    assert not re.search(r"https?://", makefile)
