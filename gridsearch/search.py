@@ -52,10 +52,9 @@ from nas.evaluate import ProxyConfig, evaluate_proxy
 from nas.latency import LatencySettings
 from nas.train import TrainConfig
 from space import ArchSpec, Counts, compound, count_fvcore, save_spec
-from space.errors import UnknownNameError
+from space.errors import UnknownNameError, checked
 from space.objective import Objective
 from space.resolve import resolve_spec
-from space.errors import checked
 from space.scaling import check_coefficients, round_resolution
 from space.spec import load_spec
 
@@ -263,6 +262,7 @@ class Stage2:
         if config.rungs is not None:  # raced: reward after every epoch, ASHA at the rungs
             self.ladder = Ladder(config.rungs)
             self.pruner, self.reports_epochs = "asha", True
+        self.scale_checked = False
         if base is not None:
             self._check_scale()
         if base is not None or config.grid.constraint == "formula":
@@ -273,6 +273,7 @@ class Stage2:
         c = self.config
         check_scale(self.base, c.scale_point(), c.phi, family=tuple(c.family),
                     times_family=c.latency is not None, memory=available_memory())
+        self.scale_checked = True
 
     def _plan(self) -> None:
         """The points to train first: with the base known, the measured constraint and the
@@ -304,7 +305,7 @@ class Stage2:
             self.base = load_spec(run_dir / BASE_FILE)
         elif self.base is None:
             self.base = resolve_spec(self.config.base)
-        if resume:  # a fresh run's base was checked when the stage was made
+        if resume or not self.scale_checked:  # a base given to Stage2 was checked there
             self._check_scale()
         self.base_counts = self.count(self.base)
         self._plan()
