@@ -1,5 +1,5 @@
-# `make test` and `make search` do all setup on a fresh machine: a venv, CPU torch,
-# the package (editable, with dev extras) and the Fashion-MNIST dataset.
+# `make test` and `make search` do all setup on a fresh machine: a venv, torch, the package
+# (editable, with dev extras) and, for the default dataset, Fashion-MNIST.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -7,6 +7,14 @@ STAMP := $(VENV)/.installed
 DATA_DIR ?= /usr/share/datasets/fashion-mnist
 SEARCH_ARGS ?= --target-flops 400M
 PYTEST_ARGS ?=
+# The torch step. Which build (CPU or CUDA) pip gets is decided by the package index, not the
+# version: TORCH_INDEX empty uses pip's own configuration; set it to your index of CPU or CUDA
+# wheels to choose, e.g. make venv TORCH_INDEX=<the CPU wheel index URL> (after make clean).
+TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?=
+# `make search` needs Fashion-MNIST only for the default dataset: not with --dataset other than
+# fashion-mnist (folder:PATH, cifar10, synthetic), nor with your own copy (--data-dir).
+SEARCH_DATA := $(if $(findstring --data-dir,$(SEARCH_ARGS)),,$(if $(findstring --dataset,$(SEARCH_ARGS)),$(if $(findstring fashion-mnist,$(SEARCH_ARGS)),data,),data))
 
 .PHONY: test search venv data clean
 
@@ -15,8 +23,8 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	# CPU torch first: the CPU build is a matter of the index, not of pyproject's range
-	$(BIN)/pip install -q torch==2.13.0
+	# torch first: its build is a matter of the index, not of pyproject's range
+	$(BIN)/pip install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) '$(TORCH_SPEC)'
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
@@ -72,7 +80,7 @@ postgres:
 test: venv data browser postgres
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-search: venv data
+search: venv $(SEARCH_DATA)
 	$(BIN)/nas search $(SEARCH_ARGS)
 
 clean:

@@ -58,7 +58,8 @@ def make_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("stage 2 (compound scaling)")
     g.add_argument("--phi", type=float, default=S,
                    help="compound coefficient the grid is searched at (default 1: twice the "
-                        "MACs); must be >= 0")
+                        "MACs); 0 <= phi <= the bound for the base (overflow, and the memory "
+                        "its network needs to be built), which a larger phi is told")
     g.add_argument("--base", default=S,
                    help="the base to scale: a zoo name (default efficientnet-b0; see nas list), "
                         "a spec .json file, or a stage-1 run folder (its best.json)")

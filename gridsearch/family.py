@@ -27,11 +27,12 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
-from space import ArchSpec, compound, count_analytic, save_spec
+from space import ArchSpec, build_bytes, compound, count_analytic, save_spec
 from space.registry import Registry
 from space.scaling import NOMINAL_MACS_FACTOR, max_phi
 from space.zoo import ZOO, get_model
@@ -130,6 +131,75 @@ def check_phis(phis: tuple[int, int], *, point: Point | None = None,
                 f"beta={point.beta:g}, gamma={point.gamma:g} (a larger phi overflows the scaled "
                 f"depth, width, resolution or MACs{of}); pass e.g. --family 0-7")
     return int(lo), int(hi)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory a new allocation can have here (Linux's MemAvailable, else the free
+    physical pages); None when the system does not say."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2 ** 30:.3g} GiB"
+
+
+def phi_limit(base: ArchSpec, point: Point, *, memory: int | None) -> tuple[int, str]:
+    """The largest whole phi that ``point`` may scale ``base`` to, and why not one more.
+
+    Past :func:`space.scaling.max_phi` the scaled numbers overflow; with ``memory`` (bytes),
+    the network must also fit when built (:func:`space.counting.build_bytes`, counted from
+    the spec, so nothing too big is ever built): the run builds the phi network to count it
+    with fvcore, and every family member when it times them."""
+    macs = count_analytic(base).macs
+    top = max_phi(point.alpha, point.beta, point.gamma, spec=base, macs=macs)
+    overflow = (f"a larger phi overflows the scaled depth, width, resolution or MACs of "
+                f"{base.name}")
+
+    def need(phi: int) -> int:
+        return build_bytes(compound(base, point.alpha, point.beta, point.gamma, phi))
+
+    if memory is None or need(top) <= memory:
+        return top, overflow
+    lo, hi = 0, top  # need(hi) > memory; find the largest phi below hi that fits
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if need(mid) <= memory else (lo, mid)
+    limit = lo if need(lo) <= memory else -1
+    return limit, (f"building the phi-{limit + 1} network of {base.name} (to count or time "
+                   f"it) needs about {_gib(need(limit + 1))}, more than the {_gib(memory)} "
+                   f"of memory available here")
+
+
+def check_scale(base: ArchSpec, point: Point, phi: float, *, family: tuple[int, int],
+                times_family: bool, memory: int | None) -> None:
+    """``--phi`` and ``--family`` against the one true bound of :func:`phi_limit`, stated
+    once: the phi network is always built (its fvcore count); the family's members only when
+    they are timed (``times_family``), else they need only finite numbers."""
+    limit, why = phi_limit(base, point, memory=memory)
+    coef = f"alpha={point.alpha:g}, beta={point.beta:g}, gamma={point.gamma:g}"
+    if limit < 0:
+        raise ValueError(f"{base.name} scaled by {coef} cannot be built here: {why}; use a "
+                         f"machine with more memory or a smaller --base")
+    if phi > limit:
+        raise ValueError(f"`phi <= {limit}` must hold for {coef}: {why}, but got "
+                         f"phi={phi:g}; pass a phi in 0..{limit}, e.g. --phi 1 (the paper's "
+                         f"B0..B7 are phi 0..7)")
+    lo, hi = family
+    family_limit, family_why = (limit, why) if times_family else phi_limit(base, point,
+                                                                           memory=None)
+    if hi > family_limit:
+        raise ValueError(f"--family {lo}-{hi}: `HI <= {family_limit}` must hold for {coef} "
+                         f"({family_why}); pass e.g. --family 0-{min(7, family_limit)}")
 
 
 def is_paper_base(base: ArchSpec) -> bool:

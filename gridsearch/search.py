@@ -52,13 +52,13 @@ from nas.evaluate import ProxyConfig, evaluate_proxy, stable_train
 from nas.latency import LatencySettings
 from nas.train import TrainConfig
 from space import ArchSpec, Counts, compound, count_fvcore, save_spec
-from space.errors import UnknownNameError
+from space.errors import UnknownNameError, checked
 from space.objective import Objective
 from space.resolve import resolve_spec
 from space.scaling import check_coefficients, round_resolution
 from space.spec import load_spec
 
-from .family import ROUNDINGS, check_phis
+from .family import ROUNDINGS, available_memory, check_phis, check_scale
 from .grid import Enumeration, Grid, Point
 from .latency import DEFAULT_REPEATS
 from .measure import MacsRatio
@@ -131,14 +131,11 @@ class GridSearchConfig:
         if self.compare_single and self.phi <= 0:
             raise ValueError(f"--compare-single needs `phi > 0` (at phi 0 every scaling is the "
                              f"base), but got phi={self.phi:g}; pass e.g. --phi 1")
-        if self.coefficients is not None:
-            c = self.coefficients
-            check_coefficients(c.alpha, c.beta, c.gamma, self.phi)
-        else:  # the grid's largest corner must scale to finite numbers at this phi
-            g = self.grid
-            check_coefficients(g.alpha_range[1], g.beta_range[1], g.gamma_range[1], self.phi)
-        object.__setattr__(self, "family", check_phis(tuple(self.family),
-                                                      point=self.coefficients))
+        # the coefficients here; how far phi may go depends on the base, so it is checked
+        # once, with the base (Stage2: gridsearch.family.check_scale)
+        c = self.scale_point()
+        check_coefficients(c.alpha, c.beta, c.gamma, 0)
+        object.__setattr__(self, "family", check_phis(tuple(self.family)))
         if self.latency is not None and not isinstance(self.latency, LatencySettings):
             raise TypeError(f"latency must be a LatencySettings or None, but got "
                             f"{type(self.latency).__name__}; pass e.g. LatencySettings()")
@@ -151,6 +148,14 @@ class GridSearchConfig:
     @property
     def selected_by(self) -> str:
         return "given" if self.coefficients is not None else self.select
+
+    def scale_point(self) -> Point:
+        """The point that scales the base furthest: the given coefficients, else the grid's
+        largest corner (what phi is bounded by)."""
+        if self.coefficients is not None:
+            return self.coefficients
+        g = self.grid
+        return Point(g.alpha_range[1], g.beta_range[1], g.gamma_range[1])
 
     def finalist_plan(self) -> FinalistPlan:
         """The finalists (none for given coefficients: there is no grid to choose from)."""
@@ -257,8 +262,18 @@ class Stage2:
         if config.rungs is not None:  # raced: reward after every epoch, ASHA at the rungs
             self.ladder = Ladder(config.rungs)
             self.pruner, self.reports_epochs = "asha", True
+        self.scale_checked = False
+        if base is not None:
+            self._check_scale()
         if base is not None or config.grid.constraint == "formula":
             self._plan()  # validates the grid before anything is written
+
+    def _check_scale(self) -> None:
+        """phi and the family against the base (before anything is built or written)."""
+        c = self.config
+        check_scale(self.base, c.scale_point(), c.phi, family=tuple(c.family),
+                    times_family=c.latency is not None, memory=available_memory())
+        self.scale_checked = True
 
     def _plan(self) -> None:
         """The points to train first: with the base known, the measured constraint and the
@@ -277,8 +292,8 @@ class Stage2:
     def config_dict(self) -> dict[str, Any]:
         return self.config.to_dict()
 
-    def make_sampler(self) -> Any:
-        return optuna.samplers.RandomSampler(seed=self.config.seed)  # never asked: all enqueued
+    def make_sampler(self, seed: int | None) -> Any:
+        return optuna.samplers.RandomSampler(seed=seed)  # never asked: all enqueued
 
     def trains(self) -> bool:
         # a grid always trains; given coefficients only for --compare-single
@@ -290,13 +305,9 @@ class Stage2:
             self.base = load_spec(run_dir / BASE_FILE)
         elif self.base is None:
             self.base = resolve_spec(self.config.base)
+        if resume or not self.scale_checked:  # a base given to Stage2 was checked there
+            self._check_scale()
         self.base_counts = self.count(self.base)
-        c = self.config.coefficients
-        if c is not None:  # the base's own sizes and MACs bound phi further
-            check_coefficients(c.alpha, c.beta, c.gamma, self.config.phi, spec=self.base,
-                               macs=self.base_counts.macs)
-            check_phis(tuple(self.config.family), point=c, base=self.base,
-                       macs=self.base_counts.macs)
         self._plan()
         if not resume:
             save_spec(self.base, run_dir / BASE_FILE)
@@ -472,7 +483,7 @@ def _log_plan(config: GridSearchConfig, base: ArchSpec, base_counts: Counts,
              base.resolution, config.phi, len(jobs), todo,
              "none" if config.rungs is None else Ladder(config.rungs).to_text(),
              f"{config.finalists} finalist(s) x {config.finalist_seeds} seed(s)"
-             if config.finalist_plan().enabled else "no finalists", run_dir)
+             if config.finalist_plan().enabled else "no finalists", run_dir, extra=checked())
 
 
 def _describe(trial: FrozenTrial) -> str:

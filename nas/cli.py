@@ -14,9 +14,11 @@ import argparse
 import importlib
 import logging
 import sys
+import threading
 import traceback
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 EXIT_BAD_INPUT = 2
 EXIT_BUG = 3
@@ -135,31 +137,110 @@ def make_parser(prog: str, commands: dict[str, str], description: str) -> argpar
     return parser
 
 
+# INFO lines wait at most this long for the command to say its input is checked
+HOLD_S = 10.0
+
+
+class HeldLog(logging.Handler):
+    """The command line's log handler: INFO and DEBUG lines are held back until the command
+    says its input is checked (a record with :data:`space.errors.INPUTS_CHECKED`), a WARNING
+    comes, :data:`HOLD_S` seconds pass after the first held line, or the command ends; then
+    they are written, in order. A command ended by bad input before that drops them
+    (:meth:`drop`), so bad input is one line on stderr (the checks come before the log)."""
+
+    def __init__(self, target: logging.Handler, *, hold_s: float = HOLD_S) -> None:
+        super().__init__()
+        self.target = target
+        self.held: list[logging.LogRecord] = []
+        self.open = False
+        # started by the first line held: imports before it do not count against the wait
+        self.timer = threading.Timer(hold_s, self.let_through)
+        self.timer.daemon = True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from space.errors import INPUTS_CHECKED
+
+        if not self.open and (record.levelno >= logging.WARNING
+                              or getattr(record, INPUTS_CHECKED, False)):
+            self._open()
+        if self.open:
+            self.target.handle(record)
+            return
+        if not self.held:
+            self.timer.start()
+        self.held.append(record)
+
+    def _open(self) -> None:
+        self.open = True
+        self.timer.cancel()
+        held, self.held = self.held, []
+        for r in held:
+            self.target.handle(r)
+
+    def let_through(self) -> None:
+        """Write what is held; from now on every line goes straight through. (Not named
+        ``release``: that is the Handler's lock, which ``handle`` releases after every line.)"""
+        with self.lock:
+            if not self.open:
+                self._open()
+
+    def drop(self) -> None:
+        with self.lock:
+            self.timer.cancel()
+            self.held = []
+            self.open = True
+
+
+@contextmanager
+def _logging(verbose: bool) -> Iterator[HeldLog | None]:
+    """The root logger's handler for one command (as ``logging.basicConfig`` would set it up:
+    only where the root logger has none yet), held back as :class:`HeldLog` says."""
+    root = logging.getLogger()
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    if root.handlers:  # the caller configured logging (an embedding program, a test)
+        yield None
+        return
+    stream = logging.StreamHandler()
+    stream.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s",
+                                          datefmt="%H:%M:%S"))
+    held = HeldLog(stream)
+    root.addHandler(held)
+    try:
+        yield held
+    finally:
+        held.let_through()
+        root.removeHandler(held)
+
+
 def run_cli(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
     """Parse ``argv``, run the chosen command and turn what it raises into an exit code."""
     args = parser.parse_args(argv)
     verbose = bool(getattr(args, "verbose", False))
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        datefmt="%H:%M:%S")
-    if "optuna" in sys.modules or getattr(args, "command", None) in OPTUNA_COMMANDS:
-        import optuna
+    with _logging(verbose) as held:
+        if "optuna" in sys.modules or getattr(args, "command", None) in OPTUNA_COMMANDS:
+            import optuna
 
-        # We log one line per trial ourselves; Optuna's own line dumps every parameter.
-        optuna.logging.set_verbosity(logging.DEBUG if verbose else logging.WARNING)
-    try:
-        return int(args._run(args) or 0)
-    except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except Exception as e:  # noqa: BLE001 - every exception ends here, sorted by is_bad_input
-        if is_bad_input(e):
-            print(f"{parser.prog}: error: {error_line(e)}", file=sys.stderr)
-            return EXIT_BAD_INPUT
-        if verbose:
-            traceback.print_exc(file=sys.stderr)
-        print(bug_line(parser.prog, e, verbose=verbose), file=sys.stderr)
-        return EXIT_BUG
+            # We log one line per trial ourselves; Optuna's own line dumps every parameter.
+            optuna.logging.set_verbosity(logging.DEBUG if verbose else logging.WARNING)
+        try:
+            return int(args._run(args) or 0)
+        except KeyboardInterrupt:
+            if held is not None:
+                held.let_through()
+            print(f"{parser.prog}: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except Exception as e:  # noqa: BLE001 - every exception ends here, by is_bad_input
+            if is_bad_input(e):
+                if held is not None and not verbose:  # the lines before the check: dropped
+                    held.drop()
+                print(f"{parser.prog}: error: {error_line(e)}", file=sys.stderr)
+                return EXIT_BAD_INPUT
+            if held is not None:  # a bug: everything logged before it helps
+                held.let_through()
+            if verbose:
+                traceback.print_exc(file=sys.stderr)
+            print(bug_line(parser.prog, e, verbose=verbose), file=sys.stderr)
+            return EXIT_BUG
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -35,6 +35,7 @@ from results.rundir import SUMMARY, write_json, write_table
 from results.store import INTERRUPTED_STATE, rank_key, state_name, trials_frame
 from space import ArchSpec, count_analytic, count_fvcore, save_spec
 from space.deploy import Deployment, deployment_spec
+from space.errors import checked
 from space.latency import (TABLE_ATTR, TABLE_FILE, LatencyTable, predict_ms, random_params,
                            save_table, table_from_dict)
 from space.objective import METRICS, Objective, make_objective
@@ -100,9 +101,12 @@ class SearchConfig:
         if self.trials is not None and self.trials < 1:
             raise ValueError(f"`trials >= 1` must hold, but got trials={self.trials}; "
                              f"pass e.g. --trials 60")
-        if self.timeout is not None and self.timeout <= 0:
-            raise ValueError(f"`timeout > 0` must hold, but got timeout={self.timeout}; "
-                             f"pass e.g. --timeout 600")
+        if self.timeout is not None and not self.timeout >= 0:  # NaN too
+            raise ValueError(f"`timeout >= 0` must hold (seconds; 0 = no limit), but got "
+                             f"timeout={self.timeout:g}; pass e.g. --timeout 600, or "
+                             f"--timeout 0 for no limit")
+        if self.timeout == 0:  # --timeout 0: no limit
+            object.__setattr__(self, "timeout", None)
         object.__setattr__(self, "enqueue", tuple(self.enqueue))
         self.objective()  # validates target, constraint, a, b
         self.finalist_plan()  # validates finalists, finalist_seeds
@@ -237,8 +241,8 @@ class Stage1:
     def config_dict(self) -> dict[str, Any]:
         return self.config.to_dict()
 
-    def make_sampler(self) -> Any:
-        return SAMPLERS.get(self.config.sampler).make(self.config.seed)
+    def make_sampler(self, seed: int | None) -> Any:
+        return SAMPLERS.get(self.config.sampler).make(seed)
 
     def trains(self) -> bool:
         return True
@@ -284,7 +288,7 @@ class Stage1:
                  self.config.sampler, "unbounded" if n_trials is None else n_trials,
                  self.ladder.to_text(), self.pruner,
                  f"{f.k} finalist(s) x {f.seeds} seed(s)" if f.enabled else "no finalists",
-                 run_dir)
+                 run_dir, extra=checked())
 
     # ------------------------------------------------------------------ one trial
     def propose(self, trial: optuna.Trial) -> Candidate:
@@ -578,6 +582,9 @@ def run_search(config: SearchConfig, *, out: str | Path | None = None, resume: b
     if not resume and not (storage is not None and getattr(storage, "join", False)):
         config, table = prepare_latency(config)  # before the run folder: bad input writes nothing
     stage = Stage1(config, table=table)
+    if not resume:  # every --enqueue name resolves to a member, before the run folder exists
+        for name in config.enqueue:
+            stage.encode(name)
     done = run_study(stage, out=out, resume=resume, storage=storage, backend=backend,
                      evaluate=evaluate or evaluate_proxy)
     return SearchResult(run_dir=done.run_dir, best=stage.best, summary=stage.summary,

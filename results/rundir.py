@@ -38,7 +38,7 @@ RUNS_ROOT = "runs"
 __all__ = ["CONFIG", "JOURNAL", "SUMMARY", "LOCK", "STAGES", "StageLayout", "RunFolderInUse",
            "write_json", "write_table", "read_table", "read_config", "write_config", "stage_of",
            "StorageError", "storage_url", "redact", "is_database", "open_storage",
-           "database_error", "new_run_dir", "latest_run_dir", "run_lock"]
+           "database_error", "new_run_dir", "check_new_run_dir", "latest_run_dir", "run_lock"]
 
 
 @dataclass(frozen=True)
@@ -192,9 +192,9 @@ def database_error(exc: BaseException) -> str:
 
 # ----------------------------------------------------------------------------- folders
 def new_run_dir(out: str | Path | None, *, root: str | Path = RUNS_ROOT) -> Path:
-    """``out``, or a fresh ``runs/<timestamp>``."""
+    """``out`` (checked by :func:`check_new_run_dir`), or a fresh ``runs/<timestamp>``."""
     if out is not None:
-        return Path(out)
+        return check_new_run_dir(out)
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     p = Path(root) / stamp
     n = 1
@@ -202,6 +202,24 @@ def new_run_dir(out: str | Path | None, *, root: str | Path = RUNS_ROOT) -> Path
         p = Path(root) / f"{stamp}-{n}"
         n += 1
     return p
+
+
+def check_new_run_dir(out: str | Path) -> Path:
+    """``--out`` for a new run: a folder that does not exist yet, an empty one, or a run
+    folder (whose own checks then say whether it may continue). A file, or a folder of other
+    files, is refused before anything is written: a run must not mix its files with yours."""
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"--out {str(path)!r} is a file, but a run writes a folder; pass a new "
+                         f"folder, e.g. --out {path}-run")
+    if path.is_dir():
+        names = sorted(p.name for p in path.iterdir() if p.name != LOCK)
+        if names and CONFIG not in names and JOURNAL not in names:
+            shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+            raise ValueError(f"--out {str(path)!r} holds other files ({shown}) and no run; a "
+                             f"run writes into a new or empty folder (or continues its own "
+                             f"with --resume): pass e.g. --out {path / 'run'}")
+    return path
 
 
 def latest_run_dir(stage: int | str, *, root: str | Path = RUNS_ROOT) -> Path:

@@ -17,6 +17,11 @@ arch_hash          :meth:`space.ArchSpec.arch_hash` of the candidate
 node               host/node the trial ran on
 fail_reason        why a FAIL trial failed
 reused_from        trial whose identical architecture's result was reused, if any
+proposed_by        where the trial's architecture came from (:func:`proposed_by`): ``sampler``
+                   (this driver's sampler drew it; with ``reused_from`` set, the sampler truly
+                   proposed a network the study already held), ``enqueued`` (``--enqueue``,
+                   stage 2's grid points), ``retry`` (an interrupted trial run again) or
+                   ``finalist``
 finalist           True for a finalist run (the top distinct candidates retrained with several
                    seeds after the search, nas.engine.finalists), else False
 finalist_of        a finalist run's source trial (the search trial it retrains)
@@ -59,7 +64,7 @@ from .rundir import (CONFIG, JOURNAL, STAGES, StageLayout, open_storage, read_co
 log = logging.getLogger(__name__)
 
 COLUMNS = ["number", "state", "reward", "accuracy", "macs", "params", "duration_s", "arch_hash",
-           "node", "fail_reason", "reused_from", "finalist", "finalist_of", "finalist_seed",
+           "node", "fail_reason", "reused_from", "proposed_by", "finalist", "finalist_of", "finalist_seed",
            "datetime_start", "datetime_complete"]
 
 # Stage 1 adds the candidate's predicted latency on the search's device (a latency search).
@@ -98,6 +103,22 @@ def _interrupted_state(df: Any) -> Any:
     return df
 
 
+def proposed_by(t: Any) -> str:
+    """Where a trial's architecture came from: ``finalist``, ``retry`` (an interrupted trial
+    enqueued again: ``retry_of``, or Optuna's stale-trial retry), ``enqueued`` (fixed params
+    given before the trial: ``--enqueue``, stage 2's points) or ``sampler``. Every driver, and
+    every resume, samples with its own seed (nas.engine.study.driver_seed), so a ``sampler``
+    trial that reuses an earlier result is a true re-proposal, not a replay."""
+    ua, sa = t.user_attrs, getattr(t, "system_attrs", {}) or {}
+    if ua.get("finalist"):
+        return "finalist"
+    if "retry_of" in ua or "failed_trial" in sa:
+        return "retry"
+    if "enqueued" in ua or "fixed_params" in sa:
+        return "enqueued"
+    return "sampler"
+
+
 def trial_rows(trials: Iterable[Any], *, extra: Sequence[str] = (),
                interrupted: Iterable[int] = ()) -> list[dict[str, Any]]:
     """One dict per trial: :data:`COLUMNS`, then each ``extra`` column (from the trial's user
@@ -121,6 +142,7 @@ def trial_rows(trials: Iterable[Any], *, extra: Sequence[str] = (),
             "fail_reason": ua.get("fail_reason",
                                   INTERRUPTED if t.number in stale else None),
             "reused_from": ua.get("reused_from"),
+            "proposed_by": proposed_by(t),
             "finalist": bool(ua.get("finalist", False)),
             "finalist_of": ua.get("finalist_of"),
             "finalist_seed": ua.get("finalist_seed"),

@@ -5,7 +5,8 @@
 from __future__ import annotations
 
 from .builder import ACTIVATIONS, BLOCKS, BlockArgs, Network, block_args, build
-from .counting import Counts, count, count_analytic, count_fvcore, count_params, stage_table
+from .counting import (Counts, build_bytes, count, count_analytic, count_fvcore, count_params,
+                       stage_table)
 from .registry import Registry
 from .scaling import compound, flops_factor, round_filters, round_repeats, scale
 from .spec import (SCHEMA_VERSION, ArchSpec, SpecError, StageSpec, StemSpec, load_spec,
@@ -14,7 +15,8 @@ from .zoo import ZOO, get_model, list_models
 
 __all__ = [
     "ACTIVATIONS", "BLOCKS", "BlockArgs", "Network", "block_args", "build",
-    "Counts", "count", "count_analytic", "count_fvcore", "count_params", "stage_table",
+    "Counts", "build_bytes", "count", "count_analytic", "count_fvcore", "count_params",
+    "stage_table",
     "Registry",
     "compound", "flops_factor", "round_filters", "round_repeats", "scale",
     "SCHEMA_VERSION", "ArchSpec", "SpecError", "StageSpec", "StemSpec", "load_spec",

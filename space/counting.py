@@ -209,6 +209,42 @@ def count_analytic(spec: ArchSpec, resolution: int | None = None) -> Counts:
     return Counts(params=params + c.params, macs=macs + c.macs, resolution=r)
 
 
+# float32; while a network is built and traced once at batch 1 (count_fvcore), about three
+# feature maps of a block are alive at once (its input, its widest map, its output)
+FLOAT_BYTES = 4
+LIVE_MAPS = 3
+
+
+def build_bytes(spec: ArchSpec, resolution: int | None = None) -> int:
+    """Roughly the memory, in bytes, that building ``spec`` and tracing it once at batch 1
+    takes (what :func:`count_fvcore` does), from the spec alone and without walking every
+    block (a scaled spec may have astronomically many): its float32 weights, plus
+    :data:`LIVE_MAPS` times its widest feature map (the stem's output, or a block's widest
+    inner map at that block's input size). A lower bound, to refuse a network that cannot fit
+    before building it."""
+    import dataclasses
+
+    r = _resolution(spec, resolution)
+    # the blocks after a stage's first are identical: count two, multiply the second
+    kept = [min(st.repeats, 2) for st in spec.stages]
+    short = spec.replace(stages=tuple(dataclasses.replace(st, repeats=k)
+                                      for st, k in zip(spec.stages, kept)))
+    parts = count_blocks(short, r)
+    params = count_analytic(short, r).params
+    hw = parts[0][1].hw
+    widest = spec.stem.channels * hw[0] * hw[1]
+    i = 1
+    for st, k in zip(spec.stages, kept):
+        for j in range(k):
+            a, t = parts[i]
+            widest = max(widest, max(mid_channels(a), a.out_channels) * hw[0] * hw[1])
+            if j == 1:
+                params += (st.repeats - 2) * t.params
+            hw = t.hw
+            i += 1
+    return FLOAT_BYTES * (params + LIVE_MAPS * widest)
+
+
 def stage_table(spec: ArchSpec, resolution: int | None = None) -> list[dict[str, object]]:
     """One row per stage: its settings, output size, params and MACs (analytic)."""
     r = _resolution(spec, resolution)

@@ -23,7 +23,8 @@ class Deployment:
 
     def __post_init__(self) -> None:
         for name, lo, fix in (("resolution", 8, "--deploy-resolution 224"),
-                              ("in_channels", 1, "3"), ("num_classes", 1, "1000")):
+                              ("in_channels", 1, "--deploy-channels 3"),
+                              ("num_classes", 1, "--deploy-classes 1000")):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < lo:
                 raise ValueError(f"`deploy {name} >= {lo}` must hold, but got {name}={v!r}; "

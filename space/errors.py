@@ -12,7 +12,17 @@ exception as a bug (exit 3, a traceback under ``-v``). They tell the two apart b
 """
 from __future__ import annotations
 
-__all__ = ["UnknownNameError", "UsageError"]
+__all__ = ["INPUTS_CHECKED", "UnknownNameError", "UsageError", "checked"]
+
+# A log record carrying this attribute set (``log.info(..., extra=checked())``) says that the
+# command has checked all of its input: the command lines hold their INFO lines back until
+# then (or a few seconds), so that bad input found before it is one line on stderr.
+INPUTS_CHECKED = "efficientnas_inputs_checked"
+
+
+def checked() -> dict[str, bool]:
+    """``extra=`` for the log line that marks a command's input as checked."""
+    return {INPUTS_CHECKED: True}
 
 
 class UsageError(ValueError):

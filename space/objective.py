@@ -41,8 +41,12 @@ def parse_macs(text: str | int | float, *, flag: str = "--target-flops") -> int:
         if not m:
             raise ValueError(f"{flag} must be a number of multiply-adds such as 400M, 0.4G, 4e8 or "
                              f"400000000, but got {text!r}")
-        value = float(m.group(1)) * 10 ** int(m.group(2) or 0) * _SUFFIX[m.group(3).lower()]
-    if not math.isfinite(value) or round(value) < 1:
+        # a float exponent: '1e400' is inf (refused below), not an OverflowError
+        value = float(f"{m.group(1)}e{m.group(2) or 0}") * _SUFFIX[m.group(3).lower()]
+    if not math.isfinite(value):
+        raise ValueError(f"the target must be finite, but got {flag} {text}; pass e.g. "
+                         f"{flag} 400M")
+    if round(value) < 1:
         raise ValueError(f"`target_macs > 0` must hold, but got target_macs={text!r}; "
                          f"pass e.g. {flag} 400M")
     return int(round(value))
@@ -58,8 +62,11 @@ def parse_latency(text: str | float, *, flag: str = "--target-latency") -> float
     if not m:
         raise ValueError(f"{flag} must be a time such as 20ms, 1500us or 0.02s, but got "
                          f"{text!r}")
-    value = float(m.group(1)) * 10 ** int(m.group(2) or 0) * _UNITS[m.group(3) or "ms"]
-    if not math.isfinite(value) or value <= 0:
+    value = float(f"{m.group(1)}e{m.group(2) or 0}") * _UNITS[m.group(3) or "ms"]
+    if not math.isfinite(value):
+        raise ValueError(f"the target must be finite, but got {flag} {text}; pass e.g. "
+                         f"{flag} 20ms")
+    if value <= 0:
         raise ValueError(f"`target_latency > 0` must hold, but got {text!r}; pass e.g. "
                          f"{flag} 20ms")
     return value

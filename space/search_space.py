@@ -299,8 +299,19 @@ def _parse(text: str, *, source: str, json_like: bool) -> SearchSpace:
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as e:
-            raise SpecError(f"{source}: not valid YAML: {str(e).splitlines()[0]}") from None
+            raise SpecError(_yaml_error(source, e)) from None
     return space_from_dict(data, source=source)
+
+
+def _yaml_error(source: str, e: Exception) -> str:
+    """Where the YAML breaks (1-based line and column), what is wrong, and a fix."""
+    mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+    where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    what = "; ".join(str(x) for x in (getattr(e, "problem", None), getattr(e, "context", None))
+                     if x) or str(e).splitlines()[0]
+    return (f"{source}{where}: not valid YAML ({what}); fix the file there: close every [ "
+            f"and {{, put a space after each ':', indent with spaces, not tabs (the shipped "
+            f"space/spaces/mnasnet.yaml shows the layout)")
 
 
 def shipped_spaces() -> list[str]:

@@ -61,6 +61,7 @@ FLAGS: tuple[Flag, ...] = (
     Flag("a", "a", option="--w-a"), Flag("b", "b", option="--w-b"),
     Flag("pruner", "pruner"), Flag("enqueue", "enqueue", _enqueue),
     Flag("deploy_resolution", "deploy.resolution"),
+    Flag("deploy_channels", "deploy.in_channels"), Flag("deploy_classes", "deploy.num_classes"),
     Flag("finalists", "finalists"), Flag("finalist_seeds", "finalist_seeds"),
     Flag("trials", "trials", on_resume=True), Flag("timeout", "timeout", _timeout, on_resume=True),
     *PROXY_FLAGS,
@@ -103,7 +104,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--enqueue", default=S, help="comma-separated zoo models or spec files to "
                    "evaluate first (members of the space only), e.g. efficientnet-b0,mnasnet-a1")
     p.add_argument("--deploy-resolution", type=int, default=S, help=f"resolution MACs are "
-                   f"counted at (default {default_of(Deployment, 'resolution')})")
+                   f"counted at, whatever the dataset (default "
+                   f"{default_of(Deployment, 'resolution')})")
+    p.add_argument("--deploy-channels", type=int, default=S, help=f"input channels MACs are "
+                   f"counted with (default {default_of(Deployment, 'in_channels')})")
+    p.add_argument("--deploy-classes", type=int, default=S, help=f"classes MACs are counted "
+                   f"with (default {default_of(Deployment, 'num_classes')})")
     p.add_argument("--rungs", default=S, help="the fidelity ladder: epochs after which trials "
                    "are compared and the worst stopped, e.g. 1,3,9 (the last is the training "
                    "length and sets --epochs; default 1,3,9,... up to --epochs; read by "

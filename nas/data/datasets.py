@@ -66,6 +66,11 @@ class Dataset:
         if self.test_images.shape[1:] != self.train_images.shape[1:]:
             raise ValueError(f"dataset {self.name!r}: test images are "
                              f"{tuple(self.test_images.shape[1:])} but train images {(c, h, w)}")
+        if len(self.classes) < 2:
+            raise ValueError(f"dataset {self.name!r}: a classifier needs at least 2 classes, "
+                             f"but got {len(self.classes)} ({', '.join(self.classes) or 'none'})"
+                             f"; add another class (for a folder dataset, another "
+                             f"PATH/train/<class>/ folder of images)")
 
     @property
     def in_channels(self) -> int:

@@ -54,6 +54,22 @@ def _folder_split(root: Path, classes: tuple[str, ...] | None,
     return samples, classes
 
 
+def _unreadable(path: Path, e: BaseException) -> ValueError:
+    return ValueError(f"folder: {path} is not a readable image ({type(e).__name__}: "
+                      f"{str(e).splitlines()[0] if str(e) else 'corrupt'}); remove it or "
+                      f"replace it with a good copy")
+
+
+def _open_image(path: Path):
+    """PIL's Image.open, with a file it cannot read named, and what to do about it."""
+    from PIL import Image
+
+    try:
+        return Image.open(path)
+    except (OSError, SyntaxError, ValueError) as e:
+        raise _unreadable(path, e) from None
+
+
 def _load_folder(arg: str | None, data_dir: Path | None) -> Dataset:
     if arg and data_dir is not None and Path(arg) != data_dir:
         raise ValueError(f"folder: got both folder:{arg} and --data-dir {data_dir}; give one")
@@ -74,8 +90,9 @@ def _load_folder(arg: str | None, data_dir: Path | None) -> Dataset:
                                 f"{expected}")
     present = [root / s for s in FOLDER_TEST_SPLITS if (root / s).is_dir()]
     if not present:
-        logger.warning("folder: %s has no test/ or val/ split; the test split is empty "
-                       "(search holds out validation from train/; test_data() will refuse)", root)
+        logger.info("folder: %s has no test/ or val/ split; the test split is empty "
+                    "(a search holds out validation from train/; nas train needs a test "
+                    "split)", root)
     elif len(present) > 1:
         logger.info("folder: using %s as the test split; %s is not used (validation is held "
                     "out from train/)", present[0], present[1])
@@ -85,7 +102,7 @@ def _load_folder(arg: str | None, data_dir: Path | None) -> Dataset:
     sides: Counter[int] = Counter()
     gray = True
     for path, _ in train:
-        with Image.open(path) as img:
+        with _open_image(path) as img:
             sides[min(img.size)] += 1
             gray = gray and img.mode in ("1", "L", "LA")
     common = max(sides.items(), key=lambda kv: (kv[1], kv[0]))[0]
@@ -97,13 +114,16 @@ def _load_folder(arg: str | None, data_dir: Path | None) -> Dataset:
     def read(samples: list[tuple[Path, int]]) -> tuple[torch.Tensor, torch.Tensor]:
         images = np.empty((len(samples), size, size, 1 if gray else 3), np.uint8)
         for i, (path, _) in enumerate(samples):
-            with Image.open(path) as img:
+            with _open_image(path) as img:
                 if img.mode.startswith(("I", "F")):  # 16-bit or float: to 8 bits would clip
                     raise ValueError(f"folder: {path} is a {img.mode} image; only 8-bit images "
                                      f"are supported, convert it first")
                 # Scale the shorter side to `size` and center-crop: no distortion.
-                fitted = ImageOps.fit(img.convert(mode), (size, size),
-                                      method=Image.Resampling.BILINEAR)
+                try:
+                    fitted = ImageOps.fit(img.convert(mode), (size, size),
+                                          method=Image.Resampling.BILINEAR)
+                except (OSError, SyntaxError, ValueError) as e:  # a truncated or bad file
+                    raise _unreadable(path, e) from None
                 images[i] = np.asarray(fitted).reshape(size, size, -1)
         labels = torch.tensor([y for _, y in samples], dtype=torch.int64)
         return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), labels

@@ -30,7 +30,7 @@ from .fidelity import ladder_of
 from .finalists import (begun, enqueue_finalists, finalist_sources, plan_of, shortfall,
                         waiting_finalists)
 from .registries import PRUNERS
-from .study import StorageConfig, StudySession, open_session, resolve_storage
+from .study import StorageConfig, StudySession, driver_seed, open_session, resolve_storage
 from .trial import Stage, TrialRunner
 
 log = logging.getLogger(__name__)
@@ -80,9 +80,14 @@ def run_study(stage: Stage, *, out: str | Path | None = None, resume: bool = Fal
             stage.setup(run_dir, resume=resume)
             session = stack.enter_context(open_session(
                 run_dir=run_dir, storage=where, stage=stage.name, directions=stage.directions,
-                sampler=stage.make_sampler(),
+                sampler=lambda driver: stage.make_sampler(driver_seed(stage.seed, driver)),
                 pruner=PRUNERS.get(stage.pruner).local(ladder_of(stage)), resume=resume))
             study = session.study
+            if session.driver:
+                log.info("driver %d of this study: it samples with seed %s (drawn from --seed "
+                         "%s and the driver's number), not replaying the first driver's "
+                         "proposals", session.driver, driver_seed(stage.seed, session.driver),
+                         stage.seed)
             write_config(run_dir, stage.name, {**stage.config_dict(), "storage": where.url,
                                                "study_name": where.study_name,
                                                "backend": backend.to_dict(),

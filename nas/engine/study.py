@@ -17,7 +17,12 @@ another driver on an existing study (its settings come from the study). Every da
 * asks for a trial only while finished + running trials are below the stage's budget, under
   one mutex (:mod:`.claims`), so the study ends at exactly ``--trials`` finished trials;
 * claims each reuse key before training it (:mod:`.claims`, :meth:`StudySession.reuse`), so no
-  network is trained twice.
+  network is trained twice;
+* draws with its own sampler stream: the study counts the drivers that opened it (the study
+  attribute :data:`DRIVERS_ATTR`, under the mutex), and driver ``i`` seeds its sampler with
+  :func:`driver_seed` ``(--seed, i)``. The first driver of a fresh run draws with ``--seed``
+  itself (a fresh run stays reproducible); every later driver, a ``--join`` or a ``--resume``
+  after a crash, draws its own proposals instead of replaying the first driver's.
 
 ``--resume`` reopens the same study: finished trials are kept and never re-run. In a journal
 study, trials left RUNNING (a killed driver) or interrupted by Ctrl-C are failed and enqueued
@@ -28,6 +33,7 @@ public heartbeat and trial-id methods.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import logging
 import os
 import time
@@ -35,7 +41,7 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -49,10 +55,11 @@ from .recorder import FINISHED, INTERRUPTED, STALE_ATTR, is_interrupted
 
 log = logging.getLogger(__name__)
 
-__all__ = ["StorageConfig", "StudySession", "GRACE", "resolve_storage", "open_session",
-           "joined_config", "requeue_interrupted"]
+__all__ = ["StorageConfig", "StudySession", "GRACE", "DRIVERS_ATTR", "driver_seed",
+           "resolve_storage", "open_session", "joined_config", "requeue_interrupted"]
 
 REQUEUED_ATTR = "requeued"
+DRIVERS_ATTR = "drivers"  # how many drivers have opened the study (fresh, --join, --resume)
 STAGE_ATTR = "stage"
 GRACE = 3  # heartbeats a trial may miss before it counts as a dead driver's
 POLL_S = 0.5
@@ -95,13 +102,36 @@ def resolve_storage(storage: str | StorageConfig | None, *, run_dir: Path, resum
     return replace(cfg, url=url, study_name=name)
 
 
+def driver_seed(seed: int | None, driver: int) -> int | None:
+    """The seed driver number ``driver`` of a study samples with: ``seed`` for the first (a
+    fresh run reproduces itself), else a number drawn from (``seed``, ``driver``), so no two
+    drivers, and no resume, replay one proposal sequence. None stays None (unseeded)."""
+    if seed is None or driver == 0:
+        return seed
+    digest = hashlib.blake2b(f"efficientnas-driver:{seed}:{driver}".encode(),
+                             digest_size=4).digest()
+    return int.from_bytes(digest, "big")  # < 2**32, as numpy's RandomState needs
+
+
+def _number_driver(study: optuna.Study) -> int:
+    """This driver's number in the study (0: the driver that created it), counted in the study
+    itself; call under the mutex. A study from before drivers were counted has had one."""
+    n = study.user_attrs.get(DRIVERS_ATTR)
+    if n is None:
+        n = 1 if study.get_trials(deepcopy=False) else 0
+    study.set_user_attr(DRIVERS_ATTR, int(n) + 1)
+    return int(n)
+
+
 class StudySession:
-    """One driver's hold on the study: the study, its claims, mutex and heartbeat."""
+    """One driver's hold on the study: the study, its claims, mutex and heartbeat, and the
+    driver's number in the study (:func:`driver_seed`)."""
 
     def __init__(self, study: optuna.Study, *, storage: Any, url: str, shared: bool,
                  claims: Any, heartbeat: Heartbeat | None, created: bool) -> None:
         self.study, self.storage, self.url, self.shared = study, storage, url, shared
         self.claims, self.heartbeat, self.created = claims, heartbeat, created
+        self.driver = 0
         self.study_id = storage.get_study_id_from_name(study.study_name)
         self.total: int | None = None  # the stage's budget, set by the driver
         self.mine: set[int] = set()  # trials this driver asked for
@@ -287,9 +317,11 @@ def _dispose(st: Any) -> None:
 
 @contextmanager
 def open_session(*, run_dir: Path, storage: StorageConfig, stage: str, directions: list[str],
-                 sampler: Any, pruner: Any, resume: bool) -> Iterator[StudySession]:
+                 sampler: Callable[[int], Any], pruner: Any,
+                 resume: bool) -> Iterator[StudySession]:
     """Create, join or reopen the study (``storage`` resolved by :func:`resolve_storage`) and
-    hold it for the run. A database error during the run ends it with one line."""
+    hold it for the run; ``sampler(i)`` is the sampler of the study's driver number ``i``
+    (module docstring). A database error during the run ends it with one line."""
     url = storage_url(run_dir, storage.url)
     name = str(storage.study_name)
     shared = is_database(url)
@@ -304,14 +336,15 @@ def open_session(*, run_dir: Path, storage: StorageConfig, stage: str, direction
         heartbeat = claims = None
         try:
             study, created = _open(st, url, name, stage=stage, directions=directions,
-                                   sampler=sampler, pruner=pruner, resume=resume,
-                                   join=storage.join)
+                                   pruner=pruner, resume=resume, join=storage.join)
             token = process_token()
             claims = SqlClaims(url, name, token) if shared else LocalClaims(token)
             heartbeat = Heartbeat(st, name, storage.heartbeat) if shared else None
             session = StudySession(study, storage=st, url=url, shared=shared, claims=claims,
                                    heartbeat=heartbeat, created=created)
             with session.mutex():
+                session.driver = _number_driver(study)
+                study.sampler = sampler(session.driver)
                 claims.seed(study)
                 if resume and shared:
                     session.reap()
@@ -352,8 +385,8 @@ def _quiet() -> Iterator[None]:
         yield
 
 
-def _open(st: Any, url: str, name: str, *, stage: str, directions: list[str], sampler: Any,
-          pruner: Any, resume: bool, join: bool) -> tuple[optuna.Study, bool]:
+def _open(st: Any, url: str, name: str, *, stage: str, directions: list[str], pruner: Any,
+          resume: bool, join: bool) -> tuple[optuna.Study, bool]:
     exists = name in set(optuna.get_all_study_names(st))
     where = redact(url)
     if exists and not (resume or join):
@@ -368,8 +401,10 @@ def _open(st: Any, url: str, name: str, *, stage: str, directions: list[str], sa
                          f"(without --join), or check --study-name")
     if exists:
         _check_stage(optuna.load_study(study_name=name, storage=st), stage, url)
+    # a placeholder sampler: open_session gives the study this driver's own once it is numbered
     study = optuna.create_study(storage=st, study_name=name, directions=directions,
-                                sampler=sampler, pruner=pruner, load_if_exists=exists)
+                                sampler=optuna.samplers.RandomSampler(), pruner=pruner,
+                                load_if_exists=exists)
     if exists and [d.name.lower() for d in study.directions] != directions:
         raise ValueError(f"study {name!r} in {where} optimizes "
                          f"{[d.name.lower() for d in study.directions]}, but this run needs "

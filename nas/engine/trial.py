@@ -81,8 +81,10 @@ class Stage(Protocol):
     def config_dict(self) -> dict[str, Any]:
         """What config.json (and the study's ``config`` attribute) records."""
 
-    def make_sampler(self) -> Any:
-        """The Optuna sampler that asks for every trial."""
+    def make_sampler(self, seed: int | None) -> Any:
+        """The Optuna sampler that asks for this driver's trials, seeded with ``seed`` (the
+        stage's seed for a study's first driver, another for every later one:
+        :func:`nas.engine.study.driver_seed`)."""
 
     def trains(self) -> bool:
         """Whether the run trains anything (else the dataset is not checked)."""

@@ -147,6 +147,10 @@ def prepare(job: TrainJob) -> Setup:
     base = resolve_spec(job.model)
     device = pick_device(job.device)
     ds = load_dataset(job.dataset, data_dir=job.data_dir)
+    if len(ds.test_labels) == 0:  # refused here, before any training or checkpoint
+        raise ValueError(f"nas train reports top-1 on the untouched test split, but dataset "
+                         f"{ds.name!r} has none; add PATH/test/<class>/ (or PATH/val/) images "
+                         f"laid out like PATH/train/")
     resolution = job.resolution or default_resolution(base, ds.image_size)
     n = len(ds.train_labels)
     val_samples = job.val_samples or max(1, min(DEFAULT_MAX_VAL_SAMPLES, n // 10))

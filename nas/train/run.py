@@ -39,8 +39,9 @@ import torch
 from torch import nn
 
 from nas.data.ondevice import device_splits
-from results.rundir import read_config, run_lock, write_config
+from results.rundir import check_new_run_dir, read_config, run_lock, write_config
 from space import ArchSpec, build, save_spec
+from space.errors import checked
 from space.io import atomic_write_text, write_json
 
 from .checkpoint import (Checkpoint, check_classes, check_same_spec, checkpoint_path,
@@ -91,6 +92,8 @@ def train(job: TrainJob, *, out: str | Path, resume: bool = False,
     caller's torch thread count is restored afterwards. A second process on the same folder is
     refused (:class:`results.rundir.RunFolderInUse`)."""
     resolve_device(job.device)  # a device not here is bad input: nothing is written
+    if not resume:
+        check_new_run_dir(out)  # a file, or a folder of someone's files: refused
     before = torch.get_num_threads()
     try:
         set_threads(job.threads)
@@ -140,7 +143,7 @@ def _train(job: TrainJob, *, run_dir: Path, resume: bool,
     log.info("training %s (arch_hash %s) on %s at %dpx with recipe %r on %s: %d train / %d val "
              "images, batch %d, lr %.4g", spec.name, spec.arch_hash(), setup.dataset.name,
              spec.resolution, setup.recipe.name, device, len(data.train_y), len(data.val_y),
-             cfg.batch_size, cfg.lr)
+             cfg.batch_size, cfg.lr, extra=checked())
     data_info = {"dataset": setup.dataset.name, "data_dir": job.data_dir,
                  "resolution": spec.resolution, "train_samples": job.train_samples,
                  "val_samples": len(data.val_y), "seed": job.seed, "mean": list(data.mean),

@@ -60,16 +60,19 @@ def test_parsers() -> None:
     (["--family", "b7"], "--family must be LO-HI"),
     (["--select", "loss"], "invalid choice: 'loss' (choose from 'accuracy', 'reward')"),
     (["--epochs", "0"], "`epochs >= 1` must hold"),
+    # one bound, the base's with memory included (here 1 GiB: B0 at phi 10 needs more)
     (["--phi", "1e9", "--coefficients", "paper"],
-     "`phi <= 1023` must hold for alpha=1.2, beta=1.1, gamma=1.15"),
-    (["--phi", "1000", "--coefficients", "paper"],  # B0's own MACs overflow before 1023
-     "`phi <= 995` must hold for alpha=1.2, beta=1.1, gamma=1.15"),
-    (["--phi", "1e9"], "`phi <= 306` must hold for alpha=2, beta=1.5, gamma=1.5"),
+     "`phi <= 9` must hold for alpha=1.2, beta=1.1, gamma=1.15: building the phi-10 network"),
+    (["--phi", "1000", "--coefficients", "paper"],
+     "`phi <= 9` must hold for alpha=1.2, beta=1.1, gamma=1.15: building the phi-10 network"),
+    (["--phi", "1e9"], "`phi <= 2` must hold for alpha=2, beta=1.5, gamma=1.5: building the "
+                       "phi-3 network"),
 ])
 def test_bad_input_is_one_line_and_exit_2(argv, match, tmp_path, capsys, monkeypatch) -> None:
     def never(*args, **kwargs):
         raise AssertionError("bad input must be refused before anything is trained")
     monkeypatch.setattr("gridsearch.search.evaluate_proxy", never)
+    monkeypatch.setattr("gridsearch.search.available_memory", lambda: 2 ** 30)
     try:
         code = main([*argv, "--out", str(tmp_path / "run")])
     except SystemExit as e:  # argparse's own complaints

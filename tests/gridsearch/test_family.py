@@ -149,3 +149,23 @@ def test_paper_rounding_is_the_default_and_unchanged(b0_family) -> None:
         assert m.spec.meta["rounding"] == "paper"
     with pytest.raises(KeyError, match="unknown rounding 'up'; known: nearest, paper"):
         scale_family(base, PAPER, phis=(0, 1), rounding="up")
+
+
+def test_phi_limit_is_the_largest_phi_whose_network_fits() -> None:
+    from gridsearch.family import check_scale, phi_limit
+    from space import build_bytes
+
+    b0 = get_model("efficientnet-b0")
+    memory = 2 ** 30
+    limit, why = phi_limit(b0, PAPER, memory=memory)
+    assert build_bytes(compound(b0, PAPER.alpha, PAPER.beta, PAPER.gamma, limit)) <= memory
+    assert build_bytes(compound(b0, PAPER.alpha, PAPER.beta, PAPER.gamma, limit + 1)) > memory
+    assert f"building the phi-{limit + 1} network" in why and "1 GiB" in why
+    assert phi_limit(b0, PAPER, memory=None)[0] == 995  # without memory: the overflow bound
+    check_scale(b0, PAPER, limit, family=(0, limit), times_family=True, memory=memory)
+    with pytest.raises(ValueError, match=f"`phi <= {limit}` must hold"):
+        check_scale(b0, PAPER, limit + 0.5, family=(0, 1), times_family=False, memory=memory)
+    # members are built only when timed; else they need only finite numbers
+    check_scale(b0, PAPER, 1, family=(0, 30), times_family=False, memory=memory)
+    with pytest.raises(ValueError, match=f"--family 0-30: `HI <= {limit}` must hold"):
+        check_scale(b0, PAPER, 1, family=(0, 30), times_family=True, memory=memory)

@@ -297,6 +297,8 @@ def test_dataset_validates_its_tensors() -> None:
                 torch.zeros(2, dtype=torch.int64), ("a",))
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 1\)"):
         Dataset("x", images, torch.tensor([0, 1]), images, torch.tensor([0, 0]), ("a",))
+    with pytest.raises(ValueError, match=r"at least 2 classes, but got 1 \(a\); add another"):
+        Dataset("x", images, torch.tensor([0, 0]), images, torch.tensor([0, 0]), ("a",))
 
 
 # --------------------------------------------------------------------------- holdout split

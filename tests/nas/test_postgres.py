@@ -174,6 +174,51 @@ def test_three_drivers_share_one_study(server, db, space, drivers, tmp_path):
         assert (tmp_path / out / "best.json").is_file()
 
 
+# 3 stages x 72 choices each: 373,248 distinct networks, so two honest samplers drawing 8 do
+# not collide, and each trains in about a second
+WIDE_SPACE = """
+name: wide
+stem: 8
+head: 32
+activation: relu
+fixed: {dropout: 0.0, drop_connect: 0.0}
+choices: {op: [dsconv, mbconv3], kernel: [3, 5], se_ratio: [0.0, 0.25], skip: [identity],
+          filters: [1.0, 1.5, 2.0], layers: [0, 1, 2]}
+stages:
+  - [8, 1, 1]
+  - [16, 1, 2]
+  - [24, 1, 2]
+"""
+
+
+@pytest.mark.slow
+def test_two_drivers_with_one_seed_propose_their_own_networks(server, db, drivers, tmp_path):
+    """Issue 26: the same command with --seed 0 on two machines. Each driver samples with its
+    own seed (nas.engine.study.driver_seed), so the study tries as many distinct networks as
+    one driver would, instead of the second replaying the first's proposals as reused copies."""
+    space = tmp_path / "wide.yaml"
+    space.write_text(WIDE_SPACE)
+    trials = 8
+    drivers.start("d0", *first(str(space), db, trials, "--seed", "0"), heavier=True)
+    wait_study(db)
+    drivers.start("d1", *join(db, "r1", "--seed", "0"), heavier=True)
+    rcs = drivers.wait()
+    assert rcs == {"d0": 0, "d1": 0}, {n: drivers.log(n)[-2000:] for n in rcs}
+    study = load(db)
+    done = counted(study)
+    assert len(done) == trials and all(t.state == TrialState.COMPLETE for t in done)
+    by = Counter(t.user_attrs["node"] for t in done)
+    assert by["d1"] >= 1, by  # the second driver really took trials
+    assert len({t.user_attrs["arch_hash"] for t in done}) == trials  # as one driver: 8
+    assert all(t.user_attrs.get("reused_from") is None for t in done)
+    assert study.user_attrs["drivers"] == 2
+    assert "driver 1 of this study" in drivers.log("d1")
+    for out in ("r0", "r1"):
+        rows = (tmp_path / out / "trials.csv").read_text().splitlines()
+        col = rows[0].split(",").index("proposed_by")
+        assert {r.split(",")[col] for r in rows[1:]} == {"sampler"}
+
+
 @pytest.mark.slow
 def test_killed_driver_trial_is_retried_once(server, db, space, drivers):
     trials = 10

@@ -199,3 +199,31 @@ def test_counts_units_and_default_resolution() -> None:
     assert c.gmacs == pytest.approx(0.401659392)
     assert c.mparams == pytest.approx(5.288548)
     assert c.params == count_analytic(get_model("efficientnet-b0"), 32).params
+
+
+# --------------------------------------------------------------------------- build_bytes
+def test_build_bytes_by_hand_on_a_one_stage_net() -> None:
+    """Weights x 4 bytes plus 3 x the widest map, float32: a 3x3 stem 1->8 at stride 2 on 16 px
+    (an 8x8 map of 8 channels = 512), then one MBConv stage (expand 4: 32 channels inside, at
+    the block's 8x8 input = 2048, the widest) repeated 3 times."""
+    from space.counting import build_bytes
+
+    spec = ArchSpec(name="hand", stem=StemSpec(8), stages=(StageSpec("mbconv", 3, 3, 1, 8, 4.0,
+                                                                      0.0),),
+                    head_channels=None, in_channels=1, num_classes=10, resolution=16)
+    assert build_bytes(spec) == 4 * (count_analytic(spec).params + 3 * 32 * 8 * 8)
+
+
+def test_build_bytes_never_walks_an_astronomical_spec() -> None:
+    """Repeats and channels beyond any machine are counted from the spec in a moment (the
+    blocks after a stage's first are identical), and agree with walking them where both can."""
+    from space import compound
+    from space.counting import build_bytes
+
+    b0 = get_model("efficientnet-b0")
+    for phi in (0, 3):
+        s = compound(b0, 1.2, 1.1, 1.15, phi)
+        assert build_bytes(s) >= 4 * count_analytic(s).params
+        assert build_bytes(s) - 4 * count_analytic(s).params < 4 * count_analytic(s).params
+    huge = compound(b0, 1.2, 1.1, 1.15, 900)  # ~1e71 layers per stage
+    assert build_bytes(huge) > 2 ** 200
