@@ -97,6 +97,19 @@ CASES = {
     "out-holds-other-files": (NAS, ["search", "--target-flops", "400M", *SYN, "--out", "mine"],
                               out_holds_my_files,
                               ["holds other files (notes.txt)", "new or empty folder"]),
+    # the stable recipe's flags (issue 23), in both stages
+    "grad-clip-negative": (NAS, ["search", "--target-flops", "400M", "--grad-clip", "-1", *SYN,
+                                 "--out", "r"], nothing,
+                           ["`grad_clip > 0`", "--grad-clip 2 (or 0: no clipping)"]),
+    "label-smoothing-one": (GRID, ["--label-smoothing", "1", "--out", "r"], nothing,
+                            ["`0 <= label_smoothing < 1`", "--label-smoothing 0.1"]),
+    "weight-decay-nan": (NAS, ["search", "--target-flops", "400M", "--weight-decay", "nan",
+                               *SYN, "--out", "r"], nothing,
+                         ["`0 <= weight_decay < inf`", "--weight-decay"]),
+    "lr-inf": (GRID, ["--lr", "inf", "--out", "r"], nothing, ["`0 < lr < inf`", "--lr 0.02"]),
+    "zero-init-last-value": (NAS, ["search", "--target-flops", "400M", "--zero-init-last=yes",
+                                   *SYN, "--out", "r"], nothing,
+                             ["--zero-init-last", "ignored explicit argument"]),
 }
 
 
