@@ -1,0 +1,25 @@
+"""Weight sharing for stage 1: one supernet holds every member of a search space (issue 24).
+
+Once-for-All (Cai et al., ICLR 2020) and BigNAS (Yu et al., ECCV 2020): train one network whose
+sub-networks are the candidates, then score each candidate with the weights it inherits, after
+recalibrating its batch-norm statistics. The pieces:
+
+- :mod:`.elastic`, :mod:`.blocks`: elastic layers and blocks (kernel, expansion, width, SE and
+  skip switches), one weight family per ConvOp;
+- :mod:`.network`: :class:`SuperNet` (``set_active(spec)`` runs a member), :func:`extract` (a
+  member's weights as ``space.build(spec)``'s state dict), :func:`check_supported`;
+- :mod:`.calibrate`: :func:`recalibrate_bn` and :func:`score_candidate`;
+- :mod:`.train`: :func:`train_supernet` (sandwich rule, in-place distillation, resumable
+  checkpoints) and :func:`supernet_fingerprint`.
+"""
+from __future__ import annotations
+
+from .blocks import ELASTIC_BLOCKS, BlockSizes, family
+from .network import (SUPPORTED_DIMENSIONS, SuperNet, UnsupportedSpaceError, check_supported,
+                      extract, space_fingerprint)
+
+__all__ = [
+    "ELASTIC_BLOCKS", "BlockSizes", "family",
+    "SUPPORTED_DIMENSIONS", "SuperNet", "UnsupportedSpaceError", "check_supported", "extract",
+    "space_fingerprint",
+]
