@@ -15,11 +15,17 @@ recalibrating its batch-norm statistics. The pieces:
 from __future__ import annotations
 
 from .blocks import ELASTIC_BLOCKS, BlockSizes, family
+from .calibrate import calibration_batches, recalibrate_bn, score_candidate
 from .network import (SUPPORTED_DIMENSIONS, SuperNet, UnsupportedSpaceError, check_supported,
                       extract, space_fingerprint)
+from .train import (DISTILL_LOSSES, StepResult, SupernetTrainResult, check_training, fingerprint,
+                    load_supernet_checkpoint, sandwich, supernet_settings, train_supernet)
 
 __all__ = [
     "ELASTIC_BLOCKS", "BlockSizes", "family",
     "SUPPORTED_DIMENSIONS", "SuperNet", "UnsupportedSpaceError", "check_supported", "extract",
     "space_fingerprint",
+    "calibration_batches", "recalibrate_bn", "score_candidate",
+    "DISTILL_LOSSES", "StepResult", "SupernetTrainResult", "check_training", "fingerprint",
+    "load_supernet_checkpoint", "sandwich", "supernet_settings", "train_supernet",
 ]

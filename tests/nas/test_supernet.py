@@ -177,3 +177,155 @@ def test_unsupported_block_type_is_refused_up_front(monkeypatch, tmp_path):
 @pytest.mark.parametrize("name", ["mnasnet", "efficientnet"])
 def test_shipped_spaces_are_supported(name):
     check_supported(load_space(name))  # does not raise
+
+
+# --------------------------------------------------------------------------- scoring
+@pytest.fixture(scope="module")
+def tiny_task(synthetic_ds, tmp_path_factory):
+    """The user space's supernet (float32, fresh) on synthetic 1x16x16 data, 10 classes."""
+    from nas.data import TensorSplit, proxy_data
+
+    data = proxy_data(synthetic_ds, resolution=16, train_samples=256, val_samples=100, seed=0)
+    space = _space("user", tmp_path_factory)
+    torch.manual_seed(0)
+    net = SuperNet(space, in_channels=data.in_channels, num_classes=data.num_classes)
+    return (net, TensorSplit(data.train_x, data.train_y), TensorSplit(data.val_x, data.val_y))
+
+
+def test_score_candidate_is_the_built_networks_accuracy_and_deterministic(tiny_task):
+    """The score is an accuracy; scoring B in between does not change A's score (every score
+    starts from reset statistics); it equals the accuracy of build(spec) holding the extracted
+    weights, recalibrated on the same batches."""
+    from nas.supernet.calibrate import calibration_batches, score_candidate
+    from nas.train import evaluate
+
+    net, train, val = tiny_task
+    calib = calibration_batches(train, num_batches=2, batch_size=32, seed=0)
+    a, b = net.sample(random.Random(1)), net.smallest()
+    first = score_candidate(net, a, calib_batches=calib, val_split=val)
+    other = score_candidate(net, b, calib_batches=calib, val_split=val)
+    again = score_candidate(net, a, calib_batches=calib, val_split=val)
+    assert 0.0 <= first <= 1.0 and 0.0 <= other <= 1.0
+    assert again == first
+    model = build(a)
+    model.load_state_dict(extract(net, a))
+    recalibrate_bn(model, calib)
+    (acc,) = evaluate(model, val, channels_last=False)
+    assert acc == pytest.approx(first, abs=1.5 / len(val))  # at most one image may round apart
+
+
+def test_calibration_batches_are_seeded_and_checked(tiny_task):
+    from nas.supernet.calibrate import calibration_batches
+
+    _, train, _ = tiny_task
+    a = calibration_batches(train, num_batches=2, batch_size=16, seed=3)
+    b = calibration_batches(train, num_batches=2, batch_size=16, seed=3)
+    c = calibration_batches(train, num_batches=2, batch_size=16, seed=4)
+    assert [x.shape for x in a] == [(16, 1, 16, 16)] * 2
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert not torch.equal(a[0], c[0])
+    with pytest.raises(ValueError, match="holds 256; pass fewer"):
+        calibration_batches(train, num_batches=3, batch_size=100)
+    with pytest.raises(ValueError, match="at least one batch"):
+        recalibrate_bn(build(tiny_task[0].smallest()), [])
+
+
+# --------------------------------------------------------------------------- training
+def _fresh(tiny_task, seed=0):
+    net, train, val = tiny_task
+    torch.manual_seed(seed)
+    return SuperNet(net.space, in_channels=net.in_channels, num_classes=net.num_classes)
+
+
+def _config(**kw):
+    from nas.train import TrainConfig
+
+    base = dict(epochs=3, batch_size=32, lr=0.05, warmup_epochs=0.3, threads=1,
+                channels_last=False)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@torch.no_grad()
+def _loss(net, spec, split):
+    net.set_active(spec).train()  # batch statistics: what the step's loss measures
+    return float(torch.nn.functional.cross_entropy(net(split.x), split.labels))
+
+
+def test_training_decreases_the_loss_of_the_largest_and_smallest(tiny_task):
+    from nas.supernet.train import train_supernet
+
+    net = _fresh(tiny_task)
+    _, train, _ = tiny_task
+    before = [_loss(net, s, train) for s in (net.largest(), net.smallest())]
+    seen = []
+    result = train_supernet(net, train, config=_config(), seed=0, n_random=1, on_step=seen.append)
+    after = [_loss(net, s, train) for s in (net.largest(), net.smallest())]
+    assert result.finished and result.steps == result.total_steps == 3 * 8
+    assert [r.step for r in seen] == list(range(1, 25))
+    # the smallest (8 channels, no head) learns slowly from a teacher that starts at chance
+    assert after[0] < 0.5 * before[0] and after[1] < before[1] - 0.05, (before, after)
+
+
+@pytest.mark.parametrize("distill", ["kl", "none"])
+def test_resume_from_a_checkpoint_equals_the_unbroken_run(tiny_task, tmp_path, distill):
+    """Stopped after 5 of 16 steps and resumed into a differently initialised supernet, a run
+    ends with the very weights, optimizer state and losses of the unbroken run."""
+    from nas.supernet.train import load_supernet_checkpoint, train_supernet
+
+    _, train, _ = tiny_task
+    cfg = _config(epochs=2)
+    kw = dict(config=cfg, seed=7, n_random=2, distill=distill, checkpoint_every=3)
+    whole = _fresh(tiny_task)
+    full = train_supernet(whole, train, checkpoint_path=tmp_path / "a.pt", **kw)
+    broken = _fresh(tiny_task)
+    part = train_supernet(broken, train, checkpoint_path=tmp_path / "b.pt", stop_after=5, **kw)
+    assert (part.steps, part.finished) == (5, False)
+    assert load_supernet_checkpoint(tmp_path / "b.pt")["step"] == 5
+    resumed = _fresh(tiny_task, seed=1)
+    rest = train_supernet(resumed, train, checkpoint_path=tmp_path / "b.pt", **kw)
+    assert (rest.resumed_from, rest.steps, rest.finished) == (5, 16, True)
+    assert [h.loss_members for h in rest.history] == [h.loss_members for h in full.history]
+    a, b = whole.state_dict(), resumed.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert load_supernet_checkpoint(tmp_path / "b.pt")["fingerprint"] == full.fingerprint
+
+
+def test_a_checkpoint_of_other_settings_is_refused(tiny_task, tmp_path):
+    from nas.supernet.train import train_supernet
+
+    _, train, _ = tiny_task
+    net = _fresh(tiny_task)
+    train_supernet(net, train, config=_config(epochs=1), seed=0, n_random=0,
+                   checkpoint_path=tmp_path / "c.pt", stop_after=1)
+    with pytest.raises(ValueError, match="trained with other settings"):
+        train_supernet(net, train, config=_config(epochs=1, lr=0.1), seed=0, n_random=0,
+                       checkpoint_path=tmp_path / "c.pt")
+
+
+def test_bad_training_settings_are_named_with_the_fix(tiny_task):
+    from nas.supernet.train import check_training
+    from space.errors import UnknownNameError
+
+    with pytest.raises(ValueError, match="n_random >= 0.*pass e.g. 2"):
+        check_training(_config(), n_random=-1, distill="kl")
+    with pytest.raises(UnknownNameError, match="known: ce, kl, none"):
+        check_training(_config(), n_random=2, distill="mse")
+    with pytest.raises(ValueError, match="pass --compile off"):
+        check_training(_config(compile="default"), n_random=2, distill="kl")
+
+
+def test_fingerprint_follows_what_the_weights_depend_on(tiny_task):
+    from nas.supernet.train import fingerprint, supernet_settings
+
+    net = tiny_task[0]
+
+    def fp(config, **kw):
+        base = dict(config=config, seed=0, n_random=2, distill="kl", train_images=256)
+        return fingerprint(supernet_settings(net, **{**base, **kw}))
+
+    base = fp(_config())
+    assert base == fp(_config()) and len(base) == 12
+    assert base == fp(_config(threads=2, eval_batch_size=100))  # how, not what
+    assert len({base, fp(_config(lr=0.1)), fp(_config(), seed=1), fp(_config(), n_random=3),
+                fp(_config(), distill="ce")}) == 5
