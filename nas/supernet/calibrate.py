@@ -56,7 +56,7 @@ def recalibrate_bn(model: nn.Module, batches: Iterable[Any]) -> nn.Module:
 
 
 def calibration_batches(train: Any, *, num_batches: int = 4, batch_size: int = 128,
-                        seed: int = 0, channels_last: bool = False) -> list[torch.Tensor]:
+                        seed: int = 0) -> list[torch.Tensor]:
     """``num_batches`` input batches of ``batch_size`` training images (``train`` a split or
     ``(x, y)`` tensors), drawn once without replacement with ``seed``: every candidate is
     recalibrated on the same images."""
@@ -72,18 +72,18 @@ def calibration_batches(train: Any, *, num_batches: int = 4, batch_size: int = 1
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:need]
     out = []
     for idx in order.split(batch_size):
-        x = split.batch(idx.to(split.device))[0]
-        out.append(x.contiguous(memory_format=torch.channels_last) if channels_last else x)
+        out.append(split.batch(idx.to(split.device))[0])
     return out
 
 
 def score_candidate(supernet: SuperNet, spec: ArchSpec, *, calib_batches: Iterable[Any],
-                    val_split: Any, batch_size: int = 500, channels_last: bool = False) -> float:
+                    val_split: Any, batch_size: int = 500) -> float:
     """Validation top-1 accuracy of ``spec`` with the weights it inherits from ``supernet``:
     activate it, recalibrate batch norm on ``calib_batches``, evaluate on ``val_split`` (a
-    split, or ``(x, y)`` tensors). Leaves ``spec`` active with its recalibrated statistics."""
+    split, or ``(x, y)`` tensors), in the supernet's layout (:meth:`SuperNet.set_channels_last`).
+    Leaves ``spec`` active with its recalibrated statistics."""
     supernet.set_active(spec)
     recalibrate_bn(supernet, calib_batches)
     val = as_split(*val_split) if isinstance(val_split, tuple) else val_split
-    (acc,) = evaluate(supernet, val, batch_size=batch_size, channels_last=channels_last)
+    (acc,) = evaluate(supernet, val, batch_size=batch_size, channels_last=supernet.channels_last)
     return float(acc)

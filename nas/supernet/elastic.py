@@ -67,6 +67,7 @@ class ElasticConvBN(nn.Module):
             f"{big}to{small}": nn.Parameter(torch.eye(small * small))
             for big, small in zip(self.kernels, self.kernels[1:])})
         self.bn = ElasticBatchNorm2d(out_channels, eps=eps, momentum=momentum)
+        self.channels_last = False  # the conv's layout (SuperNet.set_channels_last)
 
     def weight_for(self, in_channels: int, out_channels: int, kernel: int) -> torch.Tensor:
         """The effective ``(out, in or 1, kernel, kernel)`` conv weight of a member."""
@@ -90,6 +91,11 @@ class ElasticConvBN(nn.Module):
         if self.depthwise:
             out_channels = c_in
         w = self.weight_for(c_in, out_channels, kernel)
+        if self.channels_last:
+            # A sliced or transformed weight is strided NCHW; restrided (``to``, not
+            # ``contiguous``, which keeps an ambiguous (C, 1, k, k) as it is) the conv runs
+            # channels_last kernels, 1.5-2x faster on CPU, as a built network's would.
+            w = w.to(memory_format=torch.channels_last)
         y = F.conv2d(x, w, None, stride, kernel // 2, 1, c_in if self.depthwise else 1)
         return self.bn(y)
 

@@ -140,6 +140,7 @@ class SuperNet(nn.Module):
         nn.init.uniform_(self.classifier.weight, -r, r)
         nn.init.zeros_(self.classifier.bias)
         self._acts: dict[str, nn.Module] = {}
+        self.channels_last = False
         self._active: tuple[ArchSpec, list[BlockArgs]] | None = None
 
     # ------------------------------------------------------------------ members
@@ -212,6 +213,17 @@ class SuperNet(nn.Module):
         self._active = (spec, block_args(spec))
         return self
 
+    def set_channels_last(self, channels_last: bool = True) -> SuperNet:
+        """Run every conv in the channels_last layout (or back in NCHW); returns self.
+
+        The input layout cannot say it: a one-channel image is contiguous in both. The weights
+        stay as they are; each member's sliced weight is restrided as it is used."""
+        for m in self.modules():
+            if isinstance(m, ElasticConvBN):
+                m.channels_last = bool(channels_last)
+        self.channels_last = bool(channels_last)
+        return self
+
     @property
     def active(self) -> ArchSpec:
         if self._active is None:
@@ -228,6 +240,8 @@ class SuperNet(nn.Module):
         spec = self.active
         args = self._active[1]
         act = self._act(spec.activation)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         x = act(self.stem(x, spec.stem.channels, spec.stem.kernel, spec.stem.stride))
         for a, block in zip(args, self._blocks(spec)):
             x = block(x, a, act)

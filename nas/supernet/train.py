@@ -194,7 +194,7 @@ def train_supernet(supernet: SuperNet, train: Any, *, config: TrainConfig, seed:
     distill_fn = DISTILL_LOSSES.get(distill)
     label_loss = torch.nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     end = total if stop_after is None else min(total, max(start, stop_after))
-    supernet.train()
+    supernet.set_channels_last(config.channels_last).train()
     t0 = time.perf_counter()
     devices = [device.index or 0] if device.type == "cuda" else []
     step = start
@@ -205,8 +205,6 @@ def train_supernet(supernet: SuperNet, train: Any, *, config: TrainConfig, seed:
                 _derive(seed, "data", epoch)))
             idx = order[within * config.batch_size:(within + 1) * config.batch_size]
             xb, yb = data.batch(idx.to(device))
-            if config.channels_last:
-                xb = xb.contiguous(memory_format=torch.channels_last)
             lr = lr_at(epoch + within / steps_per_epoch, config)
             for g in opt.param_groups:
                 g["lr"] = lr
