@@ -10,7 +10,16 @@ recalibrating its batch-norm statistics. The pieces:
   member's weights as ``space.build(spec)``'s state dict), :func:`check_supported`;
 - :mod:`.calibrate`: :func:`recalibrate_bn` and :func:`score_candidate`;
 - :mod:`.train`: :func:`train_supernet` (sandwich rule, in-place distillation, resumable
-  checkpoints) and :func:`supernet_fingerprint`.
+  checkpoints), :func:`supernet_settings` and :func:`fingerprint` (for config.json), and
+  :func:`load_trained_supernet` (what a scoring worker loads once).
+
+How ``nas search --evaluator supernet`` is meant to sit on it: before anything is written,
+:func:`check_supported` (the space) and :func:`check_training` (the settings) raise a one-line
+ValueError; phase 1 calls :func:`train_supernet` with the run folder's checkpoint path (a killed
+run resumes mid-training) and stores :func:`supernet_settings` and its :func:`fingerprint` in
+config.json; phase 2 loads the checkpoint once per worker (:func:`load_trained_supernet`),
+draws fixed :func:`calibration_batches`, and scores each trial's spec with
+:func:`score_candidate`.
 """
 from __future__ import annotations
 
@@ -19,7 +28,8 @@ from .calibrate import calibration_batches, recalibrate_bn, score_candidate
 from .network import (SUPPORTED_DIMENSIONS, SuperNet, UnsupportedSpaceError, check_supported,
                       extract, space_fingerprint)
 from .train import (DISTILL_LOSSES, StepResult, SupernetTrainResult, check_training, fingerprint,
-                    load_supernet_checkpoint, sandwich, supernet_settings, train_supernet)
+                    load_supernet_checkpoint, load_trained_supernet, sandwich, supernet_settings,
+                    supernet_steps, train_supernet)
 
 __all__ = [
     "ELASTIC_BLOCKS", "BlockSizes", "family",
@@ -27,5 +37,6 @@ __all__ = [
     "space_fingerprint",
     "calibration_batches", "recalibrate_bn", "score_candidate",
     "DISTILL_LOSSES", "StepResult", "SupernetTrainResult", "check_training", "fingerprint",
-    "load_supernet_checkpoint", "sandwich", "supernet_settings", "train_supernet",
+    "load_supernet_checkpoint", "load_trained_supernet", "sandwich", "supernet_settings",
+    "supernet_steps", "train_supernet",
 ]

@@ -140,6 +140,8 @@ class SuperNet(nn.Module):
         nn.init.uniform_(self.classifier.weight, -r, r)
         nn.init.zeros_(self.classifier.bias)
         self._acts: dict[str, nn.Module] = {}
+        self._largest: ArchSpec | None = None
+        self._smallest: ArchSpec | None = None
         self.channels_last = False
         self._active: tuple[ArchSpec, list[BlockArgs]] | None = None
 
@@ -157,11 +159,16 @@ class SuperNet(nn.Module):
     def largest(self) -> ArchSpec:
         """Every dimension at its largest: widest, deepest, largest kernel and SE, identity skip,
         and per stage the op with the most multiply-adds (the sandwich rule's top)."""
-        return self.member(_extreme_params(self.space, largest=True), name="largest")
+        if self._largest is None:  # the space is frozen: count once, not at every step
+            self._largest = self.member(_extreme_params(self.space, largest=True), name="largest")
+        return self._largest
 
     def smallest(self) -> ArchSpec:
         """Every dimension at its smallest, skip 'none' where offered (the sandwich's bottom)."""
-        return self.member(_extreme_params(self.space, largest=False), name="smallest")
+        if self._smallest is None:
+            self._smallest = self.member(_extreme_params(self.space, largest=False),
+                                         name="smallest")
+        return self._smallest
 
     def sample(self, rng: random.Random) -> ArchSpec:
         """A member drawn uniformly per dimension (SPOS / BigNAS random members)."""

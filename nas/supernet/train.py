@@ -129,7 +129,15 @@ def sandwich(supernet: SuperNet, rng: random.Random, n_random: int) -> list[Arch
         [supernet.sample(rng).replace(**quiet) for _ in range(n_random)]
 
 
+def supernet_steps(train_images: int, config: TrainConfig) -> tuple[int, int]:
+    """(steps per epoch, total steps) of a supernet training run (e.g. a progress bar's)."""
+    per_epoch = max(1, math.ceil(train_images / config.batch_size))
+    return per_epoch, per_epoch * config.epochs
+
+
 def load_supernet_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A checkpoint written by :func:`train_supernet`: a dict with ``fingerprint``,
+    ``settings``, ``step``, ``total_steps``, ``model``, ``optimizer`` and ``history``."""
     p = Path(path)
     try:
         raw = torch.load(p, map_location="cpu", weights_only=True)
@@ -162,8 +170,7 @@ def train_supernet(supernet: SuperNet, train: Any, *, config: TrainConfig, seed:
     device = next(supernet.parameters()).device
     data = (as_split(*train) if isinstance(train, tuple) else as_split(train)).to(device)
     n = len(data)
-    steps_per_epoch = max(1, math.ceil(n / config.batch_size))
-    total = steps_per_epoch * config.epochs
+    steps_per_epoch, total = supernet_steps(n, config)
     settings = supernet_settings(supernet, config=config, seed=seed, n_random=n_random,
                                  distill=distill, train_images=n)
     fp = fingerprint(settings)
@@ -187,6 +194,7 @@ def train_supernet(supernet: SuperNet, train: Any, *, config: TrainConfig, seed:
             return
         state = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "fingerprint": fp,
                  "settings": json.loads(json.dumps(settings, default=str)), "step": step,
+                 "total_steps": total,
                  "model": supernet.state_dict(), "optimizer": opt.state_dict(),
                  "history": [h.__dict__ for h in history]}
         atomic_write(path, lambda tmp: torch.save(state, tmp))
@@ -243,3 +251,25 @@ def train_supernet(supernet: SuperNet, train: Any, *, config: TrainConfig, seed:
                 save(step)
     return SupernetTrainResult(steps=step, total_steps=total, seconds=time.perf_counter() - t0,
                                resumed_from=start, history=history, fingerprint=fp)
+
+
+def load_trained_supernet(path: str | Path, space: Any, *,
+                          device: torch.device | str = "cpu") -> tuple[SuperNet, dict[str, Any]]:
+    """The supernet a checkpoint holds, rebuilt over ``space`` (which must be the space it was
+    trained on: the fingerprints are compared), in eval mode, and the checkpoint's settings
+    (with ``step`` and ``total_steps``). What a scoring worker loads once."""
+    from .network import space_fingerprint
+
+    ckpt = load_supernet_checkpoint(path)
+    held = ckpt["settings"]["supernet"]
+    if held["space_fingerprint"] != space_fingerprint(space):
+        raise ValueError(f"supernet checkpoint {str(path)!r} was trained on space "
+                         f"{held['space']!r} (fingerprint {held['space_fingerprint']}), not on "
+                         f"{space.name!r} ({space_fingerprint(space)}); pass the space it was "
+                         f"trained on, or train a supernet for this one")
+    net = SuperNet(space, in_channels=held["in_channels"], num_classes=held["num_classes"],
+                   bn_momentum=held["bn_momentum"])
+    net.load_state_dict(ckpt["model"])
+    info = {**ckpt["settings"], "fingerprint": ckpt["fingerprint"], "step": ckpt["step"],
+            "total_steps": ckpt["total_steps"]}
+    return net.to(device).eval(), info

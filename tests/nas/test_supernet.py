@@ -308,6 +308,26 @@ def test_a_checkpoint_of_other_settings_is_refused(tiny_task, tmp_path):
                        checkpoint_path=tmp_path / "c.pt")
 
 
+def test_a_scoring_worker_loads_the_trained_supernet(tiny_task, tmp_path):
+    """load_trained_supernet rebuilds the supernet a checkpoint holds (it scores what the
+    trained one scores) and refuses a checkpoint of another space."""
+    from nas.supernet import calibration_batches, load_trained_supernet, score_candidate
+    from nas.supernet.train import train_supernet
+
+    _, train, val = tiny_task
+    net = _fresh(tiny_task)
+    train_supernet(net, train, config=_config(epochs=1), seed=0, n_random=1,
+                   checkpoint_path=tmp_path / "s.pt")
+    loaded, info = load_trained_supernet(tmp_path / "s.pt", net.space)
+    assert (info["step"], info["total_steps"], info["n_random"]) == (8, 8, 1)
+    calib = calibration_batches(train, num_batches=2, batch_size=32)
+    spec = net.sample(random.Random(5))
+    assert score_candidate(loaded, spec, calib_batches=calib, val_split=val) == \
+        score_candidate(net, spec, calib_batches=calib, val_split=val)
+    with pytest.raises(ValueError, match="was trained on space 'user'.*not on 'mnasnet'"):
+        load_trained_supernet(tmp_path / "s.pt", load_space("mnasnet"))
+
+
 def test_bad_training_settings_are_named_with_the_fix(tiny_task):
     from nas.supernet.train import check_training
     from space.errors import UnknownNameError
