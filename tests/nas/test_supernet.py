@@ -165,6 +165,32 @@ def test_kernel_transform_is_learned_not_a_plain_crop(supernet):
     assert not torch.allclose(outs[1], after[1])
 
 
+def test_every_elastic_family_matches_the_builder(monkeypatch, tmp_path):
+    """The families no shipped op reaches (``dsa``: MobileNetV1's activated pointwise) hold
+    too, once a space offers them as a ConvOp."""
+    from nas.supernet import ELASTIC_BLOCKS
+
+    monkeypatch.setitem(CONV_OPS._items, "dsa", ("dsa", 1.0))
+    f = tmp_path / "dsa.yaml"
+    f.write_text(USER_SPACE.replace("op: [conv,", "op: [dsa, conv,"))
+    space = load_space(str(f))
+    torch.manual_seed(0)
+    net = SuperNet(space, in_channels=3, num_classes=7).double().requires_grad_(False)
+    _perturb(net, seed=2)
+    families = {fam for stage in net.stages for blocks in stage for fam in blocks}
+    assert families == set(ELASTIC_BLOCKS)
+    calib, (x,) = _batches(net, seed=7), _batches(net, seed=8, n=1, size=3)
+    rng = random.Random(9)
+    for _ in range(6):
+        params = space.sample(type("S", (), {"suggest_categorical": lambda self, n, c: (
+            "dsa" if n.endswith("_op") else rng.choice(list(c)))})())
+        spec = net.member(params)
+        recalibrate_bn(net.set_active(spec), calib)
+        model = build(spec).double()
+        model.load_state_dict(extract(net))
+        assert _close(model.eval()(x), net.eval()(x))
+
+
 def test_unsupported_block_type_is_refused_up_front(monkeypatch, tmp_path):
     """An op whose block type has no elastic form (here a ResNet bottleneck registered as a
     ConvOp) is named, with the fix, by check_supported and by SuperNet alike."""
