@@ -59,8 +59,8 @@ def check_supported(space: SearchSpace) -> None:
                 f"has no elastic form for (it holds {', '.join(SUPPORTED_DIMENSIONS)}); fix the "
                 f"choice in the space file, {fix}")
         for op in st.choices["op"]:
-            block, _ = CONV_OPS.get(op)
-            if family(block, CONV_OPS.get(op)[1]) not in ELASTIC_BLOCKS:
+            block, expand_ratio = CONV_OPS.get(op)
+            if family(block, expand_ratio) not in ELASTIC_BLOCKS:
                 raise UnsupportedSpaceError(
                     f"space {space.name!r}: stage {i} offers op {op!r} (block {block!r}), which has "
                     f"no elastic form in the supernet (it holds blocks "

@@ -28,7 +28,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -68,15 +68,17 @@ def check_training(config: TrainConfig, *, n_random: int, distill: str) -> None:
 
 
 def supernet_settings(supernet: SuperNet, *, config: TrainConfig, seed: int, n_random: int,
-                      distill: str, train_images: int) -> dict[str, Any]:
+                      distill: str, train_images: int,
+                      data: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """What the trained weights depend on, as plain data (for config.json and summary.json).
     How the run executes (threads, evaluation batch size) is left out, so it may change on a
-    resume."""
+    resume. ``data`` says which images (dataset, resolution, samples, split seed)."""
     train = config.to_dict()
     for how in ("threads", "eval_batch_size"):
         train.pop(how)
     return {"supernet": supernet.settings(), "train": train, "seed": seed,
-            "n_random": n_random, "distill": distill, "train_images": train_images}
+            "n_random": n_random, "distill": distill, "train_images": train_images,
+            "data": dict(data or {})}
 
 
 def fingerprint(settings: dict[str, Any]) -> str:
@@ -154,104 +156,133 @@ def load_supernet_checkpoint(path: str | Path) -> dict[str, Any]:
 def train_supernet(supernet: SuperNet, train: Any, *, config: TrainConfig, seed: int = 0,
                    n_random: int = 2, distill: str = "kl", checkpoint_path: str | Path | None = None,
                    checkpoint_every: int = 50, stop_after: int | None = None,
-                   on_step: Callable[[StepResult], None] | None = None) -> SupernetTrainResult:
+                   on_step: Callable[[StepResult], None] | None = None,
+                   data: Mapping[str, Any] | None = None) -> SupernetTrainResult:
     """Train ``supernet`` in place for ``config.epochs`` epochs over ``train`` (a split, or
     ``(x, y)`` tensors) with the sandwich rule and in-place distillation.
 
     With ``checkpoint_path``, a checkpoint there (of the same settings) is resumed, and one is
-    written atomically every ``checkpoint_every`` steps, at ``stop_after`` and at the end.
-    ``stop_after`` stops once that many steps (counted over the whole run) are done, e.g. for a
-    time budget. ``on_step`` sees every step's :class:`StepResult` (a progress bar).
+    written atomically every ``checkpoint_every`` steps, at ``stop_after``, at the end, and on
+    Ctrl-C (KeyboardInterrupt, re-raised) after the last finished step. ``stop_after`` stops
+    once that many steps (counted over the whole run) are done, e.g. for a time budget.
+    ``on_step`` sees every step's :class:`StepResult` (a progress bar; it may raise to stop).
+    ``data`` (the dataset, resolution, sample counts, ...) joins the fingerprinted settings.
     """
     check_training(config, n_random=n_random, distill=distill)
     if checkpoint_every < 1:
         raise ValueError(f"`checkpoint_every >= 1` must hold, but got {checkpoint_every}")
     set_threads(config.threads)
     device = next(supernet.parameters()).device
-    data = (as_split(*train) if isinstance(train, tuple) else as_split(train)).to(device)
-    n = len(data)
+    split = (as_split(*train) if isinstance(train, tuple) else as_split(train)).to(device)
+    n = len(split)
     steps_per_epoch, total = supernet_steps(n, config)
     settings = supernet_settings(supernet, config=config, seed=seed, n_random=n_random,
-                                 distill=distill, train_images=n)
+                                 distill=distill, train_images=n, data=data)
     fp = fingerprint(settings)
     opt = OPTIMIZERS.get(config.optimizer)(supernet.parameters(), config)
-    history: list[StepResult] = []
-    start = 0
     path = Path(checkpoint_path) if checkpoint_path is not None else None
-    if path is not None and path.exists():
-        ckpt = load_supernet_checkpoint(path)
-        if ckpt["fingerprint"] != fp:
-            raise ValueError(f"checkpoint {str(path)!r} was trained with other settings "
-                             f"(fingerprint {ckpt['fingerprint']}, these give {fp}); pass the "
-                             f"settings it was written with, or another checkpoint path")
-        supernet.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        start = int(ckpt["step"])
-        history = [StepResult(**h) for h in ckpt["history"]]
+    step, history = _resume(path, fp, supernet, opt)
+    start = step
 
-    def save(step: int) -> None:
-        if path is None:
-            return
-        state = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "fingerprint": fp,
-                 "settings": json.loads(json.dumps(settings, default=str)), "step": step,
-                 "total_steps": total,
-                 "model": supernet.state_dict(), "optimizer": opt.state_dict(),
-                 "history": [h.__dict__ for h in history]}
-        atomic_write(path, lambda tmp: torch.save(state, tmp))
+    def save() -> None:
+        if path is not None:
+            state = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
+                     "fingerprint": fp, "settings": json.loads(json.dumps(settings, default=str)),
+                     "step": step, "total_steps": total, "model": supernet.state_dict(),
+                     "optimizer": opt.state_dict(), "history": [h.__dict__ for h in history]}
+            atomic_write(path, lambda tmp: torch.save(state, tmp))
 
-    distill_fn = DISTILL_LOSSES.get(distill)
-    label_loss = torch.nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    losses = _Losses(DISTILL_LOSSES.get(distill),
+                     torch.nn.CrossEntropyLoss(label_smoothing=config.label_smoothing))
     end = total if stop_after is None else min(total, max(start, stop_after))
     supernet.set_channels_last(config.channels_last).train()
     t0 = time.perf_counter()
-    devices = [device.index or 0] if device.type == "cuda" else []
-    step = start
-    with torch.random.fork_rng(devices=devices):
-        while step < end:
-            epoch, within = divmod(step, steps_per_epoch)
-            order = torch.randperm(n, generator=torch.Generator().manual_seed(
-                _derive(seed, "data", epoch)))
-            idx = order[within * config.batch_size:(within + 1) * config.batch_size]
-            xb, yb = data.batch(idx.to(device))
-            lr = lr_at(epoch + within / steps_per_epoch, config)
-            for g in opt.param_groups:
-                g["lr"] = lr
-            torch.manual_seed(_derive(seed, "torch", step))
-            members = sandwich(supernet, random.Random(_derive(seed, "members", step)), n_random)
-            opt.zero_grad(set_to_none=True)
-            losses = []
-            teacher = None
-            for k, spec in enumerate(members):
-                supernet.set_active(spec)
-                with _autocast(device, config.precision):
-                    logits = supernet(xb)
-                    if k == 0 or distill_fn is None:
-                        loss = label_loss(logits, yb)
-                    else:
-                        loss = distill_fn(logits.float(), teacher)
-                loss.backward()
-                if k == 0:
-                    teacher = F.softmax(logits.detach().float(), 1)
-                losses.append(loss.detach())
-            if config.grad_clip:
-                torch.nn.utils.clip_grad_norm_(supernet.parameters(), config.grad_clip)
-            opt.step()
-            values = torch.stack(losses).tolist()
-            if not all(math.isfinite(v) for v in values):
-                raise FloatingPointError(f"supernet training loss became {values} at step "
-                                         f"{step + 1}; lower the learning rate (lr={config.lr})")
-            step += 1
-            result = StepResult(step=step, epoch=epoch + within / steps_per_epoch, lr=lr,
-                                loss_largest=values[0],
-                                loss_members=sum(values[1:]) / max(1, len(values) - 1))
-            history.append(result)
-            if on_step is not None:
-                on_step(result)
-            if step % checkpoint_every == 0 or step == end:
-                save(step)
+    updating = False
+    try:
+        with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+            while step < end:
+                epoch, within = divmod(step, steps_per_epoch)
+                order = torch.randperm(n, generator=torch.Generator().manual_seed(
+                    _derive(seed, "data", epoch)))
+                xb, yb = split.batch(order[within * config.batch_size:
+                                           (within + 1) * config.batch_size].to(device))
+                lr = lr_at(epoch + within / steps_per_epoch, config)
+                for g in opt.param_groups:
+                    g["lr"] = lr
+                torch.manual_seed(_derive(seed, "torch", step))
+                members = sandwich(supernet, random.Random(_derive(seed, "members", step)),
+                                   n_random)
+                values = _sandwich_step(supernet, opt, members, xb, yb, losses, config=config,
+                                        step=step + 1)
+                updating = True  # an interrupt now would leave weights half-updated
+                opt.step()
+                step += 1
+                updating = False
+                history.append(StepResult(step=step, epoch=epoch + within / steps_per_epoch,
+                                          lr=lr, loss_largest=values[0],
+                                          loss_members=sum(values[1:]) / max(1, len(values) - 1)))
+                if step % checkpoint_every == 0 or step == end:
+                    save()
+                if on_step is not None:
+                    on_step(history[-1])
+    except KeyboardInterrupt:
+        if not updating:  # else the last periodic checkpoint stands
+            save()  # the last finished step: nothing finished is lost
+        raise
     return SupernetTrainResult(steps=step, total_steps=total, seconds=time.perf_counter() - t0,
                                resumed_from=start, history=history, fingerprint=fp)
 
+
+@dataclass(frozen=True)
+class _Losses:
+    distill: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None
+    labels: torch.nn.Module
+
+
+def _sandwich_step(supernet: SuperNet, opt: torch.optim.Optimizer, members: list[ArchSpec],
+                   xb: torch.Tensor, yb: torch.Tensor, losses: _Losses, *, config: TrainConfig,
+                   step: int) -> list[float]:
+    """Forward and backward ``members`` (the largest first, the teacher), summing their
+    gradients (clipped per ``config``) for one optimizer step; each member's loss. A loss that
+    is not finite raises before the weights change."""
+    device = xb.device
+    opt.zero_grad(set_to_none=True)
+    out, teacher = [], None
+    for k, spec in enumerate(members):
+        supernet.set_active(spec)
+        with _autocast(device, config.precision):
+            logits = supernet(xb)
+            if k == 0 or losses.distill is None:
+                loss = losses.labels(logits, yb)
+            else:
+                loss = losses.distill(logits.float(), teacher)
+        loss.backward()
+        if k == 0:
+            teacher = F.softmax(logits.detach().float(), 1)
+        out.append(loss.detach())
+    values = torch.stack(out).tolist()  # one sync per step
+    if not all(math.isfinite(v) for v in values):
+        raise FloatingPointError(f"supernet training loss became {values} (largest first) at "
+                                 f"step {step}; lower the learning rate (lr={config.lr})")
+    if config.grad_clip:
+        torch.nn.utils.clip_grad_norm_(supernet.parameters(), config.grad_clip)
+    return values
+
+
+def _resume(path: Path | None, fp: str, supernet: SuperNet,
+            opt: torch.optim.Optimizer) -> tuple[int, list[StepResult]]:
+    """Load the checkpoint at ``path`` (if any) into ``supernet`` and ``opt``; its step and
+    history. One of other settings (another fingerprint) is refused."""
+    if path is None or not path.exists():
+        return 0, []
+    ckpt = load_supernet_checkpoint(path)
+    if ckpt["fingerprint"] != fp:
+        raise ValueError(f"checkpoint {str(path)!r} was trained with other settings "
+                         f"(fingerprint {ckpt['fingerprint']}, these give {fp}); pass the "
+                         f"settings it was written with, or another checkpoint path")
+    supernet.load_state_dict(ckpt["model"])
+    opt.load_state_dict(ckpt["optimizer"])
+    return int(ckpt["step"]), [StepResult(**h) for h in ckpt["history"]]
 
 def load_trained_supernet(path: str | Path, space: Any, *,
                           device: torch.device | str = "cpu") -> tuple[SuperNet, dict[str, Any]]:

@@ -322,6 +322,30 @@ def test_resume_from_a_checkpoint_equals_the_unbroken_run(tiny_task, tmp_path, d
     assert load_supernet_checkpoint(tmp_path / "b.pt")["fingerprint"] == full.fingerprint
 
 
+def test_ctrl_c_keeps_the_last_finished_step(tiny_task, tmp_path):
+    """A KeyboardInterrupt (here from the progress callback after step 3) writes the checkpoint
+    of the last finished step although none was due; the resumed run equals the unbroken one."""
+    from nas.supernet.train import load_supernet_checkpoint, train_supernet
+
+    _, train, _ = tiny_task
+    kw = dict(config=_config(epochs=1), seed=3, n_random=1, checkpoint_every=100)
+    whole = _fresh(tiny_task)
+    train_supernet(whole, train, **kw)
+
+    def interrupt(result):
+        if result.step == 3:
+            raise KeyboardInterrupt
+
+    broken = _fresh(tiny_task)
+    with pytest.raises(KeyboardInterrupt):
+        train_supernet(broken, train, checkpoint_path=tmp_path / "k.pt", on_step=interrupt, **kw)
+    assert load_supernet_checkpoint(tmp_path / "k.pt")["step"] == 3
+    resumed = _fresh(tiny_task, seed=2)
+    assert train_supernet(resumed, train, checkpoint_path=tmp_path / "k.pt", **kw).resumed_from == 3
+    a, b = whole.state_dict(), resumed.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_a_checkpoint_of_other_settings_is_refused(tiny_task, tmp_path):
     from nas.supernet.train import train_supernet
 
@@ -379,4 +403,4 @@ def test_fingerprint_follows_what_the_weights_depend_on(tiny_task):
     assert base == fp(_config()) and len(base) == 12
     assert base == fp(_config(threads=2, eval_batch_size=100))  # how, not what
     assert len({base, fp(_config(lr=0.1)), fp(_config(), seed=1), fp(_config(), n_random=3),
-                fp(_config(), distill="ce")}) == 5
+                fp(_config(), distill="ce"), fp(_config(), data={"dataset": "cifar10"})}) == 6
