@@ -111,28 +111,18 @@ class SuperNet(nn.Module):
         self.in_channels, self.num_classes = in_channels, num_classes
         ref = self._reference()
         self.bn_eps = ref.bn_eps
+        if bn_momentum is not None and not (isinstance(bn_momentum, (int, float))
+                                            and 0 < bn_momentum <= 1):
+            raise ValueError(f"`0 < bn_momentum <= 1` must hold, but got bn_momentum="
+                             f"{bn_momentum!r}; pass e.g. 0.1, or None for the space's")
         self.bn_momentum = ref.bn_momentum if bn_momentum is None else float(bn_momentum)
         bn = dict(eps=self.bn_eps, momentum=self.bn_momentum)
         self.stem = ElasticConvBN(in_channels, ref.stem.channels, (ref.stem.kernel,), **bn)
         stages = []
         in_max = ref.stem.channels
-        for i, st in enumerate(space.stages):
-            out_max = max(_stage_widths(space, i))
-            ops = [CONV_OPS.get(op) for op in st.choices["op"]]
-            families = {family(b, e) for b, e in ops}
-            positions = []
-            for j in range(max(_stage_depths(space, i))):
-                blocks = {}
-                for fam in sorted(families):
-                    ratios = tuple(e for b, e in ops if family(b, e) == fam)
-                    sizes = BlockSizes(in_channels=in_max if j == 0 else out_max,
-                                       out_channels=out_max, kernels=tuple(st.choices["kernel"]),
-                                       expand_ratios=ratios,
-                                       se_ratio=max(float(r) for r in st.choices["se_ratio"]), **bn)
-                    blocks[fam] = ELASTIC_BLOCKS.get(fam)(sizes)
-                positions.append(nn.ModuleDict(blocks))
-            stages.append(nn.ModuleList(positions))
-            in_max = out_max
+        for i in range(len(space.stages)):
+            stages.append(_stage(space, i, in_max, bn))
+            in_max = max(_stage_widths(space, i))
         self.stages = nn.ModuleList(stages)
         self.head = ElasticConvBN(in_max, space.head, (1,), **bn) if space.head is not None else None
         self.classifier = nn.Linear(space.head if space.head is not None else in_max, num_classes)
@@ -295,6 +285,25 @@ def extract(supernet: SuperNet, spec: ArchSpec | None = None) -> dict[str, torch
     put("classifier", {"weight": supernet.classifier.weight[:, :c],
                        "bias": supernet.classifier.bias})
     return state
+
+
+def _stage(space: SearchSpace, i: int, in_max: int, bn: dict[str, float]) -> nn.ModuleList:
+    """Stage ``i``'s depth positions, each a ModuleDict of one elastic block per op family,
+    sized for the largest member (input ``in_max`` channels at position 0)."""
+    st = space.stages[i]
+    out_max = max(_stage_widths(space, i))
+    ops = [CONV_OPS.get(op) for op in st.choices["op"]]
+    positions = []
+    for j in range(max(_stage_depths(space, i))):
+        blocks = {}
+        for fam in sorted({family(b, e) for b, e in ops}):
+            sizes = BlockSizes(in_channels=in_max if j == 0 else out_max, out_channels=out_max,
+                               kernels=tuple(st.choices["kernel"]),
+                               expand_ratios=tuple(e for b, e in ops if family(b, e) == fam),
+                               se_ratio=max(float(r) for r in st.choices["se_ratio"]), **bn)
+            blocks[fam] = ELASTIC_BLOCKS.get(fam)(sizes)
+        positions.append(nn.ModuleDict(blocks))
+    return nn.ModuleList(positions)
 
 
 class _RandomSuggester:
