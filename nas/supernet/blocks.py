@@ -74,6 +74,10 @@ class ElasticBlock(nn.Module):
         return {f"branch.{k}.{name}": v for k, layer in enumerate(self.layers(a))
                 for name, v in layer.items()}
 
+    def last_bn(self) -> nn.BatchNorm2d:
+        """The branch's last batch norm (the one before the sum, for zero-init)."""
+        raise NotImplementedError
+
 
 class ElasticMBConv(ElasticBlock):
     """Inverted bottleneck (``space.builder.mbconv``): [1x1 expand], k x k depthwise, [SE],
@@ -110,6 +114,9 @@ class ElasticMBConv(ElasticBlock):
         out.append(self.project.export(mid, a.out_channels, 1))
         return out
 
+    def last_bn(self) -> nn.BatchNorm2d:
+        return self.project.bn
+
 
 class ElasticSeparable(ElasticBlock):
     """Depthwise-separable conv (``space.builder.dsconv``, and ``dsa`` with ``pw_act``):
@@ -137,6 +144,9 @@ class ElasticSeparable(ElasticBlock):
         out.append(self.pointwise.export(a.in_channels, a.out_channels, 1))
         return out
 
+    def last_bn(self) -> nn.BatchNorm2d:
+        return self.pointwise.bn
+
 
 class ElasticRegularConv(ElasticBlock):
     """MnasNet's regular conv op (``space.builder.regular_conv``): one k x k conv, [SE]."""
@@ -159,6 +169,9 @@ class ElasticRegularConv(ElasticBlock):
         if a.se_ratio > 0:
             out.append(self.se.export(a.out_channels, a.se_channels))
         return out
+
+    def last_bn(self) -> nn.BatchNorm2d:
+        return self.conv.bn
 
 
 ELASTIC_BLOCKS.add("mbconv", lambda s: ElasticMBConv(s, expand=True))

@@ -165,6 +165,26 @@ def test_kernel_transform_is_learned_not_a_plain_crop(supernet):
     assert not torch.allclose(outs[1], after[1])
 
 
+def test_zero_init_last_starts_every_later_residual_block_as_its_shortcut(tmp_path_factory):
+    """With zero_init_last (the default), a fresh supernet computes the same function at every
+    depth of a member whose skips are 'identity' (eval mode: the extra blocks add zero);
+    without it, depth changes the output."""
+    space = _space("user", tmp_path_factory)
+    (x,) = _batches(SuperNet(space, in_channels=3, num_classes=7), seed=9, n=1, size=2)
+    for zero, same in ((True, True), (False, False)):
+        torch.manual_seed(0)
+        net = SuperNet(space, in_channels=3, num_classes=7, zero_init_last=zero).double().eval()
+        big = net.largest()
+        depths = [max(1, st.repeats + min(st.choices["layers"])) for st in space.stages]
+        shallow = big.replace(stages=tuple(s.__class__(**{**s.__dict__, "repeats": d})
+                                           for s, d in zip(big.stages, depths)))
+        assert [s.repeats for s in shallow.stages] != [s.repeats for s in big.stages]
+        with torch.no_grad():
+            a, b = net.set_active(big)(x), net.set_active(shallow)(x)
+        assert torch.allclose(a, b) is same, zero
+        assert net.settings()["zero_init_last"] is zero
+
+
 def test_every_elastic_family_matches_the_builder(monkeypatch, tmp_path):
     """The families no shipped op reaches (``dsa``: MobileNetV1's activated pointwise) hold
     too, once a space offers them as a ConvOp."""
