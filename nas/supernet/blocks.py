@@ -7,6 +7,13 @@ is not 1: ``mbconv1`` (no expansion conv) and ``mbconv`` (elastic expansion over
 ratios, as OFA's elastic expand ratio). Within a family every other dimension is elastic:
 kernel, width, SE (a switch, squeeze width sliced) and skip (a switch).
 
+Where a block's last batch norm starts at zero (``zero_init_last``) and the space also offers
+skip 'none', members without the residual use a batch norm of their own there (``plain_bn``,
+starting at one): a zero branch without a shortcut is a constant, and the batch norms after it
+divide by a zero variance (on the mnasnet space the weights reached 1e20 in 30 steps). Private
+batch norms per switch are Slimmable Networks' (Yu et al., ICLR 2019) switchable batch norm,
+here per skip setting rather than per width; the member's own one is what ``export`` gives.
+
 A block runs a member from that member's :class:`space.builder.BlockArgs` (the builder's own
 per-block unrolling, channel rules included: ``mid_channels``, ``se_channels``,
 ``has_residual``), and exports the member's weights in the builder's layer order, so the keys
@@ -23,7 +30,7 @@ from torch import nn
 from space.builder import BlockArgs, mid_channels
 from space.registry import Registry
 
-from .elastic import ElasticConvBN, ElasticSE, drop_path
+from .elastic import ElasticBatchNorm2d, ElasticConvBN, ElasticSE, drop_path
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,7 @@ class BlockSizes:
     se_ratio: float  # the largest; 0 means no member of this stage uses SE
     eps: float
     momentum: float
+    plain_bn: bool = False  # a last batch norm of its own for members without the residual
 
     @property
     def squeeze(self) -> int:
@@ -57,6 +65,15 @@ def family(block: str, expand_ratio: float) -> str:
 class ElasticBlock(nn.Module):
     """A block's branch plus the builder's identity shortcut with stochastic depth."""
 
+    def __init__(self, s: BlockSizes) -> None:
+        super().__init__()
+        self.plain_bn = ElasticBatchNorm2d(s.out_channels, eps=s.eps, momentum=s.momentum) \
+            if s.plain_bn else None
+
+    def last(self, a: BlockArgs) -> ElasticBatchNorm2d | None:
+        """The batch norm a member's last layer uses, when not that layer's own."""
+        return self.plain_bn if self.plain_bn is not None and not a.has_residual else None
+
     def branch(self, x: torch.Tensor, a: BlockArgs, act: nn.Module) -> torch.Tensor:
         raise NotImplementedError
 
@@ -75,7 +92,7 @@ class ElasticBlock(nn.Module):
                 for name, v in layer.items()}
 
     def last_bn(self) -> nn.BatchNorm2d:
-        """The branch's last batch norm (the one before the sum, for zero-init)."""
+        """The branch's last batch norm as the residual members use it (for zero-init)."""
         raise NotImplementedError
 
 
@@ -84,7 +101,7 @@ class ElasticMBConv(ElasticBlock):
     1x1 linear projection."""
 
     def __init__(self, s: BlockSizes, *, expand: bool) -> None:
-        super().__init__()
+        super().__init__(s)
         mid = max(max(1, int(round(s.in_channels * e))) for e in s.expand_ratios)
         if not expand:
             mid = s.in_channels
@@ -101,7 +118,7 @@ class ElasticMBConv(ElasticBlock):
         x = act(self.depthwise(x, mid, a.kernel, a.stride))
         if a.se_ratio > 0:
             x = self.se(x, a.se_channels, act)
-        return self.project(x, a.out_channels, 1, 1)
+        return self.project(x, a.out_channels, 1, 1, bn=self.last(a))
 
     def layers(self, a: BlockArgs) -> list[dict[str, torch.Tensor]]:
         mid = mid_channels(a)
@@ -111,7 +128,7 @@ class ElasticMBConv(ElasticBlock):
         out.append(self.depthwise.export(mid, mid, a.kernel))
         if a.se_ratio > 0:
             out.append(self.se.export(mid, a.se_channels))
-        out.append(self.project.export(mid, a.out_channels, 1))
+        out.append(self.project.export(mid, a.out_channels, 1, bn=self.last(a)))
         return out
 
     def last_bn(self) -> nn.BatchNorm2d:
@@ -123,7 +140,7 @@ class ElasticSeparable(ElasticBlock):
     k x k depthwise, [SE], 1x1 pointwise."""
 
     def __init__(self, s: BlockSizes, *, pw_act: bool) -> None:
-        super().__init__()
+        super().__init__(s)
         bn = dict(eps=s.eps, momentum=s.momentum)
         self.pw_act = pw_act
         self.depthwise = ElasticConvBN(s.in_channels, s.in_channels, s.kernels, depthwise=True, **bn)
@@ -134,14 +151,14 @@ class ElasticSeparable(ElasticBlock):
         x = act(self.depthwise(x, a.in_channels, a.kernel, a.stride))
         if a.se_ratio > 0:
             x = self.se(x, a.se_channels, act)
-        x = self.pointwise(x, a.out_channels, 1, 1)
+        x = self.pointwise(x, a.out_channels, 1, 1, bn=self.last(a))
         return act(x) if self.pw_act else x
 
     def layers(self, a: BlockArgs) -> list[dict[str, torch.Tensor]]:
         out = [self.depthwise.export(a.in_channels, a.in_channels, a.kernel)]
         if a.se_ratio > 0:
             out.append(self.se.export(a.in_channels, a.se_channels))
-        out.append(self.pointwise.export(a.in_channels, a.out_channels, 1))
+        out.append(self.pointwise.export(a.in_channels, a.out_channels, 1, bn=self.last(a)))
         return out
 
     def last_bn(self) -> nn.BatchNorm2d:
@@ -152,20 +169,20 @@ class ElasticRegularConv(ElasticBlock):
     """MnasNet's regular conv op (``space.builder.regular_conv``): one k x k conv, [SE]."""
 
     def __init__(self, s: BlockSizes) -> None:
-        super().__init__()
+        super().__init__(s)
         self.conv = ElasticConvBN(s.in_channels, s.out_channels, s.kernels, eps=s.eps,
                                   momentum=s.momentum)
         # the builder excites the output channels, squeezed from the input filters
         self.se = ElasticSE(s.out_channels, s.squeeze) if s.squeeze else None
 
     def branch(self, x: torch.Tensor, a: BlockArgs, act: nn.Module) -> torch.Tensor:
-        x = act(self.conv(x, a.out_channels, a.kernel, a.stride))
+        x = act(self.conv(x, a.out_channels, a.kernel, a.stride, bn=self.last(a)))
         if a.se_ratio > 0:
             x = self.se(x, a.se_channels, act)
         return x
 
     def layers(self, a: BlockArgs) -> list[dict[str, torch.Tensor]]:
-        out = [self.conv.export(a.in_channels, a.out_channels, a.kernel)]
+        out = [self.conv.export(a.in_channels, a.out_channels, a.kernel, bn=self.last(a))]
         if a.se_ratio > 0:
             out.append(self.se.export(a.out_channels, a.se_channels))
         return out

@@ -86,7 +86,9 @@ class ElasticConvBN(nn.Module):
             w = w.reshape(shape)
         return w
 
-    def forward(self, x: torch.Tensor, out_channels: int, kernel: int, stride: int) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, out_channels: int, kernel: int, stride: int, *,
+                bn: ElasticBatchNorm2d | None = None) -> torch.Tensor:
+        """The conv, then ``bn`` (default: this layer's own batch norm)."""
         c_in = x.shape[1]
         if self.depthwise:
             out_channels = c_in
@@ -97,13 +99,14 @@ class ElasticConvBN(nn.Module):
             # channels_last kernels, 1.5-2x faster on CPU, as a built network's would.
             w = w.to(memory_format=torch.channels_last)
         y = F.conv2d(x, w, None, stride, kernel // 2, 1, c_in if self.depthwise else 1)
-        return self.bn(y)
+        return (bn or self.bn)(y)
 
-    def export(self, in_channels: int, out_channels: int, kernel: int) -> dict[str, torch.Tensor]:
+    def export(self, in_channels: int, out_channels: int, kernel: int, *,
+               bn: ElasticBatchNorm2d | None = None) -> dict[str, torch.Tensor]:
         if self.depthwise:
             out_channels = in_channels
         state = {"0.weight": self.weight_for(in_channels, out_channels, kernel)}
-        state.update({f"1.{k}": v for k, v in self.bn.export(out_channels).items()})
+        state.update({f"1.{k}": v for k, v in (bn or self.bn).export(out_channels).items()})
         return state
 
 

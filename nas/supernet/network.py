@@ -127,7 +127,7 @@ class SuperNet(nn.Module):
         stages = []
         in_max = ref.stem.channels
         for i in range(len(space.stages)):
-            stages.append(_stage(space, i, in_max, bn))
+            stages.append(_stage(space, i, in_max, bn, zero_init_last=bool(zero_init_last)))
             in_max = max(_stage_widths(space, i))
         self.stages = nn.ModuleList(stages)
         self.head = ElasticConvBN(in_max, space.head, (1,), **bn) if space.head is not None else None
@@ -310,10 +310,13 @@ def extract(supernet: SuperNet, spec: ArchSpec | None = None) -> dict[str, torch
     return state
 
 
-def _stage(space: SearchSpace, i: int, in_max: int, bn: dict[str, float]) -> nn.ModuleList:
+def _stage(space: SearchSpace, i: int, in_max: int, bn: dict[str, float], *,
+           zero_init_last: bool) -> nn.ModuleList:
     """Stage ``i``'s depth positions, each a ModuleDict of one elastic block per op family,
-    sized for the largest member (input ``in_max`` channels at position 0)."""
+    sized for the largest member (input ``in_max`` channels at position 0). Positions that
+    :meth:`SuperNet._zero_init_last` zeroes get a ``plain_bn`` when skip 'none' is offered."""
     st = space.stages[i]
+    switch = zero_init_last and {"identity", "none"} <= set(st.choices["skip"])
     out_max = max(_stage_widths(space, i))
     ops = [CONV_OPS.get(op) for op in st.choices["op"]]
     positions = []
@@ -323,7 +326,8 @@ def _stage(space: SearchSpace, i: int, in_max: int, bn: dict[str, float]) -> nn.
             sizes = BlockSizes(in_channels=in_max if j == 0 else out_max, out_channels=out_max,
                                kernels=tuple(st.choices["kernel"]),
                                expand_ratios=tuple(e for b, e in ops if family(b, e) == fam),
-                               se_ratio=max(float(r) for r in st.choices["se_ratio"]), **bn)
+                               se_ratio=max(float(r) for r in st.choices["se_ratio"]),
+                               plain_bn=switch and j > 0, **bn)
             blocks[fam] = ELASTIC_BLOCKS.get(fam)(sizes)
         positions.append(nn.ModuleDict(blocks))
     return nn.ModuleList(positions)

@@ -13,7 +13,7 @@ import random
 import pytest
 import torch
 
-from nas.supernet import SuperNet, UnsupportedSpaceError, check_supported, extract
+from nas.supernet import SuperNet, UnsupportedSpaceError, check_supported, extract, family
 from nas.supernet.calibrate import recalibrate_bn
 from space import build
 from space.search_space import CONV_OPS, load_space
@@ -183,6 +183,26 @@ def test_zero_init_last_starts_every_later_residual_block_as_its_shortcut(tmp_pa
             a, b = net.set_active(big)(x), net.set_active(shallow)(x)
         assert torch.allclose(a, b) is same, zero
         assert net.settings()["zero_init_last"] is zero
+
+
+def test_members_without_the_residual_do_not_start_constant(tmp_path_factory):
+    """With zero_init_last, a member choosing skip 'none' runs its later blocks' last layer on
+    a batch norm of its own that starts at one, so its output still depends on its input
+    (a zero branch without a shortcut would be a constant, and the batch norms after it would
+    divide by a zero variance). Its residual twin starts as its shortcut."""
+    space = _space("user", tmp_path_factory)
+    torch.manual_seed(0)
+    net = SuperNet(space, in_channels=3, num_classes=7).double()
+    (x,) = _batches(net, seed=10, n=1, size=4)
+    plain = net.largest().replace(stages=tuple(s.__class__(**{**s.__dict__, "skip": "none"})
+                                               for s in net.largest().stages))
+    block = net.stages[1][1][family(plain.stages[1].block, plain.stages[1].expand_ratio)]
+    assert block.plain_bn is not None and float(block.last_bn().weight.detach().abs().max()) == 0.0
+    with torch.no_grad():
+        out = net.train().set_active(plain)(x)
+    assert torch.isfinite(out).all() and float(out.std(dim=0).max()) > 1e-3
+    assert net.stages[1][0][family(plain.stages[1].block,
+                                   plain.stages[1].expand_ratio)].plain_bn is None
 
 
 def test_every_elastic_family_matches_the_builder(monkeypatch, tmp_path):
