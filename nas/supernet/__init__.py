@@ -27,7 +27,7 @@ from .blocks import ELASTIC_BLOCKS, BlockSizes, family
 from .calibrate import calibration_batches, recalibrate_bn, score_candidate
 from .network import (SUPPORTED_DIMENSIONS, SuperNet, UnsupportedSpaceError, check_supported,
                       extract, space_fingerprint)
-from .train import (DISTILL_LOSSES, StepResult, SupernetTrainResult, check_training, fingerprint,
+from .train import (DISTILL_LOSSES, SANDWICH_RULES, StepResult, SupernetTrainResult, check_training, fingerprint,
                     load_supernet_checkpoint, load_trained_supernet, sandwich, supernet_settings,
                     supernet_steps, train_supernet)
 
@@ -36,7 +36,7 @@ __all__ = [
     "SUPPORTED_DIMENSIONS", "SuperNet", "UnsupportedSpaceError", "check_supported", "extract",
     "space_fingerprint",
     "calibration_batches", "recalibrate_bn", "score_candidate",
-    "DISTILL_LOSSES", "StepResult", "SupernetTrainResult", "check_training", "fingerprint",
+    "DISTILL_LOSSES", "SANDWICH_RULES", "StepResult", "SupernetTrainResult", "check_training", "fingerprint",
     "load_supernet_checkpoint", "load_trained_supernet", "sandwich", "supernet_settings",
     "supernet_steps", "train_supernet",
 ]

@@ -167,25 +167,37 @@ class SuperNet(nn.Module):
         return self.space.to_spec(params, name=name).with_task(in_channels=self.in_channels,
                                                                num_classes=self.num_classes)
 
-    def largest(self) -> ArchSpec:
+    def largest(self, ops: tuple[str, ...] | None = None) -> ArchSpec:
         """Every dimension at its largest: widest, deepest, largest kernel and SE, identity skip,
-        and per stage the op with the most multiply-adds (the sandwich rule's top)."""
+        and per stage the op with the most multiply-adds, or stage ``i``'s ``ops[i]`` when
+        given (the sandwich rule's top)."""
+        if ops is not None:
+            return self.member(_extreme_params(self.space, largest=True, ops=ops), name="largest")
         if self._largest is None:  # the space is frozen: count once, not at every step
             self._largest = self.member(_extreme_params(self.space, largest=True), name="largest")
         return self._largest
 
-    def smallest(self) -> ArchSpec:
+    def smallest(self, ops: tuple[str, ...] | None = None) -> ArchSpec:
         """Every dimension at its smallest (the sandwich's bottom), but skip 'identity' where
         offered, as the largest: it costs no multiply-adds, and with it the smallest trains
-        from a zero-initialised branch as the largest does."""
+        from a zero-initialised branch as the largest does. Ops as :meth:`largest`'s."""
+        if ops is not None:
+            return self.member(_extreme_params(self.space, largest=False, ops=ops),
+                               name="smallest")
         if self._smallest is None:
             self._smallest = self.member(_extreme_params(self.space, largest=False),
                                          name="smallest")
         return self._smallest
 
-    def sample(self, rng: random.Random) -> ArchSpec:
-        """A member drawn uniformly per dimension (SPOS / BigNAS random members)."""
-        return self.member(self.space.sample(_RandomSuggester(rng)), name="random")
+    def sample(self, rng: random.Random, ops: tuple[str, ...] | None = None) -> ArchSpec:
+        """A member drawn uniformly per dimension (SPOS / BigNAS random members); with ``ops``,
+        stage ``i`` takes ``ops[i]``."""
+        fixed = {} if ops is None else {f"s{i}_op": op for i, op in enumerate(ops)}
+        return self.member(self.space.sample(_RandomSuggester(rng, fixed)), name="random")
+
+    def sample_ops(self, rng: random.Random) -> tuple[str, ...]:
+        """One ConvOp per stage, drawn uniformly (SPOS's single path over the op choice)."""
+        return tuple(rng.choice(list(st.choices["op"])) for st in self.space.stages)
 
     def check_member(self, spec: ArchSpec) -> None:
         """Raise ValueError unless the supernet holds ``spec``, naming the field that differs."""
@@ -334,16 +346,19 @@ def _stage(space: SearchSpace, i: int, in_max: int, bn: dict[str, float], *,
 
 
 class _RandomSuggester:
-    """An Optuna-trial-like object that draws every categorical uniformly from ``rng``."""
+    """An Optuna-trial-like object that draws every categorical uniformly from ``rng``, but
+    answers the parameters in ``fixed`` as given."""
 
-    def __init__(self, rng: random.Random) -> None:
-        self.rng = rng
+    def __init__(self, rng: random.Random, fixed: Mapping[str, Any] | None = None) -> None:
+        self.rng, self.fixed = rng, dict(fixed or {})
 
     def suggest_categorical(self, name: str, choices: Any) -> Any:
-        return self.rng.choice(list(choices))
+        choice = self.rng.choice(list(choices))  # drawn either way: the stream stays aligned
+        return self.fixed.get(name, choice)
 
 
-def _extreme_params(space: SearchSpace, *, largest: bool) -> dict[str, Any]:
+def _extreme_params(space: SearchSpace, *, largest: bool,
+                    ops: tuple[str, ...] | None = None) -> dict[str, Any]:
     pick = max if largest else min
     params: dict[str, Any] = {}
     if len(space.activation) > 1:
@@ -353,7 +368,9 @@ def _extreme_params(space: SearchSpace, *, largest: bool) -> dict[str, Any]:
             params[f"s{i}_{d}"] = pick(st.choices[d])
         skips = st.choices["skip"]
         params[f"s{i}_skip"] = "identity" if "identity" in skips else skips[0]
-        params[f"s{i}_op"] = st.choices["op"][0]
+        params[f"s{i}_op"] = st.choices["op"][0] if ops is None else ops[i]
+    if ops is not None:
+        return params
     for i, st in enumerate(space.stages):  # per stage, the op with the most (fewest) MACs
         def macs(op: str) -> int:
             return count_analytic(space.to_spec({**params, f"s{i}_op": op})).macs

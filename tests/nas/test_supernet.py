@@ -443,4 +443,30 @@ def test_fingerprint_follows_what_the_weights_depend_on(tiny_task):
     assert base == fp(_config()) and len(base) == 12
     assert base == fp(_config(threads=2, eval_batch_size=100))  # how, not what
     assert len({base, fp(_config(lr=0.1)), fp(_config(), seed=1), fp(_config(), n_random=3),
-                fp(_config(), distill="ce"), fp(_config(), data={"dataset": "cifar10"})}) == 6
+                fp(_config(), distill="ce"), fp(_config(), data={"dataset": "cifar10"}),
+                fp(_config(), rule="per-op")}) == 7
+
+
+def test_sandwich_rules(tiny_task):
+    """'extremes': the global largest and smallest (each stage's costliest and cheapest op);
+    'per-op': one op per stage for the whole step, the largest and smallest of the elastic
+    dimensions within it. Only the largest keeps dropout and drop-connect."""
+    from nas.supernet.train import sandwich
+
+    net = tiny_task[0]
+    ext = sandwich(net, random.Random(0), 2, rule="extremes")
+    assert ext[0] == net.largest() and ext[1] == net.smallest().replace(dropout=0.0,
+                                                                          drop_connect=0.0)
+    assert ext[0].dropout == 0.1 and all(m.dropout == 0.0 == m.drop_connect for m in ext[1:])
+    seen_ops = set()
+    for seed in range(6):
+        members = sandwich(net, random.Random(seed), 3, rule="per-op")
+        ops = {tuple((s.block, s.expand_ratio) for s in m.stages) for m in members}
+        assert len(members) == 5 and len(ops) == 1
+        seen_ops |= ops
+        big, small = members[0], members[1]
+        assert all(b.out_channels >= s.out_channels and b.repeats >= s.repeats
+                   and b.kernel >= s.kernel for b, s in zip(big.stages, small.stages))
+        for m in members:
+            net.check_member(m)
+    assert len(seen_ops) > 1
