@@ -12,8 +12,10 @@ the training set, as the proxy evaluator's defaults), on ``--threads`` torch thr
 
     OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.bench_supernet --space mnasnet
 
-The defaults run in about 1.5 minutes on one thread. Timings, not accuracies: the supernet has
-trained only a few steps here. Wall and CPU (process) time are both reported: on a shared
+The defaults run in about 1.5 minutes on one thread. With the defaults the accuracies it prints
+mean nothing (a few steps of training); ``--steps 0`` trains the whole epoch first (about 2
+more minutes), which is how BENCHMARKS_supernet.md's one-epoch table was made (``--rule``,
+``--no-zero-init`` for its other rows; its random members were drawn by another seed). Wall and CPU (process) time are both reported: on a shared
 machine the wall time grows with the load, the CPU time much less.
 """
 from __future__ import annotations
@@ -36,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--val-samples", type=int, default=2000)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--n-random", type=int, default=2)
+    p.add_argument("--rule", default="extremes", help="sandwich rule (nas.supernet.SANDWICH_RULES)")
+    p.add_argument("--no-zero-init", action="store_true", help="zero_init_last=False")
     p.add_argument("--steps", type=int, default=8, help="training steps timed (0: a full epoch)")
     p.add_argument("--candidates", type=int, default=8)
     p.add_argument("--calib-batches", type=int, default=4)
@@ -61,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     torch.manual_seed(0)
     net = SuperNet(load_space(a.space), in_channels=data.in_channels,
-                   num_classes=data.num_classes, bn_momentum=0.1)
+                   num_classes=data.num_classes, bn_momentum=0.1,
+                   zero_init_last=not a.no_zero_init)
     build_s = time.perf_counter() - t0
     n_params = sum(p.numel() for p in net.parameters())
     macs = {k: count(s.replace(resolution=a.resolution), a.resolution).macs
@@ -80,8 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         cpu.append(now[1] - last[1])
         last[:] = now
 
-    train_supernet(net, train, config=config, seed=0, n_random=a.n_random, stop_after=steps,
-                   on_step=tick)
+    train_supernet(net, train, config=config, seed=0, n_random=a.n_random, rule=a.rule,
+                   stop_after=steps, on_step=tick)
     step_s = statistics.mean(times[1:] or times)  # the first step pays for allocation
     step_cpu = statistics.mean(cpu[1:] or cpu)
     epoch_s = sum(times) if steps == steps_per_epoch else step_s * steps_per_epoch
@@ -92,10 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     rng = random.Random(0)
     members = [net.sample(rng) for _ in range(a.candidates)]
     score_candidate(net, members[0], calib_batches=calib, val_split=val)  # warm-up
-    calib_s, eval_s, total_s, total_cpu = [], [], [], []
+    calib_s, eval_s, total_s, total_cpu, accs = [], [], [], [], []
     for spec in members:
         t, c = time.perf_counter(), time.process_time()
-        score_candidate(net, spec, calib_batches=calib, val_split=val)
+        accs.append(score_candidate(net, spec, calib_batches=calib, val_split=val))
         total_s.append(time.perf_counter() - t)
         total_cpu.append(time.process_time() - c)
         t = time.perf_counter()
@@ -104,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         t = time.perf_counter()
         evaluate(net, val, batch_size=100, channels_last=True)
         eval_s.append(time.perf_counter() - t)
+    ends = [score_candidate(net, s, calib_batches=calib, val_split=val)
+            for s in (net.largest(), net.smallest())]
     per_candidate = statistics.mean(total_s)
     per_candidate_cpu = statistics.mean(total_cpu)
     row = {
@@ -120,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         "calib_s_per_candidate": statistics.mean(calib_s),
         "eval_s_per_candidate": statistics.mean(eval_s),
         "score_s_min": min(total_s), "score_s_max": max(total_s),
+        "rule": a.rule, "zero_init_last": not a.no_zero_init,
+        "accuracy_largest": ends[0], "accuracy_smallest": ends[1], "accuracy_random": accs,
     }
     print(f"supernet over {a.space}: {n_params / 1e6:.1f}M parameters, built in {build_s:.2f} s; "
           f"members from {macs['smallest'] / 1e6:.1f}M to {macs['largest'] / 1e6:.1f}M MACs at "
@@ -133,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{row['calib_images']} images {row['calib_s_per_candidate']:.2f} s, evaluation on "
           f"{len(val)} images {row['eval_s_per_candidate']:.2f} s; CPU time "
           f"{per_candidate_cpu:.2f} s per candidate ({1 / per_candidate_cpu:.2f}/s)")
+    print(f"accuracy after {len(times)} steps: largest {ends[0]:.3f}, smallest {ends[1]:.3f}, "
+          f"random {', '.join(f'{x:.3f}' for x in accs)}")
     if a.json:
         with open(a.json, "w") as f:
             json.dump(row, f, indent=2)
