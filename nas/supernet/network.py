@@ -102,7 +102,9 @@ class SuperNet(nn.Module):
     in every member choosing skip 'identity' at zero. Measured on Fashion-MNIST at 32 px: the
     mnasnet space's largest member (24 blocks) stayed at chance for a whole epoch without it
     (loss 2.5-3.0 after 40 steps, and so did ``build`` of it), and fell to ~1.2-1.4 in 40
-    steps with it (benchmarks/BENCHMARKS_supernet.md).
+    steps with it (benchmarks/BENCHMARKS_supernet.md). Members that choose skip 'none' there
+    use a last batch norm of their own (``plain_bn``, :mod:`.blocks`), which starts at one.
+    ``zero_init_last`` is part of how the supernet is trained: it is in :meth:`settings`.
     """
 
     def __init__(self, space: SearchSpace, *, in_channels: int, num_classes: int,
