@@ -46,9 +46,9 @@ EPILOG = """examples:
 
 
 def make_parser() -> argparse.ArgumentParser:
+    from gridsearch.config import SELECTORS, GridSearchConfig, default_proxy
     from gridsearch.family import ROUNDINGS
     from gridsearch.grid import CONSTRAINTS
-    from gridsearch.search import SELECTORS, GridSearchConfig, default_proxy
     from nas.cli import Parser, add_common_arguments
     from nas.commands.common import default_of
 
@@ -133,7 +133,7 @@ def add_family_latency_arguments(p: argparse.ArgumentParser) -> None:
     """``--latency`` and how it measures: ``nas``'s ``--latency-threads``, ``--latency-batch``
     and ``--latency-runtime`` (:func:`nas.commands.common.add_latency_arguments`), and
     ``--latency-repeats``."""
-    from gridsearch.latency import DEFAULT_REPEATS, WARMUP
+    from gridsearch.config import DEFAULT_REPEATS, WARMUP
 
     g = p.add_argument_group("latency (the emitted family timed on this machine)")
     g.add_argument("--latency", action=argparse.BooleanOptionalAction, default=S,
@@ -278,7 +278,8 @@ def with_latency(config: Any, on: bool | None) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gridsearch.search import GridSearchConfig, default_proxy, run_gridsearch
+    from gridsearch.config import GridSearchConfig, default_proxy
+    from gridsearch.search import run_gridsearch
 
     # applied before the flags, so that --latency-threads lands in a setting that exists
     on = latency_switch(given_flags(args))

@@ -231,7 +231,7 @@ def front_of(points: Points, metric: str) -> list[int]:
 
 def front_metric(config: dict[str, Any], metric: str) -> str:
     """The run's second objective: config.json's ``objectives`` (nsga2's accuracy,COST), else
-    the target's metric, as nas.search.SearchConfig.value_objectives reads them."""
+    the target's metric, as nas.stage1.config.SearchConfig.value_objectives reads them."""
     objectives = config.get("objectives")
     return str(objectives[1]) if objectives else metric
 

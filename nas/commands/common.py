@@ -130,7 +130,7 @@ def add_proxy_arguments(p: argparse.ArgumentParser, base: Any, *, command: str,
     """Evaluator, dataset, training and run-folder flags, shared by ``nas search`` and
     ``gridsearch``; ``base`` is the command's default ProxyConfig (the defaults the help
     states)."""
-    from nas.train.loop import OPTIMIZERS, SCHEDULES
+    from nas.train.config import OPTIMIZERS, SCHEDULES
 
     t = base.train
     g = p.add_argument_group("proxy task (how candidates are trained and scored)")
@@ -192,7 +192,7 @@ def add_device_arguments(g: Any, train: Any) -> None:
     """``--device``, ``--precision`` and ``--compile``, the same in ``nas search``,
     ``gridsearch`` and ``nas train``; ``train`` is the TrainConfig whose defaults the help
     states."""
-    from nas.train.loop import COMPILE_MODES, PRECISIONS
+    from nas.train.config import COMPILE_MODES, PRECISIONS
 
     g.add_argument("--device", default=S, help="auto (default: a CUDA GPU if torch sees one, "
                    "else the CPU), cpu, cuda, cuda:N; may change on --resume")

@@ -70,9 +70,9 @@ FLAGS: tuple[Flag, ...] = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from nas.engine import PRUNERS, SAMPLERS
-    from nas.evaluate import ProxyConfig
-    from nas.search import SearchConfig
+    from nas.engine.registries import PRUNERS, SAMPLERS
+    from nas.proxy import ProxyConfig
+    from nas.stage1.config import SearchConfig
     from space.deploy import Deployment
     from space.objective import CONSTRAINTS
 
@@ -136,9 +136,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _fresh(given: dict[str, Any]) -> Any:
     """The config the flags start from: the target, the sampler and its objectives, and the
     latency settings are set together, since each decides whether the others are valid."""
-    from nas.evaluate import ProxyConfig
     from nas.latency import LatencySettings
-    from nas.search import SearchConfig
+    from nas.proxy import ProxyConfig
+    from nas.stage1.config import SearchConfig
 
     if "target_flops" not in given and "target_latency" not in given:
         raise ValueError("--target-flops or --target-latency is required, e.g. nas search "
