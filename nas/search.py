@@ -70,6 +70,7 @@ class Stage1:
     name = "1"
     label = "trial"
     study_name = STUDY_NAME
+    enqueued_only = False  # trials are sampled (and --enqueue'd models evaluated first)
 
     def __init__(self, config: SearchConfig, space: SearchSpace | None = None, *,
                  table: LatencyTable | None = None) -> None:
