@@ -6,9 +6,9 @@ import json
 import sys
 from typing import Any
 
-from .common import (LATENCY_FLAGS, PROXY_FLAGS, S, Flag, add_backend_arguments,
+from .common import (LATENCY_FLAGS, PROXY_FLAGS, RUNGS_FLAG, S, Flag, add_backend_arguments,
                      add_latency_arguments, add_proxy_arguments, default_of, exit_code,
-                     latency_line, request_from_args)
+                     latency_line, request_from_args, rungs_set_epochs, zero_is_none)
 
 NAME = "search"
 HELP = ("stage 1: search a MnasNet-style space for a base network (B0) under a MACs or "
@@ -35,22 +35,6 @@ def _enqueue(v: Any) -> tuple[str, ...]:
     return tuple(x.strip() for x in str(v).split(",") if x.strip())
 
 
-def _timeout(v: Any) -> float | None:
-    return None if v == 0 else v
-
-
-def _rungs(v: Any) -> tuple[int, ...]:
-    from nas.engine import parse_rungs
-
-    return parse_rungs(v)
-
-
-def _rungs_set_epochs(given: dict[str, Any]) -> None:
-    """``--rungs 1,3,9`` alone trains 9 epochs: the top rung is the training's length."""
-    if "rungs" in given and "epochs" not in given:
-        given["epochs"] = _rungs(given["rungs"])[-1]
-
-
 # flag -> where it lands in SearchConfig; trials and timeout may change on --resume
 FLAGS: tuple[Flag, ...] = (
     Flag("target_flops", "target_macs", _macs, option="--target-flops"),
@@ -63,9 +47,10 @@ FLAGS: tuple[Flag, ...] = (
     Flag("deploy_resolution", "deploy.resolution"),
     Flag("deploy_channels", "deploy.in_channels"), Flag("deploy_classes", "deploy.num_classes"),
     Flag("finalists", "finalists"), Flag("finalist_seeds", "finalist_seeds"),
-    Flag("trials", "trials", on_resume=True), Flag("timeout", "timeout", _timeout, on_resume=True),
+    Flag("trials", "trials", on_resume=True),
+    Flag("timeout", "timeout", zero_is_none, on_resume=True),
     *PROXY_FLAGS,
-    Flag("rungs", "rungs", _rungs),  # after --epochs: the top rung must equal it
+    RUNGS_FLAG,  # after --epochs: the top rung must equal it
 )
 
 
@@ -158,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
     from nas.search import SearchConfig, run_search
 
     r = request_from_args(args, stage="1", flags=FLAGS, from_dict=SearchConfig.from_dict,
-                          fresh=_fresh, check=_rungs_set_epochs)
+                          fresh=_fresh, check=rungs_set_epochs)
     result = run_search(r.config, out=r.out, resume=r.resume, storage=r.storage,
                         backend=r.backend)
     _report(result)
