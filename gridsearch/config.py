@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping
 
 from nas.engine.fidelity import parse_rungs
+from nas.latency_settings import LatencySettings
 from nas.proxy import ProxyConfig, stable_train
 from space.errors import UnknownNameError
 from space.scaling import check_coefficients
@@ -20,7 +21,6 @@ from .grid import Grid, Point
 
 if TYPE_CHECKING:
     from nas.engine.finalists import FinalistPlan
-    from nas.latency import LatencySettings
 
 __all__ = ["SELECTORS", "WARMUP", "DEFAULT_REPEATS", "GridSearchConfig", "default_proxy"]
 
@@ -95,7 +95,7 @@ class GridSearchConfig:
         c = self.scale_point()
         check_coefficients(c.alpha, c.beta, c.gamma, 0)
         object.__setattr__(self, "family", check_phis(tuple(self.family)))
-        if self.latency is not None and not _is_latency_settings(self.latency):
+        if self.latency is not None and not isinstance(self.latency, LatencySettings):
             raise TypeError(f"latency must be a LatencySettings or None, but got "
                             f"{type(self.latency).__name__}; pass e.g. LatencySettings()")
         if isinstance(self.latency_repeats, bool) or not isinstance(self.latency_repeats, int) \
@@ -140,8 +140,6 @@ class GridSearchConfig:
         if str(d.get("stage", 2)) != "2" or "grid" not in d:
             raise ValueError(f"not a gridsearch run's config (stage={d.get('stage')!r}, "
                              f"expected 2); pass the --out folder of a gridsearch run")
-        from nas.latency import LatencySettings  # here: it imports torch
-
         c = d.get("coefficients")
         return cls(base=d["base"], phi=d["phi"], grid=Grid.from_dict(d["grid"]),
                    coefficients=None if c is None else Point(**c), select=d["select"],
@@ -156,9 +154,3 @@ class GridSearchConfig:
                    # runs from before --latency timed nothing
                    latency=LatencySettings.from_dict(d.get("latency")),
                    latency_repeats=d.get("latency_repeats", DEFAULT_REPEATS))
-
-
-def _is_latency_settings(value: Any) -> bool:
-    from nas.latency import LatencySettings  # here: it imports torch (only with --latency)
-
-    return isinstance(value, LatencySettings)

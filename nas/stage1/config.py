@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from nas.engine.fidelity import Ladder, parse_rungs
 from nas.engine.registries import PRUNERS, SAMPLERS
+from nas.latency_settings import LatencySettings
 from nas.proxy import ProxyConfig
 from space.deploy import Deployment
 from space.objective import METRICS, Objective, make_objective
 
 if TYPE_CHECKING:
     from nas.engine.finalists import FinalistPlan
-    from nas.latency import LatencySettings
 
 __all__ = ["SearchConfig"]
 
@@ -163,8 +163,6 @@ class SearchConfig:
         d.setdefault("finalists", 0)  # runs from before the finalists had none
         if d.get("rungs") is not None:
             d["rungs"] = tuple(d["rungs"])
-        from nas.latency import LatencySettings  # here: it imports torch
-
         d["latency"] = LatencySettings.from_dict(d.get("latency"))
         if d.get("objectives") is not None:
             d["objectives"] = tuple(d["objectives"])
