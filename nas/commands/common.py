@@ -234,11 +234,11 @@ def add_device_arguments(g: Any, train: Any) -> None:
     """``--device``, ``--precision`` and ``--compile``, the same in ``nas search``,
     ``gridsearch`` and ``nas train``; ``train`` is the TrainConfig whose defaults the help
     states."""
-    from nas.train.config import COMPILE_MODES, PRECISIONS
+    from nas.train.config import COMPILE_MODES, PRECISION_DTYPES
 
     g.add_argument("--device", default=S, help="auto (default: a CUDA GPU if torch sees one, "
                    "else the CPU), cpu, cuda, cuda:N; may change on --resume")
-    g.add_argument("--precision", default=S, choices=PRECISIONS.names(),
+    g.add_argument("--precision", default=S, choices=PRECISION_DTYPES.names(),
                    help=f"bf16: autocast forward and loss to bfloat16 (default "
                    f"{train.precision})")
     g.add_argument("--compile", default=S, choices=COMPILE_MODES.names(),

@@ -15,11 +15,11 @@ from space.registry import Registry
 
 OPTIMIZERS: Registry[Callable[[Any, "TrainConfig"], Any]] = Registry("optimizer")
 SCHEDULES: Registry[Callable[[float, "TrainConfig"], float]] = Registry("lr schedule")
-# --precision: the torch dtype (by name) autocast runs forward and loss in (None: none,
-# float32 throughout)
-PRECISIONS: Registry[str | None] = Registry("precision")
-PRECISIONS.add("fp32", None)
-PRECISIONS.add("bf16", "bfloat16")
+# --precision: the name of the torch dtype autocast runs forward and loss in (None: none, float32
+# throughout); nas.train.loop.PRECISIONS holds the dtypes themselves
+PRECISION_DTYPES: Registry[str | None] = Registry("precision")
+PRECISION_DTYPES.add("fp32", None)
+PRECISION_DTYPES.add("bf16", "bfloat16")
 # --compile: torch.compile's mode for the training step (None: eager). reduce-overhead records
 # CUDA graphs of the fixed-shape step on a GPU.
 COMPILE_MODES: Registry[str | None] = Registry("compile mode")
@@ -73,7 +73,7 @@ class TrainConfig:
     eval_batch_size: int = 500
     grad_clip: float | None = None
     extra: Mapping[str, Any] = field(default_factory=ReadOnlyDict)
-    # Speed levers, off by default (BENCHMARKS_train.md): a key of PRECISIONS (bf16 autocast of
+    # Speed levers, off by default (BENCHMARKS_train.md): a key of PRECISION_DTYPES (bf16 autocast of
     # forward and loss) and of COMPILE_MODES (torch.compile of the training step's model).
     precision: str = "fp32"
     compile: str = "off"
@@ -97,7 +97,7 @@ class TrainConfig:
         need(self.threads is None or self.threads >= 1, "threads >= 1", "threads", 1)
         OPTIMIZERS.get(self.optimizer)
         SCHEDULES.get(self.schedule)
-        PRECISIONS.get(self.precision)
+        PRECISION_DTYPES.get(self.precision)
         COMPILE_MODES.get(self.compile)
         if not isinstance(self.extra, Mapping):
             raise TypeError(f"TrainConfig.extra must be a mapping of setting names to values, "

@@ -46,7 +46,7 @@ class TrainJob:
     ema_decay: float | None = None
     seed: int = 0
     channels_last: bool = True
-    precision: str = "fp32"  # a key of nas.train.config.PRECISIONS
+    precision: str = "fp32"  # a key of nas.train.config.PRECISION_DTYPES
     # How, not what: these may change on --resume.
     device: str = "auto"
     compile: str = "off"  # a key of nas.train.config.COMPILE_MODES

@@ -20,12 +20,28 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import nn
 
+from space.registry import Registry
+
 # the config and its tables live in the light .config (--help reads them without torch)
-from .config import (COMPILE_MODES, OPTIMIZERS, PRECISIONS, SCHEDULES, ReadOnlyDict,  # noqa: F401
-                     TrainConfig, lr_at)
+from .config import (COMPILE_MODES, OPTIMIZERS, PRECISION_DTYPES, SCHEDULES,  # noqa: F401
+                     ReadOnlyDict, TrainConfig, lr_at)
 from .optim import RMSpropTF  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
+
+
+
+def _precisions() -> Registry[torch.dtype | None]:
+    table: Registry[torch.dtype | None] = Registry("precision")
+    for name in PRECISION_DTYPES:
+        dtype = PRECISION_DTYPES.get(name)
+        table.add(name, None if dtype is None else getattr(torch, dtype))
+    return table
+
+
+# --precision: the dtype autocast runs forward and loss in (None: none, float32 throughout), by
+# the names of nas.train.config.PRECISION_DTYPES (which --help and TrainConfig read without torch)
+PRECISIONS = _precisions()
 
 
 @dataclass
@@ -94,8 +110,7 @@ def as_split(x: Any, y: torch.Tensor | None = None) -> Any:
 
 
 def _autocast(device: torch.device, precision: str) -> Any:
-    name = PRECISIONS.get(precision)
-    dtype = None if name is None else getattr(torch, name)
+    dtype = PRECISIONS.get(precision)
     return torch.autocast(device_type=device.type, dtype=dtype or torch.float32,
                           enabled=dtype is not None)
 
