@@ -27,11 +27,8 @@ def _latency(v: Any) -> float:
     return parse_latency(v)
 
 
-def _objectives(v: Any) -> tuple[str, ...]:
-    return tuple(x.strip() for x in str(v).split(",") if x.strip())
-
-
-def _enqueue(v: Any) -> tuple[str, ...]:
+def _names(v: Any) -> tuple[str, ...]:
+    """A comma-separated list (--objectives, --enqueue), blanks dropped."""
     return tuple(x.strip() for x in str(v).split(",") if x.strip())
 
 
@@ -39,11 +36,11 @@ def _enqueue(v: Any) -> tuple[str, ...]:
 FLAGS: tuple[Flag, ...] = (
     Flag("target_flops", "target_macs", _macs, option="--target-flops"),
     Flag("target_latency", "target_latency_ms", _latency),
-    Flag("latency_table", "latency_table", str), Flag("objectives", "objectives", _objectives),
+    Flag("latency_table", "latency_table", str), Flag("objectives", "objectives", _names),
     *LATENCY_FLAGS,
     Flag("space", "space"), Flag("sampler", "sampler"), Flag("constraint", "constraint"),
     Flag("a", "a", option="--w-a"), Flag("b", "b", option="--w-b"),
-    Flag("pruner", "pruner"), Flag("enqueue", "enqueue", _enqueue),
+    Flag("pruner", "pruner"), Flag("enqueue", "enqueue", _names),
     Flag("deploy_resolution", "deploy.resolution"),
     Flag("deploy_channels", "deploy.in_channels"), Flag("deploy_classes", "deploy.num_classes"),
     Flag("finalists", "finalists"), Flag("finalist_seeds", "finalist_seeds"),
@@ -134,7 +131,7 @@ def _fresh(given: dict[str, Any]) -> Any:
         target_latency_ms=(_latency(given["target_latency"]) if "target_latency" in given
                            else None),
         sampler=given.get("sampler", default_of(SearchConfig, "sampler")),
-        objectives=_objectives(given["objectives"]) if "objectives" in given else None,
+        objectives=_names(given["objectives"]) if "objectives" in given else None,
         latency=LatencySettings() if timed else None,
         latency_table=given.get("latency_table"), proxy=ProxyConfig())
 
