@@ -12,23 +12,18 @@ measured MACs over seeds (:mod:`gridsearch.compare`), then emit the family B0..B
 """
 from __future__ import annotations
 
-from .compare import summarize, welch
-from .family import (FAMILY_COLUMNS, PAPER_FAMILY, ROUNDINGS, Member, PaperRow, family_rows,
-                     member_name, scale_family, write_family)
-from .grid import (CONSTRAINTS, PAPER, TARGET_PRODUCT, Enumeration, Grid, Point, axis_values,
-                   enumerate_grid)
-from .latency import measure_family
-from .measure import MacsRatio, solve_single
-from .plan import KINDS, SINGLE_DIMENSION, Job, compare_jobs, plan
-from .search import SELECTORS, GridSearchConfig, GridSearchResult, Stage2, run_gridsearch
+from space.lazy import exports, lazy_exports
 
-__all__ = [
-    "summarize", "welch",
-    "FAMILY_COLUMNS", "PAPER_FAMILY", "ROUNDINGS", "Member", "PaperRow", "family_rows",
-    "member_name", "scale_family", "write_family",
-    "CONSTRAINTS", "PAPER", "TARGET_PRODUCT", "Enumeration", "Grid", "Point", "axis_values",
-    "enumerate_grid", "measure_family", "MacsRatio", "solve_single",
-    "KINDS", "SINGLE_DIMENSION", "Job", "compare_jobs", "plan",
-    "SELECTORS", "GridSearchConfig", "GridSearchResult", "Stage2", "run_gridsearch",
-]
-
+# name -> the module that defines it, imported on first use (so --help needs no torch)
+__getattr__, __dir__, __all__ = lazy_exports(__name__, globals(), {
+    **exports("compare", ("summarize", "welch")),
+    **exports("family", ("FAMILY_COLUMNS", "PAPER_FAMILY", "ROUNDINGS", "Member", "PaperRow",
+                         "family_rows", "member_name", "scale_family", "write_family")),
+    **exports("grid", ("CONSTRAINTS", "PAPER", "TARGET_PRODUCT", "Enumeration", "Grid", "Point",
+                       "axis_values", "enumerate_grid")),
+    **exports("latency", ("measure_family",)),
+    **exports("measure", ("MacsRatio", "solve_single")),
+    **exports("plan", ("KINDS", "SINGLE_DIMENSION", "Job", "compare_jobs", "plan")),
+    **exports("config", ("SELECTORS", "GridSearchConfig")),
+    **exports("search", ("GridSearchResult", "Stage2", "run_gridsearch")),
+})

@@ -16,9 +16,10 @@ import sys
 from dataclasses import replace
 from typing import Any, Sequence
 
-from nas.commands.common import (LATENCY_FLAGS, PROXY_FLAGS, S, Flag, add_backend_arguments,
-                                 add_latency_arguments, add_proxy_arguments, exit_code,
-                                 given_flags, request_from_args)
+from nas.commands.common import (LATENCY_FLAGS, PROXY_FLAGS, RUNGS_FLAG, S, Flag,
+                                 add_backend_arguments, add_latency_arguments,
+                                 add_proxy_arguments, exit_code, given_flags, request_from_args,
+                                 rungs_set_epochs)
 
 GRID_FLAGS = ("step", "tolerance", "constraint", "alpha_range", "beta_range", "gamma_range",
               "rungs", "finalists", "finalist_seeds")
@@ -46,9 +47,9 @@ EPILOG = """examples:
 
 
 def make_parser() -> argparse.ArgumentParser:
+    from gridsearch.config import SELECTORS, GridSearchConfig, default_proxy
     from gridsearch.family import ROUNDINGS
     from gridsearch.grid import CONSTRAINTS
-    from gridsearch.search import SELECTORS, GridSearchConfig, default_proxy
     from nas.cli import Parser, add_common_arguments
     from nas.commands.common import default_of
 
@@ -115,16 +116,15 @@ def make_parser() -> argparse.ArgumentParser:
                         "published) or nearest (floor or ceil per stage, whichever lands each "
                         "member's measured MACs nearest 2^phi x B0's) (default paper)")
     add_family_latency_arguments(p)
-    add_proxy_arguments(p, default_proxy(), command="gridsearch",
-                        seed=default_of(GridSearchConfig, "seed"))
-    add_backend_arguments(p)
+    proxy = default_proxy()
     stage2_help = {  # where stage 2's meaning or default differs from stage 1's
-        "epochs": "proxy training epochs per point (default 1)",
-        "proxy_resolution": "input size the unscaled base trains at (default 32); each point "
-                            "trains at round(this x gamma^phi)",
+        "epochs": f"proxy training epochs per point (default {proxy.train.epochs})",
+        "proxy_resolution": f"input size the unscaled base trains at (default "
+                            f"{proxy.resolution}); each point trains at round(this x gamma^phi)",
     }
-    for action in p._actions:
-        action.help = stage2_help.get(action.dest, action.help)
+    add_proxy_arguments(p, proxy, command="gridsearch",
+                        seed=default_of(GridSearchConfig, "seed"), helps=stage2_help)
+    add_backend_arguments(p)
     p.set_defaults(command="gridsearch", _run=run)
     return p
 
@@ -133,7 +133,7 @@ def add_family_latency_arguments(p: argparse.ArgumentParser) -> None:
     """``--latency`` and how it measures: ``nas``'s ``--latency-threads``, ``--latency-batch``
     and ``--latency-runtime`` (:func:`nas.commands.common.add_latency_arguments`), and
     ``--latency-repeats``."""
-    from gridsearch.latency import DEFAULT_REPEATS, WARMUP
+    from gridsearch.config import DEFAULT_REPEATS, WARMUP
 
     g = p.add_argument_group("latency (the emitted family timed on this machine)")
     g.add_argument("--latency", action=argparse.BooleanOptionalAction, default=S,
@@ -231,22 +231,15 @@ FLAGS: tuple[Flag, ...] = (
     Flag("compare_seeds", "compare_seeds", on_resume=True),
     Flag("rounding", "rounding", on_resume=True),
     *PROXY_FLAGS,
-    Flag("rungs", "rungs", lambda v: _rungs(v)),  # after --epochs: the top rung must equal it
+    RUNGS_FLAG,  # after --epochs: the top rung must equal it
     # how the family's latency is measured (--latency itself: latency_switch); measuring changes
     # what is reported, not what is trained
     *LATENCY_SETTING_FLAGS,
 )
 
 
-def _rungs(v: Any) -> tuple[int, ...]:
-    from nas.engine import parse_rungs
-
-    return parse_rungs(v)
-
-
 def _check_flags(given: dict[str, Any]) -> None:
-    if "rungs" in given and "epochs" not in given:  # --rungs 1,3 alone trains 3 epochs
-        given["epochs"] = _rungs(given["rungs"])[-1]
+    rungs_set_epochs(given)  # --rungs 1,3 alone trains 3 epochs
     if "coefficients" in given:
         clash = [k for k in (*GRID_FLAGS, "select") if k in given]
         if clash:
@@ -278,7 +271,8 @@ def with_latency(config: Any, on: bool | None) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gridsearch.search import GridSearchConfig, default_proxy, run_gridsearch
+    from gridsearch.config import GridSearchConfig, default_proxy
+    from gridsearch.search import run_gridsearch
 
     # applied before the flags, so that --latency-threads lands in a setting that exists
     on = latency_switch(given_flags(args))

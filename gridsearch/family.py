@@ -32,9 +32,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
-from space import ArchSpec, build_bytes, compound, count_analytic, save_spec
+import space  # count_analytic and build_bytes as space.X: on first use (they import torch)
 from space.registry import Registry
-from space.scaling import NOMINAL_MACS_FACTOR, max_phi
+from space.scaling import NOMINAL_MACS_FACTOR, compound, max_phi
+from space.spec import ArchSpec, save_spec
 from space.zoo import ZOO, get_model
 
 from .grid import Point
@@ -69,12 +70,12 @@ def _nearest_rounding(base: ArchSpec, point: Point, phi: int) -> ArchSpec:
         raise ValueError(f"--rounding nearest tries 2^{free} depth roundings for {base.name}'s "
                          f"{free} fractional stages (at most 2^{MAX_NEAREST_STAGES}); pass "
                          f"--rounding paper")
-    goal = NOMINAL_MACS_FACTOR ** phi * count_analytic(base).macs
+    goal = NOMINAL_MACS_FACTOR ** phi * space.count_analytic(base).macs
     best, best_d = paper, None
     for repeats in itertools.product(*options):  # the all-ceil paper combination comes first
         spec = paper.replace(stages=tuple(replace(st, repeats=r)
                                           for st, r in zip(paper.stages, repeats)))
-        d = abs(math.log(count_analytic(spec).macs / goal))
+        d = abs(math.log(space.count_analytic(spec).macs / goal))
         if best_d is None or d < best_d - 1e-12:
             best, best_d = spec, d
     return best
@@ -160,13 +161,13 @@ def phi_limit(base: ArchSpec, point: Point, *, memory: int | None) -> tuple[int,
     the network must also fit when built (:func:`space.counting.build_bytes`, counted from
     the spec, so nothing too big is ever built): the run builds the phi network to count it
     with fvcore, and every family member when it times them."""
-    macs = count_analytic(base).macs
+    macs = space.count_analytic(base).macs
     top = max_phi(point.alpha, point.beta, point.gamma, spec=base, macs=macs)
     overflow = (f"a larger phi overflows the scaled depth, width, resolution or MACs of "
                 f"{base.name}")
 
     def need(phi: int) -> int:
-        return build_bytes(compound(base, point.alpha, point.beta, point.gamma, phi))
+        return space.build_bytes(compound(base, point.alpha, point.beta, point.gamma, phi))
 
     if memory is None or need(top) <= memory:
         return top, overflow
@@ -239,12 +240,12 @@ def scale_family(base: ArchSpec, point: Point, *, phis: tuple[int, int],
     the measured MACs ratio against 2^phi; ``rounding`` names the depth rounding
     (:data:`ROUNDINGS`)."""
     round_member = ROUNDINGS.get(rounding)
-    base_counts = count_analytic(base)
+    base_counts = space.count_analytic(base)
     lo, hi = check_phis(phis, point=point, base=base, macs=base_counts.macs)
     members = []
     for phi in range(lo, hi + 1):
         scaled = round_member(base, point, phi)
-        counts = count_analytic(scaled)
+        counts = space.count_analytic(scaled)
         meta = {
             "stage": 2, "phi": phi,
             "compound": {"alpha": point.alpha, "beta": point.beta, "gamma": point.gamma,

@@ -23,20 +23,14 @@ from typing import Any, Sequence
 
 from nas.latency import LatencySettings, bench_spec
 
+# the timing's defaults live in the light .config (--help states them)
+from .config import DEFAULT_REPEATS, WARMUP
 from .family import Member
 
 log = logging.getLogger(__name__)
 
 __all__ = ["WARMUP", "DEFAULT_REPEATS", "measure_family", "latency_summary"]
 
-# One untimed pass is enough for eager CPU torch: the first pass allocates and picks kernels
-# (B0 at 224 px: 140 ms, then 86 and 91 ms), the next ones are steady. More would cost B7 at
-# 600 px seconds each.
-WARMUP = 1
-# Timed passes per member: with one warm-up, 6 passes of B0..B7 (86 GMACs per pass with the
-# paper's coefficients) took 82 s on one thread of a loaded 2-core machine, B7 alone 33 s
-# (benchmarks/BENCHMARKS_latency.md).
-DEFAULT_REPEATS = 5
 
 
 def measure_family(members: Sequence[Member], settings: LatencySettings, *,

@@ -40,7 +40,7 @@ from .plan import KINDS, Job, job_key
 if TYPE_CHECKING:
     import optuna
 
-    from .search import GridSearchConfig
+    from .config import GridSearchConfig
 
 __all__ = ["COEFFICIENTS_FILE", "COMPARE_FILE", "COMPARE_TABLE", "GRID_TABLE", "point_trials",
            "select", "choose_point", "finalists_done", "write_grid", "coefficients_summary",

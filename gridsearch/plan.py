@@ -27,7 +27,7 @@ from .measure import SINGLE_AXES, MacsRatio, Solved, solve_single
 if TYPE_CHECKING:
     import optuna
 
-    from .search import GridSearchConfig
+    from .config import GridSearchConfig
 
 __all__ = ["SINGLE_DIMENSION", "KINDS", "Job", "plan", "compare_jobs", "job_params",
            "suggest_job", "job_key", "enqueue_missing", "waiting_count"]

@@ -38,29 +38,27 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping, NamedTuple, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import optuna
 from optuna.trial import FrozenTrial
 
 from nas.backends import BackendConfig
-from nas.engine import Candidate, FinalistPlan, Ladder, parse_rungs, run_study
+from nas.engine import Candidate, Ladder, run_study
 from nas.engine.recorder import FINISHED, interrupted_numbers
-from nas.evaluate import ProxyConfig, evaluate_proxy, stable_train
-from nas.latency import LatencySettings
-from nas.train import TrainConfig
+from nas.evaluate import ProxyConfig, evaluate_proxy
 from space import ArchSpec, Counts, compound, count_fvcore, save_spec
-from space.errors import UnknownNameError, checked
+from space.errors import checked
 from space.objective import Objective
 from space.resolve import resolve_spec
-from space.scaling import check_coefficients, round_resolution
+from space.scaling import round_resolution
 from space.spec import load_spec
 
-from .family import ROUNDINGS, available_memory, check_phis, check_scale
-from .grid import Enumeration, Grid, Point
-from .latency import DEFAULT_REPEATS
+from .config import SELECTORS, GridSearchConfig, default_proxy  # noqa: F401 (re-exported)
+from .family import available_memory, check_scale
+from .grid import Enumeration, Point
 from .measure import MacsRatio
 from .outputs import choose_point, finalists_done, write_grid, write_outputs
 from .plan import (SINGLE_DIMENSION, Job, compare_jobs, enqueue_missing, job_key, plan,
@@ -74,127 +72,6 @@ __all__ = ["STUDY_NAME", "BASE_FILE", "SELECTORS", "GridSearchConfig", "GridSear
 
 STUDY_NAME = "stage2"
 BASE_FILE = "base.json"
-# How the winning point is chosen (results.store.rank_key: larger wins, ties to fewer MACs).
-SELECTORS = ("accuracy", "reward")
-
-
-def default_proxy() -> ProxyConfig:
-    """Stage 2's proxy: stage 1's task and stable recipe (:func:`nas.evaluate.stable_train`:
-    warm-up, label smoothing, clipping, zero-init of the last BN of each residual branch) with
-    one epoch, because the grid holds ~100 points."""
-    return ProxyConfig(train=stable_train(epochs=1))
-
-
-@dataclass(frozen=True)
-class GridSearchConfig:
-    """Everything that decides what stage 2 trains; written to the run's ``config.json``."""
-
-    base: str = "efficientnet-b0"
-    phi: float = 1.0
-    grid: Grid = field(default_factory=Grid)
-    coefficients: Point | None = None
-    select: str = "accuracy"
-    compare_single: bool = False
-    compare_seeds: int = 3
-    family: tuple[int, int] = (0, 7)
-    rounding: str = "paper"
-    # The fidelity ladder (epochs after which points are compared; None: no racing, every
-    # point trains fully) and the finalists: the top `finalists` distinct points retrained with
-    # `finalist_seeds` seeds, the best mean wins (0: the grid's best single training wins).
-    rungs: tuple[int, ...] | None = None
-    finalists: int = 4
-    finalist_seeds: int = 3
-    seed: int | None = 0
-    proxy: ProxyConfig = field(default_factory=default_proxy)
-    # gridsearch --latency: time the emitted family on this machine with this setting, once, at
-    # the run's final write (None: nothing is timed); `latency_repeats` timed passes per member.
-    # Neither changes what is trained, so both may change on --resume.
-    latency: LatencySettings | None = None
-    latency_repeats: int = DEFAULT_REPEATS
-
-    def __post_init__(self) -> None:
-        if isinstance(self.phi, bool) or not isinstance(self.phi, (int, float)) \
-                or not math.isfinite(self.phi) or self.phi < 0:
-            raise ValueError(f"`phi >= 0` must hold, but got phi={self.phi!r}; pass e.g. --phi 1")
-        if self.select not in SELECTORS:
-            raise UnknownNameError(f"unknown --select {self.select!r}; known: "
-                                   f"{', '.join(SELECTORS)}")
-        ROUNDINGS.get(self.rounding)  # an unknown name lists the known ones
-        self.finalist_plan()  # validates finalists, finalist_seeds
-        if self.rungs is not None:
-            object.__setattr__(self, "rungs",
-                               parse_rungs(self.rungs, epochs=self.proxy.train.epochs))
-        if isinstance(self.compare_seeds, bool) or not isinstance(self.compare_seeds, int) \
-                or self.compare_seeds < 1:
-            raise ValueError(f"`compare_seeds >= 1` must hold, but got "
-                             f"compare_seeds={self.compare_seeds!r}; pass e.g. --compare-seeds 3")
-        if self.compare_single and self.phi <= 0:
-            raise ValueError(f"--compare-single needs `phi > 0` (at phi 0 every scaling is the "
-                             f"base), but got phi={self.phi:g}; pass e.g. --phi 1")
-        # the coefficients here; how far phi may go depends on the base, so it is checked
-        # once, with the base (Stage2: gridsearch.family.check_scale)
-        c = self.scale_point()
-        check_coefficients(c.alpha, c.beta, c.gamma, 0)
-        object.__setattr__(self, "family", check_phis(tuple(self.family)))
-        if self.latency is not None and not isinstance(self.latency, LatencySettings):
-            raise TypeError(f"latency must be a LatencySettings or None, but got "
-                            f"{type(self.latency).__name__}; pass e.g. LatencySettings()")
-        if isinstance(self.latency_repeats, bool) or not isinstance(self.latency_repeats, int) \
-                or self.latency_repeats < 1:
-            raise ValueError(f"`latency_repeats >= 1` must hold, but got "
-                             f"latency_repeats={self.latency_repeats!r}; pass e.g. "
-                             f"--latency-repeats {DEFAULT_REPEATS}")
-
-    @property
-    def selected_by(self) -> str:
-        return "given" if self.coefficients is not None else self.select
-
-    def scale_point(self) -> Point:
-        """The point that scales the base furthest: the given coefficients, else the grid's
-        largest corner (what phi is bounded by)."""
-        if self.coefficients is not None:
-            return self.coefficients
-        g = self.grid
-        return Point(g.alpha_range[1], g.beta_range[1], g.gamma_range[1])
-
-    def finalist_plan(self) -> FinalistPlan:
-        """The finalists (none for given coefficients: there is no grid to choose from)."""
-        plan = FinalistPlan(self.finalists, self.finalist_seeds)
-        return plan if self.coefficients is None else FinalistPlan(0, plan.seeds)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"stage": 2, "base": self.base, "phi": self.phi, "grid": self.grid.to_dict(),
-                "coefficients": None if self.coefficients is None else asdict(self.coefficients),
-                "select": self.select, "compare_single": self.compare_single,
-                "compare_seeds": self.compare_seeds, "family": list(self.family),
-                "rounding": self.rounding,
-                "rungs": None if self.rungs is None else list(self.rungs),
-                "finalists": self.finalists, "finalist_seeds": self.finalist_seeds,
-                "seed": self.seed, "proxy": self.proxy.to_dict(),
-                "latency": None if self.latency is None else self.latency.to_dict(),
-                "latency_repeats": self.latency_repeats}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> GridSearchConfig:
-        if str(d.get("stage", 2)) != "2" or "grid" not in d:
-            raise ValueError(f"not a gridsearch run's config (stage={d.get('stage')!r}, "
-                             f"expected 2); pass the --out folder of a gridsearch run")
-        c = d.get("coefficients")
-        return cls(base=d["base"], phi=d["phi"], grid=Grid.from_dict(d["grid"]),
-                   coefficients=None if c is None else Point(**c), select=d["select"],
-                   compare_single=d["compare_single"],
-                   # runs saved before these settings compared one seed, rounded as the paper
-                   compare_seeds=d.get("compare_seeds", 1), family=tuple(d["family"]),
-                   rounding=d.get("rounding", "paper"),
-                   # runs from before the ladder and the finalists had neither
-                   rungs=None if d.get("rungs") is None else tuple(d["rungs"]),
-                   finalists=d.get("finalists", 0), finalist_seeds=d.get("finalist_seeds", 3),
-                   seed=d["seed"], proxy=ProxyConfig.from_dict(d["proxy"]),
-                   # runs from before --latency timed nothing
-                   latency=LatencySettings.from_dict(d.get("latency")),
-                   latency_repeats=d.get("latency_repeats", DEFAULT_REPEATS))
-
-
 @dataclass
 class GridSearchResult:
     run_dir: Path

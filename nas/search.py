@@ -17,7 +17,7 @@ import dataclasses
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -25,23 +25,23 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.backends import BackendConfig
-from nas.engine import (PRUNERS, SAMPLERS, Candidate, FinalistPlan, FinalistRow, Ladder,
-                        choose, finalist_table, is_finalist, parse_rungs, run_study,
-                        search_count)
+from nas.engine import (SAMPLERS, Candidate, FinalistPlan, FinalistRow, choose, finalist_table,
+                        is_finalist, run_study, search_count)
 from nas.engine.finalists import finalist_verdict, verdict_text
 from nas.engine.recorder import stale_numbers
-from nas.evaluate import ProxyConfig, evaluate_proxy
+from nas.evaluate import evaluate_proxy
 from results.rundir import SUMMARY, write_json, write_table
 from results.store import INTERRUPTED_STATE, rank_key, state_name, trials_frame
 from space import ArchSpec, count_analytic, count_fvcore, save_spec
-from space.deploy import Deployment, deployment_spec
+from space.deploy import Deployment, deployment_spec  # noqa: F401 (Deployment: re-exported)
 from space.errors import checked
 from space.latency import (TABLE_ATTR, TABLE_FILE, LatencyTable, predict_ms, random_params,
                            save_table, table_from_dict)
-from space.objective import METRICS, Objective, make_objective
+from space.objective import METRICS, Objective
 from space.search_space import SearchSpace, load_space
 
 from nas.latency import LatencySettings
+from nas.stage1.config import SearchConfig
 
 log = logging.getLogger(__name__)
 
@@ -54,151 +54,6 @@ TRIALS_TABLE = "trials"
 # The table a latency search predicted with, in the run folder and in the study: every driver
 # of a study, and every resume, predicts with the one table the study started with.
 LATENCY_FILE, LATENCY_ATTR = TABLE_FILE, TABLE_ATTR
-
-
-@dataclass(frozen=True)
-class SearchConfig:
-    """Everything that decides what stage 1 searches; written to the run's ``config.json``.
-
-    The target is T in MACs (``target_macs``, ``--target-flops``) or in milliseconds on this
-    device (``target_latency_ms``, ``--target-latency``): exactly one of them. Latency is
-    predicted from a latency table (``latency_table``, else the cached one for this device,
-    built when missing) timed with ``latency`` (threads, batch, runtime)."""
-
-    target_macs: int | None = None
-    space: str = "mnasnet"
-    trials: int | None = 60
-    timeout: float | None = 600.0  # the search's; the finalists run after it (README: budget)
-    sampler: str = "tpe"
-    constraint: str = "soft"
-    a: float | None = None
-    b: float | None = None
-    seed: int | None = 0
-    pruner: str = "asha"
-    enqueue: tuple[str, ...] = ()
-    proxy: ProxyConfig = field(default_factory=ProxyConfig)
-    deploy: Deployment = field(default_factory=Deployment)
-    # The fidelity ladder: epochs after which trials are compared (None: 1, 3, 9, ... up to the
-    # proxy's epochs; the top rung is the proxy's epochs). nas.engine.fidelity.
-    rungs: tuple[int, ...] | None = None
-    # The top `finalists` distinct architectures are retrained with `finalist_seeds` seeds
-    # after the search; B0 is the best mean (0: B0 is the search's best). nas.engine.finalists.
-    finalists: int = 4
-    finalist_seeds: int = 3
-    target_latency_ms: float | None = None
-    # How latency is timed here (None unless the search predicts latency: a latency target or
-    # objective), and the table file to predict with (None: the cache for this device).
-    latency: LatencySettings | None = None
-    latency_table: str | None = None
-    # A multi-objective sampler's objectives: ("accuracy", "macs" or "latency"); None: the
-    # target's metric.
-    objectives: tuple[str, ...] | None = None
-
-    def __post_init__(self) -> None:
-        SAMPLERS.get(self.sampler)
-        PRUNERS.get(self.pruner)
-        self._check_target()
-        if self.trials is not None and self.trials < 1:
-            raise ValueError(f"`trials >= 1` must hold, but got trials={self.trials}; "
-                             f"pass e.g. --trials 60")
-        if self.timeout is not None and not self.timeout >= 0:  # NaN too
-            raise ValueError(f"`timeout >= 0` must hold (seconds; 0 = no limit), but got "
-                             f"timeout={self.timeout:g}; pass e.g. --timeout 600, or "
-                             f"--timeout 0 for no limit")
-        if self.timeout == 0:  # --timeout 0: no limit
-            object.__setattr__(self, "timeout", None)
-        object.__setattr__(self, "enqueue", tuple(self.enqueue))
-        self.objective()  # validates target, constraint, a, b
-        self.finalist_plan()  # validates finalists, finalist_seeds
-        if self.rungs is not None:
-            object.__setattr__(self, "rungs",
-                               parse_rungs(self.rungs, epochs=self.proxy.train.epochs))
-
-    def _check_target(self) -> None:
-        given = [f for f, v in (("--target-flops", self.target_macs),
-                                ("--target-latency", self.target_latency_ms)) if v is not None]
-        if len(given) != 1:
-            raise ValueError(
-                "give one target, --target-flops (MACs) or --target-latency (ms on this "
-                f"device), but got {' and '.join(given) if given else 'neither'}; pass e.g. "
-                "--target-flops 400M or --target-latency 20ms")
-        if self.objectives is not None:
-            objectives = tuple(self.objectives)
-            object.__setattr__(self, "objectives", objectives)
-            if not self.multi_objective:
-                raise ValueError(f"--objectives needs a multi-objective sampler, but got "
-                                 f"--sampler {self.sampler}; pass --sampler nsga2 or drop "
-                                 f"--objectives")
-            if len(objectives) != 2 or objectives[0] != "accuracy" \
-                    or objectives[1] not in METRICS:
-                raise ValueError(f"--objectives must be accuracy,<cost> with a cost among "
-                                 f"{', '.join(METRICS)}, but got {','.join(objectives)!r}; "
-                                 f"pass e.g. --objectives accuracy,latency")
-        if not self.uses_latency and (self.latency is not None
-                                      or self.latency_table is not None):
-            raise ValueError("--latency-table and --latency-threads/-batch/-runtime need a "
-                             "latency target or objective, but the search has neither; pass "
-                             "e.g. --target-latency 20ms or --objectives accuracy,latency")
-
-    @property
-    def metric(self) -> str:
-        """What the target is in: ``macs`` or ``latency`` (space.objective.METRICS)."""
-        return "latency" if self.target_latency_ms is not None else "macs"
-
-    @property
-    def target(self) -> float:
-        return float(self.target_latency_ms if self.metric == "latency" else self.target_macs)
-
-    @property
-    def value_objectives(self) -> tuple[str, ...]:
-        """What a multi-objective sampler optimizes: accuracy up, the cost down."""
-        return self.objectives or ("accuracy", self.metric)
-
-    @property
-    def uses_latency(self) -> bool:
-        """Whether trials predict latency (a latency target, or a latency objective)."""
-        return self.metric == "latency" or (self.multi_objective
-                                            and "latency" in self.value_objectives)
-
-    def ladder(self) -> Ladder:
-        if self.rungs is None:
-            return Ladder.of_epochs(self.proxy.train.epochs)
-        return Ladder(self.rungs)
-
-    def finalist_plan(self) -> FinalistPlan:
-        return FinalistPlan(self.finalists, self.finalist_seeds)
-
-    def objective(self) -> Objective:
-        return make_objective(self.target, constraint=self.constraint, a=self.a, b=self.b,
-                              metric=self.metric)
-
-    @property
-    def multi_objective(self) -> bool:
-        return SAMPLERS.get(self.sampler).multi_objective
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["enqueue"] = list(self.enqueue)
-        d["rungs"] = None if self.rungs is None else list(self.rungs)
-        d["latency"] = None if self.latency is None else self.latency.to_dict()
-        d["objectives"] = None if self.objectives is None else list(self.objectives)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> SearchConfig:
-        # run settings, not search settings
-        skip = ("stage", "storage", "study_name", "backend", "device")
-        d = {k: v for k, v in d.items() if k not in skip}
-        d["proxy"] = ProxyConfig.from_dict(d["proxy"])
-        d["deploy"] = Deployment.from_dict(d.get("deploy"))
-        d["enqueue"] = tuple(d.get("enqueue", ()))
-        d.setdefault("finalists", 0)  # runs from before the finalists had none
-        if d.get("rungs") is not None:
-            d["rungs"] = tuple(d["rungs"])
-        d["latency"] = LatencySettings.from_dict(d.get("latency"))
-        if d.get("objectives") is not None:
-            d["objectives"] = tuple(d["objectives"])
-        return cls(**d)
 
 
 @dataclass
@@ -215,6 +70,7 @@ class Stage1:
     name = "1"
     label = "trial"
     study_name = STUDY_NAME
+    enqueued_only = False  # trials are sampled (and --enqueue'd models evaluated first)
 
     def __init__(self, config: SearchConfig, space: SearchSpace | None = None, *,
                  table: LatencyTable | None = None) -> None:

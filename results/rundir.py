@@ -22,7 +22,7 @@ import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from space.io import atomic_write, write_json
 from space.registry import Registry
@@ -38,7 +38,8 @@ RUNS_ROOT = "runs"
 __all__ = ["CONFIG", "JOURNAL", "SUMMARY", "LOCK", "STAGES", "StageLayout", "RunFolderInUse",
            "write_json", "write_table", "read_table", "read_config", "write_config", "stage_of",
            "StorageError", "storage_url", "redact", "is_database", "open_storage",
-           "database_error", "new_run_dir", "check_new_run_dir", "latest_run_dir", "run_lock"]
+           "database_error", "new_run_dir", "check_new_run_dir", "latest_run_dir", "pid_lock",
+           "run_lock"]
 
 
 @dataclass(frozen=True)
@@ -247,33 +248,52 @@ class RunFolderInUse(OSError):
 
 
 @contextmanager
-def run_lock(run_dir: Path, *, command: str) -> Iterator[None]:
-    """Hold the run folder for one process: a second process on the same folder would
-    interleave its writes. The lock is an OS file lock, so a killed process never leaves it
-    held. A folder this call created is removed again if the run fails before writing anything
-    into it (bad input leaves no trace)."""
-    run_dir = Path(run_dir)
-    created = not run_dir.exists()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / LOCK
+def pid_lock(path: Path, *, in_use: Callable[[str], BaseException]) -> Iterator[OSError | None]:
+    """Hold ``path`` for this process during the block: an OS file lock (``flock``), so a
+    killed process never leaves it held, with this process's pid written into the file for the
+    message a second process gets: ``in_use(pid)`` (raised). Yields None, or the OSError of a
+    file system without locks (some network mounts), where the caller decides whether to go
+    on. The one lock of the house: the run folder's (:func:`run_lock`) and the journal's one
+    driver (:mod:`nas.engine.study`)."""
     with open(path, "a+") as f:
-        locked = False
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            locked = True
+            unlocked = None
         except BlockingIOError:
             f.seek(0)
-            holder = f.read().strip() or "unknown"
-            raise RunFolderInUse(f"run folder {str(run_dir)!r} is in use by another process "
-                                 f"(pid {holder}); wait for it to finish or stop it, or pass "
-                                 f"another --out") from None
-        except OSError as e:  # a file system without locks (some network mounts): go on
-            log.warning("could not lock %s (%s); make sure no other %s uses this folder",
-                        run_dir, e, command)
+            raise in_use(f.read().strip() or "unknown") from None
+        except OSError as e:
+            unlocked = e
         f.seek(0)
         f.truncate()
         f.write(str(os.getpid()))
         f.flush()
+        try:
+            yield unlocked
+        finally:
+            if unlocked is None:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+
+@contextmanager
+def run_lock(run_dir: Path, *, command: str) -> Iterator[None]:
+    """Hold the run folder for one process (:func:`pid_lock`): a second process on the same
+    folder would interleave its writes. A folder this call created is removed again if the run
+    fails before writing anything into it (bad input leaves no trace)."""
+    run_dir = Path(run_dir)
+    created = not run_dir.exists()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / LOCK
+
+    def in_use(holder: str) -> RunFolderInUse:
+        return RunFolderInUse(f"run folder {str(run_dir)!r} is in use by another process "
+                              f"(pid {holder}); wait for it to finish or stop it, or pass "
+                              f"another --out")
+
+    with pid_lock(path, in_use=in_use) as unlocked:
+        if unlocked is not None:  # a file system without locks: go on, and say so
+            log.warning("could not lock %s (%s); make sure no other %s uses this folder",
+                        run_dir, unlocked, command)
         try:
             yield
         except BaseException:
@@ -281,6 +301,3 @@ def run_lock(run_dir: Path, *, command: str) -> Iterator[None]:
                 path.unlink()
                 run_dir.rmdir()
             raise
-        finally:
-            if locked:
-                fcntl.flock(f, fcntl.LOCK_UN)

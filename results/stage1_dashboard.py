@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Sequence
 from .html import (Page, Section, esc, finite, fmt_macs, fmt_num, fmt_params, log_ticks,
                    table_html)
 from .pareto import pareto_front
+from .stage1_finalists import Finalist
 from .stage1_latency import LatencyInfo, add_timed, fmt_ms, latency_facts, latency_info
 from .rundir import SUMMARY
 from .store import ChoiceVerdict, Run, choice_verdict, top_trials
@@ -59,21 +60,6 @@ class ChoiceGrid(NamedTuple):
     stages: list[str]
     values: list[str]
     counts: list[list[int]]  # counts[value][stage]: top trials taking the value in the stage
-
-
-class Finalist(NamedTuple):
-    trial: int  # the source search trial
-    arch: str
-    macs: int | None
-    search_reward: float  # the search's own score (NaN when unknown)
-    seeds: list[int]  # seed indices of the COMPLETE runs
-    rewards: list[float]  # their rewards, in seed order
-    mean: float
-    std: float  # sample std (n - 1); NaN for fewer than two
-    complete: bool  # every planned seed finished
-    accuracies: list[float] = []  # the accuracy of each of those runs, in seed order
-    accuracy_mean: float = math.nan
-    accuracy_std: float = math.nan  # sample std (n - 1); NaN for fewer than two
 
 
 class Stage1Info(NamedTuple):
@@ -231,7 +217,7 @@ def front_of(points: Points, metric: str) -> list[int]:
 
 def front_metric(config: dict[str, Any], metric: str) -> str:
     """The run's second objective: config.json's ``objectives`` (nsga2's accuracy,COST), else
-    the target's metric, as nas.search.SearchConfig.value_objectives reads them."""
+    the target's metric, as nas.stage1.config.SearchConfig.value_objectives reads them."""
     objectives = config.get("objectives")
     return str(objectives[1]) if objectives else metric
 

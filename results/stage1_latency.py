@@ -10,16 +10,13 @@ Compute, then draw: :func:`latency_info` reads a run folder into a :class:`Laten
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Mapping, NamedTuple, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
 from space.latency import TABLE_ATTR, TABLE_FILE
 
 from .html import esc, finite, fmt_num
+from .stage1_finalists import Finalist
 from .store import Run
-
-if TYPE_CHECKING:
-    from .stage1_dashboard import Finalist
-
 
 
 class Timed(NamedTuple):

@@ -1,5 +1,11 @@
 """The house's layering, read from the source: every import statement, those inside functions
-included (``if TYPE_CHECKING:`` blocks are not imports at run time and are skipped).
+and under ``if TYPE_CHECKING:`` included (a cycle a type checker walks is still two modules
+that need each other), and the imports made by name:
+
+- a module that imports ``importlib`` and holds a string naming a project module by its dotted
+  path (``nas.cli``'s command table, ``nas.backends``' backend table) imports that module;
+- a lazy package face (:func:`space.lazy.lazy_exports`) imports each module its
+  ``exports("module", ...)`` rows name.
 
 - ``space/`` is the ground floor: it imports none of the other three packages;
 - ``results/`` (run folder, Pareto, dashboards) imports only ``space/``;
@@ -49,16 +55,28 @@ def _is_type_checking(node: ast.If) -> bool:
 
 
 def _import_nodes(tree: ast.AST):
-    """Every Import/ImportFrom, at any depth, outside ``if TYPE_CHECKING:`` blocks."""
-    stack = [tree]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, ast.If) and _is_type_checking(node):
-            stack.extend(node.orelse)
-            continue
+    """Every Import/ImportFrom, at any depth, ``if TYPE_CHECKING:`` blocks included."""
+    for node in ast.walk(tree):
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             yield node
-        stack.extend(ast.iter_child_nodes(node))
+
+
+def _by_name(module: str, tree: ast.AST) -> set[str]:
+    """The modules ``module`` imports by name: the project modules its strings name when it
+    imports importlib, and the rows of a lazy package face's ``exports(...)`` table."""
+    uses_importlib = any(
+        isinstance(n, ast.Import) and any(a.name.split(".")[0] == "importlib" for a in n.names)
+        or isinstance(n, ast.ImportFrom) and (n.module or "").split(".")[0] == "importlib"
+        for n in ast.walk(tree))
+    out: set[str] = set()
+    for n in ast.walk(tree):
+        if uses_importlib and isinstance(n, ast.Constant) and isinstance(n.value, str) \
+                and "." in n.value and n.value in MODULES:  # a module, not a package's name
+            out.add(n.value)
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "exports" \
+                and n.args and isinstance(n.args[0], ast.Constant):
+            out.add(f"{module}.{n.args[0].value}")
+    return out
 
 
 def _resolve(module: str, path: Path, node: ast.ImportFrom) -> str:
@@ -96,10 +114,20 @@ def imports_of(module: str) -> set[str]:
             t = _target(name)
             if t is not None and t != module:
                 out.add(t)
-    return out
+    return out | {t for t in _by_name(module, tree) if t != module}
 
 
 GRAPH = {m: imports_of(m) for m in MODULES}
+
+# Cycles known and owned by an open issue, each with the reason; nothing else may cycle, and an
+# entry that no longer cycles fails test_known_cycles_still_exist (so it is removed when fixed).
+KNOWN_CYCLES: dict[frozenset[str], str] = {
+    # nas.backends.base names its backend modules for importlib and they import its
+    # BackendConfig: issue 25 moves BackendConfig and an Executor protocol into nas/engine,
+    # so that the backends import the engine and nothing imports them back.
+    frozenset({"nas.backends.base", "nas.backends.local", "nas.backends.ray_tune"}):
+        "issue 25: Executor protocol and BackendConfig in nas/engine",
+}
 
 
 def test_the_walker_sees_imports_inside_functions_and_relative_ones():
@@ -108,6 +136,14 @@ def test_the_walker_sees_imports_inside_functions_and_relative_ones():
     assert "space.deploy" in GRAPH["results.stage1_dashboard"]
     assert "nas.engine" in GRAPH["nas.search"]
     assert "results.store" in GRAPH["results.rundir"] or "space.io" in GRAPH["results.rundir"]
+
+
+def test_the_walker_sees_type_checking_and_imports_by_name():
+    # gridsearch.plan imports its config only for the type checker; nas.cli imports its
+    # commands by name through importlib; the space package's face imports space.builder lazily
+    assert "gridsearch.config" in GRAPH["gridsearch.plan"]
+    assert "nas.commands.search" in GRAPH["nas.cli"]
+    assert "space.builder" in GRAPH["space"]
 
 
 @pytest.mark.parametrize("package", PACKAGES)
@@ -119,10 +155,9 @@ def test_each_package_imports_only_the_floors_below_it(package):
     assert not bad, "\n".join(bad)
 
 
-@pytest.mark.parametrize("package", PACKAGES)
-def test_no_import_cycle_between_modules(package):
-    """Tarjan's strongly connected components over the whole graph; a component of more than
-    one module (or a module importing itself) that touches ``package`` is a cycle."""
+def cycles_of(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Tarjan's strongly connected components over ``graph``: each component of more than one
+    module, sorted."""
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     on_stack: set[str] = set()
@@ -135,7 +170,7 @@ def test_no_import_cycle_between_modules(package):
         counter[0] += 1
         stack.append(v)
         on_stack.add(v)
-        for w in sorted(GRAPH[v]):
+        for w in sorted(graph[v]):
             if w not in index:
                 visit(w)
                 low[v] = min(low[v], low[w])
@@ -152,11 +187,24 @@ def test_no_import_cycle_between_modules(package):
             if len(comp) > 1:
                 cycles.append(sorted(comp))
 
-    for v in sorted(GRAPH):
+    for v in sorted(graph):
         if v not in index:
             visit(v)
-    mine = [c for c in cycles if any(m.split(".")[0] == package for m in c)]
+    return cycles
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_no_import_cycle_between_modules(package):
+    """A cycle that touches ``package`` (and is not a known one) fails."""
+    mine = [c for c in cycles_of(GRAPH) if any(m.split(".")[0] == package for m in c)
+            and frozenset(c) not in KNOWN_CYCLES]
     assert not mine, "import cycles: " + "; ".join(" <-> ".join(c) for c in mine)
+
+
+def test_known_cycles_still_exist():
+    found = {frozenset(c) for c in cycles_of(GRAPH)}
+    stale = [sorted(c) for c in KNOWN_CYCLES if c not in found]
+    assert not stale, f"no longer a cycle, drop it from KNOWN_CYCLES: {stale}"
 
 
 def test_a_cycle_would_be_caught(tmp_path):

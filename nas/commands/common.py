@@ -20,7 +20,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 S = argparse.SUPPRESS  # absent flags stay absent, so --resume can tell what was given
 EXIT_NO_RESULT = 1  # a run that finished no trial (nothing to emit), in both stages
 
-__all__ = ["S", "EXIT_NO_RESULT", "Flag", "PROXY_FLAGS", "default_of", "get_path", "set_path",
+__all__ = ["S", "EXIT_NO_RESULT", "Flag", "PROXY_FLAGS", "RUNGS_FLAG", "zero_is_none",
+           "parse_rungs_flag", "rungs_set_epochs", "default_of", "get_path", "set_path",
            "apply_flags", "check_resume", "add_proxy_arguments", "add_backend_arguments",
            "add_device_arguments", "LATENCY_FLAGS", "add_latency_arguments",
            "backend_from_args", "given_flags", "RunRequest", "request_from_args", "exit_code",
@@ -96,8 +97,26 @@ def given_flags(args: argparse.Namespace) -> dict[str, Any]:
             k not in ("command", "verbose")}
 
 
-def _timeout(v: Any) -> float | None:
+def zero_is_none(v: Any) -> Any:
+    """``--timeout 0`` and ``--grad-clip 0``: no limit, no clipping."""
     return None if v == 0 else v
+
+
+def parse_rungs_flag(v: Any) -> tuple[int, ...]:
+    from nas.engine.fidelity import parse_rungs
+
+    return parse_rungs(v)
+
+
+def rungs_set_epochs(given: dict[str, Any]) -> None:
+    """``--rungs 1,3,9`` alone trains 9 epochs: the top rung is the training's length (both
+    stages' rule)."""
+    if "rungs" in given and "epochs" not in given:
+        given["epochs"] = parse_rungs_flag(given["rungs"])[-1]
+
+
+# --rungs, in both stages; a command lists it after --epochs: the top rung must equal it
+RUNGS_FLAG = Flag("rungs", "rungs", parse_rungs_flag)
 
 
 # ----------------------------------------------------------------------------- proxy flags
@@ -114,7 +133,7 @@ PROXY_FLAGS: tuple[Flag, ...] = (
     Flag("optimizer", "proxy.train.optimizer"),
     Flag("weight_decay", "proxy.train.weight_decay"),
     Flag("label_smoothing", "proxy.train.label_smoothing"),
-    Flag("grad_clip", "proxy.train.grad_clip", parse=lambda v: None if v == 0 else v),
+    Flag("grad_clip", "proxy.train.grad_clip", parse=zero_is_none),
     Flag("zero_init_last", "proxy.zero_init_last"),
     Flag("schedule", "proxy.train.schedule"),
     Flag("threads", "proxy.train.threads"),
@@ -125,15 +144,37 @@ PROXY_FLAGS: tuple[Flag, ...] = (
 )
 
 
+class _HelpOverrides:
+    """An argument group whose help texts a command replaces by dest (stage 2's ``--epochs``
+    means epochs per grid point), through argparse's public ``add_argument`` only."""
+
+    def __init__(self, group: Any, helps: Mapping[str, str]) -> None:
+        self.group, self.helps, self.used = group, dict(helps), set()
+
+    def add_argument(self, *flags: str, **kwargs: Any) -> Any:
+        dest = kwargs.get("dest") or flags[-1].lstrip("-").replace("-", "_")
+        if dest in self.helps:
+            kwargs["help"] = self.helps[dest]
+            self.used.add(dest)
+        return self.group.add_argument(*flags, **kwargs)
+
+    def check_used(self) -> None:
+        unknown = sorted(set(self.helps) - self.used)
+        if unknown:  # a misspelt dest would silently keep stage 1's text
+            raise KeyError(f"no proxy flag with dest {unknown}; known: see add_proxy_arguments")
+
+
 def add_proxy_arguments(p: argparse.ArgumentParser, base: Any, *, command: str,
-                        seed: int | None = 0) -> None:
+                        seed: int | None = 0, helps: Mapping[str, str] | None = None) -> None:
     """Evaluator, dataset, training and run-folder flags, shared by ``nas search`` and
     ``gridsearch``; ``base`` is the command's default ProxyConfig (the defaults the help
-    states)."""
-    from nas.train.loop import OPTIMIZERS, SCHEDULES
+    states), ``helps`` the help texts (by dest) where the command's meaning or default
+    differs."""
+    from nas.train.config import OPTIMIZERS, SCHEDULES
 
     t = base.train
-    g = p.add_argument_group("proxy task (how candidates are trained and scored)")
+    g = _HelpOverrides(p.add_argument_group("proxy task (how candidates are trained and scored)"),
+                       helps or {})
     g.add_argument("--dataset", default=S, help=f"fashion-mnist, cifar10, folder:PATH, "
                    f"synthetic (default {base.dataset})")
     g.add_argument("--data-dir", default=S, help="folder holding the dataset files "
@@ -172,6 +213,7 @@ def add_proxy_arguments(p: argparse.ArgumentParser, base: Any, *, command: str,
     add_device_arguments(g, t)
     g.add_argument("--seed", type=int, default=S, help=f"seed for sampling and training "
                    f"(default {seed}; the held-out split is fixed)")
+    g.check_used()
     r = p.add_argument_group("run folder")
     r.add_argument("-o", "--out", default=S, help="run folder (default runs/<timestamp>)")
     r.add_argument("--resume", action="store_true", default=S,
@@ -192,11 +234,11 @@ def add_device_arguments(g: Any, train: Any) -> None:
     """``--device``, ``--precision`` and ``--compile``, the same in ``nas search``,
     ``gridsearch`` and ``nas train``; ``train`` is the TrainConfig whose defaults the help
     states."""
-    from nas.train.loop import COMPILE_MODES, PRECISIONS
+    from nas.train.config import COMPILE_MODES, PRECISION_DTYPES
 
     g.add_argument("--device", default=S, help="auto (default: a CUDA GPU if torch sees one, "
                    "else the CPU), cpu, cuda, cuda:N; may change on --resume")
-    g.add_argument("--precision", default=S, choices=PRECISIONS.names(),
+    g.add_argument("--precision", default=S, choices=PRECISION_DTYPES.names(),
                    help=f"bf16: autocast forward and loss to bfloat16 (default "
                    f"{train.precision})")
     g.add_argument("--compile", default=S, choices=COMPILE_MODES.names(),

@@ -6,9 +6,9 @@ import json
 import sys
 from typing import Any
 
-from .common import (LATENCY_FLAGS, PROXY_FLAGS, S, Flag, add_backend_arguments,
+from .common import (LATENCY_FLAGS, PROXY_FLAGS, RUNGS_FLAG, S, Flag, add_backend_arguments,
                      add_latency_arguments, add_proxy_arguments, default_of, exit_code,
-                     latency_line, request_from_args)
+                     latency_line, request_from_args, rungs_set_epochs, zero_is_none)
 
 NAME = "search"
 HELP = ("stage 1: search a MnasNet-style space for a base network (B0) under a MACs or "
@@ -27,52 +27,34 @@ def _latency(v: Any) -> float:
     return parse_latency(v)
 
 
-def _objectives(v: Any) -> tuple[str, ...]:
+def _names(v: Any) -> tuple[str, ...]:
+    """A comma-separated list (--objectives, --enqueue), blanks dropped."""
     return tuple(x.strip() for x in str(v).split(",") if x.strip())
-
-
-def _enqueue(v: Any) -> tuple[str, ...]:
-    return tuple(x.strip() for x in str(v).split(",") if x.strip())
-
-
-def _timeout(v: Any) -> float | None:
-    return None if v == 0 else v
-
-
-def _rungs(v: Any) -> tuple[int, ...]:
-    from nas.engine import parse_rungs
-
-    return parse_rungs(v)
-
-
-def _rungs_set_epochs(given: dict[str, Any]) -> None:
-    """``--rungs 1,3,9`` alone trains 9 epochs: the top rung is the training's length."""
-    if "rungs" in given and "epochs" not in given:
-        given["epochs"] = _rungs(given["rungs"])[-1]
 
 
 # flag -> where it lands in SearchConfig; trials and timeout may change on --resume
 FLAGS: tuple[Flag, ...] = (
     Flag("target_flops", "target_macs", _macs, option="--target-flops"),
     Flag("target_latency", "target_latency_ms", _latency),
-    Flag("latency_table", "latency_table", str), Flag("objectives", "objectives", _objectives),
+    Flag("latency_table", "latency_table", str), Flag("objectives", "objectives", _names),
     *LATENCY_FLAGS,
     Flag("space", "space"), Flag("sampler", "sampler"), Flag("constraint", "constraint"),
     Flag("a", "a", option="--w-a"), Flag("b", "b", option="--w-b"),
-    Flag("pruner", "pruner"), Flag("enqueue", "enqueue", _enqueue),
+    Flag("pruner", "pruner"), Flag("enqueue", "enqueue", _names),
     Flag("deploy_resolution", "deploy.resolution"),
     Flag("deploy_channels", "deploy.in_channels"), Flag("deploy_classes", "deploy.num_classes"),
     Flag("finalists", "finalists"), Flag("finalist_seeds", "finalist_seeds"),
-    Flag("trials", "trials", on_resume=True), Flag("timeout", "timeout", _timeout, on_resume=True),
+    Flag("trials", "trials", on_resume=True),
+    Flag("timeout", "timeout", zero_is_none, on_resume=True),
     *PROXY_FLAGS,
-    Flag("rungs", "rungs", _rungs),  # after --epochs: the top rung must equal it
+    RUNGS_FLAG,  # after --epochs: the top rung must equal it
 )
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from nas.engine import PRUNERS, SAMPLERS
-    from nas.evaluate import ProxyConfig
-    from nas.search import SearchConfig
+    from nas.engine.registries import PRUNERS, SAMPLERS
+    from nas.proxy import ProxyConfig
+    from nas.stage1.config import SearchConfig
     from space.deploy import Deployment
     from space.objective import CONSTRAINTS
 
@@ -136,9 +118,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _fresh(given: dict[str, Any]) -> Any:
     """The config the flags start from: the target, the sampler and its objectives, and the
     latency settings are set together, since each decides whether the others are valid."""
-    from nas.evaluate import ProxyConfig
     from nas.latency import LatencySettings
-    from nas.search import SearchConfig
+    from nas.proxy import ProxyConfig
+    from nas.stage1.config import SearchConfig
 
     if "target_flops" not in given and "target_latency" not in given:
         raise ValueError("--target-flops or --target-latency is required, e.g. nas search "
@@ -149,7 +131,7 @@ def _fresh(given: dict[str, Any]) -> Any:
         target_latency_ms=(_latency(given["target_latency"]) if "target_latency" in given
                            else None),
         sampler=given.get("sampler", default_of(SearchConfig, "sampler")),
-        objectives=_objectives(given["objectives"]) if "objectives" in given else None,
+        objectives=_names(given["objectives"]) if "objectives" in given else None,
         latency=LatencySettings() if timed else None,
         latency_table=given.get("latency_table"), proxy=ProxyConfig())
 
@@ -158,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
     from nas.search import SearchConfig, run_search
 
     r = request_from_args(args, stage="1", flags=FLAGS, from_dict=SearchConfig.from_dict,
-                          fresh=_fresh, check=_rungs_set_epochs)
+                          fresh=_fresh, check=rungs_set_epochs)
     result = run_search(r.config, out=r.out, resume=r.resume, storage=r.storage,
                         backend=r.backend)
     _report(result)

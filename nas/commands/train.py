@@ -48,7 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
       help="seed for the split, init, shuffle and dropout (default 0)")
     a("--no-channels-last", dest="channels_last", action="store_false", default=S,
       help="train in NCHW instead of channels_last")
-    from nas.train import TrainConfig
+    from nas.train.config import TrainConfig
 
     from .common import add_device_arguments
 

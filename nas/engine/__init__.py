@@ -18,18 +18,18 @@
 """
 from __future__ import annotations
 
-from .driver import StudyRun, progress, resume_dir, run_study
-from .fidelity import Ladder, ladder_of, parse_rungs
-from .finalists import (FinalistPlan, FinalistRow, NoiseVerdict, choose, finalist_table,
-                        is_finalist, noise_verdict, plan_of, search_count)
-from .recorder import FINISHED, INTERRUPTED, finished_count, interrupted_numbers, node_name
-from .registries import PRUNERS, SAMPLERS, PrunerInfo, SamplerInfo
-from .study import StorageConfig, open_session, requeue_interrupted
-from .trial import Candidate, Outcome, Stage, TrialRunner, tell
+from space.lazy import exports, lazy_exports
 
-__all__ = ["StudyRun", "progress", "resume_dir", "run_study", "FINISHED", "INTERRUPTED",
-           "finished_count", "interrupted_numbers", "node_name", "PRUNERS", "SAMPLERS",
-           "PrunerInfo", "SamplerInfo", "StorageConfig", "open_session", "requeue_interrupted",
-           "Candidate", "Outcome", "Stage", "TrialRunner", "tell", "Ladder", "ladder_of",
-           "parse_rungs", "FinalistPlan", "FinalistRow", "choose", "finalist_table",
-           "is_finalist", "plan_of", "search_count", "NoiseVerdict", "noise_verdict"]
+# name -> the module that defines it, imported on first use (so --help needs no torch)
+__getattr__, __dir__, __all__ = lazy_exports(__name__, globals(), {
+    **exports("driver", ("StudyRun", "progress", "resume_dir", "run_study")),
+    **exports("fidelity", ("Ladder", "ladder_of", "parse_rungs")),
+    **exports("finalists", ("FinalistPlan", "FinalistRow", "NoiseVerdict", "choose",
+                            "finalist_table", "is_finalist", "noise_verdict", "plan_of",
+                            "search_count")),
+    **exports("recorder", ("FINISHED", "INTERRUPTED", "finished_count", "interrupted_numbers",
+                           "node_name")),
+    **exports("registries", ("PRUNERS", "SAMPLERS", "PrunerInfo", "SamplerInfo")),
+    **exports("study", ("StorageConfig", "open_session", "requeue_interrupted")),
+    **exports("trial", ("Candidate", "Outcome", "Stage", "TrialRunner", "tell")),
+})

@@ -100,7 +100,7 @@ def run_study(stage: Stage, *, out: str | Path | None = None, resume: bool = Fal
             n_trials, total, timeout = stage.budget(study)
             # the finalists were enqueued: search over (a stage whose trials are all enqueued,
             # stage 2, samples none, so what it enqueued after them still runs)
-            if begun(study) and n_trials != 0 and not getattr(stage, "enqueued_only", False):
+            if begun(study) and n_trials != 0 and not stage.enqueued_only:
                 log.warning("the finalists have begun, so the search is closed: no more "
                             "%ss are sampled (start a new run for a longer search)",
                             stage.label)

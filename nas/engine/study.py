@@ -32,10 +32,8 @@ public heartbeat and trial-id methods.
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import logging
-import os
 import time
 import warnings
 from contextlib import contextmanager
@@ -47,7 +45,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from results.rundir import (JOURNAL, StorageError, database_error, is_database, open_storage,
-                            read_config, redact, stage_of, storage_url)
+                            pid_lock, read_config, redact, stage_of, storage_url)
 from space.errors import UsageError
 
 from .claims import Heartbeat, LocalClaims, SqlClaims, process_token
@@ -243,31 +241,19 @@ def _retry_stale(study: optuna.Study, trial: FrozenTrial) -> None:
 
 @contextmanager
 def _journal_lock(url: str) -> Iterator[None]:
-    """One driver per journal file, held for the whole run (an OS lock: a killed driver never
-    leaves it held)."""
+    """One driver per journal file, held for the whole run (:func:`results.rundir.pid_lock`;
+    on a file system without locks the run folder's lock still holds)."""
     path = Path(url[len("journal:"):])
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(f"{path}.driver", "a+") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            holder = f.read().strip() or "unknown"
-            raise StorageError(f"the journal {str(path)!r} is driven by another process (pid "
-                               f"{holder}); a journal study has one driver: wait for it, or "
-                               f"put the study in PostgreSQL (--storage postgresql://...) and "
-                               f"start more drivers with --join") from None
-        except OSError:  # no locks on this file system: the run folder's lock still holds
-            yield
-            return
-        f.seek(0)
-        f.truncate()
-        f.write(str(os.getpid()))
-        f.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+
+    def in_use(holder: str) -> StorageError:
+        return StorageError(f"the journal {str(path)!r} is driven by another process (pid "
+                            f"{holder}); a journal study has one driver: wait for it, or put "
+                            f"the study in PostgreSQL (--storage postgresql://...) and start "
+                            f"more drivers with --join")
+
+    with pid_lock(Path(f"{path}.driver"), in_use=in_use):
+        yield
 
 
 def _check_stage(study: optuna.Study, stage: str, url: str) -> None:

@@ -74,6 +74,9 @@ class Stage(Protocol):
     directions: list[str]
     pruner: str  # a key of nas.engine.PRUNERS
     reports_epochs: bool  # the per-epoch reward goes to the pruner as intermediate values
+    # every trial is enqueued, none sampled (stage 2's grid points): the search is never closed
+    # by the finalists having begun, since what the stage enqueued after them still runs
+    enqueued_only: bool
     objective: Objective  # the reward ACC x (COST/T)^w, reported after every epoch
     proxy: ProxyConfig  # the stage's proxy task (a Candidate may bring its own)
     seed: int | None

@@ -10,8 +10,10 @@ A Ray trial trains on the GPU Ray gave it (:func:`trial_device`).
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["DEVICE_KINDS", "check_device_name", "resolve_device", "trial_device"]
 
@@ -32,6 +34,8 @@ def check_device_name(name: object) -> str:
 def resolve_device(name: str) -> torch.device:
     """The device ``name`` means on this machine, with an index for a GPU (for its RNG state);
     ValueError when it is not here."""
+    import torch  # here: checking a name (a config, --help) needs no torch
+
     kind, _, index = check_device_name(name).partition(":")
     if kind == "auto":
         kind = "cuda" if torch.cuda.is_available() else "cpu"

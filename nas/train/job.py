@@ -46,10 +46,10 @@ class TrainJob:
     ema_decay: float | None = None
     seed: int = 0
     channels_last: bool = True
-    precision: str = "fp32"  # a key of nas.train.loop.PRECISIONS
+    precision: str = "fp32"  # a key of nas.train.config.PRECISION_DTYPES
     # How, not what: these may change on --resume.
     device: str = "auto"
-    compile: str = "off"  # a key of nas.train.loop.COMPILE_MODES
+    compile: str = "off"  # a key of nas.train.config.COMPILE_MODES
     threads: int | None = None
     keep: int = 3
 

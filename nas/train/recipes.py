@@ -1,7 +1,7 @@
 """Training recipes: how to train a found network to completion (EfficientNet Sec. 5.2).
 
 A recipe is a function ``(spec, *, batch_size, epochs) -> Recipe`` looked up by name in
-:data:`RECIPES`. It returns the :class:`~nas.train.loop.TrainConfig` for the one training loop
+:data:`RECIPES`. It returns the :class:`~nas.train.config.TrainConfig` for the one training loop
 (:func:`nas.train.loop.fit`), the spec adjusted for training (batch-norm settings), and the
 weight-average (EMA) settings. Both recipes train with :func:`nas.train.loop.fit`, the loop
 stage 1's proxy evaluator uses too. :func:`param_groups` applies a recipe's weight-decay rule.

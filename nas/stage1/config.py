@@ -1,0 +1,169 @@
+"""Stage 1's config: everything that decides what stage 1 searches (:class:`SearchConfig`),
+written to the run's ``config.json``.
+
+Light on purpose (no torch, optuna or ray at import): ``nas search --help`` states its defaults.
+The stage that runs it is :mod:`nas.search`.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Mapping
+
+from nas.engine.fidelity import Ladder, parse_rungs
+from nas.engine.registries import PRUNERS, SAMPLERS
+from nas.latency_settings import LatencySettings
+from nas.proxy import ProxyConfig
+from space.deploy import Deployment
+from space.objective import METRICS, Objective, make_objective
+
+if TYPE_CHECKING:
+    from nas.engine.finalists import FinalistPlan
+
+__all__ = ["SearchConfig"]
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Everything that decides what stage 1 searches; written to the run's ``config.json``.
+
+    The target is T in MACs (``target_macs``, ``--target-flops``) or in milliseconds on this
+    device (``target_latency_ms``, ``--target-latency``): exactly one of them. Latency is
+    predicted from a latency table (``latency_table``, else the cached one for this device,
+    built when missing) timed with ``latency`` (threads, batch, runtime)."""
+
+    target_macs: int | None = None
+    space: str = "mnasnet"
+    trials: int | None = 60
+    timeout: float | None = 600.0  # the search's; the finalists run after it (README: budget)
+    sampler: str = "tpe"
+    constraint: str = "soft"
+    a: float | None = None
+    b: float | None = None
+    seed: int | None = 0
+    pruner: str = "asha"
+    enqueue: tuple[str, ...] = ()
+    proxy: ProxyConfig = field(default_factory=ProxyConfig)
+    deploy: Deployment = field(default_factory=Deployment)
+    # The fidelity ladder: epochs after which trials are compared (None: 1, 3, 9, ... up to the
+    # proxy's epochs; the top rung is the proxy's epochs). nas.engine.fidelity.
+    rungs: tuple[int, ...] | None = None
+    # The top `finalists` distinct architectures are retrained with `finalist_seeds` seeds
+    # after the search; B0 is the best mean (0: B0 is the search's best). nas.engine.finalists.
+    finalists: int = 4
+    finalist_seeds: int = 3
+    target_latency_ms: float | None = None
+    # How latency is timed here (None unless the search predicts latency: a latency target or
+    # objective), and the table file to predict with (None: the cache for this device).
+    latency: LatencySettings | None = None
+    latency_table: str | None = None
+    # A multi-objective sampler's objectives: ("accuracy", "macs" or "latency"); None: the
+    # target's metric.
+    objectives: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        SAMPLERS.get(self.sampler)
+        PRUNERS.get(self.pruner)
+        self._check_target()
+        if self.trials is not None and self.trials < 1:
+            raise ValueError(f"`trials >= 1` must hold, but got trials={self.trials}; "
+                             f"pass e.g. --trials 60")
+        if self.timeout is not None and not self.timeout >= 0:  # NaN too
+            raise ValueError(f"`timeout >= 0` must hold (seconds; 0 = no limit), but got "
+                             f"timeout={self.timeout:g}; pass e.g. --timeout 600, or "
+                             f"--timeout 0 for no limit")
+        if self.timeout == 0:  # --timeout 0: no limit
+            object.__setattr__(self, "timeout", None)
+        object.__setattr__(self, "enqueue", tuple(self.enqueue))
+        self.objective()  # validates target, constraint, a, b
+        self.finalist_plan()  # validates finalists, finalist_seeds
+        if self.rungs is not None:
+            object.__setattr__(self, "rungs",
+                               parse_rungs(self.rungs, epochs=self.proxy.train.epochs))
+
+    def _check_target(self) -> None:
+        given = [f for f, v in (("--target-flops", self.target_macs),
+                                ("--target-latency", self.target_latency_ms)) if v is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "give one target, --target-flops (MACs) or --target-latency (ms on this "
+                f"device), but got {' and '.join(given) if given else 'neither'}; pass e.g. "
+                "--target-flops 400M or --target-latency 20ms")
+        if self.objectives is not None:
+            objectives = tuple(self.objectives)
+            object.__setattr__(self, "objectives", objectives)
+            if not self.multi_objective:
+                raise ValueError(f"--objectives needs a multi-objective sampler, but got "
+                                 f"--sampler {self.sampler}; pass --sampler nsga2 or drop "
+                                 f"--objectives")
+            if len(objectives) != 2 or objectives[0] != "accuracy" \
+                    or objectives[1] not in METRICS:
+                raise ValueError(f"--objectives must be accuracy,<cost> with a cost among "
+                                 f"{', '.join(METRICS)}, but got {','.join(objectives)!r}; "
+                                 f"pass e.g. --objectives accuracy,latency")
+        if not self.uses_latency and (self.latency is not None
+                                      or self.latency_table is not None):
+            raise ValueError("--latency-table and --latency-threads/-batch/-runtime need a "
+                             "latency target or objective, but the search has neither; pass "
+                             "e.g. --target-latency 20ms or --objectives accuracy,latency")
+
+    @property
+    def metric(self) -> str:
+        """What the target is in: ``macs`` or ``latency`` (space.objective.METRICS)."""
+        return "latency" if self.target_latency_ms is not None else "macs"
+
+    @property
+    def target(self) -> float:
+        return float(self.target_latency_ms if self.metric == "latency" else self.target_macs)
+
+    @property
+    def value_objectives(self) -> tuple[str, ...]:
+        """What a multi-objective sampler optimizes: accuracy up, the cost down."""
+        return self.objectives or ("accuracy", self.metric)
+
+    @property
+    def uses_latency(self) -> bool:
+        """Whether trials predict latency (a latency target, or a latency objective)."""
+        return self.metric == "latency" or (self.multi_objective
+                                            and "latency" in self.value_objectives)
+
+    def ladder(self) -> Ladder:
+        if self.rungs is None:
+            return Ladder.of_epochs(self.proxy.train.epochs)
+        return Ladder(self.rungs)
+
+    def finalist_plan(self) -> FinalistPlan:
+        from nas.engine.finalists import FinalistPlan  # here: it imports optuna
+
+        return FinalistPlan(self.finalists, self.finalist_seeds)
+
+    def objective(self) -> Objective:
+        return make_objective(self.target, constraint=self.constraint, a=self.a, b=self.b,
+                              metric=self.metric)
+
+    @property
+    def multi_objective(self) -> bool:
+        return SAMPLERS.get(self.sampler).multi_objective
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["enqueue"] = list(self.enqueue)
+        d["rungs"] = None if self.rungs is None else list(self.rungs)
+        d["latency"] = None if self.latency is None else self.latency.to_dict()
+        d["objectives"] = None if self.objectives is None else list(self.objectives)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> SearchConfig:
+        # run settings, not search settings
+        skip = ("stage", "storage", "study_name", "backend", "device")
+        d = {k: v for k, v in d.items() if k not in skip}
+        d["proxy"] = ProxyConfig.from_dict(d["proxy"])
+        d["deploy"] = Deployment.from_dict(d.get("deploy"))
+        d["enqueue"] = tuple(d.get("enqueue", ()))
+        d.setdefault("finalists", 0)  # runs from before the finalists had none
+        if d.get("rungs") is not None:
+            d["rungs"] = tuple(d["rungs"])
+        d["latency"] = LatencySettings.from_dict(d.get("latency"))
+        if d.get("objectives") is not None:
+            d["objectives"] = tuple(d["objectives"])
+        return cls(**d)
