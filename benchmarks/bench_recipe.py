@@ -34,16 +34,15 @@ import math
 import random
 import statistics
 import sys
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
-from torch import nn
 
-from nas.evaluate import ProxyConfig, legacy_proxy, prepare_proxy, trial_seed
-from nas.train import ModelEma, evaluate, fit
+from nas.evaluate import ProxyConfig, legacy_proxy, prepare_proxy, train_proxy, trial_seed
+from nas.supernet import recalibrate_bn
+from nas.train import ModelEma, evaluate
 from space import count_analytic
 from space.objective import Objective
 
@@ -88,23 +87,16 @@ def recipe(base: ProxyConfig, name: str) -> ProxyConfig:
     return replace(base, train=train, **changes)
 
 
-@torch.no_grad()
-def recalibrate_bn(model: nn.Module, train: Any, *, batches: int, batch_size: int,
-                   channels_last: bool) -> nn.Module:
-    """A copy of ``model`` whose batch-norm statistics are recomputed (a plain average) on the
-    first ``batches`` training batches, everything else in eval mode (no dropout, no drop
-    path)."""
-    m = copy.deepcopy(model).eval()
-    bns = [b for b in m.modules() if isinstance(b, nn.BatchNorm2d)]
-    for b in bns:
-        b.reset_running_stats()
-        b.momentum = None
-        b.train()
+def first_batches(train: Any, *, batches: int, batch_size: int,
+                  channels_last: bool) -> list[torch.Tensor]:
+    """The first ``batches`` training batches, in the model's layout: what every network's
+    batch norm is recalibrated on."""
     n = min(len(train), batches * batch_size)
+    out = []
     for i in range(0, n, batch_size):
         xb, _ = train.batch(torch.arange(i, min(i + batch_size, n)))
-        m(xb.contiguous(memory_format=torch.channels_last) if channels_last else xb)
-    return m.eval()
+        out.append(xb.contiguous(memory_format=torch.channels_last) if channels_last else xb)
+    return out
 
 
 @dataclass
@@ -120,20 +112,15 @@ def evaluate_with_scores(spec: Any, proxy: ProxyConfig, *, seed: int) -> ScoredR
     model's accuracy at the end (the scorers that need more than the per-epoch record)."""
     run = prepare_proxy(spec, proxy, seed=seed)
     ema = ModelEma(run.model, decay=EMA_DECAY, warmup=True)
-    t0 = time.perf_counter()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        res = fit(run.model, run.train, None, run.val, None, config=proxy.train, seed=seed,
-                  on_step=ema.update)
-    seconds = time.perf_counter() - t0
+    res = train_proxy(run, proxy, seed=seed, on_step=ema.update)
     cl = proxy.train.channels_last
-    train = run.train.to(run.device)
-    calib = recalibrate_bn(run.model, train, batches=CALIB_BATCHES,
-                           batch_size=proxy.train.batch_size, channels_last=cl)
+    calib = recalibrate_bn(copy.deepcopy(run.model), first_batches(
+        run.train.to(run.device), batches=CALIB_BATCHES, batch_size=proxy.train.batch_size,
+        channels_last=cl))
     ema_model = ema.module.to(memory_format=torch.channels_last) if cl else ema.module
     scores = {"acc_ema": evaluate(ema_model, run.val, channels_last=cl)[0],
               "acc_bn_recal": evaluate(calib, run.val, channels_last=cl)[0]}
-    return ScoredResult(accuracy=res.accuracy, epochs=res.epochs, seconds=seconds,
+    return ScoredResult(accuracy=res.accuracy, epochs=res.epochs, seconds=res.seconds,
                         scores=scores)
 
 

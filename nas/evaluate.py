@@ -63,8 +63,8 @@ def check_proxy_task(proxy: ProxyConfig) -> None:
 @dataclass
 class ProxyRun:
     """A proxy training set up and not yet run: the model on its device, the training and
-    validation splits there, and where it runs. :func:`evaluate_proxy` runs it; a benchmark
-    may run it with its own callbacks."""
+    validation splits there, and where it runs. :func:`train_proxy` runs it (as
+    :func:`evaluate_proxy` does); a benchmark may run it with its own callbacks."""
 
     model: torch.nn.Module
     train: Any
@@ -100,7 +100,15 @@ def evaluate_proxy(spec: ArchSpec, proxy: ProxyConfig, *, seed: int,
     ``device`` (e.g. ``"cuda"`` in a Ray trial given a GPU) overrides ``proxy.device``. The
     training and validation images move there once, as uint8, and are resized and normalized
     there batch by batch (:func:`nas.data.device_splits`)."""
-    run = prepare_proxy(spec, proxy, seed=seed, device=device)
+    return train_proxy(prepare_proxy(spec, proxy, seed=seed, device=device), proxy, seed=seed,
+                       on_epoch=on_epoch)
+
+
+def train_proxy(run: ProxyRun, proxy: ProxyConfig, *, seed: int,
+                on_epoch: Callable[[EpochResult], None] | None = None,
+                on_step: Callable[[torch.nn.Module], None] | None = None) -> EvalResult:
+    """Train a prepared proxy run (:func:`prepare_proxy`) with ``proxy.train``; ``on_step``
+    runs after every optimizer step (a benchmark's EMA, say)."""
     t0 = time.perf_counter()
     # Dropout and drop-connect draw from torch's global generator: seed it from the trial, so the
     # result depends on (spec, proxy, seed) alone, not on what ran before in this process (a
@@ -109,7 +117,7 @@ def evaluate_proxy(spec: ArchSpec, proxy: ProxyConfig, *, seed: int,
     with torch.random.fork_rng(devices=[run.device.index] if run.device.type == "cuda" else []):
         torch.manual_seed(seed)
         result = fit(run.model, run.train, None, run.val, None, config=proxy.train, seed=seed,
-                     on_epoch=on_epoch)
+                     on_epoch=on_epoch, on_step=on_step)
     return EvalResult(accuracy=result.accuracy, epochs=result.epochs,
                       seconds=time.perf_counter() - t0, images_per_sec=result.images_per_sec,
                       seed=seed)
