@@ -732,25 +732,26 @@ def per_arch_table(per_arch: list[dict[str, Any]]) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------- main
-def _reference(args: argparse.Namespace, proxy: ProxyConfig) -> ProxyConfig:
-    """The reference training: the proxy task on ``--ref-train-samples`` images for
-    ``--ref-epochs``, with ``--ref-recipe`` (default: the proxy's own ``--recipe``)."""
-    recipe = RECIPES[args.ref_recipe or args.recipe]
-    base = recipe(proxy) if args.ref_recipe not in (None, args.recipe) else proxy
+def _reference(args: argparse.Namespace, task: ProxyConfig) -> ProxyConfig:
+    """The reference training: the proxy ``task`` (today's defaults, no recipe applied yet) on
+    ``--ref-train-samples`` images for ``--ref-epochs``, with ``--ref-recipe`` (default: the
+    proxy's own ``--recipe``)."""
+    base = RECIPES[args.ref_recipe or args.recipe](task)
     return replace(base, train_samples=args.ref_train_samples,
                    train=replace(base.train, threads=args.threads, epochs=args.ref_epochs))
 
 
 def stage1_plan(args: argparse.Namespace) -> Plan:
     """Stage 1: ``--archs`` networks of ``--space`` and the zoo, ranked by the reward."""
-    base = RECIPES[args.recipe](ProxyConfig(
-        dataset=args.dataset, data_dir=args.data_dir, train_samples=args.train_samples,
-        val_samples=args.val_samples, resolution=args.proxy_resolution))
+    task = ProxyConfig(dataset=args.dataset, data_dir=args.data_dir,
+                       train_samples=args.train_samples, val_samples=args.val_samples,
+                       resolution=args.proxy_resolution)
+    base = RECIPES[args.recipe](task)
     train = replace(base.train, threads=args.threads)
     ladder = Ladder(parse_rungs(args.rungs)) if args.rungs else Ladder.of_epochs(2)
     search = replace(base, train=replace(train, epochs=ladder.top))
     default = replace(base, train=replace(train, epochs=2))
-    reference = _reference(args, base)
+    reference = _reference(args, task)
     archs = arch_set(args.archs or 24, seed=args.arch_seed, space=args.space)
     k = 4 if args.finalists is None else args.finalists
     s = args.finalist_seeds or 3
@@ -770,14 +771,15 @@ def stage2_plan(args: argparse.Namespace) -> Plan:
     on EfficientNet-B0 at width ``--base-width``, each training at round(32 x gamma^phi) px,
     ranked by accuracy (gridsearch's default ``--select``)."""
     defaults = GridSearchConfig()
-    base = replace(RECIPES[args.recipe](default_proxy()), dataset=args.dataset,
-                   data_dir=args.data_dir, train_samples=args.train_samples,
-                   val_samples=args.val_samples, resolution=args.proxy_resolution)
+    task = replace(default_proxy(), dataset=args.dataset, data_dir=args.data_dir,
+                   train_samples=args.train_samples, val_samples=args.val_samples,
+                   resolution=args.proxy_resolution)
+    base = RECIPES[args.recipe](task)
     train = replace(base.train, threads=args.threads)
     default = replace(base, train=train)
     ladder = Ladder(parse_rungs(args.rungs or "1,3"))
     search = replace(base, train=replace(train, epochs=ladder.top))
-    reference = _reference(args, base)
+    reference = _reference(args, task)
     cheap = scale(get_model("efficientnet-b0"), width=args.base_width,
                   name=f"efficientnet-b0-w{args.base_width:g}")
     points = grid_set(args.archs or 10, base=cheap, phi=args.phi, proxy=default,

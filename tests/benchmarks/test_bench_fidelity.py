@@ -308,6 +308,19 @@ def test_stage1_cache_keys_stay_those_of_the_trainings_on_disk(bench):
     assert bench.Cache.key(b0, plan.task(plan.reference, 0), 1) == "9521d2de93dce61eb03d"
 
 
+@pytest.mark.parametrize("stage", ["1", "2"])
+def test_the_reference_follows_its_own_recipe_whatever_the_proxy_s(bench, stage):
+    def plan(*flags):
+        args = bench.parser().parse_args(["--stage", stage, "--archs", "2", *flags])
+        return bench.STAGES[stage](args)
+
+    stable, legacy = plan(), plan("--recipe", "legacy")
+    assert plan("--ref-recipe", "legacy").reference == legacy.reference
+    assert plan("--recipe", "legacy", "--ref-recipe", "stable").reference == stable.reference
+    assert stable.reference != legacy.reference
+    assert plan("--ref-recipe", "legacy").default == stable.default  # the proxy keeps its own
+
+
 def test_the_table_says_how_the_pick_fares_against_the_zoo_and_smaller_finalist_sets(bench):
     row = {"scorer": "full procedure", "spearman": 0.5, "spearman_ci": (0.1, 0.8),
            "kendall": 0.4, "kendall_ci": (0.0, 0.7), "top5": 2, "regret": 0.01,
