@@ -64,8 +64,8 @@ from .rundir import (CONFIG, JOURNAL, STAGES, StageLayout, open_storage, read_co
 log = logging.getLogger(__name__)
 
 COLUMNS = ["number", "state", "reward", "accuracy", "macs", "params", "duration_s", "arch_hash",
-           "node", "fail_reason", "reused_from", "proposed_by", "finalist", "finalist_of", "finalist_seed",
-           "datetime_start", "datetime_complete"]
+           "node", "fail_reason", "reused_from", "proposed_by", "finalist", "finalist_of",
+           "finalist_seed", "datetime_start", "datetime_complete"]
 
 # Stage 1 adds the candidate's predicted latency on the search's device (a latency search).
 STAGE1_COLUMNS = ["latency_ms"]
