@@ -18,10 +18,9 @@ from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Sequence
 from .html import (Page, Section, esc, finite, fmt_macs, fmt_num, fmt_params, log_ticks,
                    table_html)
 from .pareto import pareto_front
-from .stage1_finalists import Finalist
+from .stage1_finalists import FROM_TRIALS, Finalist, read_finalists
 from .stage1_latency import LatencyInfo, add_timed, fmt_ms, latency_facts, latency_info
-from .rundir import SUMMARY
-from .store import ChoiceVerdict, Run, choice_verdict, top_trials
+from .store import ChoiceVerdict, Run, top_trials
 
 if TYPE_CHECKING:
     from space.objective import Objective
@@ -75,7 +74,7 @@ class Stage1Info(NamedTuple):
     top: list[dict[str, Any]]  # the top trials: number, reward, accuracy, macs, params, arch
     choices: list[ChoiceGrid]
     best_stages: list[dict[str, Any]]  # space.counting.stage_table rows of the best
-    finalists: list[Finalist] = []  # best mean first (complete ones first)
+    finalists: list[Finalist] = []  # summary.json's order: best mean first (complete first)
     finalist_seeds: int = 0  # seeds planned per finalist
     floor: float = 0.0  # the hard constraint's floor, a fraction of T (space.objective)
     metric: str = "macs"  # the objective's cost (space.objective.METRICS): "macs" or "latency"
@@ -84,44 +83,10 @@ class Stage1Info(NamedTuple):
     latency: LatencyInfo | None = None  # a run that predicts latency: device, table, B0 timed
     # whether B0's lead over the runner-up is within the seeds' noise (summary.json's)
     verdict: ChoiceVerdict | None = None
-
-
-def _finalists(df: Any, specs: _Specs, *, seeds: int) -> list[Finalist]:
-    """The finalists of a trial table (its ``finalist`` rows), best mean first."""
-    if "finalist" not in df or not df["finalist"].astype(bool).any():
-        return []
-    fin = df[df["finalist"].astype(bool)]
-    search = df[~df["finalist"].astype(bool)]
-    out = []
-    for src, runs in fin.groupby("finalist_of"):
-        done = runs[(runs["state"] == "COMPLETE") & runs["reward"].notna()]
-        done = done.sort_values("finalist_seed")
-        rewards = [float(v) for v in done["reward"]]
-        accuracies = [float(v) for v in done["accuracy"]]
-        mean, std = _mean_std(rewards)
-        accuracy_mean, accuracy_std = _mean_std(accuracies)
-        source = search[search["number"] == int(src)]
-        row = source.iloc[0] if len(source) else runs.iloc[0]
-        out.append(Finalist(
-            trial=int(src), arch=specs.arch(row),
-            macs=int(row["macs"]) if finite(row["macs"]) else None,
-            search_reward=float(row["reward"]) if len(source) and finite(row["reward"])
-            else math.nan,
-            seeds=[int(i) for i in done["finalist_seed"]], rewards=rewards, mean=mean, std=std,
-            complete=seeds > 0 and len(rewards) == seeds, accuracies=accuracies,
-            accuracy_mean=accuracy_mean, accuracy_std=accuracy_std))
-    out.sort(key=lambda f: (not f.complete, -(f.mean if math.isfinite(f.mean) else -1e300),
-                            f.trial))
-    return out
-
-
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    """Mean and sample std (n - 1), as nas.engine.finalists.mean_std (which results/ may not
-    import): NaN for no values, and the std NaN for one."""
-    n = len(values)
-    mean = sum(values) / n if n else math.nan
-    return mean, (math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1
-                  else math.nan)
+    # where the finalists' mean and std come from (results.stage1_finalists): summary.json,
+    # the trial table (the labelled fallback), or '' (no finalists)
+    finalists_from: str = ""
+    b0: int | None = None  # the finalist the run chose as B0 (summary.json's best)
 
 
 def _params(row: Any) -> dict[str, Any] | None:
@@ -292,8 +257,8 @@ def stage1_info(run: Run, *, top_k: int = TOP_K) -> Stage1Info:
     objective = run_objective(cfg)
     specs = _Specs(cfg)
     everything = run.trials
-    seeds = int(cfg.get("finalist_seeds") or 0)
-    finalists = _finalists(everything, specs, seeds=seeds)
+    fin = read_finalists(run, arch=specs.arch)  # summary.json's finalists block
+    finalists = fin.rows
     df = (everything[~everything["finalist"].astype(bool)] if "finalist" in everything
           else everything)  # the search's own trials; the finalists are drawn apart
     done = df[(df["state"] == "COMPLETE") & df["accuracy"].notna()]
@@ -305,7 +270,7 @@ def stage1_info(run: Run, *, top_k: int = TOP_K) -> Stage1Info:
                  "macs": r["macs"], "latency_ms": r.get("latency_ms"), "params": r["params"],
                  "arch": specs.arch(r)} for _, r in top.iterrows()]
     best_stages: list[dict[str, Any]] = []
-    chosen = next((f for f in finalists if f.complete), None)  # B0 when there are finalists
+    chosen = next((f for f in finalists if f.trial == fin.b0), None)  # B0, as the run chose
     b0 = done[done["number"] == chosen.trial] if chosen is not None else top
     if len(b0):
         best = specs.spec(b0.iloc[0], name=f"trial-{int(b0.iloc[0]['number'])}")
@@ -329,10 +294,11 @@ def stage1_info(run: Run, *, top_k: int = TOP_K) -> Stage1Info:
                         span=costs(points, objective.metric) + costs(pruned, objective.metric)),
         accuracy_range=(min(accs, default=0.0) - pad, max(accs, default=1.0) + pad),
         progress=_progress(done), top=top_rows, choices=_choices(top, specs),
-        best_stages=best_stages, finalists=finalists, finalist_seeds=seeds,
+        best_stages=best_stages, finalists=finalists, finalist_seeds=fin.seeds,
+        finalists_from=fin.source, b0=fin.b0,
         floor=objective.floor, metric=objective.metric, target=objective.target,
         front_metric=along, latency=latency,
-        verdict=choice_verdict((run.read_json(SUMMARY) or {}).get("finalists")))
+        verdict=fin.verdict)
 
 
 # ----------------------------------------------------------------------------- draw
@@ -474,7 +440,8 @@ def fig_finalists(info: Stage1Info) -> Any:
     fig.add_trace(go.Scatter(
         x=labels, y=[f.search_reward for f in fins], mode="markers", name="search's score",
         marker=dict(symbol="diamond-open", size=11, color="#1f77b4", line=dict(width=2))))
-    fig.update_layout(xaxis=dict(title="finalist (its search trial), best mean first",
+    order = "in trial order" if info.finalists_from == FROM_TRIALS else "best mean first"
+    fig.update_layout(xaxis=dict(title=f"finalist (its search trial), {order}",
                                  type="category"),
                       yaxis=dict(title="reward"), height=420, margin=dict(t=40),
                       legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
@@ -566,6 +533,22 @@ def _cost_section(info: Stage1Info, metric: str) -> Section:
     return Section("Accuracy against MACs", [("fig-search", fig_search(info))], note=note)
 
 
+def finalists_note(info: Stage1Info) -> str:
+    """What the finalists figure draws, and where its statistics come from."""
+    note = (f"The top {len(info.finalists)} distinct architectures retrained with "
+            f"{info.finalist_seeds} seeds each: grey, one seed; red, the mean with a one-std "
+            f"error bar; blue diamond, the search's own score.")
+    if info.finalists_from == FROM_TRIALS:
+        return note + (" This run folder's summary.json has no finalists block (a run from "
+                       "before finalists were summed up there, or its summary.json is "
+                       "missing), so the mean and std are computed here from the trial table, "
+                       "and no B0 or verdict is shown.")
+    note += " B0 is the best mean (summary.json's finalists block)."
+    if info.verdict is not None:
+        note += f" {info.verdict.text[0].upper()}{info.verdict.text[1:]}."
+    return note
+
+
 def stage1_page(run: Run) -> Page:
     info = stage1_info(run)
     cfg = run.config
@@ -575,7 +558,7 @@ def stage1_page(run: Run) -> Page:
              ("dataset", str(cfg.get("proxy", {}).get("dataset", "?")))]
     if info.latency is not None:
         facts += latency_facts(info.latency)
-    chosen = next((f for f in info.finalists if f.complete), None)
+    chosen = next((f for f in info.finalists if f.trial == info.b0), None)
     if chosen is not None:
         facts.append(("B0", f"finalist trial {chosen.trial}: mean reward {fmt_num(chosen.mean)}"
                             f" ± {fmt_num(chosen.std)} over {len(chosen.rewards)} seeds "
@@ -594,12 +577,7 @@ def stage1_page(run: Run) -> Page:
         *(_cost_section(info, m) for m in axes),
         Section("Best reward so far", [("fig-progress", fig_progress(info))]),
         *([Section("Finalists", [("fig-finalists", fig_finalists(info))],
-                   note=f"The top {len(info.finalists)} distinct architectures retrained with "
-                        f"{info.finalist_seeds} seeds each: grey, one seed; red, the mean with "
-                        f"a one-std error bar; blue diamond, the search's own score. B0 is the "
-                        f"best mean."
-                        + (f" {info.verdict.text[0].upper()}{info.verdict.text[1:]}."
-                           if info.verdict is not None else ""))] if info.finalists else []),
+                   note=finalists_note(info))] if info.finalists else []),
         Section(f"Choices of the top {len(info.top)} trials, per stage",
                 [("fig-choices", fig_choices(info))],
                 note="How many of the top trials (by reward) took each choice in each stage."),
