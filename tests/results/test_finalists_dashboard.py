@@ -94,7 +94,7 @@ def test_the_finalists_statistics_are_summary_jsons_not_recomputed(run_with_fina
     """Mean, std, order, completeness, B0 and verdict are what summary.json says: a block
     edited by hand is what the page shows (the per-seed dots still come from the trials)."""
     from results.stage1_dashboard import stage1_info
-    from results.stage1_finalists import FROM_SUMMARY
+    from results.stage1.finalists import FROM_SUMMARY
     from results.store import load_run
 
     run_dir = _copy(run_with_finalists, tmp_path)
@@ -127,7 +127,7 @@ def test_a_folder_without_the_block_falls_back_to_the_trials_and_says_so(run_wit
                                                                          tmp_path):
     from results.dashboard import write_dashboard
     from results.stage1_dashboard import stage1_info
-    from results.stage1_finalists import FROM_TRIALS
+    from results.stage1.finalists import FROM_TRIALS
     from results.store import load_run
     from space.stats import mean_std
 
@@ -152,7 +152,7 @@ def test_the_legacy_02_block_is_read_and_01_has_no_finalists(tmp_path):
     from pathlib import Path
 
     from results.stage1_dashboard import stage1_info
-    from results.stage1_finalists import FROM_SUMMARY
+    from results.stage1.finalists import FROM_SUMMARY
     from results.store import load_run
 
     fixtures = Path(__file__).parents[1] / "fixtures"

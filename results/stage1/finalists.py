@@ -19,49 +19,29 @@ Two things are computed here, with the one shared :func:`space.stats.mean_std`:
   runs: mean and std of the reward from the trial table, finalists in trial order, no B0 and no
   verdict. :attr:`Finalists.source` says so, and the page labels it.
 
-:class:`Finalist` is one row: what the dashboard's finalists section and its latency section
-(:mod:`results.stage1_latency`) both read.
+The rows are :class:`results.stage1.data.Finalist`: what the finalists figure
+(:func:`fig_finalists`, here) and the latency figure (:mod:`results.stage1.latency`) both draw.
 """
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable
 
 from space.stats import mean_std
 
-from .html import finite
-from .rundir import SUMMARY
-from .store import ChoiceVerdict, Run, choice_verdict
+from ..html import esc, finite, fmt_num
+from ..rundir import SUMMARY
+from ..store import Run, choice_verdict
+from .data import Finalist, Finalists, Stage1Info
 
-__all__ = ["FROM_SUMMARY", "FROM_TRIALS", "Finalist", "Finalists", "read_finalists"]
+__all__ = ["FROM_SUMMARY", "FROM_TRIALS", "Finalist", "Finalists", "fig_finalists",
+           "finalists_note", "read_finalists"]
+
 
 # Finalists.source: where the rows' mean and std come from.
 FROM_SUMMARY = "summary.json"
+
 FROM_TRIALS = "trial table (fallback: summary.json has no finalists block)"
-
-
-class Finalist(NamedTuple):
-    trial: int  # the source search trial
-    arch: str
-    macs: int | None
-    search_reward: float  # the search's own score (NaN when unknown)
-    seeds: list[int]  # seed indices of the COMPLETE runs
-    rewards: list[float]  # their rewards, in seed order
-    mean: float
-    std: float  # sample std (n - 1); NaN for fewer than two
-    complete: bool  # every planned seed finished
-    accuracies: list[float] = []  # the accuracy of each of those runs, in seed order
-    accuracy_mean: float = math.nan
-    accuracy_std: float = math.nan  # sample std (n - 1); NaN for fewer than two
-
-
-class Finalists(NamedTuple):
-    rows: list[Finalist]  # summary.json's order: best mean first, complete ones first
-    seeds: int  # seeds planned per finalist
-    b0: int | None  # the finalist chosen as B0 (summary.json's best), None until chosen
-    verdict: ChoiceVerdict | None  # whether B0's lead stands out of the seeds' noise
-    source: str  # FROM_SUMMARY, FROM_TRIALS, or '' (no finalists)
-
 
 NONE = Finalists(rows=[], seeds=0, b0=None, verdict=None, source="")
 
@@ -131,3 +111,53 @@ def read_finalists(run: Run, *, arch: Callable[[Any], str]) -> Finalists:
     rows = [finalist(trial, None) for trial in sorted(
         {int(v) for v in df[df["finalist"].astype(bool)]["finalist_of"]})]
     return Finalists(rows=rows, seeds=planned, b0=None, verdict=None, source=FROM_TRIALS)
+
+
+# ----------------------------------------------------------------------------- draw
+def fig_finalists(info: Stage1Info) -> Any:
+    """Each finalist's reward per seed, its mean with a one-std error bar, and the search's own
+    score (usually above the mean: the search kept the luckiest of many noisy numbers)."""
+    import plotly.graph_objects as go
+
+    fins = info.finalists
+    labels = [f"trial {f.trial}" for f in fins]
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(
+        x=[labels[i] for i, f in enumerate(fins) for _ in f.rewards],
+        y=[r for f in fins for r in f.rewards], mode="markers", name="one seed",
+        marker=dict(color="#999", size=7),
+        hovertext=[f"trial {f.trial} seed {s}: reward {r:.4f}" for f in fins
+                   for s, r in zip(f.seeds, f.rewards)], hoverinfo="text"))
+    fig.add_trace(go.Scatter(
+        x=labels, y=[f.mean for f in fins], mode="markers", name="mean ± std",
+        marker=dict(color="crimson", size=12, symbol="line-ew-open", line=dict(width=3)),
+        error_y=dict(type="data", array=[f.std if math.isfinite(f.std) else 0 for f in fins],
+                     visible=True, color="crimson", thickness=2, width=10),
+        hovertext=[f"trial {f.trial}: mean {fmt_num(f.mean)} ± {fmt_num(f.std)} over "
+                   f"{len(f.rewards)} seed(s)<br>{esc(f.arch)}" for f in fins],
+        hoverinfo="text"))
+    fig.add_trace(go.Scatter(
+        x=labels, y=[f.search_reward for f in fins], mode="markers", name="search's score",
+        marker=dict(symbol="diamond-open", size=11, color="#1f77b4", line=dict(width=2))))
+    order = "in trial order" if info.finalists_from == FROM_TRIALS else "best mean first"
+    fig.update_layout(xaxis=dict(title=f"finalist (its search trial), {order}",
+                                 type="category"),
+                      yaxis=dict(title="reward"), height=420, margin=dict(t=40),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
+    return fig
+
+
+def finalists_note(info: Stage1Info) -> str:
+    """What the finalists figure draws, and where its statistics come from."""
+    note = (f"The top {len(info.finalists)} distinct architectures retrained with "
+            f"{info.finalist_seeds} seeds each: grey, one seed; red, the mean with a one-std "
+            f"error bar; blue diamond, the search's own score.")
+    if info.finalists_from == FROM_TRIALS:
+        return note + (" This run folder's summary.json has no finalists block (a run from "
+                       "before finalists were summed up there, or its summary.json is "
+                       "missing), so the mean and std are computed here from the trial table, "
+                       "and no B0 or verdict is shown.")
+    note += " B0 is the best mean (summary.json's finalists block)."
+    if info.verdict is not None:
+        note += f" {info.verdict.text[0].upper()}{info.verdict.text[1:]}."
+    return note
