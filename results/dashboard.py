@@ -3,7 +3,7 @@ while the search runs (both searches write it when they finish; ``nas dashboard 
 time, ``--watch`` to keep it fresh).
 
 The stage's page comes from :data:`PAGES` (:mod:`results.stage1`,
-:mod:`results.stage2_dashboard`: each computes a NamedTuple of plain data, then draws it);
+:mod:`results.stage2`: each computes a NamedTuple of plain data, then draws it);
 :mod:`results.html` turns it into one HTML file with plotly.js inlined.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Callable
 
 from .html import Page, render, write_page
 from .stage1 import Stage1Info, stage1_info, stage1_page
-from .stage2_dashboard import Stage2Info, stage2_info, stage2_page
+from .stage2 import Stage2Info, stage2_info, stage2_page
 from .store import Run, load_run
 
 log = logging.getLogger(__name__)
