@@ -58,11 +58,13 @@ class Finalist(NamedTuple):
 
 
 class Finalists(NamedTuple):
+    """A run's finalists as :func:`results.stage1.finalists.read_finalists` reads them."""
+
     rows: list[Finalist]  # summary.json's order: best mean first, complete ones first
     seeds: int  # seeds planned per finalist
     b0: int | None  # the finalist chosen as B0 (summary.json's best), None until chosen
     verdict: ChoiceVerdict | None  # whether B0's lead stands out of the seeds' noise
-    source: str  # FROM_SUMMARY, FROM_TRIALS, or '' (no finalists)
+    source: str  # results.stage1.finalists.FROM_SUMMARY or FROM_TRIALS; '' (no finalists)
 
 
 class Timed(NamedTuple):

@@ -40,7 +40,6 @@ __all__ = ["FROM_SUMMARY", "FROM_TRIALS", "Finalist", "Finalists", "fig_finalist
 
 # Finalists.source: where the rows' mean and std come from.
 FROM_SUMMARY = "summary.json"
-
 FROM_TRIALS = "trial table (fallback: summary.json has no finalists block)"
 
 NONE = Finalists(rows=[], seeds=0, b0=None, verdict=None, source="")
