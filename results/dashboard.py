@@ -2,8 +2,8 @@
 while the search runs (both searches write it when they finish; ``nas dashboard RUN_DIR`` at any
 time, ``--watch`` to keep it fresh).
 
-The stage's page comes from :data:`PAGES` (:mod:`results.stage1_dashboard`,
-:mod:`results.stage2_dashboard`: each computes a NamedTuple of plain data, then draws it);
+The stage's page comes from :data:`PAGES` (:mod:`results.stage1`,
+:mod:`results.stage2`: each computes a NamedTuple of plain data, then draws it);
 :mod:`results.html` turns it into one HTML file with plotly.js inlined.
 """
 from __future__ import annotations
@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Callable
 
 from .html import Page, render, write_page
-from .stage1_dashboard import Stage1Info, stage1_info, stage1_page
-from .stage2_dashboard import Stage2Info, stage2_info, stage2_page
+from .stage1 import Stage1Info, stage1_info, stage1_page
+from .stage2 import Stage2Info, stage2_info, stage2_page
 from .store import Run, load_run
 
 log = logging.getLogger(__name__)

@@ -30,6 +30,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from optuna.trial import FrozenTrial, TrialState
 
+from space.stats import mean_std  # the one mean/std, shared with the dashboards
+
 from .fidelity import FINALIST
 from .recorder import FINISHED, is_interrupted, reuse_key, stale_numbers
 
@@ -183,17 +185,6 @@ def shortfall(trials: Iterable[FrozenTrial], plan: FinalistPlan, *,
 def waiting_finalists(study: Any) -> int:
     return sum(1 for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
                if is_finalist(t))
-
-
-def mean_std(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (n - 1; NaN for one value)."""
-    n = len(values)
-    if n == 0:
-        return float("nan"), float("nan")
-    mean = sum(values) / n
-    if n == 1:
-        return mean, float("nan")
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
 
 
 @dataclass(frozen=True)

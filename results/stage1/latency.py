@@ -5,56 +5,18 @@ end at the end of the run, so the table's error on the networks that matter is i
 
 Compute, then draw: :func:`latency_info` reads a run folder into a :class:`LatencyInfo`;
 :func:`add_timed` draws its timed networks onto the accuracy/latency figure that
-:mod:`results.stage1_dashboard` draws, and :func:`latency_facts` words it for the page header.
+:mod:`results.stage1.cost` draws, and :func:`latency_facts` words it for the page header.
 """
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, NamedTuple, Sequence
+from typing import Any, Mapping, Sequence
 
 from space.latency import TABLE_ATTR, TABLE_FILE
 
-from .html import esc, finite, fmt_num
-from .stage1_finalists import Finalist
-from .store import Run
-
-
-class Timed(NamedTuple):
-    """A network timed end to end on the device at the end of the run: B0 or a finalist."""
-
-    trial: int  # its search trial
-    role: str  # "B0" or "finalist"
-    accuracy: float  # the mean over its seeds (a finalist), else the search's accuracy
-    accuracy_std: float  # over its seeds (n - 1); NaN for fewer than two
-    seeds: int  # runs the accuracy is the mean of
-    predicted_ms: float  # from the run's latency table (the trial's latency_ms)
-    measured_ms: float  # end to end (best.json); NaN until the run has timed it
-    arch: str
-
-    @property
-    def error(self) -> float:
-        """measured / predicted - 1 (NaN until measured)."""
-        if finite(self.measured_ms) and finite(self.predicted_ms) and self.predicted_ms > 0:
-            return self.measured_ms / self.predicted_ms - 1
-        return math.nan
-
-
-class TableFacts(NamedTuple):
-    """The latency table the run predicted with (its entries stay in the file)."""
-
-    fingerprint: str  # space.latency.LatencyTable.fingerprint: one fingerprint, one prediction
-    space: str
-    resolution: int
-    entries: int
-    overhead_ms: float
-    source: str  # the file it was read from, or the study attribute
-
-
-class LatencyInfo(NamedTuple):
-    device: dict[str, Any]  # how the table was timed: cpu, torch, threads, batch, runtime, clock
-    table: TableFacts | None  # None where the run folder holds no table
-    timed: list[Timed]  # B0 first, then the other finalists
-    measured_device: dict[str, Any] | None  # where B0 was timed (best.json), None before then
+from ..html import esc, finite, fmt_num
+from ..store import Run
+from .data import Finalist, LatencyInfo, TableFacts, Timed
 
 
 def read_table(run: Run) -> Any:
