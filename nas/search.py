@@ -155,6 +155,7 @@ class Stage1:
         trial.set_user_attr("macs", counts.macs)
         trial.set_user_attr("params", counts.params)
         trial.set_user_attr("arch_hash", h)
+        trial.set_user_attr("evaluator", "proxy")  # who scores it (trials.csv; issue 24)
         costs = {"macs": counts.macs}
         if self.table is not None:  # predicted on this device, beside the MACs
             costs["latency"] = predict_ms(self.table, spec)
@@ -221,7 +222,7 @@ class Stage1:
             "space": self.space.name,
             "space_size": dict(zip(("nominal", "distinct"), self.space.size())),
             "objective": self.objective.to_dict(), "sampler": c.sampler,
-            "trials": len(trials), "states": {k: states[k] for k in
+            "evaluator": c.evaluator, "trials": len(trials), "states": {k: states[k] for k in
                                               [*(s.name for s in TrialState), INTERRUPTED_STATE]
                                               if states.get(k)},
             "reused": sum(1 for t in trials if t.user_attrs.get("reused_from") is not None),
@@ -437,7 +438,13 @@ def run_search(config: SearchConfig, *, out: str | Path | None = None, resume: b
     table = None
     if not resume and not (storage is not None and getattr(storage, "join", False)):
         config, table = prepare_latency(config)  # before the run folder: bad input writes nothing
-    stage = Stage1(config, table=table)
+    if config.evaluator == "supernet":  # issue 24: one trained supernet scores the search
+        from nas.stage1.supernet_phase import SupernetStage1
+
+        stage = SupernetStage1(config, table=table, backend=backend, finalist_evaluate=evaluate)
+        evaluate = stage.scorer
+    else:
+        stage = Stage1(config, table=table)
     if not resume:  # every --enqueue name resolves to a member, before the run folder exists
         for name in config.enqueue:
             stage.encode(name)

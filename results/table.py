@@ -31,7 +31,9 @@ p_<name>           each sampled parameter (``p_s3_kernel`` ...)
 
 Stage 1 adds ``latency_ms``: the candidate's latency in ms on the search's device, predicted from
 the run's latency table (``nas search --target-latency`` or ``--objectives accuracy,latency``;
-empty in a MACs-only search).
+empty in a MACs-only search); and ``evaluator``: who scored the row, ``proxy`` (trained from
+scratch) or ``supernet`` (weights inherited from the run's supernet, ``nas search --evaluator
+supernet``; its finalists read ``proxy``), empty in runs from before the column.
 
 Stage 2 (compound-scaling grid search, EfficientNet Sec. 3.3) adds, after those, one column per
 grid-point value in :data:`STAGE2_COLUMNS` (``kind`` compound/depth/width/resolution, ``alpha``,
@@ -50,8 +52,9 @@ COLUMNS = ["number", "state", "reward", "accuracy", "macs", "params", "duration_
            "node", "fail_reason", "reused_from", "proposed_by", "finalist", "finalist_of",
            "finalist_seed", "datetime_start", "datetime_complete"]
 
-# Stage 1 adds the candidate's predicted latency on the search's device (a latency search).
-STAGE1_COLUMNS = ["latency_ms"]
+# Stage 1 adds the candidate's predicted latency on the search's device (a latency search)
+# and who scored the row (proxy or supernet).
+STAGE1_COLUMNS = ["latency_ms", "evaluator"]
 
 STAGE2_COLUMNS = ["kind", "alpha", "beta", "gamma", "phi", "product", "depth", "width",
                   "resolution", "proxy_resolution", "macs_ratio", "formula_ratio", "replicate"]

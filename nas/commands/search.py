@@ -9,6 +9,7 @@ from typing import Any
 from .common import (LATENCY_FLAGS, PROXY_FLAGS, RUNGS_FLAG, S, Flag, add_backend_arguments,
                      add_latency_arguments, add_proxy_arguments, default_of, exit_code,
                      latency_line, request_from_args, rungs_set_epochs, zero_is_none)
+from .supernet_flags import SUPERNET_FLAGS, add_supernet_arguments  # issue 24
 
 NAME = "search"
 HELP = ("stage 1: search a MnasNet-style space for a base network (B0) under a MACs or "
@@ -48,6 +49,7 @@ FLAGS: tuple[Flag, ...] = (
     Flag("timeout", "timeout", zero_is_none, on_resume=True),
     *PROXY_FLAGS,
     RUNGS_FLAG,  # after --epochs: the top rung must equal it
+    *SUPERNET_FLAGS,
 )
 
 
@@ -113,6 +115,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_latency_arguments(g)
     add_proxy_arguments(p, ProxyConfig(), command="nas search", seed=d("seed"))
     add_backend_arguments(p)
+    add_supernet_arguments(p)
 
 
 def _fresh(given: dict[str, Any]) -> Any:

@@ -107,12 +107,18 @@ def run_study(stage: Stage, *, out: str | Path | None = None, resume: bool = Fal
                 n_trials = 0
             session.total = total
             stage.log_plan(study, run_dir, n_trials)
-            interrupted = _drive(stage, study, run_dir, executor=executor, evaluate=evaluate,
-                                 n_trials=n_trials, total=total, timeout=timeout,
-                                 session=session)
+            # optional stage hooks: work before the trials (a supernet's training), and the
+            # finalists' own evaluator (trained from scratch when the search's is not)
+            before = getattr(stage, "before_search", None)
+            interrupted = bool(before is not None and before(study, run_dir))
+            if not interrupted:
+                interrupted = _drive(stage, study, run_dir, executor=executor,
+                                     evaluate=evaluate, n_trials=n_trials, total=total,
+                                     timeout=timeout, session=session)
             if not interrupted and plan_of(stage).enabled:
                 interrupted = _finalists(stage, study, run_dir, executor=executor,
-                                         evaluate=evaluate, session=session)
+                                         evaluate=getattr(stage, "finalist_evaluate", None)
+                                         or evaluate, session=session)
             if interrupted:
                 log.warning("interrupted: finished %ss are kept; continue with %s --resume "
                             "--out %s", stage.label, STAGES.get(stage.name).command, run_dir)

@@ -13,6 +13,7 @@ from nas.engine.fidelity import Ladder, parse_rungs
 from nas.engine.registries import PRUNERS, SAMPLERS
 from nas.latency_settings import LatencySettings
 from nas.proxy import ProxyConfig
+from nas.stage1.supernet_config import EVALUATORS, SupernetConfig
 from space.deploy import Deployment
 from space.objective import METRICS, Objective, make_objective
 
@@ -59,8 +60,13 @@ class SearchConfig:
     # A multi-objective sampler's objectives: ("accuracy", "macs" or "latency"); None: the
     # target's metric.
     objectives: tuple[str, ...] | None = None
+    # How search trials are scored (nas.stage1.supernet_config): trained from scratch
+    # ("proxy") or by inheritance from one trained supernet ("supernet", with `supernet`).
+    evaluator: str = "proxy"
+    supernet: SupernetConfig = field(default_factory=SupernetConfig)
 
     def __post_init__(self) -> None:
+        self._check_evaluator()
         SAMPLERS.get(self.sampler)
         PRUNERS.get(self.pruner)
         self._check_target()
@@ -79,6 +85,19 @@ class SearchConfig:
         if self.rungs is not None:
             object.__setattr__(self, "rungs",
                                parse_rungs(self.rungs, epochs=self.proxy.train.epochs))
+
+    def _check_evaluator(self) -> None:
+        if self.evaluator not in EVALUATORS:
+            raise ValueError(f"--evaluator must be one of {', '.join(EVALUATORS)}, but got "
+                             f"{self.evaluator!r}; pass e.g. --evaluator supernet")
+        if self.evaluator == "proxy" and self.supernet != SupernetConfig():
+            raise ValueError("--supernet-epochs, --supernet-random, --calib-images and "
+                             "--score-val-samples set the supernet evaluator, but the search "
+                             "uses --evaluator proxy; add --evaluator supernet or drop them")
+        if self.evaluator == "supernet" and self.finalists < 1:
+            raise ValueError(f"--evaluator supernet needs `finalists >= 1` (B0 is chosen by "
+                             f"stand-alone training, not by inherited weights), but got "
+                             f"--finalists {self.finalists}; pass e.g. --finalists 4")
 
     def _check_target(self) -> None:
         given = [f for f, v in (("--target-flops", self.target_macs),
@@ -150,12 +169,15 @@ class SearchConfig:
         d["rungs"] = None if self.rungs is None else list(self.rungs)
         d["latency"] = None if self.latency is None else self.latency.to_dict()
         d["objectives"] = None if self.objectives is None else list(self.objectives)
+        if self.evaluator == "proxy":  # a proxy run's config.json holds no supernet settings
+            d.pop("supernet")
         return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> SearchConfig:
         # run settings, not search settings
-        skip = ("stage", "storage", "study_name", "backend", "device")
+        skip = ("stage", "storage", "study_name", "backend", "device", "supernet_settings",
+                "supernet_fingerprint")
         d = {k: v for k, v in d.items() if k not in skip}
         d["proxy"] = ProxyConfig.from_dict(d["proxy"])
         d["deploy"] = Deployment.from_dict(d.get("deploy"))
@@ -166,4 +188,5 @@ class SearchConfig:
         d["latency"] = LatencySettings.from_dict(d.get("latency"))
         if d.get("objectives") is not None:
             d["objectives"] = tuple(d["objectives"])
+        d["supernet"] = SupernetConfig.from_dict(d.get("supernet"))
         return cls(**d)
