@@ -439,9 +439,10 @@ def run_search(config: SearchConfig, *, out: str | Path | None = None, resume: b
     if not resume and not (storage is not None and getattr(storage, "join", False)):
         config, table = prepare_latency(config)  # before the run folder: bad input writes nothing
     if config.evaluator == "supernet":  # issue 24: one trained supernet scores the search
-        from nas.stage1.supernet_phase import SupernetStage1
+        from nas.stage1.supernet_phase import SupernetStage
 
-        stage = SupernetStage1(config, table=table, backend=backend, finalist_evaluate=evaluate)
+        stage = SupernetStage(Stage1(config, table=table), backend=backend,
+                              finalist_evaluate=evaluate)
         evaluate = stage.scorer
     else:
         stage = Stage1(config, table=table)

@@ -4,7 +4,7 @@ Once-for-All (Cai et al., ICLR 2020) and BigNAS (Yu et al., ECCV 2020): train on
 sub-networks are the candidates, then score each candidate with the weights it inherits. Here
 that is three phases, all in the run folder, all resumable after kill -9 or Ctrl-C:
 
-1. **train** (:meth:`SupernetStage1.before_search`): :func:`nas.supernet.train_supernet` over the
+1. **train** (:meth:`SupernetStage.before_search`): :func:`nas.supernet.train_supernet` over the
    proxy's training images with the proxy's (stable) recipe, checkpointed to ``supernet.pt``
    every :data:`CHECKPOINT_EVERY` steps and on Ctrl-C, so a killed run resumes mid-training.
    The supernet's settings and fingerprint go into config.json and summary.json.
@@ -32,13 +32,13 @@ import torch
 from nas.engine.driver import progress
 from nas.engine.finalists import FINALIST
 from nas.evaluate import EvalResult, check_proxy_task, evaluate_proxy, proxy_spec
-from nas.search import Stage1
 from nas.supernet import (SuperNet, calibration_batches, check_supported, check_training,
                           fingerprint, load_trained_supernet, score_candidate, supernet_settings,
                           supernet_steps, train_supernet)
 from nas.train import EpochResult, TrainConfig
 from nas.train.device import resolve_device
 from nas.train.loop import set_threads
+from results.rundir import SUMMARY, write_json
 from space.search_space import SearchSpace
 
 from .config import SearchConfig
@@ -47,7 +47,7 @@ from .supernet_config import SupernetConfig
 log = logging.getLogger(__name__)
 
 __all__ = ["CHECKPOINT_FILE", "CHECKPOINT_EVERY", "EVALUATOR_ATTR", "SupernetScorer",
-           "SupernetStage1", "check_supernet_search", "supernet_train_config"]
+           "SupernetStage", "check_supernet_search", "supernet_train_config"]
 
 CHECKPOINT_FILE = "supernet.pt"
 # Steps between periodic checkpoints: what a kill -9 can lose (Ctrl-C loses nothing).
@@ -208,25 +208,36 @@ class SupernetScorer:
 
 
 # ------------------------------------------------------------------------------ the stage
-class SupernetStage1(Stage1):
-    """Stage 1 with the supernet evaluator: :class:`nas.search.Stage1`'s study, sampler,
-    objective, outputs and finalists, with phase 1 (:meth:`before_search`) before the trials,
-    search trials scored by :attr:`scorer`, and the finalists by ``finalist_evaluate`` (the
-    proxy evaluator: trained from scratch)."""
+class SupernetStage:
+    """Stage 1 with the supernet evaluator: a stage-1 stage (:class:`nas.search.Stage1`: its
+    study, sampler, objective, outputs and finalists, read through this wrapper) with phase 1
+    (:meth:`before_search`) before the trials, search trials scored by :attr:`scorer`, and the
+    finalists by ``finalist_evaluate`` (the proxy evaluator: trained from scratch). A wrapper,
+    not a subclass, so this module does not import the stage it extends."""
 
-    def __init__(self, config: SearchConfig, space: SearchSpace | None = None, *,
-                 table: Any = None, backend: Any = None,
+    def __init__(self, inner: Any, *, backend: Any = None,
                  finalist_evaluate: Callable[..., Any] | None = None) -> None:
-        super().__init__(config, space, table=table)
-        check_supernet_search(config, self.space, backend=backend)
-        self.reports_epochs = False  # one score per candidate: nothing to prune on
-        self.pruner = "none"
+        self.inner = inner
+        config: SearchConfig = inner.config
+        check_supernet_search(config, inner.space, backend=backend)
+        # one score per candidate: nothing to prune on (and the log line says so)
+        self.reports_epochs = inner.reports_epochs = False
+        self.pruner = inner.pruner = "none"
         self.train_config = supernet_train_config(config)
         self.finalist_evaluate = finalist_evaluate or evaluate_proxy
-        self.scorer = SupernetScorer(config=config, space=self.space)
+        self.scorer = SupernetScorer(config=config, space=inner.space)
         self._plan: _Plan | None = None
         self.last_step = 0
         self.total_steps = 0
+
+    def __getattr__(self, name: str) -> Any:  # everything else is the stage-1 stage's
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    @property
+    def config(self) -> SearchConfig:
+        return self.inner.config
 
     def plan(self) -> _Plan:
         """The supernet, seeded, and its settings (built once: config.json needs the settings
@@ -253,15 +264,15 @@ class SupernetStage1(Stage1):
 
     def config_dict(self) -> dict[str, Any]:
         p = self.plan()
-        return {**super().config_dict(), "supernet_settings": p.settings,
+        return {**self.inner.config_dict(), "supernet_settings": p.settings,
                 "supernet_fingerprint": p.fingerprint}
 
     def setup(self, run_dir: Path, *, resume: bool) -> None:
-        super().setup(run_dir, resume=resume)
+        self.inner.setup(run_dir, resume=resume)
         self.scorer.checkpoint = str((Path(run_dir) / CHECKPOINT_FILE).resolve())
 
     def prepare_study(self, study: optuna.Study, *, resume: bool) -> None:
-        super().prepare_study(study, resume=resume)
+        self.inner.prepare_study(study, resume=resume)
         fp = self.plan().fingerprint
         held = study.user_attrs.get(FINGERPRINT_ATTR)
         if held is None:
@@ -272,7 +283,7 @@ class SupernetStage1(Stage1):
                              f"one study on the same data")
 
     def log_plan(self, study: optuna.Study, run_dir: Path, n_trials: int | None) -> None:
-        super().log_plan(study, run_dir, n_trials)
+        self.inner.log_plan(study, run_dir, n_trials)
         sn = self.config.supernet
         log.info("evaluator supernet: %d epoch(s) (%d steps of batch %d), largest + smallest + "
                  "%d random member(s) per step, %s distillation; candidates scored after "
@@ -326,7 +337,7 @@ class SupernetStage1(Stage1):
 
     # ------------------------------------------------------------------ phase 2
     def propose(self, trial: optuna.Trial) -> Any:
-        cand = super().propose(trial)
+        cand = self.inner.propose(trial)
         if trial.user_attrs.get(FINALIST):  # trained stand-alone by the finalists' phase
             trial.set_user_attr(EVALUATOR_ATTR, "proxy")
             return cand
@@ -336,11 +347,14 @@ class SupernetStage1(Stage1):
         return replace(cand, key=f"{cand.key}@supernet-{self.plan().fingerprint}")
 
     # ------------------------------------------------------------------ outputs
-    def _best_and_summary(self, study: optuna.Study, trials: list[Any], run_dir: Path, *,
-                          final: bool) -> tuple[Any, dict[str, Any]]:
-        spec, summary = super()._best_and_summary(study, trials, run_dir, final=final)
-        summary["supernet"] = self.supernet_summary(study, trials)
-        return spec, summary
+    def write_outputs(self, study: optuna.Study, run_dir: Path, *, final: bool,
+                      interrupted: bool = False, backend: dict[str, Any] | None = None) -> None:
+        """The stage-1 outputs, and summary.json's ``supernet`` block."""
+        self.inner.write_outputs(study, run_dir, final=final, interrupted=interrupted,
+                                 backend=backend)
+        summary = self.inner.summary
+        summary["supernet"] = self.supernet_summary(study, study.get_trials(deepcopy=False))
+        write_json(summary, Path(run_dir) / SUMMARY)
 
     def supernet_summary(self, study: optuna.Study, trials: list[Any]) -> dict[str, Any]:
         """summary.json's ``supernet`` block: what was trained, and what scoring cost."""
