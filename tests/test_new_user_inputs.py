@@ -64,6 +64,9 @@ def nothing(root: Path) -> list[str]:
     return []
 
 
+# --evaluator supernet (issue 24): it needs finalists, and calibration images the split holds
+SUPERNET = [*SYN, "--finalists", "1", "--evaluator", "supernet", "--calib-images", "64"]
+
 NAS = ["-m", "nas.cli"]
 GRID = ["-m", "gridsearch.cli"]
 
@@ -110,6 +113,25 @@ CASES = {
     "zero-init-last-value": (NAS, ["search", "--target-flops", "400M", "--zero-init-last=yes",
                                    *SYN, "--out", "r"], nothing,
                              ["--zero-init-last", "ignored explicit argument"]),
+    # the supernet evaluator (issue 24): what the supernet cannot train with or hold
+    "supernet-compile": (NAS, ["search", "--target-flops", "400M", *SUPERNET, "--compile",
+                               "default", "--out", "r"], nothing,
+                         ["supernet cannot train with compile='default'", "--compile off"]),
+    "supernet-epochs-zero": (NAS, ["search", "--target-flops", "400M", *SUPERNET,
+                                   "--supernet-epochs", "0", "--out", "r"], nothing,
+                             ["`supernet_epochs >= 1`", "--supernet-epochs 3"]),
+    "supernet-calib-beyond-split": (NAS, ["search", "--target-flops", "400M", *SUPERNET,
+                                          "--calib-images", "512", "--out", "r"], nothing,
+                                    ["`calib_images <= training images`", "64 training images",
+                                     "--calib-images 64"]),
+    "supernet-flag-without-evaluator": (NAS, ["search", "--target-flops", "400M", *SYN,
+                                              "--supernet-epochs", "2", "--out", "r"], nothing,
+                                        ["uses --evaluator proxy", "add --evaluator supernet"]),
+    "supernet-without-finalists": (NAS, ["search", "--target-flops", "400M", *SYN,
+                                         "--evaluator", "supernet", "--out", "r"], nothing,
+                                   ["needs `finalists >= 1`", "--finalists 4"]),
+    "supernet-on-ray": (NAS, ["search", "--target-flops", "400M", *SUPERNET, "--backend", "ray",
+                              "--out", "r"], nothing, ["--backend local for now"]),
 }
 
 
