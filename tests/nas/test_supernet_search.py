@@ -290,3 +290,51 @@ def test_fewer_validation_images_score_on_a_fixed_subset(tiny_space_file, tmp_pa
                  supernet=SupernetConfig(epochs=1, calib_images=64, score_val_samples=20))
     run_search(cfg, out=tmp_path / "run")
     assert sizes.calls and set(sizes.calls) == {20}
+
+
+@pytest.mark.slow
+def test_resume_after_the_driver_was_killed_in_supernet_training(tiny_space_file, tmp_path):
+    """kill -9 once the first periodic checkpoint exists (step 25 of 45): --resume goes on
+    from the checkpoint, and the run ends with every step trained once and every candidate
+    scored. (Where exactly the kill lands depends on the machine; every assertion holds
+    wherever it does.)"""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "nas.cli", "search", "--target-flops", "2M", "--space",
+            tiny_space_file, "--deploy-resolution", "32", "--proxy-resolution", "16",
+            "--dataset", "synthetic", "--train-samples", "120", "--val-samples", "60",
+            "--batch-size", "8", "--epochs", "1", "--trials", "4", "--finalists", "1",
+            "--finalist-seeds", "1", "--sampler", "random", "--threads", "1",
+            "--evaluator", "supernet", "--supernet-epochs", "3", "--calib-images", "64",
+            "--out", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    driver = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while not (out / phase.CHECKPOINT_FILE).exists() and driver.poll() is None:
+            assert time.monotonic() < deadline, "no checkpoint within 240 s"
+            time.sleep(0.05)
+    finally:
+        driver.kill()  # SIGKILL: no clean-up runs
+        driver.wait()
+    killed_at = torch.load(out / phase.CHECKPOINT_FILE, map_location="cpu",
+                           weights_only=True)["step"]
+    assert killed_at >= 25
+
+    r = subprocess.run([*args, "--resume"], env=env, capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr
+    if killed_at < 45:
+        assert "supernet: resuming its training" in r.stderr
+        assert f"steps {killed_at + 1}..45 of 45" in r.stderr
+    ckpt = torch.load(out / phase.CHECKPOINT_FILE, map_location="cpu", weights_only=True)
+    assert [h["step"] for h in ckpt["history"]] == list(range(1, 46))
+    df = _table(out)
+    search = df[~df.finalist]
+    assert (search.state == "COMPLETE").sum() == 4 and (search.evaluator == "supernet").all()
+    assert (df[df.finalist].state == "COMPLETE").all() and df.finalist.sum() == 1
