@@ -441,8 +441,7 @@ def run_search(config: SearchConfig, *, out: str | Path | None = None, resume: b
     if config.evaluator == "supernet":  # issue 24: one trained supernet scores the search
         from nas.stage1.supernet_phase import SupernetStage
 
-        stage = SupernetStage(Stage1(config, table=table), backend=backend,
-                              finalist_evaluate=evaluate)
+        stage = SupernetStage(Stage1(config, table=table), finalist_evaluate=evaluate)
         evaluate = stage.scorer
     else:
         stage = Stage1(config, table=table)

@@ -130,8 +130,6 @@ CASES = {
     "supernet-without-finalists": (NAS, ["search", "--target-flops", "400M", *SYN,
                                          "--evaluator", "supernet", "--out", "r"], nothing,
                                    ["needs `finalists >= 1`", "--finalists 4"]),
-    "supernet-on-ray": (NAS, ["search", "--target-flops", "400M", *SUPERNET, "--backend", "ray",
-                              "--out", "r"], nothing, ["--backend local for now"]),
 }
 
 

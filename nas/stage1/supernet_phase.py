@@ -13,7 +13,8 @@ that is three phases, all in the run folder, all resumable after kill -9 or Ctrl
    batch norm recalibrated on fixed training images, top-1 on the validation split. The reward
    is the search's objective, ACC x (MACs/T)^w or the latency target. The scorer loads the
    checkpoint once per process (a local run, each ``--trials-per-device`` worker, each Ray
-   worker). trials.csv's ``evaluator`` column says ``supernet`` for these rows.
+   worker: the checkpoint's path is absolute, so a Ray cluster needs the run folder on a file
+   system its nodes share). trials.csv's ``evaluator`` column says ``supernet`` for these rows.
 3. **finalists**: the engine's finalists phase (:mod:`nas.engine.finalists`) trains the top K
    distinct candidates from scratch with S seeds by the proxy evaluator (``evaluator`` column
    ``proxy``); B0 is the best mean, so the choice rests on real training.
@@ -75,15 +76,10 @@ def _seed(config: SearchConfig) -> int:
     return 0 if config.seed is None else int(config.seed)
 
 
-def check_supernet_search(config: SearchConfig, space: SearchSpace, *,
-                          backend: Any = None) -> None:
+def check_supernet_search(config: SearchConfig, space: SearchSpace) -> None:
     """Raise a one-line ValueError for a supernet search that cannot run: a space or option the
     supernet cannot hold, settings it cannot train with, more calibration or scoring images
     than the splits hold, a dataset that cannot be read. Run before anything is written."""
-    if backend is not None and backend.name != "local":
-        raise ValueError(f"--evaluator supernet runs with --backend local for now, but got "
-                         f"--backend {backend.name}; pass --backend local (or "
-                         f"--trials-per-device N to score N candidates at once)")
     check_supported(space)
     sn = config.supernet
     check_training(supernet_train_config(config), n_random=sn.n_random, distill=sn.distill,
@@ -215,11 +211,10 @@ class SupernetStage:
     finalists by ``finalist_evaluate`` (the proxy evaluator: trained from scratch). A wrapper,
     not a subclass, so this module does not import the stage it extends."""
 
-    def __init__(self, inner: Any, *, backend: Any = None,
-                 finalist_evaluate: Callable[..., Any] | None = None) -> None:
+    def __init__(self, inner: Any, *, finalist_evaluate: Callable[..., Any] | None = None) -> None:
         self.inner = inner
         config: SearchConfig = inner.config
-        check_supernet_search(config, inner.space, backend=backend)
+        check_supernet_search(config, inner.space)
         # one score per candidate: nothing to prune on (and the log line says so)
         self.reports_epochs = inner.reports_epochs = False
         self.pruner = inner.pruner = "none"

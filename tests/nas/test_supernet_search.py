@@ -338,3 +338,50 @@ def test_resume_after_the_driver_was_killed_in_supernet_training(tiny_space_file
     search = df[~df.finalist]
     assert (search.state == "COMPLETE").sum() == 4 and (search.evaluator == "supernet").all()
     assert (df[df.finalist].state == "COMPLETE").all() and df.finalist.sum() == 1
+
+
+@pytest.mark.slow
+def test_a_ray_run_scores_as_a_local_run(tiny_space_file, tmp_path):
+    """--backend ray: the candidates are scored on the Ray workers (each loads the checkpoint
+    the driver trained) and the finalists trained there; the table equals a local run's."""
+    import os
+    import secrets
+    import subprocess
+    import sys
+    import tempfile
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ray_cluster.py
+    import ray_cluster
+
+    temp_dir = Path(tempfile.mkdtemp(prefix="rayl", dir="/tmp"))
+    env = {**ray_cluster.ray_env(secrets.token_hex(32), str(temp_dir)), "OMP_NUM_THREADS": "1"}
+    args = [sys.executable, "-m", "nas.cli", "search", "--target-flops", "2M", "--space",
+            tiny_space_file, "--deploy-resolution", "32", "--proxy-resolution", "16",
+            "--dataset", "synthetic", "--train-samples", "120", "--val-samples", "60",
+            "--epochs", "1", "--trials", "5", "--sampler", "random", "--finalists", "2",
+            "--finalist-seeds", "1", "--threads", "1", "--evaluator", "supernet",
+            "--supernet-epochs", "1", "--calib-images", "64"]
+    local = subprocess.run([*args, "--out", str(tmp_path / "local")], env=env,
+                           capture_output=True, text=True, timeout=300)
+    assert local.returncode == 0, local.stderr
+    sessions: list[int] = []
+    try:
+        driver = subprocess.Popen([*args, "--out", str(tmp_path / "ray"), "--backend", "ray",
+                                   "--workers", "1"], env=env, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE, text=True, start_new_session=True)
+        sessions.append(driver.pid)
+        _, err = driver.communicate(timeout=500)
+    finally:
+        leftover = ray_cluster.Cluster(temp_dir=temp_dir, address="", dashboard=None, env=env,
+                                       sessions=sessions)
+        left = ray_cluster.stop(leftover, grace=10.0)
+    assert driver.returncode == 0, err[-3000:]
+    assert not left, f"Ray processes left running: {left}"
+    a, b = _table(tmp_path / "local"), _table(tmp_path / "ray")
+    same = [c for c in a.columns if c not in ("duration_s", "datetime_start",
+                                              "datetime_complete", "node")]
+    pd.testing.assert_frame_equal(a[same], b[same])
+    assert (b.state == "COMPLETE").all() and b.node.str.contains("/").all()
+    assert list(b.evaluator) == ["supernet"] * 5 + ["proxy"] * 2
+    summary = json.loads((tmp_path / "ray" / "summary.json").read_text())
+    assert summary["backend"]["name"] == "ray" and summary["supernet"]["scored"] == 5
