@@ -36,15 +36,15 @@ def add_supernet_arguments(p: argparse.ArgumentParser) -> None:
                    f"(resumable), scores each candidate with the weights it inherits (batch "
                    f"norm recalibrated, validation accuracy), then trains the finalists "
                    f"stand-alone (default {default_of(SearchConfig, 'evaluator')})")
-    g.add_argument("--supernet-epochs", type=int, default=S,
+    g.add_argument("--supernet-epochs", type=int, default=S, metavar="E",
                    help=f"supernet training epochs over the proxy's training images, with "
                    f"the proxy's recipe (default {d('epochs')})")
-    g.add_argument("--supernet-random", type=int, default=S,
+    g.add_argument("--supernet-random", type=int, default=S, metavar="N",
                    help=f"random members per step besides the largest and smallest (the "
                    f"sandwich rule; default {d('n_random')})")
-    g.add_argument("--calib-images", type=int, default=S,
+    g.add_argument("--calib-images", type=int, default=S, metavar="N",
                    help=f"training images each candidate's batch norm is recalibrated on "
                    f"(the same for every candidate; default {d('calib_images')})")
-    g.add_argument("--score-val-samples", type=int, default=S,
+    g.add_argument("--score-val-samples", type=int, default=S, metavar="N",
                    help="validation images a candidate is scored on (default: all of "
                    "--val-samples; fewer score faster)")
