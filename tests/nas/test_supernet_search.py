@@ -385,3 +385,18 @@ def test_a_ray_run_scores_as_a_local_run(tiny_space_file, tmp_path):
     assert list(b.evaluator) == ["supernet"] * 5 + ["proxy"] * 2
     summary = json.loads((tmp_path / "ray" / "summary.json").read_text())
     assert summary["backend"]["name"] == "ray" and summary["supernet"]["scored"] == 5
+
+
+def test_trials_per_device_workers_score_as_one_process(tiny_space_file, tmp_path):
+    """--trials-per-device 2: two worker processes score (each loads the checkpoint itself);
+    the same candidates get the same scores as in a one-process run."""
+    from nas.backends import BackendConfig
+
+    cfg = config(tiny_space_file, trials=4, finalists=1)
+    run_search(cfg, out=tmp_path / "one")
+    run_search(cfg, out=tmp_path / "two", backend=BackendConfig(trials_per_device=2))
+    cols = ["arch_hash", "evaluator", "state", "accuracy", "reward"]
+    a, b = (_table(tmp_path / d)[cols].sort_values(cols).reset_index(drop=True)
+            for d in ("one", "two"))
+    pd.testing.assert_frame_equal(a, b)
+    assert (a.evaluator == "supernet").sum() == 4
