@@ -400,3 +400,62 @@ def test_trials_per_device_workers_score_as_one_process(tiny_space_file, tmp_pat
             for d in ("one", "two"))
     pd.testing.assert_frame_equal(a, b)
     assert (a.evaluator == "supernet").sum() == 4
+
+
+@pytest.mark.slow
+def test_resume_after_the_driver_was_killed_during_scoring(tiny_space_file, tmp_path):
+    """kill -9 once two candidates are scored: --resume keeps them (same rewards), runs the
+    killed driver's trial again, scores the rest once each and does not train again."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "nas.cli", "search", "--target-flops", "2M", "--space",
+            tiny_space_file, "--deploy-resolution", "32", "--proxy-resolution", "16",
+            "--dataset", "synthetic", "--train-samples", "120", "--val-samples", "60",
+            "--epochs", "1", "--trials", "30", "--finalists", "1", "--finalist-seeds", "1",
+            "--sampler", "random", "--threads", "1", "--evaluator", "supernet",
+            "--supernet-epochs", "1", "--calib-images", "64", "--out", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    driver = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    done = pd.DataFrame()
+    try:
+        deadline = time.monotonic() + 240
+        while driver.poll() is None:
+            assert time.monotonic() < deadline, "two candidates not scored within 240 s"
+            if (out / "trials.csv").exists():
+                try:
+                    done = _table(out)
+                except (pd.errors.EmptyDataError, pd.errors.ParserError):
+                    continue
+                if (done.state == "COMPLETE").sum() >= 2:
+                    break
+            time.sleep(0.05)
+    finally:
+        driver.kill()  # SIGKILL: no clean-up runs
+        driver.wait()
+    before = done[done.state == "COMPLETE"]
+    assert len(before) >= 2 and (before.evaluator == "supernet").all()
+    trained = torch.load(out / phase.CHECKPOINT_FILE, map_location="cpu", weights_only=True)
+
+    r = subprocess.run([*args, "--resume"], env=env, capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "supernet trained" not in r.stderr  # nothing left to train
+    df = _table(out)
+    for _, row in before.iterrows():  # nothing finished is lost
+        kept = df[df.number == row.number].iloc[0]
+        assert kept.state == "COMPLETE" and kept.reward == row.reward
+    search = df[~df.finalist]
+    complete = search[search.state == "COMPLETE"]
+    assert len(complete) == 30 and (complete.evaluator == "supernet").all()
+    scored = complete[complete.reused_from.isna()]
+    assert scored.arch_hash.is_unique  # each architecture scored once; repeats reuse it
+    assert set(complete.arch_hash) == set(scored.arch_hash)
+    assert search.state.isin(["COMPLETE", "INTERRUPTED"]).all()
+    now = torch.load(out / phase.CHECKPOINT_FILE, map_location="cpu", weights_only=True)
+    assert now["step"] == trained["step"] == now["total_steps"]
+    assert all(torch.equal(v, now["model"][k]) for k, v in trained["model"].items())
