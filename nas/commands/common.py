@@ -20,11 +20,23 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 S = argparse.SUPPRESS  # absent flags stay absent, so --resume can tell what was given
 EXIT_NO_RESULT = 1  # a run that finished no trial (nothing to emit), in both stages
 
-__all__ = ["S", "EXIT_NO_RESULT", "Flag", "PROXY_FLAGS", "RUNGS_FLAG", "zero_is_none",
-           "parse_rungs_flag", "rungs_set_epochs", "default_of", "get_path", "set_path",
-           "apply_flags", "check_resume", "add_proxy_arguments", "add_backend_arguments",
-           "add_device_arguments", "LATENCY_FLAGS", "add_latency_arguments",
-           "backend_from_args", "given_flags", "RunRequest", "request_from_args", "exit_code",
+# The argument groups: one title per idea, the same in both search commands (issue 25), so
+# that --help reads as a table of contents and a flag both share sits under the same title in
+# each. A command's own ideas get groups of their own (gridsearch's base & family).
+GROUP_TARGET = "target & objective"
+GROUP_SEARCH = "search"
+GROUP_LADDER = "ladder & finalists"
+GROUP_PROXY = "proxy task"
+GROUP_LATENCY = "latency"
+GROUP_BACKEND = "backend & device"
+GROUP_RUN = "run folder & storage"
+
+__all__ = ["S", "EXIT_NO_RESULT", "GROUP_TARGET", "GROUP_SEARCH", "GROUP_LADDER", "GROUP_PROXY",
+           "GROUP_LATENCY", "GROUP_BACKEND", "GROUP_RUN", "Flag", "PROXY_FLAGS", "RUNGS_FLAG",
+           "zero_is_none", "parse_rungs_flag", "rungs_set_epochs", "default_of", "get_path",
+           "set_path", "apply_flags", "check_resume", "add_proxy_arguments", "add_run_arguments",
+           "add_backend_arguments", "add_device_arguments", "LATENCY_FLAGS",
+           "add_latency_arguments", "backend_from_args", "given_flags", "RunRequest", "request_from_args", "exit_code",
            "latency_line"]
 
 
@@ -164,17 +176,17 @@ class _HelpOverrides:
             raise KeyError(f"no proxy flag with dest {unknown}; known: see add_proxy_arguments")
 
 
-def add_proxy_arguments(p: argparse.ArgumentParser, base: Any, *, command: str,
-                        seed: int | None = 0, helps: Mapping[str, str] | None = None) -> None:
-    """Evaluator, dataset, training and run-folder flags, shared by ``nas search`` and
-    ``gridsearch``; ``base`` is the command's default ProxyConfig (the defaults the help
-    states), ``helps`` the help texts (by dest) where the command's meaning or default
-    differs."""
+def add_proxy_arguments(p: argparse.ArgumentParser, base: Any, *, seed: int | None = 0,
+                        helps: Mapping[str, str] | None = None) -> None:
+    """The proxy task's flags (dataset and training recipe, :data:`GROUP_PROXY`), shared by
+    ``nas search`` and ``gridsearch``; ``base`` is the command's default ProxyConfig (the
+    defaults the help states), ``helps`` the help texts (by dest) where the command's meaning
+    or default differs."""
     from nas.train.config import OPTIMIZERS, SCHEDULES
 
     t = base.train
-    g = _HelpOverrides(p.add_argument_group("proxy task (how candidates are trained and scored)"),
-                       helps or {})
+    g = _HelpOverrides(p.add_argument_group(GROUP_PROXY, "what a candidate is trained on and "
+                                            "how it is scored"), helps or {})
     g.add_argument("--dataset", default=S, help=f"fashion-mnist, cifar10, folder:PATH, "
                    f"synthetic (default {base.dataset})")
     g.add_argument("--data-dir", default=S, help="folder holding the dataset files "
@@ -208,13 +220,15 @@ def add_proxy_arguments(p: argparse.ArgumentParser, base: Any, *, command: str,
                    f"{'on' if base.zero_init_last else 'off'})")
     g.add_argument("--schedule", default=S, choices=SCHEDULES.names(),
                    help=f"{', '.join(SCHEDULES)} (default {t.schedule})")
-    g.add_argument("--threads", type=int, default=S,
-                   help="torch threads per trial (default: all cores)")
-    add_device_arguments(g, t)
     g.add_argument("--seed", type=int, default=S, help=f"seed for sampling and training "
                    f"(default {seed}; the held-out split is fixed)")
     g.check_used()
-    r = p.add_argument_group("run folder")
+
+
+def add_run_arguments(p: argparse.ArgumentParser, *, command: str) -> None:
+    """The run folder and the study's storage (:data:`GROUP_RUN`), shared by ``nas search``
+    and ``gridsearch``."""
+    r = p.add_argument_group(GROUP_RUN, "where the run is written and its study kept")
     r.add_argument("-o", "--out", default=S, help="run folder (default runs/<timestamp>)")
     r.add_argument("--resume", action="store_true", default=S,
                    help=f"continue the run in --out (or the newest {command} run under runs/)")
@@ -281,12 +295,18 @@ BACKEND_KEYS = {"backend": "name", "address": "address", "workers": "workers",
                 "max_retries": "max_retries", "trials_per_device": "trials_per_device"}
 
 
-def add_backend_arguments(p: argparse.ArgumentParser) -> None:
-    """Where trials run (``nas.backends``), shared by ``nas search`` and ``gridsearch``. All of
-    them may change on --resume: they change where trials run, never what they compute."""
+def add_backend_arguments(p: argparse.ArgumentParser, train: Any) -> None:
+    """Where trials run and on what (``nas.backends``, :data:`GROUP_BACKEND`), shared by
+    ``nas search`` and ``gridsearch``; ``train`` is the TrainConfig whose defaults the help
+    states. All but ``--precision`` may change on --resume: they change where trials run,
+    never what they compute."""
     from nas.backends import BACKENDS, BackendConfig
 
-    g = p.add_argument_group("backend (where trials run)")
+    g = p.add_argument_group(GROUP_BACKEND, "where trials run, on what device, with how many "
+                             "threads")
+    add_device_arguments(g, train)
+    g.add_argument("--threads", type=int, default=S,
+                   help="torch threads per trial (default: all cores)")
     g.add_argument("--backend", default=S, choices=BACKENDS.names(),
                    help=f"{', '.join(BACKENDS)} (default {default_of(BackendConfig, 'name')}: "
                    f"in this process, one trial at a time; ray: Ray Tune trials on this machine "

@@ -6,9 +6,10 @@ import json
 import sys
 from typing import Any
 
-from .common import (LATENCY_FLAGS, PROXY_FLAGS, RUNGS_FLAG, S, Flag, add_backend_arguments,
-                     add_latency_arguments, add_proxy_arguments, default_of, exit_code,
-                     latency_line, request_from_args, rungs_set_epochs, zero_is_none)
+from .common import (GROUP_LADDER, GROUP_LATENCY, GROUP_SEARCH, GROUP_TARGET, LATENCY_FLAGS,
+                     PROXY_FLAGS, RUNGS_FLAG, S, Flag, add_backend_arguments,
+                     add_latency_arguments, add_proxy_arguments, add_run_arguments, default_of,
+                     exit_code, latency_line, request_from_args, rungs_set_epochs, zero_is_none)
 from .supernet_flags import SUPERNET_FLAGS, add_supernet_arguments  # issue 24
 
 NAME = "search"
@@ -54,6 +55,8 @@ FLAGS: tuple[Flag, ...] = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Every flag in a named group (:mod:`nas.commands.common`'s titles, shared with
+    ``gridsearch``)."""
     from nas.engine.registries import PRUNERS, SAMPLERS
     from nas.proxy import ProxyConfig
     from nas.stage1.config import SearchConfig
@@ -63,59 +66,66 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     def d(name: str) -> Any:
         return default_of(SearchConfig, name)
 
-    p.add_argument("--target-flops", "--target-macs", dest="target_flops", default=S,
+    g = p.add_argument_group(GROUP_TARGET, "what B0 must meet, and how a candidate is scored "
+                             "against it")
+    g.add_argument("--target-flops", "--target-macs", dest="target_flops", default=S,
                    help="MACs target T (the paper's FLOPS): 400M, 0.4G, 4e8 or 400000000")
-    p.add_argument("--target-latency", default=S, help="or a latency target T on this device "
+    g.add_argument("--target-latency", default=S, help="or a latency target T on this device "
                    "(MnasNet's): 20ms, 1500us or 0.02s; latency is predicted from a latency "
                    "table (see --latency-table) and B0 and the finalists are timed end to end")
-    p.add_argument("--space", default=S, help=f"mnasnet, efficientnet, or a YAML/JSON space file "
-                   f"(default {d('space')})")
-    p.add_argument("--trials", type=int, default=S,
-                   help=f"total trials in the study (default {d('trials')})")
-    p.add_argument("--timeout", type=float, default=S, help=f"stop starting trials after S "
-                   f"seconds (default {d('timeout'):g}; 0 = no limit)")
-    p.add_argument("--sampler", default=S, choices=SAMPLERS.names(), help="; ".join(
-        f"{n}: {SAMPLERS.get(n).help}" for n in SAMPLERS) + f" (default {d('sampler')})")
-    p.add_argument("--constraint", default=S, choices=CONSTRAINTS.names(), help=", ".join(
+    g.add_argument("--constraint", default=S, choices=CONSTRAINTS.names(), help=", ".join(
         f"{n} (a={CONSTRAINTS.get(n)[0]:g}, b={CONSTRAINTS.get(n)[1]:g}, reward falls below "
         f"{CONSTRAINTS.get(n)[2]:g}T)" if CONSTRAINTS.get(n)[2] else
         f"{n} (a={CONSTRAINTS.get(n)[0]:g}, b={CONSTRAINTS.get(n)[1]:g})" for n in CONSTRAINTS)
         + f" (default {d('constraint')})")
-    p.add_argument("--w-a", dest="a", type=float, default=S, help="exponent a when MACs <= T")
-    p.add_argument("--w-b", dest="b", type=float, default=S, help="exponent b when MACs > T")
-    p.add_argument("--pruner", default=S, choices=PRUNERS.names(), help="; ".join(
-        f"{n}: {PRUNERS.get(n).help}" for n in PRUNERS) + f" (default {d('pruner')})")
-    p.add_argument("--enqueue", default=S, help="comma-separated zoo models or spec files to "
-                   "evaluate first (members of the space only), e.g. efficientnet-b0,mnasnet-a1")
-    p.add_argument("--deploy-resolution", type=int, default=S, help=f"resolution MACs are "
+    g.add_argument("--w-a", dest="a", type=float, default=S, help="exponent a when MACs <= T")
+    g.add_argument("--w-b", dest="b", type=float, default=S, help="exponent b when MACs > T")
+    g.add_argument("--objectives", default=S, help="a multi-objective sampler's objectives: "
+                   "accuracy,macs or accuracy,latency (default: accuracy and the target's "
+                   "metric; needs --sampler nsga2)")
+    g.add_argument("--deploy-resolution", type=int, default=S, help=f"resolution MACs are "
                    f"counted at, whatever the dataset (default "
                    f"{default_of(Deployment, 'resolution')})")
-    p.add_argument("--deploy-channels", type=int, default=S, help=f"input channels MACs are "
+    g.add_argument("--deploy-channels", type=int, default=S, help=f"input channels MACs are "
                    f"counted with (default {default_of(Deployment, 'in_channels')})")
-    p.add_argument("--deploy-classes", type=int, default=S, help=f"classes MACs are counted "
+    g.add_argument("--deploy-classes", type=int, default=S, help=f"classes MACs are counted "
                    f"with (default {default_of(Deployment, 'num_classes')})")
-    p.add_argument("--rungs", default=S, help="the fidelity ladder: epochs after which trials "
+    g = p.add_argument_group(GROUP_SEARCH, "the space, the sampler and the budget")
+    g.add_argument("--space", default=S, help=f"mnasnet, efficientnet, or a YAML/JSON space file "
+                   f"(default {d('space')})")
+    g.add_argument("--trials", type=int, default=S,
+                   help=f"total trials in the study (default {d('trials')})")
+    g.add_argument("--timeout", type=float, default=S, help=f"stop starting trials after S "
+                   f"seconds (default {d('timeout'):g}; 0 = no limit)")
+    g.add_argument("--sampler", default=S, choices=SAMPLERS.names(), help="; ".join(
+        f"{n}: {SAMPLERS.get(n).help}" for n in SAMPLERS) + f" (default {d('sampler')})")
+    g.add_argument("--pruner", default=S, choices=PRUNERS.names(), help="; ".join(
+        f"{n}: {PRUNERS.get(n).help}" for n in PRUNERS) + f" (default {d('pruner')})")
+    g.add_argument("--enqueue", default=S, help="comma-separated zoo models or spec files to "
+                   "evaluate first (members of the space only), e.g. efficientnet-b0,mnasnet-a1")
+    g = p.add_argument_group(GROUP_LADDER, "when trials are compared, and how B0 is chosen")
+    g.add_argument("--rungs", default=S, help="the fidelity ladder: epochs after which trials "
                    "are compared and the worst stopped, e.g. 1,3,9 (the last is the training "
                    "length and sets --epochs; default 1,3,9,... up to --epochs; read by "
                    "--pruner asha, hyperband and median)")
-    p.add_argument("--finalists", type=int, default=S, help=f"after the search, retrain the "
+    g.add_argument("--finalists", type=int, default=S, help=f"after the search, retrain the "
                    f"top K distinct architectures with --finalist-seeds seeds; B0 is the best "
                    f"mean reward (default {d('finalists')}; 0 = B0 is the search's best)")
-    p.add_argument("--finalist-seeds", type=int, default=S,
+    g.add_argument("--finalist-seeds", type=int, default=S,
                    help=f"seeds per finalist (default {d('finalist_seeds')})")
-    p.add_argument("--objectives", default=S, help="a multi-objective sampler's objectives: "
-                   "accuracy,macs or accuracy,latency (default: accuracy and the target's "
-                   "metric; needs --sampler nsga2)")
-    g = p.add_argument_group("latency (with --target-latency or --objectives accuracy,latency)")
+    add_supernet_arguments(p)
+    proxy = ProxyConfig()
+    add_proxy_arguments(p, proxy, seed=d("seed"))
+    g = p.add_argument_group(GROUP_LATENCY, "how latency is predicted and timed (with "
+                             "--target-latency or --objectives accuracy,latency)")
     g.add_argument("--latency-table", default=S, metavar="FILE",
                    help="the table (nas latency-table -o FILE) to predict with; it must be for "
                    "this space, --deploy-resolution and device (default: the cached table for "
                    "this device, built first when there is none; with FILE, its own threads, "
                    "batch and runtime)")
     add_latency_arguments(g)
-    add_proxy_arguments(p, ProxyConfig(), command="nas search", seed=d("seed"))
-    add_backend_arguments(p)
-    add_supernet_arguments(p)
+    add_backend_arguments(p, proxy.train)
+    add_run_arguments(p, command="nas search")
 
 
 def _fresh(given: dict[str, Any]) -> Any:
