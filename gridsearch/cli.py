@@ -21,6 +21,7 @@ from nas.commands.common import (GROUP_LADDER, GROUP_LATENCY, GROUP_SEARCH, GROU
                                  add_backend_arguments, add_latency_arguments,
                                  add_proxy_arguments, add_run_arguments, exit_code, given_flags,
                                  request_from_args, rungs_set_epochs)
+from nas.commands.config_file import RunConfig, add_config_argument, read_config_file
 
 # stage 2's own groups, beside the shared ones (nas.commands.common.GROUP_*)
 GROUP_FAMILY = "base & family"
@@ -138,6 +139,7 @@ def make_parser() -> argparse.ArgumentParser:
     add_family_latency_arguments(p)
     add_backend_arguments(p, proxy.train)
     add_run_arguments(p, command="gridsearch")
+    add_config_argument(p)
     p.set_defaults(command="gridsearch", _run=run)
     return p
 
@@ -283,16 +285,34 @@ def with_latency(config: Any, on: bool | None) -> Any:
     return replace(config, latency=LatencySettings() if on else None)
 
 
+def _template() -> dict[str, Any]:
+    """Every key a stage-2 config.json may hold (with coefficients, latency and backend)."""
+    from gridsearch.config import GridSearchConfig
+    from gridsearch.grid import PAPER
+    from nas.backends import BackendConfig
+    from nas.latency_settings import LatencySettings
+
+    config = GridSearchConfig(coefficients=PAPER, latency=LatencySettings())
+    return {**config.to_dict(), "backend": BackendConfig().to_dict()}
+
+
+# A run's config.json as --config: the same outputs as stage 1's (nas.commands.search)
+RUN_CONFIG = RunConfig(stage="2", command="gridsearch", template=_template,
+                       outputs=frozenset({"stage", "storage", "study_name", "device"}))
+
+
 def run(args: argparse.Namespace) -> int:
     from gridsearch.config import GridSearchConfig, default_proxy
     from gridsearch.search import run_gridsearch
 
+    args = read_config_file(args, RUN_CONFIG)
     # applied before the flags, so that --latency-threads lands in a setting that exists
     on = latency_switch(given_flags(args))
     r = request_from_args(
         args, stage="2", flags=FLAGS,
         from_dict=lambda d: with_latency(GridSearchConfig.from_dict(d), on),
-        fresh=lambda given: with_latency(GridSearchConfig(proxy=default_proxy()), on),
+        fresh=lambda given, base: with_latency(base or GridSearchConfig(proxy=default_proxy()),
+                                               on),
         check=_check_flags)
     result = run_gridsearch(r.config, out=r.out, resume=r.resume, storage=r.storage,
                             backend=r.backend)

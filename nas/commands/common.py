@@ -36,8 +36,8 @@ __all__ = ["S", "EXIT_NO_RESULT", "GROUP_TARGET", "GROUP_SEARCH", "GROUP_LADDER"
            "zero_is_none", "parse_rungs_flag", "rungs_set_epochs", "default_of", "get_path",
            "set_path", "apply_flags", "check_resume", "add_proxy_arguments", "add_run_arguments",
            "add_backend_arguments", "add_device_arguments", "LATENCY_FLAGS",
-           "add_latency_arguments", "backend_from_args", "given_flags", "RunRequest", "request_from_args", "exit_code",
-           "latency_line"]
+           "add_latency_arguments", "backend_from_args", "given_flags", "RunRequest",
+           "request_from_args", "exit_code", "latency_line"]
 
 
 def _same(v: Any) -> Any:
@@ -106,7 +106,7 @@ def check_resume(saved: Any, given: Mapping[str, Any], flags: Iterable[Flag]) ->
 def given_flags(args: argparse.Namespace) -> dict[str, Any]:
     """The flags the user gave (absent ones are suppressed), without the CLI's own keys."""
     return {k: v for k, v in vars(args).items() if not k.startswith("_") and
-            k not in ("command", "verbose")}
+            k not in ("command", "verbose", "config")}
 
 
 def zero_is_none(v: Any) -> Any:
@@ -356,11 +356,13 @@ class RunRequest:
 
 def request_from_args(args: argparse.Namespace, *, stage: str, flags: Sequence[Flag],
                       from_dict: Callable[[Mapping[str, Any]], Any],
-                      fresh: Callable[[dict[str, Any]], Any],
+                      fresh: Callable[[dict[str, Any], Any], Any],
                       check: Callable[[dict[str, Any]], None] | None = None) -> RunRequest:
     """The run a search command's flags ask for. A fresh run applies ``flags`` to
-    ``fresh(given)``; ``--resume`` reopens the run of ``stage`` (``--out``, else the newest),
-    refuses a flag that would change it (:func:`check_resume`), and applies those that may."""
+    ``fresh(given, base)``, where ``base`` is the config of a run folder's config.json given as
+    ``--config`` (None without one; :mod:`nas.commands.config_file`); ``--resume`` reopens the
+    run of ``stage`` (``--out``, else the newest), refuses a flag that would change it
+    (:func:`check_resume`), and applies those that may."""
     from nas.engine import resume_dir
     from results.rundir import read_config
 
@@ -376,6 +378,12 @@ def request_from_args(args: argparse.Namespace, *, stage: str, flags: Sequence[F
                             heartbeat=given.pop("heartbeat", StorageConfig.heartbeat))
     if check is not None:
         check(given)
+    base_run = getattr(args, "_base", None)  # a run folder's config.json, as --config
+    if base_run is not None and (resume or storage.join):
+        flag = "--resume" if resume else "--join"
+        raise ValueError(f"--config {args.config} is a run's config.json, which starts a new "
+                         f"run like it; {flag} continues a run with its own settings: drop "
+                         f"--config or {flag}")
     if storage.join:
         if resume:
             raise ValueError("--join and --resume exclude each other: --join adds a driver "
@@ -393,10 +401,25 @@ def request_from_args(args: argparse.Namespace, *, stage: str, flags: Sequence[F
         config = apply_flags(config, given, [f for f in flags if f.on_resume])
         out = str(run_dir)
     else:
-        backend = backend_from_args(given)
-        base = fresh(given)
+        saved = None if base_run is None else _config_of(base_run, from_dict, args.config)
+        backend = backend_from_args(given, None if base_run is None else base_run.get("backend"))
+        base = fresh(given, saved)
+        if saved is not None and "rungs" in given:  # --rungs replaces the run's ladder (it is
+            base = dataclasses.replace(base, rungs=None)  # applied after --epochs)
         config = _scale_lr(apply_flags(base, given, flags), base.proxy.train, given)
     return RunRequest(config=config, out=out, resume=resume, storage=storage, backend=backend)
+
+
+def _config_of(run: Mapping[str, Any], from_dict: Callable[[Mapping[str, Any]], Any],
+               path: str) -> Any:
+    """The config a run folder's config.json (given as --config) records; a value of the
+    wrong kind is bad input, named with the file."""
+    try:
+        return from_dict(run)
+    except (TypeError, KeyError, AttributeError) as e:
+        what = f"no {e}" if isinstance(e, KeyError) else str(e).splitlines()[0]
+        raise ValueError(f"--config {path}: not a config this command can run ({what}); pass "
+                         f"a run folder's config.json as written, or a file of flags") from None
 
 
 def _scale_lr(config: Any, base: Any, given: Mapping[str, Any]) -> Any:

@@ -10,6 +10,7 @@ from .common import (GROUP_LADDER, GROUP_LATENCY, GROUP_SEARCH, GROUP_TARGET, LA
                      PROXY_FLAGS, RUNGS_FLAG, S, Flag, add_backend_arguments,
                      add_latency_arguments, add_proxy_arguments, add_run_arguments, default_of,
                      exit_code, latency_line, request_from_args, rungs_set_epochs, zero_is_none)
+from .config_file import RunConfig, add_config_argument, read_config_file
 from .supernet_flags import SUPERNET_FLAGS, add_supernet_arguments  # issue 24
 
 NAME = "search"
@@ -126,32 +127,66 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_latency_arguments(g)
     add_backend_arguments(p, proxy.train)
     add_run_arguments(p, command="nas search")
+    add_config_argument(p)
 
 
-def _fresh(given: dict[str, Any]) -> Any:
-    """The config the flags start from: the target, the sampler and its objectives, and the
-    latency settings are set together, since each decides whether the others are valid."""
+def _fresh(given: dict[str, Any], base: Any) -> Any:
+    """The config the flags start from: ``base`` (a run's config.json given as --config) or
+    the defaults. The target, the sampler and its objectives, and the latency settings are set
+    together, since each decides whether the others are valid."""
+    from dataclasses import replace
+
     from nas.latency import LatencySettings
     from nas.proxy import ProxyConfig
     from nas.stage1.config import SearchConfig
 
-    if "target_flops" not in given and "target_latency" not in given:
-        raise ValueError("--target-flops or --target-latency is required, e.g. nas search "
-                         "--target-flops 400M or nas search --target-latency 20ms")
     timed = any(f.dest in given for f in LATENCY_FLAGS)
-    return SearchConfig(
-        target_macs=_macs(given["target_flops"]) if "target_flops" in given else None,
-        target_latency_ms=(_latency(given["target_latency"]) if "target_latency" in given
-                           else None),
-        sampler=given.get("sampler", default_of(SearchConfig, "sampler")),
-        objectives=_names(given["objectives"]) if "objectives" in given else None,
-        latency=LatencySettings() if timed else None,
-        latency_table=given.get("latency_table"), proxy=ProxyConfig())
+    if base is None:
+        if "target_flops" not in given and "target_latency" not in given:
+            raise ValueError("--target-flops or --target-latency is required, e.g. nas search "
+                             "--target-flops 400M or nas search --target-latency 20ms")
+        return SearchConfig(
+            target_macs=_macs(given["target_flops"]) if "target_flops" in given else None,
+            target_latency_ms=(_latency(given["target_latency"]) if "target_latency" in given
+                               else None),
+            sampler=given.get("sampler", default_of(SearchConfig, "sampler")),
+            objectives=_names(given["objectives"]) if "objectives" in given else None,
+            latency=LatencySettings() if timed else None,
+            latency_table=given.get("latency_table"), proxy=ProxyConfig())
+    changes: dict[str, Any] = {}
+    if "target_flops" in given or "target_latency" in given:  # a target given replaces the run's
+        changes["target_macs"] = _macs(given["target_flops"]) if "target_flops" in given else None
+        changes["target_latency_ms"] = (_latency(given["target_latency"])
+                                        if "target_latency" in given else None)
+    if "sampler" in given:
+        changes["sampler"] = given["sampler"]
+    if "objectives" in given:
+        changes["objectives"] = _names(given["objectives"])
+    if timed and base.latency is None:
+        changes["latency"] = LatencySettings()
+    return replace(base, **changes)
+
+
+def _template() -> dict[str, Any]:
+    """Every key a stage-1 config.json may hold (with its latency settings and backend)."""
+    from nas.backends import BackendConfig
+    from nas.latency import LatencySettings
+    from nas.stage1.config import SearchConfig
+
+    return {**SearchConfig(target_macs=1).to_dict(), "latency": LatencySettings().to_dict(),
+            "backend": BackendConfig().to_dict()}
+
+
+# A run's config.json as --config: the study's storage and name are where that run kept its
+# study (a new run gets its own), and "device" records what "auto" resolved to there.
+RUN_CONFIG = RunConfig(stage="1", command="nas search", template=_template,
+                       outputs=frozenset({"stage", "storage", "study_name", "device"}))
 
 
 def run(args: argparse.Namespace) -> int:
     from nas.search import SearchConfig, run_search
 
+    args = read_config_file(args, RUN_CONFIG)
     r = request_from_args(args, stage="1", flags=FLAGS, from_dict=SearchConfig.from_dict,
                           fresh=_fresh, check=rungs_set_epochs)
     result = run_search(r.config, out=r.out, resume=r.resume, storage=r.storage,

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .config_file import RunConfig, add_config_argument, read_config_file
+
 NAME = "train"
 HELP = ("train a model to completion (MODEL: zoo name, spec .json or search run folder) with "
         "the paper's or a fast recipe; checkpoints every epoch, --resume continues")
@@ -23,8 +25,9 @@ FLAGS = ("dataset", "data_dir", "recipe", "epochs", "batch_size", "resolution", 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     a = p.add_argument
-    a("model", metavar="MODEL",
-      help="zoo name (see `nas list`), spec .json file, or search run folder with best.json")
+    a("model", metavar="MODEL", nargs="?", default=S,
+      help="zoo name (see `nas list`), spec .json file, or search run folder with best.json "
+      "(or the model of --config FILE)")
     a("--dataset", metavar="NAME", default=S,
       help="fashion-mnist (default), cifar10, folder:PATH, synthetic[:k=v,...]")
     a("--data-dir", metavar="DIR", default=S, help="folder holding the dataset files "
@@ -60,6 +63,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     a("--out", metavar="DIR", default=S, help="run folder (default runs/train-<timestamp>)")
     a("--resume", action="store_true", default=S,
       help="continue the run in --out from its newest checkpoint (with --epochs E: extend it)")
+    add_config_argument(p, help="read flags from a YAML or JSON file (keys: the flags' names, "
+                        "e.g. epochs: 5, model: efficientnet-b0), or a nas train run folder's "
+                        "config.json to train the same job again with a new --out; flags given "
+                        "here win over the file")
+
+
+def _template() -> dict[str, Any]:
+    from nas.train import TrainJob
+
+    return {"stage": "train", "job": TrainJob(model="").to_dict()}
+
+
+# A nas train run's config.json as --config: its job is the settings as given; the rest is
+# what they resolved to (the recipe's TrainConfig, the EMA decay, the device, the spec's hash)
+RUN_CONFIG = RunConfig(stage="train", command="nas train", template=_template,
+                       outputs=frozenset({"stage", "train", "recipe", "ema_decay", "arch_hash",
+                                          "device", "replanned_from"}),
+                       flags_of=lambda run: run.get("job") or {})
 
 
 def make_job(given: dict[str, Any], base: Any) -> Any:
@@ -71,8 +92,9 @@ def make_job(given: dict[str, Any], base: Any) -> Any:
 def run(args: argparse.Namespace) -> int:
     from nas.train import TrainJob, load_job, train
 
+    args = read_config_file(args, RUN_CONFIG)
     given = {k: v for k, v in vars(args).items() if not k.startswith("_") and
-             k not in ("command", "verbose")}
+             k not in ("command", "verbose", "config")}
     resume = bool(given.pop("resume", False))
     out = given.pop("out", None)
     if resume:
@@ -80,6 +102,9 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("--resume needs --out DIR naming the nas train run to continue")
         job = make_job(given, load_job(out))
     else:
+        if "model" not in given:
+            raise ValueError("MODEL is required: nas train MODEL (a zoo name, a spec .json file "
+                             "or a search run folder), or model: in the --config file")
         job = make_job(given, TrainJob(model=given["model"]))
         if out is None:
             import datetime as _dt
