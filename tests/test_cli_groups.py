@@ -28,6 +28,13 @@ def test_no_flag_is_left_ungrouped(command) -> None:
             "out", "latency_threads", "rungs"} <= grouped
 
 
+def test_nas_train_groups_its_flags_too() -> None:
+    p = parser_of("nas train")
+    assert ungrouped(p) == []
+    titles = {o: g.title for g in groups_of(p) for a in g.actions for o in a.option_strings}
+    assert titles["--device"] == titles["--threads"] == common.GROUP_BACKEND
+
+
 @pytest.mark.parametrize("command", SEARCHES)
 def test_each_command_has_the_shared_groups(command) -> None:
     titles = [g.title for g in groups_of(parser_of(command))]

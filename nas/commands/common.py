@@ -250,8 +250,8 @@ def add_device_arguments(g: Any, train: Any) -> None:
     states."""
     from nas.train.config import COMPILE_MODES, PRECISION_DTYPES
 
-    g.add_argument("--device", default=S, help="auto (default: a CUDA GPU if torch sees one, "
-                   "else the CPU), cpu, cuda, cuda:N; may change on --resume")
+    g.add_argument("--device", default=S, help="auto (a CUDA GPU if torch sees one, else the "
+                   "CPU), cpu, cuda, cuda:N; may change on --resume (default auto)")
     g.add_argument("--precision", default=S, choices=PRECISION_DTYPES.names(),
                    help=f"bf16: autocast forward and loss to bfloat16 (default "
                    f"{train.precision})")
@@ -284,9 +284,9 @@ def add_latency_arguments(g: Any) -> None:
     g.add_argument("--latency-runtime", default=S, choices=RUNTIME_NAMES,
                    help="eager torch, or ONNX Runtime (needs efficientnas[onnx]) (default torch)")
     g.add_argument("--latency-clock", default=S, choices=CLOCK_NAMES,
-                   help="wall: elapsed time (default); cpu: the timing thread's CPU time, which "
-                        "other jobs on a shared machine do not inflate (needs "
-                        "--latency-threads 1)")
+                   help="wall: elapsed time; cpu: the timing thread's CPU time, which other "
+                        "jobs on a shared machine do not inflate (needs --latency-threads 1) "
+                        "(default wall)")
 
 
 # ----------------------------------------------------------------------------- backend flags

@@ -79,8 +79,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         f"{CONSTRAINTS.get(n)[2]:g}T)" if CONSTRAINTS.get(n)[2] else
         f"{n} (a={CONSTRAINTS.get(n)[0]:g}, b={CONSTRAINTS.get(n)[1]:g})" for n in CONSTRAINTS)
         + f" (default {d('constraint')})")
-    g.add_argument("--w-a", dest="a", type=float, default=S, help="exponent a when MACs <= T")
-    g.add_argument("--w-b", dest="b", type=float, default=S, help="exponent b when MACs > T")
+    g.add_argument("--w-a", dest="a", type=float, default=S, help="exponent a when MACs <= T "
+                   "(default: the --constraint's)")
+    g.add_argument("--w-b", dest="b", type=float, default=S, help="exponent b when MACs > T "
+                   "(default: the --constraint's)")
     g.add_argument("--objectives", default=S, help="a multi-objective sampler's objectives: "
                    "accuracy,macs or accuracy,latency (default: accuracy and the target's "
                    "metric; needs --sampler nsga2)")
