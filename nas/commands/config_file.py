@@ -21,7 +21,6 @@ naming it and the nearest known key; a file that cannot be read or parsed is one
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,6 +88,8 @@ def load_config_file(path: str) -> dict[str, Any]:
 
 
 def _unknown(path: str, key: str, known: list[str], what: str) -> ValueError:
+    import difflib
+
     near = difflib.get_close_matches(key, known, n=1, cutoff=0.5)
     hint = f"did you mean {near[0]!r}?" if near else f"the keys are {what}"
     return ValueError(f"--config {path}: unknown key {key!r}; {hint}")
