@@ -7,10 +7,11 @@ A file has one of two shapes:
   takes, ``true``/``false`` a switch, ``null`` the flag not given). Each value goes through
   the flag's own parsing (its type and choices), as if typed, so a bad value is the same one
   line as on the command line, naming the file.
-* **a run folder's config.json** (it says its ``"stage"``): ``nas search`` and ``gridsearch``
-  build the run's config object from it, so every setting the run recorded is repeated, those
-  without a flag included: ``nas search --config runs/X/config.json --out runs/Y`` repeats run
-  X. ``nas train`` reads its ``job`` (the settings as given) as flags. Keys a config.json holds
+* **a run folder's config.json** (it says its ``"stage"``, or nests settings as 0.1's did):
+  ``nas search`` and ``gridsearch`` build the run's config object from it, so every setting
+  the run recorded is repeated, those without a flag included: ``nas search --config
+  runs/X/config.json --out runs/Y`` repeats run X. ``nas train`` reads its ``job`` (the
+  settings as given) as flags. Keys a config.json holds
   as outputs of the run rather than settings (the study's storage and name, the device it
   resolved to, ...) are ignored by name: :attr:`RunConfig.outputs`.
 
@@ -175,8 +176,14 @@ def read_config_file(args: argparse.Namespace, shape: RunConfig) -> argparse.Nam
     if path is None:
         return args
     data = load_config_file(path)
-    if "stage" in data:
-        stage = str(data["stage"])
+    if "stage" in data or any(isinstance(v, Mapping) for v in data.values()):
+        from results.rundir import stage_of  # a run's config.json (0.1's says no "stage")
+
+        stage = stage_of(data)
+        if stage is None:
+            raise ValueError(f"--config {path} holds nested settings but is no run's "
+                             f"config.json (it says no stage); pass a file of flags "
+                             f"(trials: 60), or a run folder's config.json")
         if stage != shape.stage:
             raise ValueError(f"--config {path} is the config.json of a stage {stage!r} run, "
                              f"but {shape.command} repeats stage {shape.stage!r} runs; pass one "

@@ -60,3 +60,18 @@ def test_a_bad_config_file_is_one_line_exit_2(text, says, here, capsys) -> None:
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and says in err, err
     assert not (here / "g").exists()
+
+
+@pytest.mark.parametrize("fixture", ["legacy-0.1/s2", "legacy-0.2/s2"])
+def test_an_old_run_folders_config_json_is_a_config_too(fixture) -> None:
+    from gridsearch import cli
+    from gridsearch.config import GridSearchConfig
+    from nas.commands.common import request_from_args
+    from nas.commands.config_file import read_config_file
+
+    path = Path(__file__).resolve().parents[1] / "fixtures" / fixture / "config.json"
+    args = read_config_file(cli.make_parser().parse_args(["--config", str(path)]),
+                            cli.RUN_CONFIG)
+    r = request_from_args(args, stage="2", flags=cli.FLAGS, from_dict=GridSearchConfig.from_dict,
+                          fresh=lambda given, base: base)
+    assert r.config == GridSearchConfig.from_dict(json.loads(path.read_text()))

@@ -148,6 +148,8 @@ def test_check_keys_walks_nested_settings_but_not_free_mappings() -> None:
     ("nested.json", '{"stage": 1, "target_macs": 1000, "proxy": {"dataset": "synthetic", '
                     '"train": {"epoch": 2}}}',
      ["unknown key 'proxy.train.epoch'; did you mean 'proxy.train.epochs'?"]),
+    ("nested-flags.json", '{"trials": 3, "proxy": {"epochs": 2}}',
+     ["holds nested settings but is no run's config.json (it says no stage)"]),
     ("incomplete.json", '{"stage": 1, "target_macs": 1000}',
      ["--config incomplete.json: not a config this command can run (no 'proxy')"]),
 ])
@@ -216,3 +218,19 @@ def test_config_is_the_one_flag_outside_the_groups() -> None:
         p = parser_of(command)
         assert isinstance(p, argparse.ArgumentParser)
         assert "--config" in {o for a in p._optionals._group_actions for o in a.option_strings}
+
+
+@pytest.mark.parametrize("fixture", ["legacy-0.1/s1", "legacy-0.2/s1"])
+def test_an_old_run_folders_config_json_is_a_config_too(fixture) -> None:
+    """0.1's config.json says no stage: its nested settings tell it from a file of flags."""
+    from nas.commands.common import request_from_args
+    from nas.commands.config_file import read_config_file
+    from nas.stage1.config import SearchConfig
+
+    path = Path(__file__).resolve().parents[1] / "fixtures" / fixture / "config.json"
+    args = read_config_file(parser_of("nas search").parse_args(["--config", str(path)]),
+                            search_cmd.RUN_CONFIG)
+    r = request_from_args(args, stage="1", flags=search_cmd.FLAGS,
+                          from_dict=SearchConfig.from_dict, fresh=search_cmd._fresh)
+    assert r.config == SearchConfig.from_dict(json.loads(path.read_text()))
+    assert not r.resume and r.out is None
