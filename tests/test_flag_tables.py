@@ -1,6 +1,7 @@
 """The flag tables in README.md and docs/*.md are written from the parsers (issue 25):
 ``python -m nas.commands.doc`` writes them between ``<!-- flags: COMMAND -->`` markers, and
-these tests fail when a file and the parsers disagree, saying which command fixes it."""
+these tests fail when a file and the parsers disagree, saying which command fixes it. Each
+command's tables may sit in README.md or in a docs/ page; every file with markers is checked."""
 from __future__ import annotations
 
 import argparse
@@ -16,18 +17,27 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_every_marked_file_matches_the_parsers() -> None:
     files = doc.marked_files(ROOT)
-    assert ROOT / "README.md" in files
+    assert files, "no README.md or docs/*.md holds a <!-- flags: COMMAND --> block"
     stale = doc.write_tables(files, check=True)
     assert stale == [], (f"flag tables differ from the parsers in {[str(p) for p in stale]}; "
                          f"run: {doc.FIX}")
 
 
+def _block(command: str) -> str | None:
+    """``command``'s table block, in README.md or whichever docs/ page holds it."""
+    for path in doc.marked_files(ROOT):
+        m = re.search(rf"<!-- flags: {command} -->\n(.*?)<!-- /flags -->", path.read_text(),
+                      re.S)
+        if m:
+            return m.group(1)
+    return None
+
+
 @pytest.mark.parametrize("command", list(doc.COMMANDS))
-def test_the_readme_shows_every_flag_with_an_example(command) -> None:
-    text = (ROOT / "README.md").read_text()
-    block = re.search(rf"<!-- flags: {command} -->\n(.*?)<!-- /flags -->", text, re.S)
-    assert block is not None, f"README.md has no <!-- flags: {command} --> block"
-    rows = [r for r in block.group(1).splitlines() if r.startswith("| `")]
+def test_the_docs_show_every_flag_with_an_example(command) -> None:
+    block = _block(command)
+    assert block is not None, f"no README.md or docs/*.md holds <!-- flags: {command} -->"
+    rows = [r for r in block.splitlines() if r.startswith("| `")]
     flags = [a for g in doc.groups_of(doc.parser_of(command)) for a in g.actions
              if a.option_strings]
     assert len(rows) == len(flags)
