@@ -49,6 +49,7 @@ EPILOG = """examples:
   gridsearch --coefficients paper --family 0-7 --latency
   gridsearch --resume --out runs/stage2 --select reward
   gridsearch --resume --out runs/stage2 --latency-threads 4 --latency-repeats 10
+  gridsearch --config runs/stage2/config.json --out runs/stage2-again
 """
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from nas.commands import common
-from nas.commands.doc import groups_of, parser_of, ungrouped
+from nas.commands.groups import groups_of, ungrouped
+from scripts.flag_tables import parser_of
 
 SEARCHES = ("nas search", "gridsearch")
 SHARED_TITLES = (common.GROUP_TARGET, common.GROUP_SEARCH, common.GROUP_LADDER,

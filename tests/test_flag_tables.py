@@ -1,5 +1,5 @@
 """The flag tables in README.md and docs/*.md are written from the parsers (issue 25):
-``python -m nas.commands.doc`` writes them between ``<!-- flags: COMMAND -->`` markers, and
+``python -m scripts.flag_tables`` writes them between ``<!-- flags: COMMAND -->`` markers, and
 these tests fail when a file and the parsers disagree, saying which command fixes it. Each
 command's tables may sit in README.md or in a docs/ page; every file with markers is checked."""
 from __future__ import annotations
@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from nas.commands import doc
+from nas.commands.groups import groups_of
+from scripts import flag_tables as doc
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,7 +39,7 @@ def test_the_docs_show_every_flag_with_an_example(command) -> None:
     block = _block(command)
     assert block is not None, f"no README.md or docs/*.md holds <!-- flags: {command} -->"
     rows = [r for r in block.splitlines() if r.startswith("| `")]
-    flags = [a for g in doc.groups_of(doc.parser_of(command)) for a in g.actions
+    flags = [a for g in groups_of(doc.parser_of(command)) for a in g.actions
              if a.option_strings]
     assert len(rows) == len(flags)
     for action, row in zip(flags, rows):

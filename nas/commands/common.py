@@ -298,8 +298,9 @@ BACKEND_KEYS = {"backend": "name", "address": "address", "workers": "workers",
 def add_backend_arguments(p: argparse.ArgumentParser, train: Any) -> None:
     """Where trials run and on what (``nas.backends``, :data:`GROUP_BACKEND`), shared by
     ``nas search`` and ``gridsearch``; ``train`` is the TrainConfig whose defaults the help
-    states. All but ``--precision`` may change on --resume: they change where trials run,
-    never what they compute."""
+    states. The backend's own flags, ``--device`` and ``--compile`` may change on --resume:
+    they change where trials run, never what they compute (``--precision`` and ``--threads``
+    are the proxy's training settings, :data:`PROXY_FLAGS`, and stay)."""
     from nas.backends import BACKENDS, BackendConfig
 
     g = p.add_argument_group(GROUP_BACKEND, "where trials run, on what device, with how many "

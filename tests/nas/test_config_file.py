@@ -13,7 +13,7 @@ import pytest
 from nas.cli import main
 from nas.commands import search as search_cmd
 from nas.commands.config_file import check_keys, flag_tokens, load_config_file
-from nas.commands.doc import parser_of
+from scripts.flag_tables import parser_of
 
 TINY_FLAGS = """\
 target-flops: 2M

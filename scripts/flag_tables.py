@@ -1,23 +1,19 @@
-"""The commands' parsers read as data, and the flag tables written from them.
+"""The flag tables of ``nas search``, ``gridsearch`` and ``nas train``, written from their
+parsers into markdown, so the README and docs/ pages cannot drift from ``--help`` (issue 25).
 
-:func:`groups_of` lists a parser's argument groups, each with its flags: tests check with it
-that every flag sits in a named group, under the same title in ``nas search`` and
-``gridsearch``. :func:`write_tables` writes one markdown table per group (flag, default,
-meaning, example) between markers in any markdown file, so the README and docs/ pages cannot
-drift from ``--help``::
+One table per argument group (flag, default, meaning, example), between markers in any markdown
+file::
 
     <!-- flags: nas search -->
-    (written by python -m nas.commands.doc)
+    (written here)
     <!-- /flags -->
 
-    python -m nas.commands.doc            # rewrite the tables in README.md and docs/*.md
-    python -m nas.commands.doc --check    # exit 1, naming the files, where a table is stale
+    python -m scripts.flag_tables            # rewrite the tables in README.md and docs/*.md
+    python -m scripts.flag_tables --check    # exit 1, naming the files, where a table is stale
 
-The default and the meaning come from the flag's help text (its ``(default ...)``), the
-example from :data:`EXAMPLES`. Light, like the parsers: nothing here imports torch.
-
-argparse has no public way to list a parser's groups; ``_action_groups`` and
-``_group_actions`` are read here, never changed (sphinx-argparse reads them the same way).
+The default and the meaning come from the flag's help text (its ``(default ...)``), the example
+from :data:`EXAMPLES`. Here, not in ``nas/``, because it reads both stages' parsers and ``nas``
+never imports ``gridsearch`` (tests/test_layering.py).
 """
 from __future__ import annotations
 
@@ -25,12 +21,17 @@ import argparse
 import importlib
 import re
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
-__all__ = ["COMMANDS", "UNGROUPED", "EXAMPLES", "Group", "parser_of", "groups_of", "ungrouped",
-           "flag_row", "tables", "render", "marked_files", "write_tables", "main"]
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a file: this checkout's packages, not an installed copy
+    sys.path.insert(0, str(ROOT))
+
+from nas.commands.groups import groups_of  # noqa: E402
+
+__all__ = ["COMMANDS", "EXAMPLES", "PREFIX", "parser_of", "flag_row", "tables", "render",
+           "marked_files", "write_tables", "main"]
 
 # command -> (module, function returning its parser, or None: a `nas` subcommand's module)
 COMMANDS: dict[str, tuple[str, str | None]] = {
@@ -38,17 +39,6 @@ COMMANDS: dict[str, tuple[str, str | None]] = {
     "gridsearch": ("gridsearch.cli", "make_parser"),
     "nas train": ("nas.commands.train", None),
 }
-
-# flags that may stay in argparse's own "options" bucket: they are about the program, not
-# the run (-v and --version sit there in gridsearch, on `nas` itself for its subcommands)
-UNGROUPED = frozenset({"help", "config", "verbose", "version"})
-
-
-@dataclass(frozen=True)
-class Group:
-    title: str
-    description: str | None
-    actions: tuple[argparse.Action, ...]
 
 
 def parser_of(command: str) -> argparse.ArgumentParser:
@@ -65,30 +55,9 @@ def parser_of(command: str) -> argparse.ArgumentParser:
     return p
 
 
-def _bucket_titles(parser: argparse.ArgumentParser) -> tuple[str | None, str | None]:
-    return parser._optionals.title, parser._positionals.title
-
-
-def groups_of(parser: argparse.ArgumentParser) -> list[Group]:
-    """The parser's named groups, in --help's order, each with its flags (positionals and
-    the ungrouped bucket left out)."""
-    buckets = _bucket_titles(parser)
-    return [Group(g.title or "", g.description,
-                  tuple(a for a in g._group_actions if a.help != argparse.SUPPRESS))
-            for g in parser._action_groups
-            if g.title not in buckets and g._group_actions]
-
-
-def ungrouped(parser: argparse.ArgumentParser) -> list[str]:
-    """Flags left in argparse's own bucket, other than :data:`UNGROUPED`."""
-    return [a.option_strings[-1] for a in parser._optionals._group_actions
-            if a.dest not in UNGROUPED and a.option_strings]
-
-
 # ----------------------------------------------------------------------------- the tables
-ROOT = Path(__file__).resolve().parents[2]
 BEGIN = re.compile(r"<!-- flags: (?P<command>[a-z -]+?) -->\n.*?<!-- /flags -->", re.S)
-FIX = "python -m nas.commands.doc"
+FIX = "python -m scripts.flag_tables"
 
 # One example per flag, by the flag as typed (the same flag means the same in every command);
 # "command flag" overrides it for one command. A flag without one fails the table's writing.
@@ -180,7 +149,7 @@ def _example(command: str, action: argparse.Action) -> str:
                     example = f"{prefix} {example}"
                 return f"{command} {example}"
     raise KeyError(f"{command} {action.option_strings[-1]} has no example; add one to "
-                   f"nas.commands.doc.EXAMPLES")
+                   f"scripts/flag_tables.py's EXAMPLES")
 
 
 def _split_default(text: str) -> tuple[str, str]:
