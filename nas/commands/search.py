@@ -175,14 +175,17 @@ def _template() -> dict[str, Any]:
     from nas.latency import LatencySettings
     from nas.stage1.config import SearchConfig
 
-    return {**SearchConfig(target_macs=1).to_dict(), "latency": LatencySettings().to_dict(),
+    full = SearchConfig(target_macs=1, evaluator="supernet")  # a proxy run's holds no supernet
+    return {**full.to_dict(), "latency": LatencySettings().to_dict(),
             "backend": BackendConfig().to_dict()}
 
 
 # A run's config.json as --config: the study's storage and name are where that run kept its
-# study (a new run gets its own), and "device" records what "auto" resolved to there.
+# study (a new run gets its own), "device" records what "auto" resolved to there, and a
+# supernet run's settings and fingerprint are what its supernet was trained with (recomputed).
 RUN_CONFIG = RunConfig(stage="1", command="nas search", template=_template,
-                       outputs=frozenset({"stage", "storage", "study_name", "device"}))
+                       outputs=frozenset({"stage", "storage", "study_name", "device",
+                                          "supernet_settings", "supernet_fingerprint"}))
 
 
 def run(args: argparse.Namespace) -> int:

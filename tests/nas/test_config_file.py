@@ -234,3 +234,24 @@ def test_an_old_run_folders_config_json_is_a_config_too(fixture) -> None:
                           from_dict=SearchConfig.from_dict, fresh=search_cmd._fresh)
     assert r.config == SearchConfig.from_dict(json.loads(path.read_text()))
     assert not r.resume and r.out is None
+
+
+def test_a_supernet_runs_config_json_is_a_config_too(here) -> None:
+    """Its supernet settings are read back; what the run derived from them (the settings block
+    and the fingerprint) is output, ignored by name."""
+    from nas.commands.common import request_from_args
+    from nas.commands.config_file import read_config_file
+    from nas.stage1.config import SearchConfig
+    from nas.stage1.supernet_config import SupernetConfig
+
+    config = SearchConfig(target_macs=2_000_000, space="tiny.yaml", evaluator="supernet",
+                          supernet=SupernetConfig(epochs=5))
+    (here / "run.json").write_text(json.dumps({
+        "stage": 1, **config.to_dict(), "storage": None, "study_name": "stage1",
+        "supernet_settings": {"anything": 1}, "supernet_fingerprint": "abc",
+        "device": {"requested": "auto", "resolved": "cpu"}}))
+    args = read_config_file(parser_of("nas search").parse_args(["--config", "run.json"]),
+                            search_cmd.RUN_CONFIG)
+    r = request_from_args(args, stage="1", flags=search_cmd.FLAGS,
+                          from_dict=SearchConfig.from_dict, fresh=search_cmd._fresh)
+    assert r.config == config
