@@ -16,10 +16,16 @@ import sys
 from dataclasses import replace
 from typing import Any, Sequence
 
-from nas.commands.common import (LATENCY_FLAGS, PROXY_FLAGS, RUNGS_FLAG, S, Flag,
+from nas.commands.common import (GROUP_LADDER, GROUP_LATENCY, GROUP_SEARCH, GROUP_TARGET,
+                                 LATENCY_FLAGS, PROXY_FLAGS, RUNGS_FLAG, S, Flag,
                                  add_backend_arguments, add_latency_arguments,
-                                 add_proxy_arguments, exit_code, given_flags, request_from_args,
-                                 rungs_set_epochs)
+                                 add_proxy_arguments, add_run_arguments, exit_code, given_flags,
+                                 request_from_args, rungs_set_epochs)
+from nas.commands.config_file import RunConfig, add_config_argument, read_config_file
+
+# stage 2's own groups, beside the shared ones (nas.commands.common.GROUP_*)
+GROUP_FAMILY = "base & family"
+GROUP_COMPARE = "single-dimension comparison"
 
 GRID_FLAGS = ("step", "tolerance", "constraint", "alpha_range", "beta_range", "gamma_range",
               "rungs", "finalists", "finalist_seeds")
@@ -43,6 +49,7 @@ EPILOG = """examples:
   gridsearch --coefficients paper --family 0-7 --latency
   gridsearch --resume --out runs/stage2 --select reward
   gridsearch --resume --out runs/stage2 --latency-threads 4 --latency-repeats 10
+  gridsearch --config runs/stage2/config.json --out runs/stage2-again
 """
 
 
@@ -56,16 +63,12 @@ def make_parser() -> argparse.ArgumentParser:
     p = Parser(prog="gridsearch", description=DESCRIPTION, epilog=EPILOG,
                formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_arguments(p)
-    g = p.add_argument_group("stage 2 (compound scaling)")
+    g = p.add_argument_group(GROUP_TARGET, "the MACs goal 2^phi, which grid points meet it, "
+                             "and how the winner is chosen")
     g.add_argument("--phi", type=float, default=S,
                    help="compound coefficient the grid is searched at (default 1: twice the "
                         "MACs); 0 <= phi <= the bound for the base (overflow, and the memory "
                         "its network needs to be built), which a larger phi is told")
-    g.add_argument("--base", default=S,
-                   help="the base to scale: a zoo name (default efficientnet-b0; see nas list), "
-                        "a spec .json file, or a stage-1 run folder (its best.json)")
-    g.add_argument("--step", type=float, default=S, help="grid step for alpha, beta, gamma "
-                   "(default 0.05)")
     g.add_argument("--constraint", default=S, choices=CONSTRAINTS.names(),
                    help="which grid points are kept: measured (their measured MACs ratio to the "
                         "base is within --tolerance of 2^phi, relatively) or formula "
@@ -74,12 +77,25 @@ def make_parser() -> argparse.ArgumentParser:
                    help="the constraint's tolerance, > 0: relative for measured (0.1 = +-10%%), "
                         "absolute on the product for formula (default 0.1); --compare-single "
                         "also holds the single-dimension networks to it")
+    g.add_argument("--select", default=S, choices=SELECTORS,
+                   help=f"how the winner is chosen: accuracy (ties go to fewer MACs) or reward "
+                        f"(stage 1's ACC x (MACs/T)^-0.07 with T = base MACs x 2^phi) (default "
+                        f"{default_of(GridSearchConfig, 'select')})")
+    g = p.add_argument_group(GROUP_SEARCH, "the grid of alpha, beta, gamma (or the point that "
+                             "skips it)")
+    g.add_argument("--step", type=float, default=S, help="grid step for alpha, beta, gamma "
+                   "(default 0.05)")
     g.add_argument("--alpha-range", default=S, metavar="LO,HI",
                    help="alpha's closed range (default 1,2; LO >= 1; LO == HI fixes alpha)")
     g.add_argument("--beta-range", default=S, metavar="LO,HI",
                    help="beta's closed range (default 1,1.5)")
     g.add_argument("--gamma-range", default=S, metavar="LO,HI",
                    help="gamma's closed range (default 1,1.5)")
+    g.add_argument("--coefficients", default=S, metavar="A,B,G|paper",
+                   help="skip the search and emit the family for these coefficients; 'paper' "
+                        "is 1.2,1.1,1.15. With --compare-single the given point is trained too")
+    g = p.add_argument_group(GROUP_LADDER, "how the points are raced, and how the winner is "
+                             "confirmed")
     g.add_argument("--rungs", default=S, metavar="E1,E2,..",
                    help="race the points on a fidelity ladder: compare them after these epochs "
                         "and stop the worst two thirds at each (the last rung is the full "
@@ -93,15 +109,18 @@ def make_parser() -> argparse.ArgumentParser:
     g.add_argument("--finalist-seeds", type=int, default=S, metavar="S",
                    help=f"seeds per finalist (default "
                         f"{default_of(GridSearchConfig, 'finalist_seeds')})")
-    g.add_argument("--coefficients", default=S, metavar="A,B,G|paper",
-                   help="skip the search and emit the family for these coefficients; 'paper' "
-                        "is 1.2,1.1,1.15. With --compare-single the given point is trained too")
-    g.add_argument("--select", default=S, choices=SELECTORS,
-                   help=f"how the winner is chosen: accuracy (ties go to fewer MACs) or reward "
-                        f"(stage 1's ACC x (MACs/T)^-0.07 with T = base MACs x 2^phi) (default "
-                        f"{default_of(GridSearchConfig, 'select')})")
+    g = p.add_argument_group(GROUP_FAMILY, "what is scaled, and the family emitted from it")
+    g.add_argument("--base", default=S,
+                   help="the base to scale: a zoo name (default efficientnet-b0; see nas list), "
+                        "a spec .json file, or a stage-1 run folder (its best.json)")
     g.add_argument("--family", default=S, metavar="LO-HI",
                    help="phi values to emit as family/b<phi>.json (default 0-7; '3' = just 3)")
+    g.add_argument("--rounding", default=S, choices=ROUNDINGS.names(),
+                   help="how the family's repeats are rounded: paper (ceil, B0..B7 exactly as "
+                        "published) or nearest (floor or ceil per stage, whichever lands each "
+                        "member's measured MACs nearest 2^phi x B0's) (default paper)")
+    g = p.add_argument_group(GROUP_COMPARE, "compound scaling against depth, width or "
+                             "resolution alone (paper Table 3)")
     g.add_argument("--compare-single", action="store_true", default=S,
                    help="also train depth-only (d=2^phi), width-only (w=sqrt2^phi) and "
                         "resolution-only scalings of the base at the chosen point's measured MACs "
@@ -111,20 +130,17 @@ def make_parser() -> argparse.ArgumentParser:
                    help=f"seeds each network of --compare-single trains with (default "
                         f"{default_of(GridSearchConfig, 'compare_seeds')}; >= 2 to test the "
                         f"difference)")
-    g.add_argument("--rounding", default=S, choices=ROUNDINGS.names(),
-                   help="how the family's repeats are rounded: paper (ceil, B0..B7 exactly as "
-                        "published) or nearest (floor or ceil per stage, whichever lands each "
-                        "member's measured MACs nearest 2^phi x B0's) (default paper)")
-    add_family_latency_arguments(p)
     proxy = default_proxy()
     stage2_help = {  # where stage 2's meaning or default differs from stage 1's
         "epochs": f"proxy training epochs per point (default {proxy.train.epochs})",
         "proxy_resolution": f"input size the unscaled base trains at (default "
                             f"{proxy.resolution}); each point trains at round(this x gamma^phi)",
     }
-    add_proxy_arguments(p, proxy, command="gridsearch",
-                        seed=default_of(GridSearchConfig, "seed"), helps=stage2_help)
-    add_backend_arguments(p)
+    add_proxy_arguments(p, proxy, seed=default_of(GridSearchConfig, "seed"), helps=stage2_help)
+    add_family_latency_arguments(p)
+    add_backend_arguments(p, proxy.train)
+    add_run_arguments(p, command="gridsearch")
+    add_config_argument(p)
     p.set_defaults(command="gridsearch", _run=run)
     return p
 
@@ -135,7 +151,7 @@ def add_family_latency_arguments(p: argparse.ArgumentParser) -> None:
     ``--latency-repeats``."""
     from gridsearch.config import DEFAULT_REPEATS, WARMUP
 
-    g = p.add_argument_group("latency (the emitted family timed on this machine)")
+    g = p.add_argument_group(GROUP_LATENCY, "the emitted family timed on this machine")
     g.add_argument("--latency", action=argparse.BooleanOptionalAction, default=S,
                    help=f"once the run is done, time every member of the family end to end at "
                         f"its own resolution on this machine's CPU ({WARMUP} warm-up pass, then "
@@ -270,16 +286,34 @@ def with_latency(config: Any, on: bool | None) -> Any:
     return replace(config, latency=LatencySettings() if on else None)
 
 
+def _template() -> dict[str, Any]:
+    """Every key a stage-2 config.json may hold (with coefficients, latency and backend)."""
+    from gridsearch.config import GridSearchConfig
+    from gridsearch.grid import PAPER
+    from nas.backends import BackendConfig
+    from nas.latency_settings import LatencySettings
+
+    config = GridSearchConfig(coefficients=PAPER, latency=LatencySettings())
+    return {**config.to_dict(), "backend": BackendConfig().to_dict()}
+
+
+# A run's config.json as --config: the same outputs as stage 1's (nas.commands.search)
+RUN_CONFIG = RunConfig(stage="2", command="gridsearch", template=_template,
+                       outputs=frozenset({"stage", "storage", "study_name", "device"}))
+
+
 def run(args: argparse.Namespace) -> int:
     from gridsearch.config import GridSearchConfig, default_proxy
     from gridsearch.search import run_gridsearch
 
+    args = read_config_file(args, RUN_CONFIG)
     # applied before the flags, so that --latency-threads lands in a setting that exists
     on = latency_switch(given_flags(args))
     r = request_from_args(
         args, stage="2", flags=FLAGS,
         from_dict=lambda d: with_latency(GridSearchConfig.from_dict(d), on),
-        fresh=lambda given: with_latency(GridSearchConfig(proxy=default_proxy()), on),
+        fresh=lambda given, base: with_latency(base or GridSearchConfig(proxy=default_proxy()),
+                                               on),
         check=_check_flags)
     result = run_gridsearch(r.config, out=r.out, resume=r.resume, storage=r.storage,
                             backend=r.backend)

@@ -47,11 +47,23 @@ OPTUNA_COMMANDS = {"search", "gridsearch", "results", "dashboard"}
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line on stderr (with the hint to use --help)."""
+    """argparse, but a usage error is one line on stderr (with the hint to use --help), naming
+    the ``--config`` file when the flags came from one."""
+
+    source: str | None = None  # where the flags being parsed come from, when not typed
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        where = f"{self.source}: " if self.source else ""
+        print(f"{self.prog}: error: {where}{message} (see {self.prog} --help)", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
+
+    def parse_file_args(self, tokens: Sequence[str], *, source: str) -> argparse.Namespace:
+        """Parse flags that came from ``source`` (a ``--config`` file): an error names it."""
+        self.source = source
+        try:
+            return self.parse_args(tokens)
+        finally:
+            self.source = None
 
 
 def package_version() -> str:

@@ -49,6 +49,16 @@ def broken_yaml(root: Path) -> list[str]:
     return ["--space", str(root / "broken.yaml")]
 
 
+def config_typo(root: Path) -> list[str]:
+    (root / "flags.yaml").write_text("target-flops: 400M\nepoch: 3\n")
+    return ["--config", "flags.yaml"]
+
+
+def config_bad_choice(root: Path) -> list[str]:
+    (root / "flags.json").write_text('{"target_flops": "400M", "pruner": "sha"}')
+    return ["--config", "flags.json"]
+
+
 def out_is_a_file(root: Path) -> list[str]:
     (root / "afile").write_text("mine\n")
     return []
@@ -130,6 +140,13 @@ CASES = {
     "supernet-without-finalists": (NAS, ["search", "--target-flops", "400M", *SYN,
                                          "--evaluator", "supernet", "--out", "r"], nothing,
                                    ["needs `finalists >= 1`", "--finalists 4"]),
+    # --config FILE (issue 25): the file's flags are checked as typed ones, and named
+    "config-unknown-key": (NAS, ["search", *SYN, "--out", "r"], config_typo,
+                           ["--config flags.yaml: unknown key 'epoch'", "did you mean 'epochs'?"]),
+    "config-missing": (GRID, ["--config", "nope.yaml", "--out", "r"], nothing,
+                       ["--config nope.yaml: cannot read it"]),
+    "config-bad-choice": (NAS, ["search", *SYN, "--out", "r"], config_bad_choice,
+                          ["--config flags.json: argument --pruner: invalid choice: 'sha'"]),
 }
 
 

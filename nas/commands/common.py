@@ -20,12 +20,24 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 S = argparse.SUPPRESS  # absent flags stay absent, so --resume can tell what was given
 EXIT_NO_RESULT = 1  # a run that finished no trial (nothing to emit), in both stages
 
-__all__ = ["S", "EXIT_NO_RESULT", "Flag", "PROXY_FLAGS", "RUNGS_FLAG", "zero_is_none",
-           "parse_rungs_flag", "rungs_set_epochs", "default_of", "get_path", "set_path",
-           "apply_flags", "check_resume", "add_proxy_arguments", "add_backend_arguments",
-           "add_device_arguments", "LATENCY_FLAGS", "add_latency_arguments",
-           "backend_from_args", "given_flags", "RunRequest", "request_from_args", "exit_code",
-           "latency_line"]
+# The argument groups: one title per idea, the same in both search commands (issue 25), so
+# that --help reads as a table of contents and a flag both share sits under the same title in
+# each. A command's own ideas get groups of their own (gridsearch's base & family).
+GROUP_TARGET = "target & objective"
+GROUP_SEARCH = "search"
+GROUP_LADDER = "ladder & finalists"
+GROUP_PROXY = "proxy task"
+GROUP_LATENCY = "latency"
+GROUP_BACKEND = "backend & device"
+GROUP_RUN = "run folder & storage"
+
+__all__ = ["S", "EXIT_NO_RESULT", "GROUP_TARGET", "GROUP_SEARCH", "GROUP_LADDER", "GROUP_PROXY",
+           "GROUP_LATENCY", "GROUP_BACKEND", "GROUP_RUN", "Flag", "PROXY_FLAGS", "RUNGS_FLAG",
+           "zero_is_none", "parse_rungs_flag", "rungs_set_epochs", "default_of", "get_path",
+           "set_path", "apply_flags", "check_resume", "add_proxy_arguments", "add_run_arguments",
+           "add_backend_arguments", "add_device_arguments", "LATENCY_FLAGS",
+           "add_latency_arguments", "backend_from_args", "given_flags", "RunRequest",
+           "request_from_args", "exit_code", "latency_line"]
 
 
 def _same(v: Any) -> Any:
@@ -94,7 +106,7 @@ def check_resume(saved: Any, given: Mapping[str, Any], flags: Iterable[Flag]) ->
 def given_flags(args: argparse.Namespace) -> dict[str, Any]:
     """The flags the user gave (absent ones are suppressed), without the CLI's own keys."""
     return {k: v for k, v in vars(args).items() if not k.startswith("_") and
-            k not in ("command", "verbose")}
+            k not in ("command", "verbose", "config")}
 
 
 def zero_is_none(v: Any) -> Any:
@@ -164,17 +176,17 @@ class _HelpOverrides:
             raise KeyError(f"no proxy flag with dest {unknown}; known: see add_proxy_arguments")
 
 
-def add_proxy_arguments(p: argparse.ArgumentParser, base: Any, *, command: str,
-                        seed: int | None = 0, helps: Mapping[str, str] | None = None) -> None:
-    """Evaluator, dataset, training and run-folder flags, shared by ``nas search`` and
-    ``gridsearch``; ``base`` is the command's default ProxyConfig (the defaults the help
-    states), ``helps`` the help texts (by dest) where the command's meaning or default
-    differs."""
+def add_proxy_arguments(p: argparse.ArgumentParser, base: Any, *, seed: int | None = 0,
+                        helps: Mapping[str, str] | None = None) -> None:
+    """The proxy task's flags (dataset and training recipe, :data:`GROUP_PROXY`), shared by
+    ``nas search`` and ``gridsearch``; ``base`` is the command's default ProxyConfig (the
+    defaults the help states), ``helps`` the help texts (by dest) where the command's meaning
+    or default differs."""
     from nas.train.config import OPTIMIZERS, SCHEDULES
 
     t = base.train
-    g = _HelpOverrides(p.add_argument_group("proxy task (how candidates are trained and scored)"),
-                       helps or {})
+    g = _HelpOverrides(p.add_argument_group(GROUP_PROXY, "what a candidate is trained on and "
+                                            "how it is scored"), helps or {})
     g.add_argument("--dataset", default=S, help=f"fashion-mnist, cifar10, folder:PATH, "
                    f"synthetic (default {base.dataset})")
     g.add_argument("--data-dir", default=S, help="folder holding the dataset files "
@@ -208,13 +220,15 @@ def add_proxy_arguments(p: argparse.ArgumentParser, base: Any, *, command: str,
                    f"{'on' if base.zero_init_last else 'off'})")
     g.add_argument("--schedule", default=S, choices=SCHEDULES.names(),
                    help=f"{', '.join(SCHEDULES)} (default {t.schedule})")
-    g.add_argument("--threads", type=int, default=S,
-                   help="torch threads per trial (default: all cores)")
-    add_device_arguments(g, t)
     g.add_argument("--seed", type=int, default=S, help=f"seed for sampling and training "
                    f"(default {seed}; the held-out split is fixed)")
     g.check_used()
-    r = p.add_argument_group("run folder")
+
+
+def add_run_arguments(p: argparse.ArgumentParser, *, command: str) -> None:
+    """The run folder and the study's storage (:data:`GROUP_RUN`), shared by ``nas search``
+    and ``gridsearch``."""
+    r = p.add_argument_group(GROUP_RUN, "where the run is written and its study kept")
     r.add_argument("-o", "--out", default=S, help="run folder (default runs/<timestamp>)")
     r.add_argument("--resume", action="store_true", default=S,
                    help=f"continue the run in --out (or the newest {command} run under runs/)")
@@ -236,8 +250,8 @@ def add_device_arguments(g: Any, train: Any) -> None:
     states."""
     from nas.train.config import COMPILE_MODES, PRECISION_DTYPES
 
-    g.add_argument("--device", default=S, help="auto (default: a CUDA GPU if torch sees one, "
-                   "else the CPU), cpu, cuda, cuda:N; may change on --resume")
+    g.add_argument("--device", default=S, help="auto (a CUDA GPU if torch sees one, else the "
+                   "CPU), cpu, cuda, cuda:N; may change on --resume (default auto)")
     g.add_argument("--precision", default=S, choices=PRECISION_DTYPES.names(),
                    help=f"bf16: autocast forward and loss to bfloat16 (default "
                    f"{train.precision})")
@@ -270,9 +284,9 @@ def add_latency_arguments(g: Any) -> None:
     g.add_argument("--latency-runtime", default=S, choices=RUNTIME_NAMES,
                    help="eager torch, or ONNX Runtime (needs efficientnas[onnx]) (default torch)")
     g.add_argument("--latency-clock", default=S, choices=CLOCK_NAMES,
-                   help="wall: elapsed time (default); cpu: the timing thread's CPU time, which "
-                        "other jobs on a shared machine do not inflate (needs "
-                        "--latency-threads 1)")
+                   help="wall: elapsed time; cpu: the timing thread's CPU time, which other "
+                        "jobs on a shared machine do not inflate (needs --latency-threads 1) "
+                        "(default wall)")
 
 
 # ----------------------------------------------------------------------------- backend flags
@@ -281,12 +295,19 @@ BACKEND_KEYS = {"backend": "name", "address": "address", "workers": "workers",
                 "max_retries": "max_retries", "trials_per_device": "trials_per_device"}
 
 
-def add_backend_arguments(p: argparse.ArgumentParser) -> None:
-    """Where trials run (``nas.backends``), shared by ``nas search`` and ``gridsearch``. All of
-    them may change on --resume: they change where trials run, never what they compute."""
+def add_backend_arguments(p: argparse.ArgumentParser, train: Any) -> None:
+    """Where trials run and on what (``nas.backends``, :data:`GROUP_BACKEND`), shared by
+    ``nas search`` and ``gridsearch``; ``train`` is the TrainConfig whose defaults the help
+    states. The backend's own flags, ``--device`` and ``--compile`` may change on --resume:
+    they change where trials run, never what they compute (``--precision`` and ``--threads``
+    are the proxy's training settings, :data:`PROXY_FLAGS`, and stay)."""
     from nas.backends import BACKENDS, BackendConfig
 
-    g = p.add_argument_group("backend (where trials run)")
+    g = p.add_argument_group(GROUP_BACKEND, "where trials run, on what device, with how many "
+                             "threads")
+    add_device_arguments(g, train)
+    g.add_argument("--threads", type=int, default=S,
+                   help="torch threads per trial (default: all cores)")
     g.add_argument("--backend", default=S, choices=BACKENDS.names(),
                    help=f"{', '.join(BACKENDS)} (default {default_of(BackendConfig, 'name')}: "
                    f"in this process, one trial at a time; ray: Ray Tune trials on this machine "
@@ -336,11 +357,13 @@ class RunRequest:
 
 def request_from_args(args: argparse.Namespace, *, stage: str, flags: Sequence[Flag],
                       from_dict: Callable[[Mapping[str, Any]], Any],
-                      fresh: Callable[[dict[str, Any]], Any],
+                      fresh: Callable[[dict[str, Any], Any], Any],
                       check: Callable[[dict[str, Any]], None] | None = None) -> RunRequest:
     """The run a search command's flags ask for. A fresh run applies ``flags`` to
-    ``fresh(given)``; ``--resume`` reopens the run of ``stage`` (``--out``, else the newest),
-    refuses a flag that would change it (:func:`check_resume`), and applies those that may."""
+    ``fresh(given, base)``, where ``base`` is the config of a run folder's config.json given as
+    ``--config`` (None without one; :mod:`nas.commands.config_file`); ``--resume`` reopens the
+    run of ``stage`` (``--out``, else the newest), refuses a flag that would change it
+    (:func:`check_resume`), and applies those that may."""
     from nas.engine import resume_dir
     from results.rundir import read_config
 
@@ -356,6 +379,12 @@ def request_from_args(args: argparse.Namespace, *, stage: str, flags: Sequence[F
                             heartbeat=given.pop("heartbeat", StorageConfig.heartbeat))
     if check is not None:
         check(given)
+    base_run = getattr(args, "_base", None)  # a run folder's config.json, as --config
+    if base_run is not None and (resume or storage.join):
+        flag = "--resume" if resume else "--join"
+        raise ValueError(f"--config {args.config} is a run's config.json, which starts a new "
+                         f"run like it; {flag} continues a run with its own settings: drop "
+                         f"--config or {flag}")
     if storage.join:
         if resume:
             raise ValueError("--join and --resume exclude each other: --join adds a driver "
@@ -373,10 +402,25 @@ def request_from_args(args: argparse.Namespace, *, stage: str, flags: Sequence[F
         config = apply_flags(config, given, [f for f in flags if f.on_resume])
         out = str(run_dir)
     else:
-        backend = backend_from_args(given)
-        base = fresh(given)
+        saved = None if base_run is None else _config_of(base_run, from_dict, args.config)
+        backend = backend_from_args(given, None if base_run is None else base_run.get("backend"))
+        base = fresh(given, saved)
+        if saved is not None and "rungs" in given:  # --rungs replaces the run's ladder (it is
+            base = dataclasses.replace(base, rungs=None)  # applied after --epochs)
         config = _scale_lr(apply_flags(base, given, flags), base.proxy.train, given)
     return RunRequest(config=config, out=out, resume=resume, storage=storage, backend=backend)
+
+
+def _config_of(run: Mapping[str, Any], from_dict: Callable[[Mapping[str, Any]], Any],
+               path: str) -> Any:
+    """The config a run folder's config.json (given as --config) records; a value of the
+    wrong kind is bad input, named with the file."""
+    try:
+        return from_dict(run)
+    except (TypeError, KeyError, AttributeError) as e:
+        what = f"no {e}" if isinstance(e, KeyError) else str(e).splitlines()[0]
+        raise ValueError(f"--config {path}: not a config this command can run ({what}); pass "
+                         f"a run folder's config.json as written, or a file of flags") from None
 
 
 def _scale_lr(config: Any, base: Any, given: Mapping[str, Any]) -> Any:

@@ -41,8 +41,7 @@ def _help_of(parser: argparse.ArgumentParser, flag: str) -> str:
 
 def test_a_command_replaces_proxy_help_texts_by_dest() -> None:
     p = argparse.ArgumentParser()
-    common.add_proxy_arguments(p, ProxyConfig(), command="x",
-                               helps={"epochs": "epochs per point (default 1)"})
+    common.add_proxy_arguments(p, ProxyConfig(), helps={"epochs": "epochs per point (default 1)"})
     assert _help_of(p, "--epochs EPOCHS").startswith("--epochs EPOCHS epochs per point")
     assert _help_of(gridsearch_cli.make_parser(), "--epochs EPOCHS").startswith(
         "--epochs EPOCHS proxy training epochs per point (default 1)")
@@ -50,7 +49,7 @@ def test_a_command_replaces_proxy_help_texts_by_dest() -> None:
 
 def test_a_misspelt_dest_is_refused() -> None:
     with pytest.raises(KeyError, match="epoch"):
-        common.add_proxy_arguments(argparse.ArgumentParser(), ProxyConfig(), command="x",
+        common.add_proxy_arguments(argparse.ArgumentParser(), ProxyConfig(),
                                    helps={"epoch": "typo"})
 
 
