@@ -18,13 +18,13 @@ How ``nas search --evaluator supernet`` is meant to sit on it: before anything i
 ValueError; phase 1 calls :func:`train_supernet` with the run folder's checkpoint path (a killed
 run resumes mid-training) and stores :func:`supernet_settings` and its :func:`fingerprint` in
 config.json; phase 2 loads the checkpoint once per worker (:func:`load_trained_supernet`),
-draws fixed :func:`calibration_batches`, and scores each trial's spec with
-:func:`score_candidate`.
+draws fixed :func:`calibration_batches` (and, for a cheaper search, a :func:`validation_subset`),
+and scores each trial's spec with :func:`score_candidate`.
 """
 from __future__ import annotations
 
 from .blocks import ELASTIC_BLOCKS, BlockSizes, family
-from .calibrate import calibration_batches, recalibrate_bn, score_candidate
+from .calibrate import calibration_batches, recalibrate_bn, score_candidate, validation_subset
 from .network import (SUPPORTED_DIMENSIONS, SuperNet, UnsupportedSpaceError, check_supported,
                       extract, space_fingerprint)
 from .train import (DISTILL_LOSSES, SANDWICH_RULES, StepResult, SupernetTrainResult, check_training, fingerprint,
@@ -35,7 +35,7 @@ __all__ = [
     "ELASTIC_BLOCKS", "BlockSizes", "family",
     "SUPPORTED_DIMENSIONS", "SuperNet", "UnsupportedSpaceError", "check_supported", "extract",
     "space_fingerprint",
-    "calibration_batches", "recalibrate_bn", "score_candidate",
+    "calibration_batches", "recalibrate_bn", "score_candidate", "validation_subset",
     "DISTILL_LOSSES", "SANDWICH_RULES", "StepResult", "SupernetTrainResult", "check_training", "fingerprint",
     "load_supernet_checkpoint", "load_trained_supernet", "sandwich", "supernet_settings",
     "supernet_steps", "train_supernet",

@@ -76,15 +76,55 @@ def calibration_batches(train: Any, *, num_batches: int = 4, batch_size: int = 1
     return out
 
 
+def validation_subset(val_split: Any, num_images: int, *, seed: int = 0) -> Any:
+    """``num_images`` images of ``val_split`` (a split or ``(x, y)`` tensors), drawn once without
+    replacement with ``seed``, as a split: a cheaper validation set for search-time scoring,
+    the same images for every candidate (what it costs in rank agreement with the full split:
+    benchmarks/BENCHMARKS_supernet.md). The finalists are trained and measured stand-alone."""
+    split = as_split(*val_split) if isinstance(val_split, tuple) else as_split(val_split)
+    n = len(split)
+    if isinstance(num_images, bool) or not isinstance(num_images, int) \
+            or not 1 <= num_images <= n:
+        raise ValueError(f"`1 <= num_images <= {n}` (the validation images) must hold, but got "
+                         f"num_images={num_images!r}; pass e.g. {min(n, 500)}")
+    idx = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:num_images]
+    from nas.data.ondevice import TensorSplit
+
+    return TensorSplit(*split.batch(idx.sort().values.to(split.device)))
+
+
 def score_candidate(supernet: SuperNet, spec: ArchSpec, *, calib_batches: Iterable[Any],
                     val_split: Any, batch_size: int = 100) -> float:
     """Validation top-1 accuracy of ``spec`` with the weights it inherits from ``supernet``:
     activate it, recalibrate batch norm on ``calib_batches``, evaluate on ``val_split`` (a
     split, or ``(x, y)`` tensors), in the supernet's layout (:meth:`SuperNet.set_channels_last`).
-    Leaves ``spec`` active with its recalibrated statistics. Evaluation batches of 100 scored
-    15-35% faster than 500 on one CPU thread at 32 px (benchmarks/BENCHMARKS_supernet.md)."""
-    supernet.set_active(spec)
-    recalibrate_bn(supernet, calib_batches)
-    val = as_split(*val_split) if isinstance(val_split, tuple) else val_split
-    (acc,) = evaluate(supernet, val, batch_size=batch_size, channels_last=supernet.channels_last)
-    return float(acc)
+    Leaves ``spec`` active with its recalibrated statistics, and the supernet in the mode it
+    was in. Evaluation batches of 100 scored 15-35% faster than 500 on one CPU thread at 32 px
+    (benchmarks/BENCHMARKS_supernet.md).
+
+    What it costs is the images it runs, calibration and validation alike (about 1 ms an image
+    for a mid-sized mnasnet member on one CPU thread): fewer calibration batches
+    (:func:`calibration_batches`) and a validation subset (:func:`validation_subset`) are the
+    levers. It runs under ``torch.inference_mode``, and each layer's sliced weight is made once
+    per candidate (:class:`~nas.supernet.elastic.ElasticConvBN`), not once per batch.
+    """
+    if batch_size < 1:
+        raise ValueError(f"`batch_size >= 1` must hold, but got batch_size={batch_size}; pass "
+                         f"e.g. 100")
+    was_training = supernet.training
+    with torch.inference_mode():
+        supernet.set_active(spec)
+        recalibrate_bn(supernet, calib_batches)
+        device = next(supernet.parameters()).device
+        val = (as_split(*val_split) if isinstance(val_split, tuple) else val_split).to(device)
+        n = len(val)
+        supernet.eval()
+        correct = torch.zeros((), dtype=torch.int64, device=device)
+        try:
+            for i in range(0, n, batch_size):
+                xb, yb = val.batch(torch.arange(i, min(i + batch_size, n), device=device))
+                # topk, as nas.train.evaluate counts a hit (ties broken alike)
+                correct += supernet(xb).topk(1, dim=1).indices[:, 0].eq(yb).sum()
+        finally:
+            supernet.train(was_training)
+    return int(correct) / max(n, 1)

@@ -68,6 +68,11 @@ class ElasticConvBN(nn.Module):
             for big, small in zip(self.kernels, self.kernels[1:])})
         self.bn = ElasticBatchNorm2d(out_channels, eps=eps, momentum=momentum)
         self.channels_last = False  # the conv's layout (SuperNet.set_channels_last)
+        self._cached: tuple[tuple, torch.Tensor] | None = None  # (key, weight), _conv_weight's
+
+    # Reuse a member's effective weight across batches when autograd is off (_conv_weight);
+    # a switch so a benchmark can time the path without it.
+    cache_weights = True
 
     def weight_for(self, in_channels: int, out_channels: int, kernel: int) -> torch.Tensor:
         """The effective ``(out, in or 1, kernel, kernel)`` conv weight of a member."""
@@ -92,14 +97,31 @@ class ElasticConvBN(nn.Module):
         c_in = x.shape[1]
         if self.depthwise:
             out_channels = c_in
+        w = self._conv_weight(c_in, out_channels, kernel)
+        y = F.conv2d(x, w, None, stride, kernel // 2, 1, c_in if self.depthwise else 1)
+        return (bn or self.bn)(y)
+
+    def _conv_weight(self, c_in: int, out_channels: int, kernel: int) -> torch.Tensor:
+        """:meth:`weight_for` in the conv's layout. Without autograd (scoring) the result is
+        kept and reused while the member's sizes and the parameters' version counters (which
+        every in-place update, an optimizer step or ``load_state_dict``, advances) stay the
+        same (the storage's address too: ``Module.to`` swaps it): a candidate's evaluation batches
+        slice, transform and restride each weight once, not once per batch."""
+        cache = self.cache_weights and not torch.is_grad_enabled()
+        if cache:
+            key = (c_in, out_channels, kernel, self.channels_last,
+                   *((t.data_ptr(), t._version) for t in (self.weight, *self.transforms.values())))
+            if self._cached is not None and self._cached[0] == key:
+                return self._cached[1]
         w = self.weight_for(c_in, out_channels, kernel)
         if self.channels_last:
             # A sliced or transformed weight is strided NCHW; restrided (``to``, not
             # ``contiguous``, which keeps an ambiguous (C, 1, k, k) as it is) the conv runs
             # channels_last kernels, 1.5-2x faster on CPU, as a built network's would.
             w = w.to(memory_format=torch.channels_last)
-        y = F.conv2d(x, w, None, stride, kernel // 2, 1, c_in if self.depthwise else 1)
-        return (bn or self.bn)(y)
+        if cache:
+            self._cached = (key, w)
+        return w
 
     def export(self, in_channels: int, out_channels: int, kernel: int, *,
                bn: ElasticBatchNorm2d | None = None) -> dict[str, torch.Tensor]:

@@ -62,12 +62,17 @@ DISTILL_LOSSES.add("none", None)  # every member learns from the labels (no dist
 
 
 def check_training(config: TrainConfig, *, n_random: int, distill: str,
-                   rule: str = "extremes") -> None:
+                   rule: str = "extremes", largest_first: float = 0.0) -> None:
     """Raise ValueError (or UnknownNameError) for settings the supernet cannot train with, each
     with the fix. Cheap: run it before writing anything."""
     if isinstance(n_random, bool) or not isinstance(n_random, int) or n_random < 0:
         raise ValueError(f"`n_random >= 0` must hold (random members per step besides the "
                          f"largest and smallest), but got n_random={n_random!r}; pass e.g. 2")
+    if isinstance(largest_first, bool) or not isinstance(largest_first, (int, float)) \
+            or not 0 <= largest_first < config.epochs:
+        raise ValueError(f"`0 <= largest_first < epochs` must hold (epochs that train the "
+                         f"largest member alone before the sandwich), but got largest_first="
+                         f"{largest_first!r} with epochs={config.epochs}; pass e.g. 0 or 1")
     DISTILL_LOSSES.get(distill)
     SANDWICH_RULES.get(rule)
     if config.compile != "off":
@@ -78,16 +83,22 @@ def check_training(config: TrainConfig, *, n_random: int, distill: str,
 
 def supernet_settings(supernet: SuperNet, *, config: TrainConfig, seed: int, n_random: int,
                       distill: str, train_images: int, rule: str = "extremes",
-                      data: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                      data: Mapping[str, Any] | None = None,
+                      largest_first: float = 0.0) -> dict[str, Any]:
     """What the trained weights depend on, as plain data (for config.json and summary.json).
     How the run executes (threads, evaluation batch size) is left out, so it may change on a
-    resume. ``data`` says which images (dataset, resolution, samples, split seed)."""
+    resume. ``data`` says which images (dataset, resolution, samples, split seed).
+    ``largest_first`` is recorded only when it is not 0, so settings from before it existed
+    keep their fingerprint."""
     train = config.to_dict()
     for how in ("threads", "eval_batch_size"):
         train.pop(how)
-    return {"supernet": supernet.settings(), "train": train, "seed": seed,
-            "n_random": n_random, "distill": distill, "rule": rule, "train_images": train_images,
-            "data": dict(data or {})}
+    out = {"supernet": supernet.settings(), "train": train, "seed": seed,
+           "n_random": n_random, "distill": distill, "rule": rule, "train_images": train_images,
+           "data": dict(data or {})}
+    if largest_first:
+        out["largest_first"] = float(largest_first)
+    return out
 
 
 def fingerprint(settings: dict[str, Any]) -> str:
@@ -192,7 +203,8 @@ def train_supernet(supernet: SuperNet, train: Any, *, config: TrainConfig, seed:
                    checkpoint_path: str | Path | None = None,
                    checkpoint_every: int = 50, stop_after: int | None = None,
                    on_step: Callable[[StepResult], None] | None = None,
-                   data: Mapping[str, Any] | None = None) -> SupernetTrainResult:
+                   data: Mapping[str, Any] | None = None,
+                   largest_first: float = 0.0) -> SupernetTrainResult:
     """Train ``supernet`` in place for ``config.epochs`` epochs over ``train`` (a split, or
     ``(x, y)`` tensors) with the sandwich ``rule`` (:data:`SANDWICH_RULES`) and in-place
     distillation.
@@ -203,8 +215,12 @@ def train_supernet(supernet: SuperNet, train: Any, *, config: TrainConfig, seed:
     once that many steps (counted over the whole run) are done, e.g. for a time budget.
     ``on_step`` sees every step's :class:`StepResult` (a progress bar; it may raise to stop).
     ``data`` (the dataset, resolution, sample counts, ...) joins the fingerprinted settings.
+    ``largest_first`` (epochs, fractional) trains the largest member alone, on the labels,
+    before the sandwich starts (the first phase of Once-for-All's progressive shrinking); the
+    learning-rate schedule runs over the whole of ``config.epochs`` either way.
     """
-    check_training(config, n_random=n_random, distill=distill, rule=rule)
+    check_training(config, n_random=n_random, distill=distill, rule=rule,
+                   largest_first=largest_first)
     if checkpoint_every < 1:
         raise ValueError(f"`checkpoint_every >= 1` must hold, but got {checkpoint_every}")
     set_threads(config.threads)
@@ -213,7 +229,8 @@ def train_supernet(supernet: SuperNet, train: Any, *, config: TrainConfig, seed:
     n = len(split)
     steps_per_epoch, total = supernet_steps(n, config)
     settings = supernet_settings(supernet, config=config, seed=seed, n_random=n_random,
-                                 distill=distill, train_images=n, rule=rule, data=data)
+                                 distill=distill, train_images=n, rule=rule, data=data,
+                                 largest_first=largest_first)
     fp = fingerprint(settings)
     opt = OPTIMIZERS.get(config.optimizer)(supernet.parameters(), config)
     path = Path(checkpoint_path) if checkpoint_path is not None else None
@@ -248,6 +265,8 @@ def train_supernet(supernet: SuperNet, train: Any, *, config: TrainConfig, seed:
                 torch.manual_seed(_derive(seed, "torch", step))
                 members = sandwich(supernet, random.Random(_derive(seed, "members", step)),
                                    n_random, rule=rule)
+                if step < largest_first * steps_per_epoch:
+                    members = members[:1]  # progressive shrinking's first phase: the largest
                 values = _sandwich_step(supernet, opt, members, xb, yb, losses, config=config,
                                         step=step + 1)
                 updating = True  # an interrupt now would leave weights half-updated

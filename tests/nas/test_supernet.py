@@ -470,3 +470,109 @@ def test_sandwich_rules(tiny_task):
         for m in members:
             net.check_member(m)
     assert len(seen_ops) > 1
+
+
+# --------------------------------------------------------------------- cheaper scoring
+def test_score_candidate_equals_the_plain_path_and_reuses_each_weight(tiny_task, monkeypatch):
+    """score_candidate (inference mode, weights made once per candidate) gives exactly what
+    set_active + recalibrate_bn + nas.train.evaluate give with weights re-made per batch; and
+    each layer's weight is made once for the candidate, not once per batch."""
+    from nas.supernet import calibration_batches, score_candidate
+    from nas.supernet.elastic import ElasticConvBN
+    from nas.train import evaluate
+
+    net, train, val = tiny_task
+    calib = calibration_batches(train, num_batches=2, batch_size=32, seed=0)
+    spec = net.sample(random.Random(3))
+    net.set_channels_last(True)
+    try:
+        monkeypatch.setattr(ElasticConvBN, "cache_weights", False)
+        net.set_active(spec)
+        recalibrate_bn(net, calib)
+        (plain,) = evaluate(net, val, batch_size=10, channels_last=True)
+        monkeypatch.setattr(ElasticConvBN, "cache_weights", True)
+        made = []
+        real = ElasticConvBN.weight_for
+        monkeypatch.setattr(ElasticConvBN, "weight_for",
+                            lambda self, *a: made.append(self) or real(self, *a))
+        score = score_candidate(net, spec, calib_batches=calib, val_split=val, batch_size=10)
+    finally:
+        net.set_channels_last(False)
+    assert score == plain
+    # 2 calibration and 10 evaluation batches; every conv layer made its weight once
+    assert len(made) == len(set(map(id, made))) > 0
+
+
+def test_reused_weights_follow_every_change_of_the_parameters(tiny_task):
+    """Without autograd a layer reuses its last weight; an optimizer step, an in-place edit
+    or load_state_dict makes it anew (the version counter), and a grad-enabled pass never
+    reuses one."""
+    net = _fresh(tiny_task)
+    spec = net.sample(random.Random(4))
+    net.set_active(spec).eval()
+    x = torch.randn(4, net.in_channels, 16, 16)
+
+    def fresh_output():
+        from nas.supernet.elastic import ElasticConvBN
+
+        ElasticConvBN.cache_weights = False
+        try:
+            with torch.no_grad():
+                return net(x)
+        finally:
+            ElasticConvBN.cache_weights = True
+
+    with torch.no_grad():
+        before = net(x)
+        assert torch.equal(net(x), before)
+    opt = torch.optim.SGD(net.parameters(), lr=0.5)
+    net(x).square().mean().backward()  # autograd on: nothing reused, gradients reach weights
+    opt.step()
+    with torch.no_grad():
+        after_step = net(x)
+    assert not torch.equal(after_step, before) and torch.equal(after_step, fresh_output())
+    with torch.no_grad():
+        net.stem.weight.mul_(-1.0)
+        edited = net(x)
+    assert torch.equal(edited, fresh_output()) and not torch.equal(edited, after_step)
+    state = _fresh(tiny_task, seed=5).state_dict()
+    net.load_state_dict(state)
+    with torch.inference_mode():
+        loaded = net(x)
+    assert torch.equal(loaded, fresh_output())
+
+
+def test_validation_subset_is_seeded_and_checked(tiny_task):
+    from nas.supernet import validation_subset
+
+    _, _, val = tiny_task
+    a = validation_subset(val, 30, seed=0)
+    assert len(a) == 30 and torch.equal(a.x, validation_subset(val, 30, seed=0).x)
+    assert not torch.equal(a.x, validation_subset(val, 30, seed=1).x)
+    rows = {tuple(r.flatten().tolist()) for r in val.x}
+    assert all(tuple(r.flatten().tolist()) in rows for r in a.x)
+    assert len(validation_subset((val.x, val.labels), len(val))) == len(val)
+    for bad in (0, len(val) + 1, 2.5):
+        with pytest.raises(ValueError, match=r"num_images <= 100.*pass e.g. 100"):
+            validation_subset(val, bad)
+
+
+def test_largest_first_trains_the_largest_alone_then_the_sandwich(tiny_task):
+    """largest_first=1 of 2 epochs: the first epoch's steps train the largest alone (no other
+    member's loss), the second the whole sandwich. It joins the fingerprint only when set."""
+    from nas.supernet.train import check_training, fingerprint, supernet_settings, train_supernet
+
+    net = _fresh(tiny_task)
+    _, train, _ = tiny_task
+    seen = []
+    train_supernet(net, train, config=_config(epochs=2), seed=0, n_random=1, largest_first=1,
+                   on_step=seen.append)
+    assert [r.loss_members for r in seen[:8]] == [0.0] * 8
+    assert all(r.loss_members > 0 for r in seen[8:]) and len(seen) == 16
+    base = dict(config=_config(), seed=0, n_random=2, distill="kl", train_images=256)
+    assert supernet_settings(net, **base) == supernet_settings(net, **base, largest_first=0)
+    assert fingerprint(supernet_settings(net, **base)) != \
+        fingerprint(supernet_settings(net, **base, largest_first=1))
+    for bad in (-1, 3, True):
+        with pytest.raises(ValueError, match="largest_first < epochs.*pass e.g. 0 or 1"):
+            check_training(_config(epochs=3), n_random=2, distill="kl", largest_first=bad)
