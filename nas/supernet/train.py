@@ -10,7 +10,8 @@ largest member gets the space's dropout and drop-connect.
 A space that chooses an op per stage has one weight family per op, so "largest" needs a rule
 (:data:`SANDWICH_RULES`): ``extremes`` (the default) takes each stage's costliest op for the
 largest and cheapest for the smallest, as BigNAS's rule reads; ``per-op`` draws one op per stage
-for the step (SPOS's single path) and takes the largest and smallest within it. After one epoch
+for the step (SPOS's single path) and takes the largest and smallest within it; ``uniform``
+draws every member of the step from the space (SPOS's uniform sampling, no ends). After one epoch
 on Fashion-MNIST (mnasnet space) ``extremes`` scored 0.69 (largest) and 0.43 (smallest) and
 ``per-op`` left every member at chance (benchmarks/BENCHMARKS_supernet.md).
 
@@ -164,6 +165,14 @@ def _per_op(supernet: SuperNet, rng: random.Random, n_random: int) -> list[ArchS
     ops = supernet.sample_ops(rng)
     return [supernet.largest(ops), supernet.smallest(ops)] + \
         [supernet.sample(rng, ops) for _ in range(n_random)]
+
+
+@SANDWICH_RULES.register("uniform")
+def _uniform(supernet: SuperNet, rng: random.Random, n_random: int) -> list[ArchSpec]:
+    # SPOS's uniform sampling (Guo et al., ECCV 2020): the step's 2 + n_random members (as many
+    # as the sandwich's) are all drawn from the distribution the candidates come from; the
+    # first one is the teacher (pass distill="none" for labels only, as SPOS).
+    return [supernet.sample(rng) for _ in range(2 + n_random)]
 
 
 def sandwich(supernet: SuperNet, rng: random.Random, n_random: int, *,

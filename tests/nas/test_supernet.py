@@ -576,3 +576,17 @@ def test_largest_first_trains_the_largest_alone_then_the_sandwich(tiny_task):
     for bad in (-1, 3, True):
         with pytest.raises(ValueError, match="largest_first < epochs.*pass e.g. 0 or 1"):
             check_training(_config(epochs=3), n_random=2, distill="kl", largest_first=bad)
+
+
+def test_uniform_rule_draws_every_member_from_the_space(tiny_task):
+    """'uniform' (SPOS): 2 + n_random members, all drawn uniformly (seeded), none forced to an
+    end; the first keeps the space's dropout as the teacher."""
+    from nas.supernet.train import sandwich
+
+    net = tiny_task[0]
+    members = sandwich(net, random.Random(0), 2, rule="uniform")
+    assert len(members) == 4 and len(set(members)) == 4
+    assert net.largest() not in members and members[0].dropout == 0.1
+    assert members == sandwich(net, random.Random(0), 2, rule="uniform")
+    for m in members:
+        net.check_member(m)
