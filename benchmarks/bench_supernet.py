@@ -1,22 +1,36 @@
-"""Supernet costs (issue 24): one training epoch, and candidates scored per second.
+"""Supernet costs and rank quality (issue 24): training, scoring, and how well scores rank.
 
 On Fashion-MNIST at 32 px (6,000 training images, a 2,000-image validation split held out of
-the training set, as the proxy evaluator's defaults), on ``--threads`` torch threads:
+the training set, as the proxy evaluator's defaults), on ``--threads`` torch threads. Parts:
 
-1. **training**: ``--steps`` sandwich steps of :func:`nas.supernet.train_supernet` (largest,
-   smallest and ``--n-random`` members per step, batch 64, channels_last); one epoch's time is
-   the mean step time x the epoch's steps (``--steps 0``: the whole epoch, measured);
-2. **scoring**: ``--candidates`` random members scored by :func:`nas.supernet.score_candidate`
-   (recalibrate batch norm on ``--calib-batches`` x ``--calib-batch-size`` training images, then
-   validation accuracy on 2,000), split into calibration and evaluation time.
+- ``cost`` (default): ``--steps`` sandwich steps of :func:`nas.supernet.train_supernet`
+  (largest, smallest and ``--n-random`` members per step, batch 64, channels_last; one epoch's
+  time is the mean step time x the epoch's steps, ``--steps 0``: the whole epoch, measured),
+  then ``--candidates`` random members scored by :func:`nas.supernet.score_candidate`
+  (recalibrate batch norm on ``--calib-batches`` x ``--calib-batch-size`` training images, then
+  validation accuracy on 2,000), split into calibration and evaluation time;
+- ``train``: a supernet trained ``--epochs`` with ``--recipe`` (stable: the proxy's stable
+  recipe; legacy: SGD 0.02), ``--rule``, ``--n-random``, ``--largest-first``; a checkpoint per
+  epoch under ``--out``, with each epoch's wall and CPU seconds;
+- ``rank``: trained ``--checkpoints`` scored on the fidelity benchmark's networks that are
+  members of the space, against the stable proxy's 3-seed mean accuracy of each (cached by
+  bench_recipe / bench_fidelity: 2 epochs x 6,000 images; not the long reference), Spearman and
+  Kendall with bootstrap 95% CIs; the sandwich's ends and random members for the spread;
+- ``speed``: score_candidate before and after the speed-ups and with fewer calibration and
+  validation images, interleaved member by member on one checkpoint, with each scorer's
+  Spearman against the full (old) scorer;
+- ``dims``: the ends with one dimension changed in every stage (which dimension breaks a
+  member).
 
     OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.bench_supernet --space mnasnet
+    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.bench_supernet --part train --epochs 3 \
+        --out /tmp/snbench/stable-e3
+    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.bench_supernet --part rank \
+        --checkpoints /tmp/snbench/stable-e3/epoch3.pt
 
-The defaults run in about 1.5 minutes on one thread. With the defaults the accuracies it prints
-mean nothing (a few steps of training); ``--steps 0`` trains the whole epoch first (about 2
-more minutes), which is how BENCHMARKS_supernet.md's one-epoch table was made (``--rule``,
-``--no-zero-init`` for its other rows; its random members were drawn by another seed). Wall and CPU (process) time are both reported: on a shared
-machine the wall time grows with the load, the CPU time much less.
+With the ``cost`` defaults the accuracies it prints mean nothing (a few steps of training).
+Wall and CPU (process) time are both reported: on a shared machine the wall time grows with
+the load, the CPU time much less. Results: benchmarks/BENCHMARKS_supernet.md.
 """
 from __future__ import annotations
 
@@ -29,8 +43,410 @@ import sys
 import time
 
 
+RECIPES = {  # the supernet's TrainConfig besides the epochs: the stable proxy recipe, or 0.2's
+    "stable": dict(lr=0.05, warmup_epochs=0.2, label_smoothing=0.1, grad_clip=2.0),
+    "legacy": dict(lr=0.02, warmup_epochs=0.2),
+}
+
+
+def load_task(a: argparse.Namespace):
+    """(train, val) splits of the proxy task: the proxy evaluator's images (split seed 0)."""
+    from nas.data import TensorSplit, load_dataset, proxy_data
+
+    data = proxy_data(load_dataset(a.dataset), resolution=a.resolution,
+                      train_samples=a.train_samples, val_samples=a.val_samples, seed=0)
+    return (TensorSplit(data.train_x, data.train_y), TensorSplit(data.val_x, data.val_y),
+            data.in_channels, data.num_classes)
+
+
+def train_part(a: argparse.Namespace) -> int:
+    """Train a supernet for ``--epochs`` with a recipe; keep a copy of the checkpoint after
+    every epoch (``--out``/epoch{k}.pt) and each epoch's wall and CPU (process) seconds."""
+    import shutil
+    from pathlib import Path
+
+    import torch
+
+    from nas.supernet import SuperNet, supernet_steps, train_supernet
+    from nas.train import TrainConfig
+    from space.search_space import load_space
+
+    torch.set_num_threads(a.threads)
+    train, _, cin, ncls = load_task(a)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    net = SuperNet(load_space(a.space), in_channels=cin, num_classes=ncls, bn_momentum=0.1,
+                   zero_init_last=not a.no_zero_init)
+    recipe = dict(RECIPES[a.recipe])
+    if a.lr is not None:
+        recipe["lr"] = a.lr
+    config = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, threads=a.threads, **recipe)
+    per_epoch, _ = supernet_steps(len(train), config)
+    ckpt = out / "checkpoint.pt"
+    log = []
+    for k in range(1, a.epochs + 1):
+        t, c = time.perf_counter(), time.process_time()
+        res = train_supernet(net, train, config=config, seed=0, n_random=a.n_random,
+                             rule=a.rule, distill=a.distill, largest_first=a.largest_first,
+                             checkpoint_path=ckpt, checkpoint_every=10_000,
+                             stop_after=k * per_epoch)
+        wall, cpu = time.perf_counter() - t, time.process_time() - c
+        shutil.copyfile(ckpt, out / f"epoch{k}.pt")
+        last = res.history[-per_epoch:]
+        row = {"epoch": k, "wall_s": wall, "cpu_s": cpu,
+               "loss_largest": statistics.fmean(h.loss_largest for h in last),
+               "loss_members": statistics.fmean(h.loss_members for h in last)}
+        log.append(row)
+        print(f"epoch {k}/{a.epochs}: {wall:.0f} s wall, {cpu:.0f} s CPU; mean loss largest "
+              f"{row['loss_largest']:.3f}, others {row['loss_members']:.3f}", flush=True)
+    settings = {"space": a.space, "recipe": a.recipe, **recipe, "epochs": a.epochs,
+                "n_random": a.n_random, "rule": a.rule, "distill": a.distill,
+                "largest_first": a.largest_first,
+                "zero_init_last": not a.no_zero_init, "fingerprint": res.fingerprint}
+    (out / "train.json").write_text(json.dumps({"settings": settings, "epochs": log}, indent=1))
+    return 0
+
+
+def _fidelity():
+    """benchmarks/bench_fidelity.py as a module (the benchmarks folder is not a package)."""
+    import importlib.util
+    from pathlib import Path
+
+    if "bench_fidelity" not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            "bench_fidelity", Path(__file__).with_name("bench_fidelity.py"))
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules["bench_fidelity"] = mod
+        spec.loader.exec_module(mod)  # type: ignore[union-attr]
+    return sys.modules["bench_fidelity"]
+
+
+def stable_proxy_means(cache_dir: str = "benchmarks/fidelity-cache", seeds=(0, 1, 2)):
+    """The fidelity benchmark's 24 networks (its stage-1 plan) and, per network, the stable
+    proxy's accuracy per seed (2 epochs x 6,000 images, 32 px; seed s is trial_seed(s, arch
+    hash), as bench_recipe trained them) from its cache; None where a seed is not cached."""
+    from pathlib import Path
+
+    from nas.evaluate import trial_seed
+
+    fid = _fidelity()
+    plan = fid.stage1_plan(fid.parser().parse_args([]))  # --recipe stable, the default
+    cache = fid.Cache(Path(cache_dir))
+    accs = []
+    for a in plan.archs:
+        recs = [cache.get(a, plan.default, trial_seed(s, a.arch_hash())) for s in seeds]
+        accs.append(None if any(r is None for r in recs) else [r["accuracy"] for r in recs])
+    return plan, accs
+
+
+def score_members(net, specs, *, calib, val, **kw) -> tuple[list[float], float, float]:
+    """Scores of ``specs`` (score_candidate with ``kw``), and the wall and CPU seconds."""
+    from nas.supernet import score_candidate
+
+    t, c = time.perf_counter(), time.process_time()
+    out = [score_candidate(net, s, calib_batches=calib, val_split=val, **kw) for s in specs]
+    return out, time.perf_counter() - t, time.process_time() - c
+
+
+def rank_part(a: argparse.Namespace) -> int:
+    """Rank quality of trained supernets (``--checkpoints``): the fidelity benchmark's networks
+    that are members of the space, scored by inheritance, against the stable proxy's 3-seed
+    mean accuracy of each (not the full reference); the sandwich's ends and ``--candidates``
+    random members for the spread."""
+    import torch
+
+    from nas.supernet import calibration_batches, load_trained_supernet, validation_subset
+    from space import count_analytic
+    from space.search_space import load_space
+
+    torch.set_num_threads(a.threads)
+    fid = _fidelity()
+    train, val, cin, ncls = load_task(a)
+    plan, accs = stable_proxy_means()
+    space = load_space(a.space)
+    calib = calibration_batches(train, num_batches=a.calib_batches,
+                                batch_size=a.calib_batch_size, seed=0)
+    val = val if a.score_val is None else validation_subset(val, a.score_val, seed=0)
+    rows = []
+    for path in a.checkpoints.split(","):
+        net, info = load_trained_supernet(path, space)
+        net.set_channels_last(True)
+        members, names, means, seed_accs, outside = [], [], [], [], {}
+        for spec, acc in zip(plan.archs, accs):
+            m = spec.with_task(in_channels=cin, num_classes=ncls)
+            try:
+                net.check_member(m)
+            except ValueError as e:
+                outside[spec.name] = str(e).split(" is not held")[0]
+                continue
+            if acc is None:
+                continue
+            members.append(m)
+            names.append(spec.name)
+            means.append(statistics.fmean(acc))
+            seed_accs.append(acc)
+        scores, wall, cpu = score_members(net, members, calib=calib, val=val)
+        rng = random.Random(1)
+        rand = [net.sample(rng) for _ in range(a.candidates)]
+        rand_scores, _, _ = score_members(net, rand, calib=calib, val=val)
+        ends, _, _ = score_members(net, [net.largest(), net.smallest()], calib=calib, val=val)
+        macs = [count_analytic(m.replace(resolution=a.resolution)).macs for m in members]
+        obj = plan.objective
+        rew = [obj.reward(x, count_analytic(s).macs) for x, s in zip(scores, members)]
+        ref_rew = [obj.reward(x, count_analytic(s).macs) for x, s in zip(means, members)]
+        ci = lambda x, y, f: fid.bootstrap_ci(x, y, f, n=a.bootstrap)  # noqa: E731
+        seed0 = [s[0] for s in seed_accs]
+        rest = [statistics.fmean(s[1:]) for s in seed_accs]
+        row = {
+            "checkpoint": path, "step": info["step"], "total_steps": info["total_steps"],
+            "settings": {k: info[k] for k in ("n_random", "rule", "train") if k in info}
+            | {"largest_first": info.get("largest_first", 0.0)},
+            "networks": names, "scores": scores, "stable_proxy_mean": means,
+            "spearman": fid.spearman(scores, means), "spearman_ci": ci(scores, means, fid.spearman),
+            "kendall": fid.kendall(scores, means), "kendall_ci": ci(scores, means, fid.kendall),
+            "spearman_reward": fid.spearman(rew, ref_rew),
+            "spearman_reward_ci": ci(rew, ref_rew, fid.spearman),
+            "top5": fid.top_overlap(scores, means, 5), "regret_accuracy": fid.regret(scores, means),
+            "macs_spearman": fid.spearman(macs, means),
+            "ceiling_seed0_vs_rest": fid.spearman(seed0, rest),
+            "ceiling_ci": ci(seed0, rest, fid.spearman),
+            "largest": ends[0], "smallest": ends[1], "random": rand_scores,
+            "not_members": outside, "score_cpu_s_per_network": cpu / len(members),
+            "score_wall_s_per_network": wall / len(members),
+            "calib_images": a.calib_batches * a.calib_batch_size, "val_images": len(val),
+        }
+        rows.append(row)
+        (lo, hi), (klo, khi) = row["spearman_ci"], row["kendall_ci"]
+        print(f"{path} (step {row['step']}/{row['total_steps']}): {len(names)} networks, "
+              f"inherited accuracy {min(scores):.3f}-{max(scores):.3f} (median "
+              f"{statistics.median(scores):.3f}); against the stable proxy's 3-seed mean: "
+              f"Spearman {row['spearman']:.2f} [{lo:.2f}, {hi:.2f}], Kendall "
+              f"{row['kendall']:.2f} [{klo:.2f}, {khi:.2f}], on the reward "
+              f"{row['spearman_reward']:.2f}, top-5 {row['top5']}/5, regret (accuracy) "
+              f"{row['regret_accuracy']:.3f}; largest {ends[0]:.3f}, smallest {ends[1]:.3f}, "
+              f"{len(rand)} random members {min(rand_scores):.3f}-{max(rand_scores):.3f} "
+              f"(median {statistics.median(rand_scores):.3f}); {cpu / len(members):.2f} s CPU "
+              f"per network", flush=True)
+    if rows:
+        r = rows[0]
+        print(f"for scale: MACs at {a.resolution} px against the same means: Spearman "
+              f"{r['macs_spearman']:.2f}; the stable proxy's seed 0 against the mean of seeds "
+              f"1-2: {r['ceiling_seed0_vs_rest']:.2f} [{r['ceiling_ci'][0]:.2f}, "
+              f"{r['ceiling_ci'][1]:.2f}]")
+        for name, why in rows[0]["not_members"].items():
+            print(f"{name}: not a member of the {a.space} space ({why})")
+        print("| network | stable proxy (3 seeds) | " + " | ".join(
+            f"step {r['step']}" for r in rows) + " |")
+        print("|---|---|" + "---:|" * len(rows))
+        for j, n in enumerate(rows[0]["networks"]):
+            print(f"| {n} | {rows[0]['stable_proxy_mean'][j]:.3f} | " + " | ".join(
+                f"{r['scores'][j]:.3f}" for r in rows) + " |")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(rows, f, indent=1)
+    return 0
+
+
+# --part speed's scorers: (calibration batches of 128 images, validation images or None for
+# all); "before" is score_candidate as it was (per batch re-sliced weights, no inference mode,
+# nas.train.evaluate), the others today's.
+SPEED_VARIANTS = {
+    "before (512 calib, 2,000 val)": (4, None),
+    "now (512 calib, 2,000 val)": (4, None),
+    "512 calib, 500 val": (4, 500),
+    "256 calib, 500 val": (2, 500),
+    "128 calib, 500 val": (1, 500),
+}
+
+
+def _score_before(net, spec, *, calib, val) -> float:
+    """score_candidate before the speed-ups: every batch re-slices every weight (no weight
+    reuse), ``torch.no_grad`` only, and ``nas.train.evaluate`` (its extra one-image forward and
+    loss)."""
+    from nas.supernet import recalibrate_bn
+    from nas.supernet.elastic import ElasticConvBN
+    from nas.train import evaluate
+
+    ElasticConvBN.cache_weights = False
+    try:
+        net.set_active(spec)
+        recalibrate_bn(net, calib)
+        (acc,) = evaluate(net, val, batch_size=100, channels_last=net.channels_last)
+    finally:
+        ElasticConvBN.cache_weights = True
+    return float(acc)
+
+
+def near_ends(net, n: int, rng: random.Random) -> list:
+    """``n`` members between the sandwich's ends and uniform members: the largest's (even k)
+    or the smallest's (odd k) choices, each stage's dimension re-drawn uniformly with
+    probability 0.1, 0.2 or 0.35 in turn. After a few epochs their scores spread from chance to
+    the ends' (uniform members all score near chance), so they show whether a cheaper scorer
+    keeps the order of members that differ."""
+    from nas.supernet.network import _extreme_params
+
+    space = net.space
+    out = []
+    for k in range(n):
+        params = dict(_extreme_params(space, largest=k % 2 == 0))
+        p = (0.1, 0.2, 0.35)[(k // 2) % 3]
+        for i, st in enumerate(space.stages):
+            for d, values in st.choices.items():
+                if rng.random() < p:
+                    params[f"s{i}_{d}"] = rng.choice(list(values))
+        out.append(net.member(params, name=f"near-{'largest' if k % 2 == 0 else 'smallest'}"))
+    return out
+
+
+def speed_part(a: argparse.Namespace) -> int:
+    """Scoring cost before and after, interleaved member by member on one trained supernet
+    (the machine is shared: each scorer's time is its sum over the same members, measured in
+    the same minutes), and whether the cheaper scorers rank the members as the full one does."""
+    import torch
+
+    from nas.supernet import (calibration_batches, load_trained_supernet, score_candidate,
+                              validation_subset)
+    from space.search_space import load_space
+
+    torch.set_num_threads(a.threads)
+    fid = _fidelity()
+    train, val, cin, ncls = load_task(a)
+    space = load_space(a.space)
+    net, info = load_trained_supernet(a.checkpoints.split(",")[0], space)
+    net.set_channels_last(True)
+    plan, accs = stable_proxy_means()
+    members, means = [], []
+    for spec, acc in zip(plan.archs, accs):
+        m = spec.with_task(in_channels=cin, num_classes=ncls)
+        try:
+            net.check_member(m)
+        except ValueError:
+            continue
+        if acc is not None:
+            members.append(m)
+            means.append(statistics.fmean(acc))
+    rng = random.Random(2)
+    if a.members == "near-ends":
+        members = near_ends(net, a.candidates, rng)
+        means = []
+    while len(members) < a.candidates:
+        members.append(net.sample(rng))
+    members = members[:a.candidates]
+    variants = {k: v for k, v in SPEED_VARIANTS.items()
+                if not (a.no_before and k.startswith("before"))}
+    calibs = {k: calibration_batches(train, num_batches=k, batch_size=128, seed=0)
+              for k in {c for c, _ in SPEED_VARIANTS.values()}}
+    vals = {v: val if v is None else validation_subset(val, v, seed=0)
+            for v in {v for _, v in SPEED_VARIANTS.values()}}
+    score_candidate(net, members[0], calib_batches=calibs[4], val_split=vals[None])  # warm-up
+    scores = {k: [] for k in variants}
+    cpu = {k: 0.0 for k in variants}
+    wall = {k: 0.0 for k in variants}
+    for spec in members:
+        for name, (c, v) in variants.items():
+            t0, c0 = time.perf_counter(), time.process_time()
+            if name.startswith("before"):
+                x = _score_before(net, spec, calib=calibs[c], val=vals[v])
+            else:
+                x = score_candidate(net, spec, calib_batches=calibs[c], val_split=vals[v])
+            wall[name] += time.perf_counter() - t0
+            cpu[name] += time.process_time() - c0
+            scores[name].append(x)
+    base = next(iter(variants))
+    full = scores[base]
+    rows = []
+    print(f"{len(members)} members of {a.space} ({a.members}) on {a.checkpoints.split(',')[0]} "
+          f"(step {info['step']}); scores by {base}: {min(full):.3f}-{max(full):.3f}")
+    nf = min(len(means), len(members))  # the fidelity networks come first
+    print(f"| scorer | CPU s per candidate | wall s per candidate | CPU vs {base.split(' (')[0]} | "
+          f"Spearman vs {base.split(' (')[0]} [95% CI] | Kendall | top-5 overlap | max abs diff | "
+          f"Spearman vs the stable proxy ({nf} networks) |")
+    print("|---|---:|---:|---:|---|---:|---:|---:|---:|")
+    for name in variants:
+        sc = scores[name]
+        sp_ci = fid.bootstrap_ci(sc, full, fid.spearman, n=a.bootstrap)
+        row = {"scorer": name, "cpu_s": cpu[name] / len(members),
+               "wall_s": wall[name] / len(members), "cpu_ratio": cpu[name] / cpu[base],
+               "spearman": fid.spearman(sc, full), "spearman_ci": sp_ci,
+               "kendall": fid.kendall(sc, full), "top5": fid.top_overlap(sc, full, 5),
+               "max_abs_diff": max(abs(x - y) for x, y in zip(sc, full)), "scores": sc,
+               "vs_stable_proxy": fid.spearman(sc[:nf], means[:nf]) if nf >= 3 else math.nan}
+        rows.append(row)
+        print(f"| {name} | {row['cpu_s']:.2f} | {row['wall_s']:.2f} | {row['cpu_ratio']:.2f}x | "
+              f"{row['spearman']:.3f} [{sp_ci[0]:.2f}, {sp_ci[1]:.2f}] | {row['kendall']:.3f} | "
+              f"{row['top5']}/5 | {row['max_abs_diff']:.4f} | {row['vs_stable_proxy']:.2f} |",
+              flush=True)
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"checkpoint": a.checkpoints, "step": info["step"], "rows": rows,
+                       "members": [m.name for m in members]}, f, indent=1)
+    return 0
+
+
+def dims_part(a: argparse.Namespace) -> int:
+    """Which dimension breaks a member: the largest and the smallest with one dimension set to
+    each of its values in every stage, the rest kept, scored on a trained supernet."""
+    import torch
+
+    from nas.supernet import (calibration_batches, load_trained_supernet, score_candidate,
+                              validation_subset)
+    from nas.supernet.network import _extreme_params  # the ends' params, as the supernet's
+    from space.search_space import load_space
+
+    torch.set_num_threads(a.threads)
+    train, val, _, _ = load_task(a)
+    space = load_space(a.space)
+    calib = calibration_batches(train, num_batches=a.calib_batches,
+                                batch_size=a.calib_batch_size, seed=0)
+    sub = val if a.score_val is None else validation_subset(val, a.score_val, seed=0)
+    dims = [d for d in ("kernel", "se_ratio", "skip", "filters", "layers", "op")
+            if len({v for st in space.stages for v in st.choices[d]}) > 1]
+    out = {}
+    for path in a.checkpoints.split(","):
+        net, info = load_trained_supernet(path, space)
+        net.set_channels_last(True)
+        for end in ("largest", "smallest"):
+            base = _extreme_params(space, largest=end == "largest")
+            acc = score_candidate(net, net.member(base), calib_batches=calib, val_split=sub)
+            cells = []
+            for d in dims:
+                vals = sorted({v for st in space.stages for v in st.choices[d]}, key=str)
+                got = []
+                for v in vals:
+                    p = {**base, **{f"s{i}_{d}": v for i, st in enumerate(space.stages)
+                                    if v in st.choices[d]}}
+                    got.append((v, score_candidate(net, net.member(p), calib_batches=calib,
+                                                   val_split=sub)))
+                cells.append(f"{d} " + ", ".join(f"{v}: {x:.2f}" for v, x in got))
+                out[f"{path}:{end}:{d}"] = got
+            print(f"{path} (step {info['step']}), the {end} ({acc:.3f}) with one dimension "
+                  f"changed in every stage: " + "; ".join(cells), flush=True)
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(out, f, indent=1)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--part", choices=("cost", "train", "rank", "speed", "dims"), default="cost")
+    p.add_argument("--epochs", type=int, default=2, help="--part train: epochs")
+    p.add_argument("--recipe", choices=tuple(RECIPES), default="stable")
+    p.add_argument("--distill", default="kl", help="nas.supernet.DISTILL_LOSSES")
+    p.add_argument("--lr", type=float, default=None, help="override the recipe's")
+    p.add_argument("--largest-first", type=float, default=0.0,
+                   help="epochs that train the largest alone first (progressive shrinking)")
+    p.add_argument("--out", default="/tmp/snbench", help="--part train: checkpoints go here")
+    p.add_argument("--checkpoints", default="", help="--part rank/speed: comma-separated")
+    p.add_argument("--bootstrap", type=int, default=1000)
+    p.add_argument("--members", choices=("fidelity", "near-ends"), default="fidelity",
+                   help="--part speed: the fidelity networks (then random members), or members "
+                        "near the sandwich's ends (near_ends)")
+    p.add_argument("--no-before", action="store_true",
+                   help="--part speed: leave out the 'before' scorer (its scores equal 'now')")
+    p.add_argument("--score-val", type=int, default=None,
+                   help="--part rank/dims: score on this many validation images (default all)")
     p.add_argument("--space", default="mnasnet", help="shipped space or a space file")
     p.add_argument("--dataset", default="fashion-mnist")
     p.add_argument("--resolution", type=int, default=32)
@@ -47,6 +463,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", default=None, help="write the numbers here")
     a = p.parse_args(argv)
+    if a.part == "train":
+        return train_part(a)
+    if a.part == "rank":
+        return rank_part(a)
+    if a.part == "speed":
+        return speed_part(a)
+    if a.part == "dims":
+        return dims_part(a)
 
     import torch
 
