@@ -50,7 +50,8 @@ RECIPES = {  # the supernet's TrainConfig besides the epochs: the stable proxy r
 
 
 def load_task(a: argparse.Namespace):
-    """(train, val) splits of the proxy task: the proxy evaluator's images (split seed 0)."""
+    """(train, val, in_channels, num_classes) of the proxy task: the proxy evaluator's images
+    (split seed 0)."""
     from nas.data import TensorSplit, load_dataset, proxy_data
 
     data = proxy_data(load_dataset(a.dataset), resolution=a.resolution,
