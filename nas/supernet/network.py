@@ -105,6 +105,9 @@ class SuperNet(nn.Module):
     steps with it (benchmarks/BENCHMARKS_supernet.md). Members that choose skip 'none' there
     use a last batch norm of their own (``plain_bn``, :mod:`.blocks`), which starts at one.
     ``zero_init_last`` is part of how the supernet is trained: it is in :meth:`settings`.
+    Known flaw, shared with ``space.build``: in the regular conv family the zeroed batch norm
+    feeds a ReLU, whose gradient at 0 is 0, so those blocks stay the identity for good (after
+    3 epochs their gamma is still exactly 0; benchmarks/BENCHMARKS_supernet.md).
     """
 
     def __init__(self, space: SearchSpace, *, in_channels: int, num_classes: int,
