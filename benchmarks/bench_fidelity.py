@@ -53,6 +53,7 @@ Results go to benchmarks/BENCHMARKS_fidelity.md by hand (with the commands that 
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import logging
@@ -74,6 +75,7 @@ from nas.engine.finalists import finalist_key, mean_std
 from nas.evaluate import (SETTINGS_BEFORE, ProxyConfig, evaluate_proxy, legacy_proxy,
                           trial_seed)
 from space import ArchSpec, count_analytic, get_model, scale
+from space.builder import zero_init_skips
 from space.deploy import Deployment, deployment_spec
 from space.objective import Objective
 from space.resolve import resolve_spec
@@ -304,6 +306,11 @@ def grid_set(n: int, *, base: ArchSpec, phi: float, proxy: ProxyConfig, seed: in
     return out
 
 
+@functools.lru_cache(maxsize=None)
+def _zero_init_skips(spec: ArchSpec) -> int:
+    return zero_init_skips(spec)
+
+
 class Cache:
     """One JSON file per finished training: a sitting that stops loses nothing finished."""
 
@@ -312,10 +319,14 @@ class Cache:
         self.folder.mkdir(parents=True, exist_ok=True)
 
     @staticmethod
-    def key(spec: ArchSpec | str, proxy: ProxyConfig | dict[str, Any], seed: int) -> str:
+    def key(spec: ArchSpec | str, proxy: ProxyConfig | dict[str, Any], seed: int, *,
+            zero_init_skips: int | None = None) -> str:
         """What the training computes: the network, the proxy task and the seed. Torch
         threads say how it runs, not what, so they are left out: a later sitting may use
-        other ``--threads`` and still find it."""
+        other ``--threads`` and still find it. A zero-initialised training of a network with
+        residual blocks that end activated (``space.builder.zero_init_skips``: they were zeroed,
+        and dead, before the builder's fix) keys on their count, so what was cached before the
+        fix is never read as today's; other trainings keep their keys."""
         task = proxy.to_dict() if isinstance(proxy, ProxyConfig) else json.loads(
             json.dumps(proxy))
         task["train"]["threads"] = None
@@ -325,7 +336,12 @@ class Cache:
             if task.get(name, before) == before:
                 task.pop(name, None)
         arch = spec if isinstance(spec, str) else spec.arch_hash()
-        blob = json.dumps({"arch": arch, "proxy": task, "seed": seed}, sort_keys=True)
+        if zero_init_skips is None:
+            zero_init_skips = 0 if isinstance(spec, str) else _zero_init_skips(spec)
+        record: dict[str, Any] = {"arch": arch, "proxy": task, "seed": seed}
+        if task.get("zero_init_last") and zero_init_skips:
+            record["zero_init_skips"] = zero_init_skips
+        blob = json.dumps(record, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
     def rekey(self) -> int:
@@ -334,7 +350,9 @@ class Cache:
         n = 0
         for p in sorted(self.folder.glob("*.json")):
             rec = json.loads(p.read_text())
-            want = self.folder / f"{self.key(rec['arch_hash'], rec['proxy'], rec['seed'])}.json"
+            want = self.folder / (self.key(rec["arch_hash"], rec["proxy"], rec["seed"],
+                                           zero_init_skips=rec.get("zero_init_skips", 0))
+                                  + ".json")
             if want != p:
                 p.replace(want)
                 n += 1
@@ -350,8 +368,10 @@ class Cache:
         if got is not None:
             return got
         res = evaluate(spec, proxy, seed=seed)
+        skips = _zero_init_skips(spec) if proxy.zero_init_last else 0
         rec = {"arch": spec.name, "arch_hash": spec.arch_hash(), "what": what, "seed": seed,
-               "proxy": proxy.to_dict(), "curve": [float(e.val_accuracy) for e in res.epochs],
+               "proxy": proxy.to_dict(), **({"zero_init_skips": skips} if skips else {}),
+               "curve": [float(e.val_accuracy) for e in res.epochs],
                "accuracy": float(res.accuracy), "seconds": float(res.seconds),
                "train_loss": [float(e.train_loss) for e in res.epochs],
                "val_loss": [float(e.val_loss) for e in res.epochs],

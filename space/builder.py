@@ -132,9 +132,13 @@ class _Residual(nn.Module):
     """A branch plus an identity (or projection) shortcut, with stochastic depth."""
 
     def last_bn(self) -> nn.BatchNorm2d | None:
-        """The branch's last batch norm (the one before the sum), or None."""
-        bns = [m for m in self.branch.modules() if isinstance(m, nn.BatchNorm2d)]
-        return bns[-1] if bns else None
+        """The batch norm whose output is the branch's output (the one before the sum), or None
+        when the branch ends in an activation or a squeeze-excite (regular conv, dsa): there a
+        batch norm started at zero would stay zero for good, since ReLU passes no gradient at 0."""
+        last = list(self.branch.children())[-1:] if isinstance(self.branch, nn.Sequential) else []
+        if last and isinstance(last[0], nn.Sequential) and isinstance(last[0][-1], nn.BatchNorm2d):
+            return last[0][-1]
+        return None
 
     def __init__(self, branch: nn.Module, args: BlockArgs, *, shortcut: nn.Module | None = None,
                  post_act: nn.Module | None = None, use_residual: bool) -> None:
@@ -262,7 +266,8 @@ def _init_weights(model: nn.Module, *, zero_init_last: bool = False) -> None:
     # torchvision's EfficientNet init: kaiming fan_out for convs, uniform 1/sqrt(out) for the FC.
     # zero_init_last (timm's name; Goyal et al. 2017, "Accurate, large minibatch SGD"): the last
     # BN of every residual branch starts at gamma = 0, so each residual block starts as its
-    # shortcut and the network as a shallow one. On the proxy task this is what lets deep
+    # shortcut and the network as a shallow one. Only a linear branch's last BN: a branch that
+    # ends activated (regular conv, dsa) keeps its init, as its zeroed BN would never train. On the proxy task this is what lets deep
     # members train at all in a few hundred steps (benchmarks/BENCHMARKS_recipe.md).
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
@@ -286,7 +291,8 @@ def build(spec: ArchSpec, *, seed: int | None = None, zero_init_last: bool = Fal
     """Build the network a spec describes. ``seed`` makes the initial weights reproducible.
 
     ``zero_init_last`` starts the last batch norm of every residual branch at zero (timm's
-    option of that name): the same network, other initial weights. It is part of how a network
+    option of that name), where that batch norm is the branch's output; a branch that ends in an
+    activation keeps its init (:func:`zero_init_skips`): the same network, other initial weights. It is part of how a network
     is trained, so it is recorded with the training settings (``ProxyConfig.zero_init_last``),
     not in the spec: an exported spec builds the same module either way."""
     if not isinstance(spec, ArchSpec):
@@ -296,3 +302,12 @@ def build(spec: ArchSpec, *, seed: int | None = None, zero_init_last: bool = Fal
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return Network(spec, zero_init_last=zero_init_last)
+
+
+def zero_init_skips(spec: ArchSpec) -> int:
+    """How many residual blocks of ``spec`` ``zero_init_last`` leaves as initialised, because
+    their branch ends in an activation (regular conv, dsa). Until 2026-12-06 those were
+    zeroed too and, behind a ReLU whose gradient at 0 is 0, never trained: a training of such a
+    spec with zero_init_last is not the same training as before (benchmarks key caches on it)."""
+    return sum(1 for m in Network(spec).modules()
+               if isinstance(m, _Residual) and m.use_residual and m.last_bn() is None)

@@ -65,10 +65,13 @@ def family(block: str, expand_ratio: float) -> str:
 class ElasticBlock(nn.Module):
     """A block's branch plus the builder's identity shortcut with stochastic depth."""
 
-    def __init__(self, s: BlockSizes) -> None:
+    def __init__(self, s: BlockSizes, *, linear_end: bool = True) -> None:
         super().__init__()
+        # Only a branch that ends in its batch norm (no activation after it) is zero-initialised
+        # (space.builder's zero_init_last), so only such a block needs the skip-'none' twin.
+        self.linear_end = linear_end
         self.plain_bn = ElasticBatchNorm2d(s.out_channels, eps=s.eps, momentum=s.momentum) \
-            if s.plain_bn else None
+            if s.plain_bn and linear_end else None
 
     def last(self, a: BlockArgs) -> ElasticBatchNorm2d | None:
         """The batch norm a member's last layer uses, when not that layer's own."""
@@ -91,8 +94,9 @@ class ElasticBlock(nn.Module):
         return {f"branch.{k}.{name}": v for k, layer in enumerate(self.layers(a))
                 for name, v in layer.items()}
 
-    def last_bn(self) -> nn.BatchNorm2d:
-        """The branch's last batch norm as the residual members use it (for zero-init)."""
+    def last_bn(self) -> nn.BatchNorm2d | None:
+        """The branch's last batch norm as the residual members use it (for zero-init), or None
+        when the branch ends in an activation: a zero there would never train."""
         raise NotImplementedError
 
 
@@ -140,7 +144,7 @@ class ElasticSeparable(ElasticBlock):
     k x k depthwise, [SE], 1x1 pointwise."""
 
     def __init__(self, s: BlockSizes, *, pw_act: bool) -> None:
-        super().__init__(s)
+        super().__init__(s, linear_end=not pw_act)
         bn = dict(eps=s.eps, momentum=s.momentum)
         self.pw_act = pw_act
         self.depthwise = ElasticConvBN(s.in_channels, s.in_channels, s.kernels, depthwise=True, **bn)
@@ -161,15 +165,15 @@ class ElasticSeparable(ElasticBlock):
         out.append(self.pointwise.export(a.in_channels, a.out_channels, 1, bn=self.last(a)))
         return out
 
-    def last_bn(self) -> nn.BatchNorm2d:
-        return self.pointwise.bn
+    def last_bn(self) -> nn.BatchNorm2d | None:
+        return None if self.pw_act else self.pointwise.bn
 
 
 class ElasticRegularConv(ElasticBlock):
     """MnasNet's regular conv op (``space.builder.regular_conv``): one k x k conv, [SE]."""
 
     def __init__(self, s: BlockSizes) -> None:
-        super().__init__(s)
+        super().__init__(s, linear_end=False)
         self.conv = ElasticConvBN(s.in_channels, s.out_channels, s.kernels, eps=s.eps,
                                   momentum=s.momentum)
         # the builder excites the output channels, squeezed from the input filters
@@ -187,8 +191,8 @@ class ElasticRegularConv(ElasticBlock):
             out.append(self.se.export(a.out_channels, a.se_channels))
         return out
 
-    def last_bn(self) -> nn.BatchNorm2d:
-        return self.conv.bn
+    def last_bn(self) -> nn.BatchNorm2d | None:
+        return None  # conv, BN, activation: the branch ends activated
 
 
 ELASTIC_BLOCKS.add("mbconv", lambda s: ElasticMBConv(s, expand=True))

@@ -105,9 +105,10 @@ class SuperNet(nn.Module):
     steps with it (benchmarks/BENCHMARKS_supernet.md). Members that choose skip 'none' there
     use a last batch norm of their own (``plain_bn``, :mod:`.blocks`), which starts at one.
     ``zero_init_last`` is part of how the supernet is trained: it is in :meth:`settings`.
-    Known flaw, shared with ``space.build``: in the regular conv family the zeroed batch norm
-    feeds a ReLU, whose gradient at 0 is 0, so those blocks stay the identity for good (after
-    3 epochs their gamma is still exactly 0; benchmarks/BENCHMARKS_supernet.md).
+    Only a branch that ends in its batch norm is zeroed (mbconv, dsconv), as in ``space.build``:
+    in the regular conv and dsa families that batch norm feeds a ReLU, whose gradient at 0 is 0,
+    so a zeroed one stayed the identity for good (before the fix, their gamma was still exactly
+    0 after 3 epochs; benchmarks/BENCHMARKS_supernet.md). Those families keep their init.
     """
 
     def __init__(self, space: SearchSpace, *, in_channels: int, num_classes: int,
@@ -159,7 +160,8 @@ class SuperNet(nn.Module):
             if "identity" in self.space.stages[i].choices["skip"]:
                 for position in list(stage)[1:]:
                     for block in position.values():
-                        nn.init.zeros_(block.last_bn().weight)
+                        if (bn := block.last_bn()) is not None:  # not a branch ending activated
+                            nn.init.zeros_(bn.weight)
 
     # ------------------------------------------------------------------ members
     def _reference(self) -> ArchSpec:

@@ -160,6 +160,35 @@ def test_the_cache_key_ignores_threads_and_old_files_are_rekeyed(bench, tmp_path
     assert cache.get(spec, two, 5)["accuracy"] == 0.5
 
 
+def test_trainings_from_before_the_zero_init_fix_are_not_read_as_todays(bench, tmp_path):
+    """A zero-initialised training of a network whose residual blocks end activated (regular
+    conv, dsa: zeroed, and dead, before space.builder's fix) is keyed on how many such blocks the
+    builder now leaves alone; its files from before the fix keep their old key and are missed;
+    a file written since is found again after a rekey. Other networks keep their keys."""
+    import dataclasses
+
+    from nas.evaluate import ProxyConfig
+    from space.builder import zero_init_skips
+    from space.resolve import resolve_spec
+
+    b0 = resolve_spec("efficientnet-b0")
+    conv = b0.replace(name="b0-conv", stages=tuple(
+        dataclasses.replace(s, block="conv", expand_ratio=1.0) for s in b0.stages))
+    assert zero_init_skips(b0) == 0 and zero_init_skips(conv) > 0
+    zero, plain = ProxyConfig(zero_init_last=True), ProxyConfig(zero_init_last=False)
+    assert bench.Cache.key(b0, zero, 1) == bench.Cache.key(b0.arch_hash(), zero, 1)
+    assert bench.Cache.key(conv, plain, 1) == bench.Cache.key(conv.arch_hash(), plain, 1)
+    before = bench.Cache.key(conv.arch_hash(), zero, 1)  # what the key was before the fix
+    assert bench.Cache.key(conv, zero, 1) != before
+    cache = bench.Cache(tmp_path)
+    old = {"arch_hash": conv.arch_hash(), "proxy": zero.to_dict(), "seed": 1, "accuracy": 0.1}
+    (tmp_path / f"{before}.json").write_text(json.dumps(old))
+    assert cache.rekey() == 0 and cache.get(conv, zero, 1) is None
+    new = {**old, "accuracy": 0.7, "zero_init_skips": zero_init_skips(conv)}
+    (tmp_path / "renamed.json").write_text(json.dumps(new))
+    assert cache.rekey() == 1 and cache.get(conv, zero, 1)["accuracy"] == 0.7
+
+
 # ------------------------------------------------------------------------------- stage 2
 STAGE2 = ["--stage", "2", "--archs", "8", "--bootstrap", "50"]
 

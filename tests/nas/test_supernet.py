@@ -174,7 +174,11 @@ def test_zero_init_last_starts_every_later_residual_block_as_its_shortcut(tmp_pa
     for zero, same in ((True, True), (False, False)):
         torch.manual_seed(0)
         net = SuperNet(space, in_channels=3, num_classes=7, zero_init_last=zero).double().eval()
-        big = net.largest()
+        # per stage an op whose branch ends in its batch norm (the zero-initialised families;
+        # a regular conv or dsa branch ends activated and keeps its init)
+        linear = tuple(next(op for op in st.choices["op"] if not op.startswith(("conv", "dsa")))
+                       for st in space.stages)
+        big = net.largest(ops=linear)
         depths = [max(1, st.repeats + min(st.choices["layers"])) for st in space.stages]
         shallow = big.replace(stages=tuple(s.__class__(**{**s.__dict__, "repeats": d})
                                            for s, d in zip(big.stages, depths)))
@@ -194,8 +198,13 @@ def test_members_without_the_residual_do_not_start_constant(tmp_path_factory):
     torch.manual_seed(0)
     net = SuperNet(space, in_channels=3, num_classes=7).double()
     (x,) = _batches(net, seed=10, n=1, size=4)
-    plain = net.largest().replace(stages=tuple(s.__class__(**{**s.__dict__, "skip": "none"})
-                                               for s in net.largest().stages))
+    linear = tuple(next(op for op in st.choices["op"] if not op.startswith(("conv", "dsa")))
+                   for st in space.stages)  # zero-initialised families (see the test above)
+    big = net.largest(ops=linear)
+    plain = big.replace(stages=tuple(s.__class__(**{**s.__dict__, "skip": "none"})
+                                     for s in big.stages))
+    conv = net.stages[1][1]["conv"]  # ends activated: never zeroed, so it needs no twin
+    assert conv.last_bn() is None and conv.plain_bn is None
     block = net.stages[1][1][family(plain.stages[1].block, plain.stages[1].expand_ratio)]
     assert block.plain_bn is not None and float(block.last_bn().weight.detach().abs().max()) == 0.0
     with torch.no_grad():

@@ -3,6 +3,7 @@ channels_last too, with the shapes, parameter counts and residuals the spec prom
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import pytest
 import torch
@@ -187,7 +188,8 @@ def test_zero_init_last_starts_every_residual_block_as_its_shortcut(name: str) -
     plain, zeroed = build(spec, seed=0), build(spec, seed=0, zero_init_last=True)
     assert [(k, v.shape) for k, v in plain.state_dict().items()] == \
         [(k, v.shape) for k, v in zeroed.state_dict().items()]  # an export builds the same net
-    residual = [m for m in zeroed.modules() if getattr(m, "use_residual", False)]
+    residual = [m for m in zeroed.modules()
+                if getattr(m, "use_residual", False) and m.last_bn() is not None]
     zeroed_bns = {id(m.last_bn()) for m in residual}
     for (k, a), (_, b) in zip(plain.named_modules(), zeroed.named_modules()):
         if isinstance(b, nn.BatchNorm2d):
@@ -200,6 +202,33 @@ def test_zero_init_last_starts_every_residual_block_as_its_shortcut(name: str) -
         if block.shortcut is None:  # identity shortcut: the block is the identity
             x = torch.randn(2, block.branch[0][0].in_channels, 8, 8)
             assert torch.allclose(block.post_act(x), block(x))
+
+
+@pytest.mark.parametrize("se_ratio", [0.0, 0.25])
+@pytest.mark.parametrize("block", BLOCKS.names())
+def test_zero_init_last_leaves_no_parameter_stuck(block: str, se_ratio: float) -> None:
+    """After a few SGD steps every parameter of a zero-initialised network moves and gets a
+    gradient. A branch that ends in an activation (regular conv, dsa) keeps its last BN's init:
+    zeroed, it fed ReLU a constant 0, where the gradient is 0, and stayed the identity for good."""
+    tiny = _tiny(block)
+    spec = tiny.replace(stages=tuple(dataclasses.replace(s, se_ratio=se_ratio)
+                                     for s in tiny.stages))
+    torch.manual_seed(0)
+    model = build(spec, seed=0, zero_init_last=True).train()
+    start = {k: v.detach().clone() for k, v in model.named_parameters()}
+    residual = [m for m in model.modules() if getattr(m, "use_residual", False)]
+    assert residual, "the tiny spec's second block is a residual"
+    ends_activated = block in ("conv", "dsa")
+    assert all((m.last_bn() is None) is ends_activated for m in residual)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = torch.randn(16, 3, RES, RES), torch.randint(0, spec.num_classes, (16,))
+    for _ in range(3):
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    for k, p in model.named_parameters():
+        assert p.grad is not None and float(p.grad.abs().sum()) > 0, f"{k}: no gradient"
+        assert not torch.equal(p.detach(), start[k]), f"{k}: never moved"
 
 
 def test_zero_init_last_leaves_a_network_without_residuals_as_it_was() -> None:
