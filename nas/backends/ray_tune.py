@@ -40,13 +40,13 @@ import ray
 from ray import tune
 from ray.tune.search import Searcher
 
-from nas.engine.recorder import INTERRUPTED, failure, node_name, record
+from nas.engine.executor import BackendConfig
 from nas.engine.fidelity import FINALIST, ladder_of
+from nas.engine.recorder import INTERRUPTED, failure, node_name, record
 from nas.engine.registries import PRUNERS
 from nas.engine.trial import Candidate, Outcome, TrialRunner, tell
+from nas.proxy import ProxyConfig
 from space import ArchSpec
-
-from .base import BackendConfig
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ def _nodes_for_trials(config: BackendConfig) -> list[dict[str, Any]]:
     return out
 
 
-def _probe_dataset(proxy: Any) -> str | None:
+def _probe_dataset(proxy: ProxyConfig) -> str | None:
     """Runs on a node: None when the proxy task's dataset loads there and is big enough, else
     why not."""
     try:
@@ -133,7 +133,7 @@ class RayExecutor:
         self.config = config
         self.searcher: StudySearcher | None = None
 
-    def check_dataset(self, proxy: Any, *, timeout: float = 300.0) -> None:
+    def check_dataset(self, proxy: ProxyConfig, *, timeout: float = 300.0) -> None:
         """Load the dataset on every node that can run a trial; one error naming each node
         that cannot."""
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -174,7 +174,8 @@ class RayExecutor:
         log.info("dataset %r readable on all %d Ray node(s)", proxy.dataset, len(nodes))
 
     def optimize(self, study: optuna.Study, runner: TrialRunner, *, n_trials: int | None,
-                 timeout: float | None, after_trial: Callable[[Any], None],
+                 timeout: float | None,
+                 after_trial: Callable[[optuna.trial.FrozenTrial], None],
                  run_dir: Path | None = None, prune: bool = True) -> bool:
         """Run the study's trials (stage 1's or stage 2's) as Tune trials; True when
         interrupted before the budget ran out. ``prune=False`` (the finalists' phase) runs

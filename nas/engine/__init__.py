@@ -4,6 +4,9 @@
   ask/tell on a backend, timeout, Ctrl-C, outputs after every trial, resume.
 - :class:`TrialRunner` (:mod:`.trial`): one trial's life (propose, reuse, seed, train, score),
   the same for both stages and both backends; a stage implements :class:`Stage`.
+- :class:`Executor`, :class:`BackendConfig`, :data:`BACKENDS` (:mod:`.executor`): what the
+  driver runs trials on; the backends (:mod:`nas.backends`) import the engine and register into
+  the table, the engine names none of them.
 - :mod:`.recorder`: the trial attributes every trial records, and what counts as finished.
 - :data:`SAMPLERS`, :data:`PRUNERS` (:mod:`.registries`): the tables; a pruner row holds the
   local pruner and its Ray Tune scheduler.
@@ -23,6 +26,7 @@ from space.lazy import exports, lazy_exports
 # name -> the module that defines it, imported on first use (so --help needs no torch)
 __getattr__, __dir__, __all__ = lazy_exports(__name__, globals(), {
     **exports("driver", ("StudyRun", "progress", "resume_dir", "run_study")),
+    **exports("executor", ("BACKENDS", "BackendConfig", "Executor", "open_backend")),
     **exports("fidelity", ("Ladder", "ladder_of", "parse_rungs")),
     **exports("finalists", ("FinalistPlan", "FinalistRow", "NoiseVerdict", "choose",
                             "finalist_table", "is_finalist", "noise_verdict", "plan_of",

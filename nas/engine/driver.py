@@ -2,8 +2,9 @@
 
 It opens (or, on ``--resume``, reopens) the run folder and holds its lock, writes
 ``config.json``, opens the Optuna study, lets the stage enqueue what it must, and runs the
-trials on a backend (:mod:`nas.backends`): ask, propose, train, tell, until the stage's budget
-or the timeout is spent or Ctrl-C. The pruner is built from the stage's fidelity ladder
+trials on a backend (an :class:`.executor.Executor`, opened by name from the table the
+backends register into, :mod:`nas.backends`): ask, propose, train, tell, until the stage's
+budget or the timeout is spent or Ctrl-C. The pruner is built from the stage's fidelity ladder
 (:mod:`.fidelity`). When the stage plans finalists (:mod:`.finalists`), a second phase then
 enqueues them in the same study and runs them, unpruned and without the timeout.
 After every trial the stage writes its outputs (so an interrupted run loses nothing finished)
@@ -20,15 +21,15 @@ from typing import Any, Callable, Iterator
 
 import optuna
 
-from nas.backends import BackendConfig, open_backend
 from nas.evaluate import evaluate_proxy
 from results.rundir import (CONFIG, STAGES, latest_run_dir, new_run_dir, read_config, run_lock,
                             stage_of, write_config)
 
-from .recorder import finished_count
+from .executor import BackendConfig, Executor, open_backend
 from .fidelity import ladder_of
 from .finalists import (begun, enqueue_finalists, finalist_sources, plan_of, shortfall,
                         waiting_finalists)
+from .recorder import finished_count
 from .registries import PRUNERS
 from .study import StorageConfig, StudySession, driver_seed, open_session, resolve_storage
 from .trial import Stage, TrialRunner
@@ -130,7 +131,7 @@ def run_study(stage: Stage, *, out: str | Path | None = None, resume: bool = Fal
     return StudyRun(run_dir=run_dir, study=study, interrupted=interrupted, backend=report)
 
 
-def _finalists(stage: Stage, study: optuna.Study, run_dir: Path, *, executor: Any,
+def _finalists(stage: Stage, study: optuna.Study, run_dir: Path, *, executor: Executor,
                evaluate: Callable[..., Any], session: StudySession) -> bool:
     """The finalists' phase (:mod:`.finalists`): enqueue the finalist runs still missing and
     run every enqueued one, unpruned; True when interrupted."""
@@ -153,7 +154,7 @@ def _finalists(stage: Stage, study: optuna.Study, run_dir: Path, *, executor: An
                   description=f"stage {stage.name} finalists")
 
 
-def _drive(stage: Stage, study: optuna.Study, run_dir: Path, *, executor: Any,
+def _drive(stage: Stage, study: optuna.Study, run_dir: Path, *, executor: Executor,
            evaluate: Callable[..., Any], n_trials: int | None, total: int | None,
            timeout: float | None, session: StudySession | None = None,
            finalists: bool = False, description: str | None = None) -> bool:
