@@ -27,7 +27,8 @@ from optuna.trial import FrozenTrial, TrialState
 from nas.backends import BackendConfig
 from nas.engine import (SAMPLERS, Candidate, FinalistPlan, FinalistRow, choose, finalist_table,
                         is_finalist, run_study, search_count)
-from nas.engine.finalists import finalist_verdict, verdict_text
+from nas.engine.finalists import chosen, finalist_verdict, verdict_text
+from nas.engine.phases import FINALISTS, SEARCH
 from nas.engine.recorder import stale_numbers
 from nas.evaluate import evaluate_proxy
 from results.rundir import SUMMARY, write_json, write_table
@@ -71,6 +72,8 @@ class Stage1:
     label = "trial"
     study_name = STUDY_NAME
     enqueued_only = False  # trials are sampled (and --enqueue'd models evaluated first)
+    enqueue_attrs = ("enqueued",)  # an --enqueue'd trial's model name (prepare_study)
+    phases = (SEARCH, FINALISTS)  # nas.engine.phases
 
     def __init__(self, config: SearchConfig, space: SearchSpace | None = None, *,
                  table: LatencyTable | None = None) -> None:
@@ -197,17 +200,20 @@ class Stage1:
 
     # ------------------------------------------------------------------ outputs
     def write_outputs(self, study: optuna.Study, run_dir: Path, *, final: bool,
-                      interrupted: bool = False, backend: dict[str, Any] | None = None) -> None:
+                      interrupted: bool = False, backend: dict[str, Any] | None = None
+                      ) -> SearchResult:
         """trials.csv/.parquet, best.json and summary.json from the study (idempotent); the
-        final write re-counts the winner with fvcore."""
+        final write re-counts the winner with fvcore. Returns what was written (at the final
+        write, the run's result)."""
         trials = study.get_trials(deepcopy=False)
         write_table(trials_frame(trials, stage=1, interrupted=stale_numbers(study)), run_dir,
                     TRIALS_TABLE)
-        self.best, self.summary = self._best_and_summary(study, trials, run_dir, final=final)
+        best, summary = self._best_and_summary(study, trials, run_dir, final=final)
         if final:
-            self.summary["interrupted"] = interrupted
-            self.summary["backend"] = backend
-        write_json(self.summary, run_dir / SUMMARY)
+            summary["interrupted"] = interrupted
+            summary["backend"] = backend
+        write_json(summary, run_dir / SUMMARY)
+        return SearchResult(run_dir=run_dir, best=best, summary=summary, interrupted=interrupted)
 
     def _best_and_summary(self, study: optuna.Study, trials: list[FrozenTrial], run_dir: Path,
                           *, final: bool) -> tuple[ArchSpec | None, dict[str, Any]]:
@@ -228,14 +234,10 @@ class Stage1:
             "reused": sum(1 for t in trials if t.user_attrs.get("reused_from") is not None),
             "elapsed_s": time.time() - self.started, "best": None,
         }
-        best = best_trial(study)
-        rows = (finalist_table(trials, seeds=self.finalists.seeds) if self.finalists.enabled
-                else [])
-        winner = choose(rows)
+        # B0 = the finalist with the best mean reward over its seeds, else the search's best
+        best, winner, rows = chosen(trials, self.finalists, search_best=best_trial(study))
         if self.finalists.enabled:
             summary["finalists"] = finalists_summary(rows, self.finalists, winner)
-        if winner is not None:  # B0 = the finalist with the best mean reward over its seeds
-            best = next(t for t in trials if t.number == winner.trial)
         if best is None:
             return None, summary
         spec = deployment_spec(self.space, best.params, c.deploy, "nas-b0")
@@ -448,7 +450,5 @@ def run_search(config: SearchConfig, *, out: str | Path | None = None, resume: b
     if not resume:  # every --enqueue name resolves to a member, before the run folder exists
         for name in config.enqueue:
             stage.encode(name)
-    done = run_study(stage, out=out, resume=resume, storage=storage, backend=backend,
-                     evaluate=evaluate or evaluate_proxy)
-    return SearchResult(run_dir=done.run_dir, best=stage.best, summary=stage.summary,
-                        interrupted=done.interrupted)
+    return run_study(stage, out=out, resume=resume, storage=storage, backend=backend,
+                     evaluate=evaluate or evaluate_proxy).result

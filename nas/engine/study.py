@@ -49,7 +49,7 @@ from results.rundir import (JOURNAL, StorageError, database_error, is_database, 
 from space.errors import UsageError
 
 from .claims import Heartbeat, LocalClaims, SqlClaims, process_token
-from .recorder import FINISHED, INTERRUPTED, STALE_ATTR, is_interrupted
+from .recorder import FINISHED, INTERRUPTED, STALE_ATTR, carried, is_interrupted
 
 log = logging.getLogger(__name__)
 
@@ -126,9 +126,11 @@ class StudySession:
     driver's number in the study (:func:`driver_seed`)."""
 
     def __init__(self, study: optuna.Study, *, storage: Any, url: str, shared: bool,
-                 claims: Any, heartbeat: Heartbeat | None, created: bool) -> None:
+                 claims: Any, heartbeat: Heartbeat | None, created: bool,
+                 carry: tuple[str, ...] = ()) -> None:
         self.study, self.storage, self.url, self.shared = study, storage, url, shared
         self.claims, self.heartbeat, self.created = claims, heartbeat, created
+        self.carry = carry  # the user attributes a requeued trial is enqueued with again
         self.driver = 0
         self.study_id = storage.get_study_id_from_name(study.study_name)
         self.total: int | None = None  # the stage's budget, set by the driver
@@ -142,7 +144,7 @@ class StudySession:
         trials a Ctrl-C interrupted. Call under :meth:`mutex`."""
         with _quiet():
             optuna.storages.fail_stale_trials(self.study)
-        requeue_interrupted(self.study, running=False)
+        requeue_interrupted(self.study, running=False, carry=self.carry)
 
     def ask(self, study: optuna.Study) -> optuna.Trial | None:
         """The next trial to run, or None when the budget is spent. A shared study waits while
@@ -303,11 +305,13 @@ def _dispose(st: Any) -> None:
 
 @contextmanager
 def open_session(*, run_dir: Path, storage: StorageConfig, stage: str, directions: list[str],
-                 sampler: Callable[[int], Any], pruner: Any,
-                 resume: bool) -> Iterator[StudySession]:
+                 sampler: Callable[[int], Any], pruner: Any, resume: bool,
+                 carry: tuple[str, ...] = ()) -> Iterator[StudySession]:
     """Create, join or reopen the study (``storage`` resolved by :func:`resolve_storage`) and
     hold it for the run; ``sampler(i)`` is the sampler of the study's driver number ``i``
-    (module docstring). A database error during the run ends it with one line."""
+    (module docstring). ``carry``: the user attributes an interrupted trial is enqueued with
+    again (:func:`requeue_interrupted`). A database error during the run ends it with one
+    line."""
     url = storage_url(run_dir, storage.url)
     name = str(storage.study_name)
     shared = is_database(url)
@@ -327,7 +331,7 @@ def open_session(*, run_dir: Path, storage: StorageConfig, stage: str, direction
             claims = SqlClaims(url, name, token) if shared else LocalClaims(token)
             heartbeat = Heartbeat(st, name, storage.heartbeat) if shared else None
             session = StudySession(study, storage=st, url=url, shared=shared, claims=claims,
-                                   heartbeat=heartbeat, created=created)
+                                   heartbeat=heartbeat, created=created, carry=carry)
             with session.mutex():
                 session.driver = _number_driver(study)
                 study.sampler = sampler(session.driver)
@@ -335,7 +339,7 @@ def open_session(*, run_dir: Path, storage: StorageConfig, stage: str, direction
                 if resume and shared:
                     session.reap()
                 elif resume:
-                    requeue_interrupted(study)
+                    requeue_interrupted(study, carry=carry)
             yield session
         except Exception as e:
             import sqlalchemy.exc
@@ -401,10 +405,13 @@ def _open(st: Any, url: str, name: str, *, stage: str, directions: list[str], pr
     return study, not exists
 
 
-def requeue_interrupted(study: optuna.Study, *, running: bool = True) -> int:
+def requeue_interrupted(study: optuna.Study, *, running: bool = True,
+                        carry: tuple[str, ...] = ()) -> int:
     """Enqueue every interrupted trial again (once: a trial already requeued is not requeued
-    twice); with ``running``, first fail the trials a dead driver left RUNNING (only right when
-    no other driver can be running them: a journal study)."""
+    twice), with its parameters and the user attributes ``carry`` names that it holds (what it
+    was enqueued with: :func:`nas.engine.recorder.carried`); with ``running``, first fail the
+    trials a dead driver left RUNNING (only right when no other driver can be running them: a
+    journal study)."""
     done = set(study.user_attrs.get(REQUEUED_ATTR, []))
     stale = set(study.user_attrs.get(STALE_ATTR, []))
     n = 0
@@ -419,7 +426,8 @@ def requeue_interrupted(study: optuna.Study, *, running: bool = True) -> int:
             study.set_user_attr(STALE_ATTR, sorted(stale))
             study.tell(t.number, state=TrialState.FAIL)
         if t.params:
-            study.enqueue_trial(t.params, user_attrs={"retry_of": t.number, **_carried(t)},
+            study.enqueue_trial(t.params, user_attrs={"retry_of": t.number,
+                                                      **carried(t, carry)},
                                 skip_if_exists=False)
         done.add(t.number)
         n += 1
@@ -427,11 +435,3 @@ def requeue_interrupted(study: optuna.Study, *, running: bool = True) -> int:
         study.set_user_attr(REQUEUED_ATTR, sorted(done))
         log.info("%d interrupted trial(s) enqueued again", n)
     return n
-
-
-def _carried(t: Any) -> dict[str, Any]:
-    """User attributes an enqueued trial was created with that its retry needs again
-    (stage 2's point coordinates, an --enqueue name, a finalist's source and seed index)."""
-    keep = ("kind", "alpha", "beta", "gamma", "product", "replicate", "enqueued", "finalist",
-            "finalist_of", "finalist_seed")
-    return {k: t.user_attrs[k] for k in keep if k in t.user_attrs}
