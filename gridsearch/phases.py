@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     import optuna
 
-    from nas.engine.study import StudySession
+    from nas.engine.session import StudySession
 
     from .config import GridSearchConfig
 

@@ -22,7 +22,9 @@
   :func:`noise_verdict` whether the winner's lead over the runner-up is within the seeds'
   noise.
 - :func:`open_session` (:mod:`.study`): create, join or reopen the study; several drivers of
-  one database study (budget gate, heartbeats, reuse-key claims in :mod:`.claims`).
+  one database study (budget gate, heartbeats, reuse-key claims in :mod:`.claims`), each
+  holding it through a :class:`StudySession` (:mod:`.session`; interrupted trials requeued
+  there).
 """
 from __future__ import annotations
 
@@ -40,7 +42,8 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, globals(), {
     **exports("recorder", ("FINISHED", "INTERRUPTED", "finished_count", "interrupted_numbers",
                            "node_name")),
     **exports("registries", ("PRUNERS", "SAMPLERS", "PrunerInfo", "SamplerInfo")),
-    **exports("study", ("StorageConfig", "open_session", "requeue_interrupted")),
+    **exports("session", ("StudySession", "requeue_interrupted")),
+    **exports("study", ("StorageConfig", "open_session")),
     **exports("trial", ("Batch", "Candidate", "Outcome", "Phase", "Stage", "TrialRunner",
                         "tell")),
 })

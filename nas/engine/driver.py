@@ -33,7 +33,8 @@ from .finalists import FINALIST_ATTRS
 from .phases import Batch
 from .recorder import finished_count
 from .registries import PRUNERS
-from .study import StorageConfig, StudySession, driver_seed, open_session, resolve_storage
+from .session import StudySession
+from .study import StorageConfig, driver_seed, open_session, resolve_storage
 from .trial import Stage, TrialRunner
 
 log = logging.getLogger(__name__)

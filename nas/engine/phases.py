@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
     import optuna
 
-    from .study import StudySession
+    from .session import StudySession
 
 # the phases are the driver's steps: they log as the driver (``nas.engine.driver``), as before
 log = logging.getLogger("nas.engine.driver")

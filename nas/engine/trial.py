@@ -29,7 +29,7 @@ from .recorder import (failure, node_name, record, record_curve, record_failure,
                        reuse_key)
 
 if TYPE_CHECKING:
-    from .study import StudySession
+    from .session import StudySession
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +184,7 @@ class TrialRunner:
                  on_start: Callable[[optuna.Trial], None] | None = None) -> None:
         self.stage = stage
         self.evaluate = evaluate
-        self.session = session  # nas.engine.study.StudySession: budget gate, key claims
+        self.session = session  # nas.engine.session.StudySession: budget gate, key claims
         self.enqueued_only = enqueued_only  # the finalists' phase: only enqueued trials run
         # called when a trial is about to train (the driver rewrites the run's tables, so a
         # trial that was WAITING there, a finalist or a grid point, reads RUNNING while it trains)

@@ -496,7 +496,7 @@ def test_retries_and_finalist_runs_carry_what_the_stage_declares_it_enqueues_wit
     trial recorded; the engine itself names no stage's attribute."""
     from nas.engine.finalists import FINALIST_ATTRS, enqueue_finalists
     from nas.engine.recorder import INTERRUPTED
-    from nas.engine.study import requeue_interrupted
+    from nas.engine.session import requeue_interrupted
 
     study = optuna.create_study(direction="maximize")
     dist = {"x": FloatDistribution(0, 1)}
