@@ -68,7 +68,7 @@ class Outcome:
 
 
 class Stage(Protocol):
-    """What a stage gives the engine (:class:`nas.search.Stage1`,
+    """What a stage gives the engine (:class:`nas.stage1.stage.Stage1`,
     :class:`gridsearch.search.Stage2`)."""
 
     name: str  # the run folder's stage ("1", "2")
