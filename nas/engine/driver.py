@@ -30,12 +30,11 @@ from results.rundir import (CONFIG, STAGES, latest_run_dir, new_run_dir, read_co
 from .executor import BackendConfig, Executor, open_backend
 from .fidelity import ladder_of
 from .finalists import FINALIST_ATTRS
-from .phases import Batch
 from .recorder import finished_count
 from .registries import PRUNERS
 from .session import StudySession
 from .study import StorageConfig, driver_seed, open_session, resolve_storage
-from .trial import Stage, TrialRunner
+from .trial import Batch, Stage, TrialRunner
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 A stage declares its phases (:attr:`nas.engine.Stage.phases`): stage 1 runs :data:`SEARCH`
 then :data:`FINALISTS`; stage 2 adds its single-dimension comparison
-(``gridsearch.search.COMPARE_SINGLE``), planned once the grid and its finalists have chosen the
+(``gridsearch.phases.COMPARE_SINGLE``), planned once the grid and its finalists have chosen the
 point. The driver runs them one after the other in one session of the study and stops at the
 first one interrupted. Each phase plans from the study alone (what finished, what waits), so a
 resumed run (``--resume``) goes through the same phases and each runs only what is left: a
@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 
 from .finalists import (begun, enqueue_finalists, finalist_sources, plan_of, shortfall,
                         waiting_finalists)
-
 from .trial import Batch, Phase, Stage
 
 if TYPE_CHECKING:
