@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 
     from .config import GridSearchConfig
 
-log = logging.getLogger(__name__)
+# stage 2 logs under its front door's name, as a run has always printed it
+log = logging.getLogger("gridsearch.search")
 
 __all__ = ["CompareSinglePhase", "COMPARE_SINGLE"]
 

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 
     from .config import SearchConfig
 
-log = logging.getLogger(__name__)
+# stage 1 logs under its front door's name, as a run has always printed it
+log = logging.getLogger("nas.search")
 
 __all__ = ["LATENCY_FILE", "LATENCY_ATTR", "MEASURE_TIMING", "prepare_latency", "study_table",
            "measure_latency", "latency_summary"]

@@ -38,7 +38,8 @@ if TYPE_CHECKING:
 
     from .config import SearchConfig
 
-log = logging.getLogger(__name__)
+# stage 1 logs under its front door's name, as a run has always printed it
+log = logging.getLogger("nas.search")
 
 __all__ = ["BEST_FILE", "TRIALS_TABLE", "SearchResult", "best_trial", "write_outputs",
            "best_and_summary", "finalists_summary", "choice_verdict", "cost_vs_target"]

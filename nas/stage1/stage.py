@@ -30,7 +30,8 @@ from .config import SearchConfig
 from .latency import LATENCY_FILE, study_table
 from .outputs import SearchResult, best_trial, write_outputs
 
-log = logging.getLogger(__name__)
+# stage 1 logs under its front door's name, as a run has always printed it
+log = logging.getLogger("nas.search")
 
 __all__ = ["STUDY_NAME", "Stage1"]
 
