@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.engine import FinalistPlan, FinalistRow, finalist_table, is_finalist
-from nas.engine.finalists import finalist_verdict, verdict_text
+from nas.engine.finalists import chosen, finalist_verdict, verdict_text
 from nas.engine.recorder import stale_numbers
 from results.rundir import write_json, write_table
 from results.store import rank_key, trials_frame
@@ -75,28 +75,15 @@ def finalists_done(study: optuna.Study, plan: FinalistPlan) -> bool:
     return bool(rows) and all(r.complete for r in rows)
 
 
-def _finalist_rank(by: str) -> Callable[[FinalistRow], tuple[float, float]]:
-    """Larger wins: the mean accuracy (or the mean reward) over the seeds, then the earlier
-    source trial."""
-    if by == "reward":
-        return lambda r: (r.mean, -r.trial)
-    return lambda r: (r.accuracy_mean, -r.trial)
-
-
 def choose_point(study: optuna.Study, config: GridSearchConfig
                  ) -> tuple[FrozenTrial | None, FinalistRow | None]:
-    """The chosen compound point's grid trial, and its finalist row: with finalists, the
-    complete finalist with the best mean ``--select`` score over its seeds; before any is
-    complete (or without finalists), the grid's own best single training (:func:`select`)."""
-    plan = config.finalist_plan()
-    if plan.enabled:
-        trials = study.get_trials(deepcopy=False)
-        rows = [r for r in finalist_table(trials, seeds=plan.seeds) if r.complete]
-        if rows:
-            best = max(rows, key=_finalist_rank(config.select))
-            source = next(t for t in trials if t.number == best.trial)
-            return source, best
-    return select(study, config.select), None
+    """The chosen compound point's grid trial, and its finalist row, by the engine's one
+    chooser (:func:`nas.engine.finalists.chosen`): with finalists, the complete finalist with
+    the best mean ``--select`` score over its seeds; before any is complete (or without
+    finalists), the grid's own best single training (:func:`select`)."""
+    trial, row, _ = chosen(study.get_trials(deepcopy=False), config.finalist_plan(),
+                           search_best=select(study, config.select), by=config.select)
+    return trial, row
 
 
 def write_grid(study: optuna.Study, run_dir: Path) -> None:

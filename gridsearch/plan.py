@@ -29,8 +29,9 @@ if TYPE_CHECKING:
 
     from .config import GridSearchConfig
 
-__all__ = ["SINGLE_DIMENSION", "KINDS", "Job", "plan", "compare_jobs", "job_params",
-           "suggest_job", "job_key", "enqueue_missing", "waiting_count"]
+__all__ = ["SINGLE_DIMENSION", "KINDS", "ENQUEUE_ATTRS", "Job", "plan", "compare_jobs",
+           "job_params", "job_attrs", "suggest_job", "job_key", "enqueue_missing",
+           "waiting_count"]
 
 # The single-dimension scalings of the paper's Fig. 3 / Table 3: depth (alpha), width (beta) or
 # resolution (gamma) alone, each solved for the compound point's measured MACs.
@@ -38,6 +39,9 @@ SINGLE_DIMENSION = tuple(SINGLE_AXES)
 KINDS = ("compound", *SINGLE_DIMENSION)
 MAX_COEFFICIENT = 1000.0
 COORDINATES = ("kind", "alpha", "beta", "gamma")
+# the user attributes a point's trial is enqueued with (:func:`job_attrs`): what its retry and
+# its finalist runs carry (Stage2.enqueue_attrs)
+ENQUEUE_ATTRS = (*COORDINATES, "replicate", "product")
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,12 @@ def job_params(job: Job) -> dict[str, Any]:
             "gamma": job.point.gamma}
 
 
+def job_attrs(job: Job) -> dict[str, Any]:
+    """The user attributes a point's trial is enqueued with (:data:`ENQUEUE_ATTRS`), so a
+    waiting trial is known by public API alone."""
+    return {**job_params(job), "replicate": job.replicate, "product": job.point.product}
+
+
 def suggest_job(trial: optuna.Trial) -> Job:
     kind = trial.suggest_categorical("kind", KINDS)
     alpha, beta, gamma = (trial.suggest_float(n, 1.0, MAX_COEFFICIENT)
@@ -115,9 +125,8 @@ def enqueue_missing(study: optuna.Study, jobs: Sequence[Job]) -> int:
     n = 0
     for job in jobs:
         if job.key not in have:
-            study.enqueue_trial(job_params(job), user_attrs={
-                **job_params(job), "replicate": job.replicate, "product": job.point.product},
-                skip_if_exists=False)
+            study.enqueue_trial(job_params(job), user_attrs=job_attrs(job),
+                                skip_if_exists=False)
             n += 1
     return n
 

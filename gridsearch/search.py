@@ -22,7 +22,9 @@ single training.
 resolution only, each solved for the chosen compound point's measured MACs (within
 ``--tolerance`` where the rounding allows, and flagged where it does not), all four trained over
 ``compare_seeds`` seeds, then compared by mean and Welch's t (:mod:`gridsearch.compare`). With a
-grid the comparison is a second pass of the same study, planned once the grid has finished.
+grid the comparison is the run's third phase (:mod:`gridsearch.phases`, after the search and
+the finalists, :mod:`nas.engine.phases`), planned in the same study once they have chosen the
+point.
 
 The points are the trials of one Optuna study ``stage2``, all enqueued up front with fixed
 parameters (:mod:`gridsearch.plan`); :class:`Stage2` says what one point's trial is, and the
@@ -47,6 +49,7 @@ from optuna.trial import FrozenTrial
 
 from nas.backends import BackendConfig
 from nas.engine import Candidate, Ladder, run_study
+from nas.engine.phases import FINALISTS, SEARCH
 from nas.engine.recorder import FINISHED, interrupted_numbers
 from nas.evaluate import ProxyConfig, evaluate_proxy
 from space import ArchSpec, Counts, compound, count_fvcore, save_spec
@@ -61,8 +64,9 @@ from .family import available_memory, check_scale
 from .grid import Enumeration, Point
 from .measure import MacsRatio
 from .outputs import choose_point, finalists_done, write_grid, write_outputs
-from .plan import (SINGLE_DIMENSION, Job, compare_jobs, enqueue_missing, job_key, plan,
-                   suggest_job, waiting_count)
+from .phases import COMPARE_SINGLE
+from .plan import (ENQUEUE_ATTRS, SINGLE_DIMENSION, Job, compare_jobs, enqueue_missing, job_key,
+                   plan, suggest_job, waiting_count)
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +124,8 @@ class Stage2:
     pruner = "none"  # every point trains fully, unless raced on a ladder (rungs)
     reports_epochs = False
     enqueued_only = True  # every trial is an enqueued point: none is ever sampled
+    enqueue_attrs = ENQUEUE_ATTRS  # a point's coordinates and replicate (plan.job_attrs)
+    phases = (SEARCH, FINALISTS, COMPARE_SINGLE)  # nas.engine.phases
 
     def __init__(self, config: GridSearchConfig, *, base: ArchSpec | None = None,
                  count: Callable[[ArchSpec], Counts] = count_fvcore) -> None:
@@ -133,8 +139,6 @@ class Stage2:
         self.job_list: list[Job] = []
         self.jobs: dict[str, Job] = {}
         self.compare: list[Job] = []  # --compare-single's points, once planned
-        self.coefficients: dict[str, Any] | None = None
-        self.family: list[ArchSpec] = []
         self.finalists = config.finalist_plan()
         if config.rungs is not None:  # raced: reward after every epoch, ASHA at the rungs
             self.ladder = Ladder(config.rungs)
@@ -191,7 +195,11 @@ class Stage2:
         self.objective = reward_objective(self.base_counts.macs, self.config.phi)
 
     def prepare_study(self, study: optuna.Study, *, resume: bool) -> None:
-        self.plan_comparison(study)
+        """Enqueue the points not in the study yet. A resumed study may hold the comparison's
+        points (an earlier session's compare-single phase planned them): they are planned
+        again first, so that the points waiting there are points of this run."""
+        if resume:
+            self.plan_comparison(study)
         enqueue_missing(study, self.job_list)
 
     def grid_finished(self, study: optuna.Study) -> bool:
@@ -284,16 +292,21 @@ class Stage2:
 
     # ------------------------------------------------------------------ outputs
     def write_outputs(self, study: optuna.Study, run_dir: Path, *, final: bool,
-                      interrupted: bool = False, backend: dict[str, Any] | None = None) -> None:
+                      interrupted: bool = False, backend: dict[str, Any] | None = None
+                      ) -> GridSearchResult | None:
+        """grid.csv after every point; at the final write everything else (coefficients,
+        comparison, family), returning the run's result."""
         if not final:
             write_grid(study, run_dir)
-            return
-        self.coefficients, self.family = write_outputs(
+            return None
+        coefficients, family = write_outputs(
             study, self.config, self.base, self.base_counts, self.enum, self.job_list, run_dir,
             count=self.count, compare=self.compare,
             time_family=self._time_family(study, run_dir, interrupted=interrupted))
-        if self.coefficients is None:
+        if coefficients is None:
             log.warning("no grid point finished; nothing to emit")
+        return GridSearchResult(run_dir=run_dir, coefficients=coefficients, family=family,
+                                enumeration=self.enum, interrupted=interrupted)
 
     def _time_family(self, study: optuna.Study, run_dir: Path, *, interrupted: bool) -> bool:
         """Whether this final write times the family (``--latency``): once per run, at its
@@ -330,17 +343,8 @@ def run_gridsearch(config: GridSearchConfig, *, out: str | Path | None = None,
     if config.latency is not None:  # so does --latency-runtime onnxruntime without the extra
         config.latency.device()
     stage = Stage2(config, base=base, count=count)
-    done = run_study(stage, out=out, resume=resume, storage=storage, backend=backend,
-                     evaluate=evaluate or evaluate_proxy)
-    if not done.interrupted and stage.plan_comparison(done.study):
-        # the grid chose its point: --compare-single's points are a second pass of the study
-        log.info("stage 2: comparing the chosen point with single-dimension scaling at the "
-                 "same measured MACs over %d seed(s)", config.compare_seeds)
-        done = run_study(stage, out=done.run_dir, resume=True, storage=storage,
-                         backend=backend, evaluate=evaluate or evaluate_proxy)
-    return GridSearchResult(run_dir=done.run_dir, coefficients=stage.coefficients,
-                            family=stage.family, enumeration=stage.enum,
-                            interrupted=done.interrupted)
+    return run_study(stage, out=out, resume=resume, storage=storage, backend=backend,
+                     evaluate=evaluate or evaluate_proxy).result
 
 
 def _log_plan(config: GridSearchConfig, base: ArchSpec, base_counts: Counts,

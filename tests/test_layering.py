@@ -3,7 +3,7 @@ and under ``if TYPE_CHECKING:`` included (a cycle a type checker walks is still 
 that need each other), and the imports made by name:
 
 - a module that imports ``importlib`` and holds a string naming a project module by its dotted
-  path (``nas.cli``'s command table, ``nas.backends``' backend table) imports that module;
+  path (``nas.cli``'s command table) imports that module;
 - a lazy package face (:func:`space.lazy.lazy_exports`) imports each module its
   ``exports("module", ...)`` rows name.
 
@@ -121,18 +121,12 @@ GRAPH = {m: imports_of(m) for m in MODULES}
 
 # Cycles known and owned by an open issue, each with the reason; nothing else may cycle, and an
 # entry that no longer cycles fails test_known_cycles_still_exist (so it is removed when fixed).
-KNOWN_CYCLES: dict[frozenset[str], str] = {
-    # nas.backends.base names its backend modules for importlib and they import its
-    # BackendConfig: issue 25 moves BackendConfig and an Executor protocol into nas/engine,
-    # so that the backends import the engine and nothing imports them back.
-    frozenset({"nas.backends.base", "nas.backends.local", "nas.backends.ray_tune"}):
-        "issue 25: Executor protocol and BackendConfig in nas/engine",
-}
+KNOWN_CYCLES: dict[frozenset[str], str] = {}
 
 
 def test_the_walker_sees_imports_inside_functions_and_relative_ones():
-    # nas.backends.base opens a backend module by name; nas.search imports the engine at the
-    # top; results.stage1.specs imports space.deploy inside a method.
+    # nas.search imports the engine at the top; results.stage1.specs imports space.deploy
+    # inside a method.
     assert "space.deploy" in GRAPH["results.stage1.specs"]
     assert "nas.engine" in GRAPH["nas.search"]
     assert "results.store" in GRAPH["results.rundir"] or "space.io" in GRAPH["results.rundir"]
@@ -144,6 +138,16 @@ def test_the_walker_sees_type_checking_and_imports_by_name():
     assert "gridsearch.config" in GRAPH["gridsearch.plan"]
     assert "nas.commands.search" in GRAPH["nas.cli"]
     assert "space.builder" in GRAPH["space"]
+
+
+def test_the_engine_names_no_backend():
+    """The backends import the engine (its Executor protocol, BackendConfig and backend table)
+    and register into it; no engine module imports a backend, directly or by name."""
+    assert "nas.engine.executor" in GRAPH["nas.backends.local"]
+    assert "nas.engine.executor" in GRAPH["nas.backends"]
+    bad = sorted(f"{m} imports {t}" for m, targets in GRAPH.items()
+                 if m.startswith("nas.engine") for t in targets if t.startswith("nas.backends"))
+    assert not bad, "\n".join(bad)
 
 
 @pytest.mark.parametrize("package", PACKAGES)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import optuna
+from optuna.trial import FrozenTrial
 
+from nas.engine.executor import BackendConfig
 from nas.engine.recorder import INTERRUPTED
 from nas.engine.trial import Outcome, TrialRunner, tell
-
-from .base import BackendConfig
+from nas.proxy import ProxyConfig
 
 __all__ = ["LocalExecutor", "session"]
 
@@ -25,14 +27,14 @@ class LocalExecutor:
     def __init__(self, config: BackendConfig) -> None:
         self.config = config
 
-    def check_dataset(self, proxy: Any) -> None:
+    def check_dataset(self, proxy: ProxyConfig) -> None:
         from nas.evaluate import check_proxy_task
 
         check_proxy_task(proxy)
 
     def optimize(self, study: optuna.Study, runner: TrialRunner, *, n_trials: int | None,
-                 timeout: float | None, after_trial: Callable[[Any], None],
-                 run_dir: Any = None, prune: bool = True) -> bool:
+                 timeout: float | None, after_trial: Callable[[FrozenTrial], None],
+                 run_dir: Path | None = None, prune: bool = True) -> bool:
         """Run up to ``n_trials`` trials, starting none after ``timeout`` seconds; True when
         interrupted (Ctrl-C). An interrupted trial is recorded as such, so ``--resume`` runs
         it again. (``prune``: the runner itself never prunes a finalist, so it is not

@@ -1,14 +1,17 @@
 """The study driver both stages run on: :func:`run_study`.
 
 It opens (or, on ``--resume``, reopens) the run folder and holds its lock, writes
-``config.json``, opens the Optuna study, lets the stage enqueue what it must, and runs the
-trials on a backend (:mod:`nas.backends`): ask, propose, train, tell, until the stage's budget
-or the timeout is spent or Ctrl-C. The pruner is built from the stage's fidelity ladder
-(:mod:`.fidelity`). When the stage plans finalists (:mod:`.finalists`), a second phase then
-enqueues them in the same study and runs them, unpruned and without the timeout.
-After every trial the stage writes its outputs (so an interrupted run loses nothing finished)
-and the progress bar and log advance; at the end the stage writes its final outputs and the
-dashboard is drawn from the run folder.
+``config.json``, opens the Optuna study, and runs the stage's phases (:mod:`.phases`) in order:
+the search (what the stage enqueues, then what its sampler proposes, until the stage's budget
+or the timeout is spent), the finalists (:mod:`.finalists`: enqueued in the same study and run
+unpruned, without the timeout), and any phase of the stage's own (stage 2's single-dimension
+comparison). Each phase's trials run on a backend (an :class:`.executor.Executor`, opened by
+name from the table the backends register into, :mod:`nas.backends`): ask, propose, train,
+tell; Ctrl-C stops the run after the phase it interrupts. The pruner is built from the
+stage's fidelity ladder (:mod:`.fidelity`). After every trial the stage writes its outputs (so
+an interrupted run loses nothing finished) and the progress bar and log advance; at the end
+the stage writes its final outputs, which give the stage's result (:attr:`StudyRun.result`),
+and the dashboard is drawn from the run folder.
 """
 from __future__ import annotations
 
@@ -20,18 +23,18 @@ from typing import Any, Callable, Iterator
 
 import optuna
 
-from nas.backends import BackendConfig, open_backend
 from nas.evaluate import evaluate_proxy
 from results.rundir import (CONFIG, STAGES, latest_run_dir, new_run_dir, read_config, run_lock,
                             stage_of, write_config)
 
-from .recorder import finished_count
+from .executor import BackendConfig, Executor, open_backend
 from .fidelity import ladder_of
-from .finalists import (begun, enqueue_finalists, finalist_sources, plan_of, shortfall,
-                        waiting_finalists)
+from .finalists import FINALIST_ATTRS
+from .recorder import finished_count
 from .registries import PRUNERS
-from .study import StorageConfig, StudySession, driver_seed, open_session, resolve_storage
-from .trial import Stage, TrialRunner
+from .session import StudySession
+from .study import StorageConfig, driver_seed, open_session, resolve_storage
+from .trial import Batch, Stage, TrialRunner
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +43,15 @@ __all__ = ["StudyRun", "run_study", "resume_dir", "progress"]
 
 @dataclass
 class StudyRun:
+    """What :func:`run_study` returns: the run folder, the study, whether a phase was
+    interrupted, the backend's report, and ``result``, the stage's result (what its final
+    :meth:`Stage.write_outputs` returned)."""
+
     run_dir: Path
     study: optuna.Study
     interrupted: bool
     backend: dict[str, Any]
+    result: Any = None
 
 
 def resume_dir(stage: str, out: str | Path | None) -> Path:
@@ -81,7 +89,8 @@ def run_study(stage: Stage, *, out: str | Path | None = None, resume: bool = Fal
             session = stack.enter_context(open_session(
                 run_dir=run_dir, storage=where, stage=stage.name, directions=stage.directions,
                 sampler=lambda driver: stage.make_sampler(driver_seed(stage.seed, driver)),
-                pruner=PRUNERS.get(stage.pruner).local(ladder_of(stage)), resume=resume))
+                pruner=PRUNERS.get(stage.pruner).local(ladder_of(stage)), resume=resume,
+                carry=(*stage.enqueue_attrs, *FINALIST_ATTRS)))
             study = session.study
             if session.driver:
                 log.info("driver %d of this study: it samples with seed %s (drawn from --seed "
@@ -95,72 +104,39 @@ def run_study(stage: Stage, *, out: str | Path | None = None, resume: bool = Fal
                                                           "resolved": device}})
             if session.created:
                 study.set_user_attr("config", stage.config_dict())
-            with session.mutex():  # two drivers of one study never enqueue the same points
-                stage.prepare_study(study, resume=not session.created)
-            n_trials, total, timeout = stage.budget(study)
-            # the finalists were enqueued: search over (a stage whose trials are all enqueued,
-            # stage 2, samples none, so what it enqueued after them still runs)
-            if begun(study) and n_trials != 0 and not stage.enqueued_only:
-                log.warning("the finalists have begun, so the search is closed: no more "
-                            "%ss are sampled (start a new run for a longer search)",
-                            stage.label)
-                n_trials = 0
-            session.total = total
-            stage.log_plan(study, run_dir, n_trials)
-            # optional stage hooks: work before the trials (a supernet's training), and the
-            # finalists' own evaluator (trained from scratch when the search's is not)
-            before = getattr(stage, "before_search", None)
-            interrupted = bool(before is not None and before(study, run_dir))
-            if not interrupted:
-                interrupted = _drive(stage, study, run_dir, executor=executor,
-                                     evaluate=evaluate, n_trials=n_trials, total=total,
-                                     timeout=timeout, session=session)
-            if not interrupted and plan_of(stage).enabled:
-                interrupted = _finalists(stage, study, run_dir, executor=executor,
-                                         evaluate=getattr(stage, "finalist_evaluate", None)
-                                         or evaluate, session=session)
+            interrupted = False
+            for phase in stage.phases:  # in order; each plans only what is left (resume)
+                batch = phase.plan(stage, study, session, run_dir)
+                if batch is not None:  # work before its trials first (a supernet's training)
+                    interrupted = bool(batch.before is not None and batch.before())
+                    if not interrupted:
+                        interrupted = _drive(stage, study, run_dir, batch, executor=executor,
+                                             evaluate=batch.evaluate or evaluate,
+                                             session=session)
+                if interrupted:
+                    break
             if interrupted:
                 log.warning("interrupted: finished %ss are kept; continue with %s --resume "
                             "--out %s", stage.label, STAGES.get(stage.name).command, run_dir)
             report = executor.report()
-            stage.write_outputs(study, run_dir, final=True, interrupted=interrupted,
-                                backend=report)
+            result = stage.write_outputs(study, run_dir, final=True, interrupted=interrupted,
+                                         backend=report)
             if study.get_trials(deepcopy=False):
                 _write_dashboard(run_dir)
-    return StudyRun(run_dir=run_dir, study=study, interrupted=interrupted, backend=report)
+    return StudyRun(run_dir=run_dir, study=study, interrupted=interrupted, backend=report,
+                    result=result)
 
 
-def _finalists(stage: Stage, study: optuna.Study, run_dir: Path, *, executor: Any,
-               evaluate: Callable[..., Any], session: StudySession) -> bool:
-    """The finalists' phase (:mod:`.finalists`): enqueue the finalist runs still missing and
-    run every enqueued one, unpruned; True when interrupted."""
-    plan = plan_of(stage)
-    with session.mutex():  # two drivers of one study never enqueue the same runs
-        added = enqueue_finalists(study, plan)
-    trials = study.get_trials(deepcopy=False)
-    fewer = shortfall(trials, plan, label=stage.label)
-    if fewer is not None:  # fewer distinct finished networks than --finalists asks for
-        log.warning("%s", fewer)
-    todo = waiting_finalists(study)
-    if todo == 0:
-        return False
-    log.info("finalists: %d run(s) to train (%d enqueued now): the top %d distinct %ss x %d "
-             "seed(s), at the top rung", todo, added, len(finalist_sources(trials)),
-             stage.label, plan.seeds)
-    session.total = None  # the phase runs what is enqueued (TrialRunner.enqueued_only)
-    return _drive(stage, study, run_dir, executor=executor, evaluate=evaluate, n_trials=todo,
-                  total=todo, timeout=None, session=session, finalists=True,
-                  description=f"stage {stage.name} finalists")
-
-
-def _drive(stage: Stage, study: optuna.Study, run_dir: Path, *, executor: Any,
-           evaluate: Callable[..., Any], n_trials: int | None, total: int | None,
-           timeout: float | None, session: StudySession | None = None,
-           finalists: bool = False, description: str | None = None) -> bool:
-    runner = TrialRunner(stage, evaluate, session=session, enqueued_only=finalists,
+def _drive(stage: Stage, study: optuna.Study, run_dir: Path, batch: Batch, *,
+           executor: Executor, evaluate: Callable[..., Any], session: StudySession) -> bool:
+    """Run one phase's :class:`Batch` on the executor; True when interrupted."""
+    # a sampled phase shares the stage's budget with the study's other drivers; an enqueued
+    # one runs what waits (TrialRunner.enqueued_only)
+    session.total = None if batch.enqueued_only else batch.total
+    runner = TrialRunner(stage, evaluate, session=session, enqueued_only=batch.enqueued_only,
                          on_start=lambda trial: stage.write_outputs(study, run_dir, final=False))
-    done0 = finished_count(study) if finalists else 0
-    with progress(total, description or f"stage {stage.name}") as bar:
+    done0 = finished_count(study) if batch.enqueued_only else 0
+    with progress(batch.total, batch.description or f"stage {stage.name}") as bar:
         def after_trial(trial: optuna.trial.FrozenTrial) -> None:
             stage.write_outputs(study, run_dir, final=False)
             text = stage.progress_text(study)
@@ -168,11 +144,10 @@ def _drive(stage: Stage, study: optuna.Study, run_dir: Path, *, executor: Any,
             log.info("%s%s", stage.describe(trial), f" ({text})" if text else "")
 
         bar.advance(finished_count(study) - done0, stage.progress_text(study))
-        if n_trials == 0:
+        if batch.n_trials == 0:
             return False
-        return executor.optimize(study, runner, n_trials=n_trials, timeout=timeout,
-                                 after_trial=after_trial, run_dir=run_dir,
-                                 prune=not finalists)
+        return executor.optimize(study, runner, n_trials=batch.n_trials, timeout=batch.timeout,
+                                 after_trial=after_trial, run_dir=run_dir, prune=batch.prune)
 
 
 def _write_dashboard(run_dir: Path) -> None:

@@ -33,17 +33,18 @@ from optuna.trial import FrozenTrial, TrialState
 from space.stats import mean_std  # the one mean/std, shared with the dashboards
 
 from .fidelity import FINALIST
-from .recorder import FINISHED, is_interrupted, reuse_key, stale_numbers
+from .recorder import FINISHED, carried, is_interrupted, reuse_key, stale_numbers
 
-__all__ = ["FINALIST", "FINALIST_OF", "FINALIST_SEED", "FinalistPlan", "FinalistRow",
-           "plan_of", "is_finalist", "finalist_key", "search_trials", "search_count",
-           "begun", "top_distinct", "enqueue_finalists", "finalist_sources", "shortfall",
-           "waiting_finalists", "finalist_table",
-           "choose", "mean_std", "NoiseVerdict", "noise_verdict", "finalist_verdict",
-           "verdict_text"]
+__all__ = ["FINALIST", "FINALIST_OF", "FINALIST_SEED", "FINALIST_ATTRS", "FinalistPlan",
+           "FinalistRow", "plan_of", "is_finalist", "finalist_key", "search_trials",
+           "search_count", "begun", "top_distinct", "enqueue_finalists", "finalist_sources",
+           "shortfall", "waiting_finalists", "finalist_table", "choose", "chosen", "MEASURES",
+           "mean_std", "NoiseVerdict", "noise_verdict", "finalist_verdict", "verdict_text"]
 
 FINALIST_OF = "finalist_of"
 FINALIST_SEED = "finalist_seed"
+# what a finalist run is enqueued with besides its source's own (a retry of it carries them)
+FINALIST_ATTRS = (FINALIST, FINALIST_OF, FINALIST_SEED)
 SCORE = "reward"  # the user attribute both stages record and the finalists rank by
 
 
@@ -123,16 +124,11 @@ def top_distinct(trials: Iterable[FrozenTrial], k: int) -> list[FrozenTrial]:
     return out
 
 
-def _carried(t: FrozenTrial) -> dict[str, Any]:
-    from .study import _carried as carried
-
-    return carried(t)
-
-
-def enqueue_finalists(study: Any, plan: FinalistPlan) -> int:
+def enqueue_finalists(study: Any, plan: FinalistPlan, *, carry: Sequence[str] = ()) -> int:
     """Enqueue every finalist run not yet finished, running or waiting; the number enqueued.
     The finalists are the top ``plan.k`` of the search when first enqueued, and stay those on
-    every resume."""
+    every resume. Each run carries the user attributes ``carry`` names that its source holds
+    (what the source was enqueued with: the stage's ``enqueue_attrs``)."""
     if not plan.enabled:
         return 0
     trials = study.get_trials(deepcopy=False)
@@ -148,7 +144,7 @@ def enqueue_finalists(study: Any, plan: FinalistPlan) -> int:
             if (src.number, i) in have:
                 continue
             study.enqueue_trial(dict(src.params), user_attrs={
-                **_carried(src), FINALIST: True, FINALIST_OF: src.number, FINALIST_SEED: i},
+                **carried(src, carry), FINALIST: True, FINALIST_OF: src.number, FINALIST_SEED: i},
                 skip_if_exists=False)
             n += 1
     return n
@@ -253,11 +249,36 @@ def finalist_table(trials: Iterable[FrozenTrial], *, seeds: int) -> list[Finalis
     return rows
 
 
-def choose(rows: Sequence[FinalistRow]) -> FinalistRow | None:
-    """The winner: the complete finalist with the best mean reward (None while none is
-    complete)."""
-    done = [r for r in rows if r.complete and math.isfinite(r.mean)]
-    return max(done, key=lambda r: (r.mean, -r.trial), default=None)
+MEASURES = (SCORE, "accuracy")  # what a finalist's seeds are averaged over to choose
+
+
+def _mean_of(row: FinalistRow, by: str) -> float:
+    if by not in MEASURES:
+        raise ValueError(f"finalists are chosen by one of {', '.join(MEASURES)}, but got "
+                         f"by={by!r}; pass e.g. --select reward")
+    return row.mean if by == SCORE else row.accuracy_mean
+
+
+def choose(rows: Sequence[FinalistRow], *, by: str = SCORE) -> FinalistRow | None:
+    """The one finalist chooser, both stages': the complete finalist with the best mean
+    ``by`` over its seeds (the reward, stage 1 and stage 2's ``--select reward``; or the
+    accuracy, ``--select accuracy``), ties to the earlier source trial; None while none is
+    complete."""
+    done = [r for r in rows if r.complete and math.isfinite(_mean_of(r, by))]
+    return max(done, key=lambda r: (_mean_of(r, by), -r.trial), default=None)
+
+
+def chosen(trials: Sequence[FrozenTrial], plan: FinalistPlan, *, search_best: FrozenTrial | None,
+           by: str = SCORE) -> tuple[FrozenTrial | None, FinalistRow | None, list[FinalistRow]]:
+    """The stage's chosen trial, its finalist row and the finalists table (:func:`finalist_table`;
+    empty without finalists): with finalists, the source trial of the :func:`choose` winner; before
+    any finalist is complete (or without finalists), ``search_best``, the stage's best single
+    training."""
+    rows = finalist_table(trials, seeds=plan.seeds) if plan.enabled else []
+    winner = choose(rows, by=by)
+    if winner is None:
+        return search_best, None, rows
+    return next(t for t in trials if t.number == winner.trial), winner, rows
 
 
 @dataclass(frozen=True)

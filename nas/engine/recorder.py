@@ -17,7 +17,7 @@ from results.store import INTERRUPTED, STALE_ATTR
 
 __all__ = ["INTERRUPTED", "FINISHED", "MAX_REASON", "failure", "record", "record_curve",
            "record_pruned", "record_failure", "stale_numbers", "interrupted_numbers", "is_interrupted",
-           "finished_count", "node_name", "reuse_key"]
+           "finished_count", "node_name", "reuse_key", "carried"]
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 MAX_REASON = 500  # characters of a failure's reason kept in the trial
@@ -33,6 +33,13 @@ def record(trial: Any, **attrs: Any) -> None:
     """Set user attributes on a live trial (Optuna's ``Trial``)."""
     for k, v in attrs.items():
         trial.set_user_attr(k, v)
+
+
+def carried(t: Any, names: Iterable[str]) -> dict[str, Any]:
+    """The user attributes ``names`` that ``t`` holds: what a trial was enqueued with (the
+    stage's :attr:`nas.engine.Stage.enqueue_attrs` and the finalists' own), which its retry or
+    its finalist runs are enqueued with again. The one rule for both; it names no attribute."""
+    return {k: t.user_attrs[k] for k in names if k in t.user_attrs}
 
 
 def record_curve(trial: Any, curve: Iterable[float]) -> None:

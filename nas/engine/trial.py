@@ -15,7 +15,7 @@ import logging
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -28,9 +28,12 @@ from .finalists import FINALIST, FINALIST_SEED, finalist_key
 from .recorder import (failure, node_name, record, record_curve, record_failure, record_pruned,
                        reuse_key)
 
+if TYPE_CHECKING:
+    from .session import StudySession
+
 log = logging.getLogger(__name__)
 
-__all__ = ["Candidate", "Outcome", "Stage", "TrialRunner", "tell"]
+__all__ = ["Batch", "Candidate", "Outcome", "Phase", "Stage", "TrialRunner", "tell"]
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,7 @@ class Outcome:
 
 
 class Stage(Protocol):
-    """What a stage gives the engine (:class:`nas.search.Stage1`,
+    """What a stage gives the engine (:class:`nas.stage1.stage.Stage1`,
     :class:`gridsearch.search.Stage2`)."""
 
     name: str  # the run folder's stage ("1", "2")
@@ -77,6 +80,13 @@ class Stage(Protocol):
     # every trial is enqueued, none sampled (stage 2's grid points): the search is never closed
     # by the finalists having begun, since what the stage enqueued after them still runs
     enqueued_only: bool
+    # the user attributes this stage enqueues a trial with (what it was enqueued as: stage 1's
+    # --enqueue name, stage 2's point); a retry or a finalist run of the trial carries them
+    # (:func:`nas.engine.recorder.carried`), so the engine names no stage's attributes
+    enqueue_attrs: tuple[str, ...]
+    # what one run_study call runs, in order (nas.engine.phases): (SEARCH, FINALISTS), and
+    # stage 2's single-dimension comparison after them
+    phases: tuple[Phase, ...]
     objective: Objective  # the reward ACC x (COST/T)^w, reported after every epoch
     proxy: ProxyConfig  # the stage's proxy task (a Candidate may bring its own)
     seed: int | None
@@ -112,8 +122,9 @@ class Stage(Protocol):
         the value(s) to tell the study."""
 
     def write_outputs(self, study: optuna.Study, run_dir: Path, *, final: bool,
-                      interrupted: bool = False, backend: dict[str, Any] | None = None) -> None:
-        """The stage's files from the study (idempotent); ``final`` at the end of a run."""
+                      interrupted: bool = False, backend: dict[str, Any] | None = None) -> Any:
+        """The stage's files from the study (idempotent); ``final`` at the end of a run,
+        where what it returns is the stage's result (``run_study(...).result``)."""
 
     def progress_text(self, study: optuna.Study) -> str:
         """The best so far, for the progress bar and the log."""
@@ -126,6 +137,41 @@ class Stage(Protocol):
     #       ladder of proxy.train.epochs, nas.engine.fidelity.ladder_of)
     #   finalists: nas.engine.finalists.FinalistPlan -- top-k distinct candidates retrained
     #       with s seeds after the search (default: none, nas.engine.finalists.plan_of)
+    #   before_search(study, run_dir) -> bool -- work before the search's trials (a supernet's
+    #       training; True when interrupted), run by the search phase (nas.engine.phases)
+    #   finalist_evaluate -- the finalists' evaluator, when not the search's (the supernet
+    #       evaluator's finalists train from scratch)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What a phase runs now: up to ``n_trials`` trials (None: until the stage's budget is
+    spent), starting none after ``timeout`` seconds; ``total`` for the progress bar (and, for a
+    sampled phase, the budget several drivers of one study share). ``enqueued_only``: only
+    enqueued trials run, none is sampled, and the bar counts this phase's trials alone.
+    ``prune``: the stage's pruner may stop trials (else every trial trains to the top rung).
+    ``before``: work to do before the trials (a supernet's training), True when interrupted;
+    ``evaluate``: this batch's evaluator (None: the run's)."""
+
+    n_trials: int | None
+    total: int | None
+    timeout: float | None = None
+    enqueued_only: bool = False
+    prune: bool = True
+    description: str | None = None
+    before: Callable[[], bool] | None = None
+    evaluate: Callable[..., Any] | None = None
+
+
+class Phase(Protocol):
+    """One phase of a run (:mod:`nas.engine.phases`)."""
+
+    name: str
+
+    def plan(self, stage: Stage, study: optuna.Study, session: StudySession,
+             run_dir: Path) -> Batch | None:
+        """Enqueue what this phase runs and say how to run it; None: nothing to run."""
+        ...
 
 
 class _Stop(Exception):
@@ -138,7 +184,7 @@ class TrialRunner:
                  on_start: Callable[[optuna.Trial], None] | None = None) -> None:
         self.stage = stage
         self.evaluate = evaluate
-        self.session = session  # nas.engine.study.StudySession: budget gate, key claims
+        self.session = session  # nas.engine.session.StudySession: budget gate, key claims
         self.enqueued_only = enqueued_only  # the finalists' phase: only enqueued trials run
         # called when a trial is about to train (the driver rewrites the run's tables, so a
         # trial that was WAITING there, a finalist or a grid point, reads RUNNING while it trains)

@@ -343,13 +343,15 @@ class SupernetStage:
 
     # ------------------------------------------------------------------ outputs
     def write_outputs(self, study: optuna.Study, run_dir: Path, *, final: bool,
-                      interrupted: bool = False, backend: dict[str, Any] | None = None) -> None:
-        """The stage-1 outputs, and summary.json's ``supernet`` block."""
-        self.inner.write_outputs(study, run_dir, final=final, interrupted=interrupted,
-                                 backend=backend)
-        summary = self.inner.summary
-        summary["supernet"] = self.supernet_summary(study, study.get_trials(deepcopy=False))
-        write_json(summary, Path(run_dir) / SUMMARY)
+                      interrupted: bool = False, backend: dict[str, Any] | None = None) -> Any:
+        """The stage-1 outputs, and summary.json's ``supernet`` block; returns the stage-1
+        result (its summary with the block)."""
+        result = self.inner.write_outputs(study, run_dir, final=final, interrupted=interrupted,
+                                          backend=backend)
+        result.summary["supernet"] = self.supernet_summary(study,
+                                                           study.get_trials(deepcopy=False))
+        write_json(result.summary, Path(run_dir) / SUMMARY)
+        return result
 
     def supernet_summary(self, study: optuna.Study, trials: list[Any]) -> dict[str, Any]:
         """summary.json's ``supernet`` block: what was trained, and what scoring cost."""

@@ -525,3 +525,25 @@ def test_a_single_finalist_point_has_no_runner_up(tmp_path, tiny_base) -> None:
     v = res.coefficients["finalists"]["verdict"]
     assert (v["runner_up"], v["lead"], v["spread"], v["within_noise"]) == (None,) * 4
     assert "no runner-up" in v["text"]
+
+
+def test_the_comparison_is_a_phase_of_one_run_and_the_result_a_value(tmp_path, tiny_base,
+                                                                      fake_evaluator) -> None:
+    """Stage 2 declares its phases; one run_study call runs the grid, the finalists and the
+    single-dimension comparison in one session of the study (one driver, not a second
+    resumed pass), and returns the stage's result as a value."""
+    from nas.engine import run_study
+    from gridsearch.search import GridSearchResult, Stage2
+    from space import count_analytic
+
+    stage = Stage2(config(compare_single=True, compare_seeds=1), base=tiny_base,
+                   count=count_analytic)
+    assert [p.name for p in stage.phases] == ["search", "finalists", "compare-single"]
+    done = run_study(stage, out=tmp_path / "run", evaluate=fake_evaluator())
+    assert isinstance(done.result, GridSearchResult) and not done.interrupted
+    assert done.result.run_dir == done.run_dir
+    assert [c["kind"] for c in done.result.coefficients["compare_single"]] == [
+        "depth", "width", "resolution"]
+    assert done.study.user_attrs["drivers"] == 1
+    assert len(done.study.get_trials()) == 6
+    assert not hasattr(stage, "coefficients") and not hasattr(stage, "family")

@@ -488,3 +488,96 @@ def test_the_logs_best_reward_follows_the_finalists_once_they_finish(tiny_config
     assert fin_lines[-1].endswith(f"(best mean reward {b0['reward']:.4f} acc "
                                   f"{b0['accuracy']:.4f} (finalist trial {b0['trial']}, 2 "
                                   f"seeds))")
+
+
+def test_retries_and_finalist_runs_carry_what_the_stage_declares_it_enqueues_with():
+    """One rule (nas.engine.recorder.carried): a requeued trial and a finalist run are enqueued
+    with the user attributes the stage declares (Stage.enqueue_attrs), and nothing else the
+    trial recorded; the engine itself names no stage's attribute."""
+    from nas.engine.finalists import FINALIST_ATTRS, enqueue_finalists
+    from nas.engine.recorder import INTERRUPTED
+    from nas.engine.session import requeue_interrupted
+
+    study = optuna.create_study(direction="maximize")
+    dist = {"x": FloatDistribution(0, 1)}
+    payload = {"point": "p1", "replicate": 2}
+    study.add_trial(create_trial(state=TrialState.COMPLETE, value=0.9, params={"x": 0.5},
+                                 distributions=dist,
+                                 user_attrs={**payload, "reward": 0.9, "train_key": "a",
+                                             "macs": 10}))
+    study.add_trial(create_trial(state=TrialState.FAIL, params={"x": 0.25}, distributions=dist,
+                                 user_attrs={**payload, "fail_reason": INTERRUPTED,
+                                             "macs": 20}))
+    assert requeue_interrupted(study, carry=("point", "replicate", *FINALIST_ATTRS)) == 1
+    assert enqueue_finalists(study, FinalistPlan(k=1, seeds=1), carry=("point",)) == 1
+    retry, finalist = study.get_trials(deepcopy=False)[2:]
+    assert retry.system_attrs["fixed_params"] == {"x": 0.25}  # a waiting trial's params
+    assert retry.user_attrs == {"retry_of": 1, "point": "p1", "replicate": 2}
+    assert finalist.system_attrs["fixed_params"] == {"x": 0.5}
+    assert finalist.user_attrs == {"point": "p1", FINALIST: True, FINALIST_OF: 0,
+                                   FINALIST_SEED: 0}
+
+
+def test_both_stages_declare_what_they_enqueue_with_and_the_engine_names_none_of_it():
+    import ast
+    from pathlib import Path
+
+    import nas.engine
+    from gridsearch.grid import Point
+    from gridsearch.plan import ENQUEUE_ATTRS, Job, job_attrs
+    from gridsearch.search import Stage2
+    from nas.search import Stage1
+
+    assert Stage1.enqueue_attrs == ("enqueued",)
+    assert Stage2.enqueue_attrs == ENQUEUE_ATTRS
+    assert tuple(job_attrs(Job("depth", Point(1.2, 1.0, 1.0), 1))) == ENQUEUE_ATTRS
+    names = set(Stage1.enqueue_attrs) | set(Stage2.enqueue_attrs)
+    for path in Path(nas.engine.__file__).parent.glob("*.py"):
+        strings = {n.value for n in ast.walk(ast.parse(path.read_text()))
+                   if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+        assert not strings & names, f"{path.name} names {sorted(strings & names)}"
+
+
+def test_one_chooser_by_mean_reward_or_mean_accuracy_else_the_search_best():
+    """nas.engine.finalists.choose / chosen serve both stages: stage 1 by the mean reward,
+    stage 2 by its --select (reward or accuracy); before a finalist is complete, the stage's
+    best single training."""
+    from nas.engine.finalists import chosen
+
+    def run(n, src, i, reward, acc):
+        return _trial(n, reward, key=f"{src}#{i}", accuracy=acc,
+                      **{FINALIST: True, FINALIST_OF: src, FINALIST_SEED: i})
+
+    search = [_trial(0, 0.9, key="a"), _trial(1, 0.8, key="b")]
+    # trial 0: mean reward 0.70, mean accuracy 0.95; trial 1: mean reward 0.75, accuracy 0.85
+    trials = [*search, run(2, 0, 0, 0.6, 0.9), run(3, 0, 1, 0.8, 1.0),
+              run(4, 1, 0, 0.75, 0.8), run(5, 1, 1, 0.75, 0.9)]
+    rows = finalist_table(trials, seeds=2)
+    assert choose(rows).trial == 1 and choose(rows, by="accuracy").trial == 0
+    with pytest.raises(ValueError, match="by='loss'"):
+        choose(rows, by="loss")
+    plan = FinalistPlan(k=2, seeds=2)
+    best, row, table = chosen(trials, plan, search_best=search[1], by="accuracy")
+    assert (best.number, row.trial, len(table)) == (0, 0, 2)
+    # seed 1 of trial 1 not finished and trial 0 has one seed: none complete, the search best
+    waiting = [*search, run(2, 0, 0, 0.6, 0.9), run(4, 1, 0, 0.75, 0.8)]
+    assert chosen(waiting, plan, search_best=search[1])[:2] == (search[1], None)
+    assert chosen(trials, FinalistPlan(), search_best=search[0]) == (search[0], None, [])
+
+
+def test_stage_1_runs_its_phases_in_one_call_and_returns_its_result(tiny_config,
+                                                                    curve_evaluator, tmp_path):
+    """Stage 1 declares search then finalists; run_study returns the stage's result (B0 and
+    summary.json's content) as a value, not through the stage."""
+    from nas.engine import run_study
+    from nas.search import SearchResult, Stage1
+
+    stage = Stage1(tiny_config(trials=3, finalists=2, finalist_seeds=2))
+    assert [p.name for p in stage.phases] == ["search", "finalists"]
+    done = run_study(stage, out=tmp_path / "run", evaluate=curve_evaluator(noise=0.05))
+    res = done.result
+    assert isinstance(res, SearchResult) and res.run_dir == done.run_dir
+    summary = json.loads((done.run_dir / "summary.json").read_text())
+    assert res.summary == summary and res.best is not None
+    assert summary["best"]["chosen_by"] == "finalists"
+    assert not hasattr(stage, "best") and not hasattr(stage, "summary")

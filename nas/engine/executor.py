@@ -1,30 +1,61 @@
-"""Where trials run: ``local`` (in this process, one at a time) or ``ray`` (Ray Tune trials, on
-this machine or on an existing Ray cluster).
+"""What the driver runs trials on: the :class:`Executor` protocol, :class:`BackendConfig` and
+the backend table :data:`BACKENDS`.
 
 A backend only executes trials. The Optuna study in the run folder stays the one source of
-truth for both: the same sampler asks for every architecture, the same steps
+truth for every backend: the same sampler asks for every architecture, the same steps
 (:class:`nas.engine.TrialRunner`) record every trial, and the same code writes the run folder,
 so a run folder reads the same whichever backend filled it (``--backend ray`` adds the Ray node
 id to the ``node`` column and a ``backend`` block to ``summary.json``).
 
-``BACKENDS`` maps a name to the module that runs it; its ``session(config)`` is a context
-manager that yields an executor. An executor has ``check_dataset(proxy)`` (fail fast, where the trials will run, on a dataset that
-cannot be read), ``optimize(study, runner, ...)`` (run the trials; True when interrupted) and
-``report()`` (what ran where, for ``summary.json``). Each backend is imported only when chosen,
-so ``nas --help`` and local runs never pay for Ray.
+The engine names no backend. The backends (:mod:`nas.backends`: ``local`` and ``ray``) import
+the engine and register themselves here, each under its name with a function that opens a
+session: ``open(config)`` is a context manager that yields an :class:`Executor` and releases
+what it started (a local Ray instance) on exit. Importing :mod:`nas.backends` registers them,
+and each opener imports its backend's module only when called, so ``nas --help`` and local runs
+never pay for Ray.
 """
 from __future__ import annotations
 
-import importlib
 import logging
 from dataclasses import asdict, dataclass
-from typing import Any, ContextManager
+from typing import TYPE_CHECKING, Any, Callable, ContextManager, Protocol
 
 from space.registry import Registry
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import optuna
+
+    from nas.proxy import ProxyConfig
+
+    from .trial import TrialRunner
+
 log = logging.getLogger(__name__)
 
-__all__ = ["BackendConfig", "BACKENDS", "open_backend"]
+__all__ = ["BACKENDS", "BackendConfig", "Executor", "SessionOpener", "open_backend"]
+
+
+class Executor(Protocol):
+    """What the driver (:func:`nas.engine.run_study`) calls on a backend's executor."""
+
+    def check_dataset(self, proxy: ProxyConfig) -> None:
+        """Fail fast, where the trials will run, on a dataset that cannot be read there."""
+        ...
+
+    def optimize(self, study: optuna.Study, runner: TrialRunner, *, n_trials: int | None,
+                 timeout: float | None,
+                 after_trial: Callable[[optuna.trial.FrozenTrial], None],
+                 run_dir: Path | None = None, prune: bool = True) -> bool:
+        """Run up to ``n_trials`` trials of ``study`` through ``runner`` (None: until the
+        stage's budget is spent), starting none after ``timeout`` seconds, calling
+        ``after_trial`` with each finished one; ``prune=False`` (the finalists' phase) runs
+        every trial to the top rung. True when interrupted before the budget ran out."""
+        ...
+
+    def report(self) -> dict[str, Any]:
+        """What ran where, for ``summary.json``'s ``backend`` block."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -46,7 +77,7 @@ class BackendConfig:
     trials_per_device: int = 1
 
     def __post_init__(self) -> None:
-        BACKENDS.get(self.name)
+        _opener(self.name)  # an unknown name fails here
         if isinstance(self.trials_per_device, bool) or \
                 not isinstance(self.trials_per_device, int) or self.trials_per_device < 1:
             raise ValueError(f"`trials_per_device >= 1` must hold, but got "
@@ -98,16 +129,22 @@ class BackendConfig:
         return cls(**(d or {}))
 
 
-# name -> the module that runs that backend; it has ``session(config) -> context manager ->
-# executor``. Imported by name when chosen, like nas.cli's command table, so ``nas --help`` and
-# local runs never pay for Ray.
-BACKENDS: Registry[str] = Registry("backend")
-BACKENDS.add("local", "nas.backends.local")
-BACKENDS.add("ray", "nas.backends.ray_tune")
+# A backend's session opener: ``open(config)`` is a context manager that yields its executor.
+SessionOpener = Callable[[BackendConfig], ContextManager[Executor]]
+
+# name -> the backend's session opener; the backends register into it (:mod:`nas.backends`).
+BACKENDS: Registry[SessionOpener] = Registry("backend")
 
 
-def open_backend(config: BackendConfig | None) -> ContextManager[Any]:
+def _opener(name: str) -> SessionOpener:
+    if not len(BACKENDS):
+        raise LookupError(f"no backend is registered, so backend {name!r} cannot be found; "
+                          f"import nas.backends first (it registers local and ray)")
+    return BACKENDS.get(name)
+
+
+def open_backend(config: BackendConfig | None) -> ContextManager[Executor]:
     """The executor for ``config`` (local when None), as a context manager that releases what
     it started (a local Ray instance) on exit."""
     config = config or BackendConfig()
-    return importlib.import_module(BACKENDS.get(config.name)).session(config)
+    return _opener(config.name)(config)
