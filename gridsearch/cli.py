@@ -7,6 +7,10 @@ There is no subcommand; the evaluator, dataset, seed and output flags are ``nas 
 (:func:`nas.commands.common.add_proxy_arguments`), and so is the resume check
 (:func:`nas.commands.common.check_resume`). Bad input is one line on stderr and exit code 2
 (:func:`nas.cli.run_cli`), argparse's own complaints included.
+
+Why one file of about 400 lines: stage 2's parser (its own groups and flags, with their help
+texts) and the one function that turns them into a GridSearchConfig belong together, as
+:mod:`nas.commands.search` holds stage 1's.
 """
 from __future__ import annotations
 
