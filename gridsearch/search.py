@@ -124,6 +124,8 @@ class Stage2:
     pruner = "none"  # every point trains fully, unless raced on a ladder (rungs)
     reports_epochs = False
     enqueued_only = True  # every trial is an enqueued point: none is ever sampled
+    before_search = None  # nothing to do before the grid's points
+    finalist_evaluate = None  # the finalists train as the points do
     enqueue_attrs = ENQUEUE_ATTRS  # a point's coordinates and replicate (plan.job_attrs)
     phases = (SEARCH, FINALISTS, COMPARE_SINGLE)  # nas.engine.phases
 

@@ -55,7 +55,7 @@ class SearchPhase:
                         "sampled (start a new run for a longer search)", stage.label)
             n_trials = 0
         stage.log_plan(study, run_dir, n_trials)
-        before = getattr(stage, "before_search", None)  # optional (Stage's comment)
+        before = stage.before_search
         return Batch(n_trials=n_trials, total=total, timeout=timeout,
                      before=None if before is None else partial(before, study, run_dir))
 
@@ -86,7 +86,7 @@ class FinalistsPhase:
                  stage.label, plan.seeds)
         return Batch(n_trials=todo, total=todo, enqueued_only=True, prune=False,
                      description=f"stage {stage.name} finalists",
-                     evaluate=getattr(stage, "finalist_evaluate", None))  # optional
+                     evaluate=stage.finalist_evaluate)
 
 
 SEARCH = SearchPhase()

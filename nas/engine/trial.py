@@ -90,6 +90,11 @@ class Stage(Protocol):
     objective: Objective  # the reward ACC x (COST/T)^w, reported after every epoch
     proxy: ProxyConfig  # the stage's proxy task (a Candidate may bring its own)
     seed: int | None
+    # hooks a stage may leave at None: run before the search's trials (the supernet
+    # evaluator trains its supernet: before_search(study, run_dir)), and the evaluator the
+    # finalists train with when it is not the search's (the supernet's finalists: the proxy)
+    before_search: Callable[[optuna.Study, Path], Any] | None
+    finalist_evaluate: Callable[..., Any] | None
 
     def config_dict(self) -> dict[str, Any]:
         """What config.json (and the study's ``config`` attribute) records."""

@@ -45,6 +45,8 @@ class Stage1:
     label = "trial"
     study_name = STUDY_NAME
     enqueued_only = False  # trials are sampled (and --enqueue'd models evaluated first)
+    before_search = None  # the proxy evaluator needs nothing before the trials (the supernet
+    finalist_evaluate = None  # evaluator's stage, nas.stage1.supernet_phase, has both)
     enqueue_attrs = ("enqueued",)  # an --enqueue'd trial's model name (prepare_study)
     phases = (SEARCH, FINALISTS)  # nas.engine.phases
 
