@@ -336,11 +336,12 @@ class Cache:
             if task.get(name, before) == before:
                 task.pop(name, None)
         arch = spec if isinstance(spec, str) else spec.arch_hash()
-        if zero_init_skips is None:
-            zero_init_skips = 0 if isinstance(spec, str) else _zero_init_skips(spec)
         record: dict[str, Any] = {"arch": arch, "proxy": task, "seed": seed}
-        if task.get("zero_init_last") and zero_init_skips:
-            record["zero_init_skips"] = zero_init_skips
+        if task.get("zero_init_last"):  # only then is a network built to count its skips
+            if zero_init_skips is None:
+                zero_init_skips = 0 if isinstance(spec, str) else _zero_init_skips(spec)
+            if zero_init_skips:
+                record["zero_init_skips"] = zero_init_skips
         blob = json.dumps(record, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
