@@ -78,7 +78,7 @@ def train_part(a: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
     net = SuperNet(load_space(a.space), in_channels=cin, num_classes=ncls, bn_momentum=0.1,
-                   zero_init_last=not a.no_zero_init)
+                   zero_init_last=not a.no_zero_init, zero_init_head=a.zero_init_head)
     recipe = dict(RECIPES[a.recipe])
     if a.lr is not None:
         recipe["lr"] = a.lr
@@ -104,7 +104,8 @@ def train_part(a: argparse.Namespace) -> int:
     settings = {"space": a.space, "recipe": a.recipe, **recipe, "epochs": a.epochs,
                 "n_random": a.n_random, "rule": a.rule, "distill": a.distill,
                 "largest_first": a.largest_first,
-                "zero_init_last": not a.no_zero_init, "fingerprint": res.fingerprint}
+                "zero_init_last": not a.no_zero_init, "zero_init_head": a.zero_init_head,
+                "fingerprint": res.fingerprint}
     (out / "train.json").write_text(json.dumps({"settings": settings, "epochs": log}, indent=1))
     return 0
 
@@ -457,6 +458,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n-random", type=int, default=2)
     p.add_argument("--rule", default="extremes", help="sandwich rule (nas.supernet.SANDWICH_RULES)")
     p.add_argument("--no-zero-init", action="store_true", help="zero_init_last=False")
+    p.add_argument("--zero-init-head", action="store_true",
+                   help="zero_init_head=True: the classifier starts at zero")
     p.add_argument("--steps", type=int, default=8, help="training steps timed (0: a full epoch)")
     p.add_argument("--candidates", type=int, default=8)
     p.add_argument("--calib-batches", type=int, default=4)

@@ -87,7 +87,8 @@ def prepare_proxy(spec: ArchSpec, proxy: ProxyConfig, *, seed: int,
                            resolution=proxy.resolution)
     if proxy.bn_momentum is not None:
         task_spec = task_spec.replace(bn_momentum=proxy.bn_momentum)
-    model = build(task_spec, seed=seed, zero_init_last=proxy.zero_init_last).to(where)
+    model = build(task_spec, seed=seed, zero_init_last=proxy.zero_init_last,
+                  zero_init_head=proxy.zero_init_head).to(where)
     train, val = device_splits(ds, data, device=where)
     return ProxyRun(model=model, train=train, val=val, device=where)
 

@@ -17,7 +17,7 @@ __all__ = ["SETTINGS_BEFORE", "stable_train", "legacy_proxy", "ProxyConfig"]
 
 # Proxy settings added after run folders were written, with the value those runs trained with
 # (what a config.json without the key means).
-SETTINGS_BEFORE: dict[str, Any] = {"zero_init_last": False}
+SETTINGS_BEFORE: dict[str, Any] = {"zero_init_last": False, "zero_init_head": False}
 
 
 def stable_train(*, epochs: int) -> TrainConfig:
@@ -30,7 +30,7 @@ def legacy_proxy(proxy: ProxyConfig) -> ProxyConfig:
     """``proxy`` with the recipe of 0.2 and before (SGD 0.02, no label smoothing, no
     clipping, no zero-init), its epochs kept: what run folders from then trained with, and
     what the fidelity benchmark's issue-13 tables were measured with."""
-    return replace(proxy, zero_init_last=False,
+    return replace(proxy, zero_init_last=False, zero_init_head=False,
                    train=replace(proxy.train, lr=0.02, label_smoothing=0.0, grad_clip=None))
 
 
@@ -56,6 +56,9 @@ class ProxyConfig:
     # Start the last BN of every residual branch at zero (space.builder, timm's zero_init_last):
     # the slow starters (EfficientNet-B0 and kin) no longer lose their first epoch.
     zero_init_last: bool = True
+    # Start the classifier's weights at zero (space.builder): every network starts at chance
+    # instead of at a loss of ~7 with gradient norms of ~100 (benchmarks/BENCHMARKS_recipe.md).
+    zero_init_head: bool = False
     # Where trials train (nas.train.device): auto is a GPU when torch sees one. How, not what:
     # it may change on --resume (though a GPU's kernels round differently from the CPU's).
     device: str = "auto"

@@ -83,6 +83,7 @@ EXAMPLES: dict[str, str] = {
     "--warmup-epochs": "--warmup-epochs 0", "--optimizer": "--optimizer rmsprop",
     "--weight-decay": "--weight-decay 1e-5", "--label-smoothing": "--label-smoothing 0",
     "--grad-clip": "--grad-clip 0", "--zero-init-last": "--no-zero-init-last",
+    "--zero-init-head": "--zero-init-head",
     "--schedule": "--schedule constant", "--seed": "--seed 1",
     # latency
     "--latency-table": "--latency-table cpu-table.json",

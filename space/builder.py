@@ -224,7 +224,8 @@ def bottleneck(args: BlockArgs) -> nn.Module:
 class Network(nn.Module):
     """stem -> stages -> [head conv] -> global pool -> dropout -> classifier."""
 
-    def __init__(self, spec: ArchSpec, *, zero_init_last: bool = False) -> None:
+    def __init__(self, spec: ArchSpec, *, zero_init_last: bool = False,
+                 zero_init_head: bool = False) -> None:
         super().__init__()
         first = BlockArgs("conv", spec.in_channels, spec.stem.channels, spec.stem.kernel, spec.stem.stride,
                           1.0, 0.0, "none", spec.activation, spec.bn_eps, spec.bn_momentum, 0.0)
@@ -249,7 +250,7 @@ class Network(nn.Module):
         self.dropout = nn.Dropout(spec.dropout)
         self.classifier = nn.Linear(spec.feature_channels, spec.num_classes)
         self.num_features = spec.feature_channels
-        _init_weights(self, zero_init_last=zero_init_last)
+        _init_weights(self, zero_init_last=zero_init_last, zero_init_head=zero_init_head)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The last conv feature map (N, C, H, W): what class activation maps are made from."""
@@ -262,7 +263,8 @@ class Network(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-def _init_weights(model: nn.Module, *, zero_init_last: bool = False) -> None:
+def _init_weights(model: nn.Module, *, zero_init_last: bool = False,
+                  zero_init_head: bool = False) -> None:
     # torchvision's EfficientNet init: kaiming fan_out for convs, uniform 1/sqrt(out) for the FC.
     # zero_init_last (timm's name; Goyal et al. 2017, "Accurate, large minibatch SGD"): the last
     # BN of every residual branch starts at gamma = 0, so each residual block starts as its
@@ -285,9 +287,16 @@ def _init_weights(model: nn.Module, *, zero_init_last: bool = False) -> None:
         for m in model.modules():
             if isinstance(m, _Residual) and m.use_residual and (bn := m.last_bn()) is not None:
                 nn.init.zeros_(bn.weight)
+    if zero_init_head:
+        # zero_init_head (timm's ViT/ConvNeXt heads start at zero or scaled down): the uniform
+        # 1/sqrt(classes) init above gives 1,280 features logits of std ~4, a first loss of
+        # ~7 (chance is ln 10 = 2.3) and gradient norms of ~100, so a short proxy spends its
+        # first steps shrinking the logits. A zero classifier starts every network at chance.
+        nn.init.zeros_(model.classifier.weight)
 
 
-def build(spec: ArchSpec, *, seed: int | None = None, zero_init_last: bool = False) -> Network:
+def build(spec: ArchSpec, *, seed: int | None = None, zero_init_last: bool = False,
+          zero_init_head: bool = False) -> Network:
     """Build the network a spec describes. ``seed`` makes the initial weights reproducible.
 
     ``zero_init_last`` starts the last batch norm of every residual branch at zero (timm's
@@ -298,10 +307,10 @@ def build(spec: ArchSpec, *, seed: int | None = None, zero_init_last: bool = Fal
     if not isinstance(spec, ArchSpec):
         raise TypeError(f"build() needs an ArchSpec, got {type(spec).__name__}")
     if seed is None:
-        return Network(spec, zero_init_last=zero_init_last)
+        return Network(spec, zero_init_last=zero_init_last, zero_init_head=zero_init_head)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return Network(spec, zero_init_last=zero_init_last)
+        return Network(spec, zero_init_last=zero_init_last, zero_init_head=zero_init_head)
 
 
 def zero_init_skips(spec: ArchSpec) -> int:

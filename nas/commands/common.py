@@ -151,6 +151,7 @@ PROXY_FLAGS: tuple[Flag, ...] = (
     Flag("label_smoothing", "proxy.train.label_smoothing"),
     Flag("grad_clip", "proxy.train.grad_clip", parse=zero_is_none),
     Flag("zero_init_last", "proxy.zero_init_last"),
+    Flag("zero_init_head", "proxy.zero_init_head"),
     Flag("schedule", "proxy.train.schedule"),
     Flag("threads", "proxy.train.threads"),
     Flag("precision", "proxy.train.precision"),
@@ -222,6 +223,10 @@ def add_proxy_arguments(p: argparse.ArgumentParser, base: Any, *, seed: int | No
                    help=f"start the last batch norm of every residual branch at zero, so "
                    f"each residual block starts as its shortcut (default "
                    f"{'on' if base.zero_init_last else 'off'})")
+    g.add_argument("--zero-init-head", action=argparse.BooleanOptionalAction, default=S,
+                   help=f"start the classifier's weights at zero, so every network starts at "
+                   f"chance rather than at a loss of ~7 (default "
+                   f"{'on' if base.zero_init_head else 'off'})")
     g.add_argument("--schedule", default=S, choices=SCHEDULES.names(),
                    help=f"{', '.join(SCHEDULES)} (default {t.schedule})")
     g.add_argument("--seed", type=int, default=S, help=f"seed for sampling and training "

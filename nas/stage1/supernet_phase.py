@@ -246,7 +246,8 @@ class SupernetStage:
                 torch.manual_seed(_seed(c))
                 net = SuperNet(self.space, in_channels=data.in_channels,
                                num_classes=data.num_classes, bn_momentum=c.proxy.bn_momentum,
-                               zero_init_last=c.proxy.zero_init_last).to(where)
+                               zero_init_last=c.proxy.zero_init_last,
+                               zero_init_head=c.proxy.zero_init_head).to(where)
             settings = supernet_settings(net, config=self.train_config, seed=_seed(c),
                                          n_random=sn.n_random, distill=sn.distill,
                                          train_images=len(train), rule=sn.rule,

@@ -112,7 +112,8 @@ class SuperNet(nn.Module):
     """
 
     def __init__(self, space: SearchSpace, *, in_channels: int, num_classes: int,
-                 bn_momentum: float | None = None, zero_init_last: bool = True) -> None:
+                 bn_momentum: float | None = None, zero_init_last: bool = True,
+                 zero_init_head: bool = False) -> None:
         super().__init__()
         check_supported(space)
         for name, v in (("in_channels", in_channels), ("num_classes", num_classes)):
@@ -141,6 +142,9 @@ class SuperNet(nn.Module):
         r = 1.0 / self.classifier.out_features ** 0.5  # space.builder's init
         nn.init.uniform_(self.classifier.weight, -r, r)
         nn.init.zeros_(self.classifier.bias)
+        self.zero_init_head = bool(zero_init_head)
+        if zero_init_head:  # space.builder's zero_init_head: every member starts at chance
+            nn.init.zeros_(self.classifier.weight)
         self.zero_init_last = bool(zero_init_last)
         if zero_init_last:
             self._zero_init_last()
@@ -299,7 +303,9 @@ class SuperNet(nn.Module):
         """What the weights' layout depends on (for config.json and the fingerprint)."""
         return {"space": self.space.name, "space_fingerprint": space_fingerprint(self.space),
                 "in_channels": self.in_channels, "num_classes": self.num_classes,
-                "bn_momentum": self.bn_momentum, "zero_init_last": self.zero_init_last}
+                "bn_momentum": self.bn_momentum, "zero_init_last": self.zero_init_last,
+                # only when on: a supernet trained before the option keeps its fingerprint
+                **({"zero_init_head": True} if self.zero_init_head else {})}
 
 
 @torch.no_grad()

@@ -363,7 +363,8 @@ def load_trained_supernet(path: str | Path, space: Any, *,
                          f"{space.name!r} ({space_fingerprint(space)}); pass the space it was "
                          f"trained on, or train a supernet for this one")
     net = SuperNet(space, in_channels=held["in_channels"], num_classes=held["num_classes"],
-                   bn_momentum=held["bn_momentum"], zero_init_last=held["zero_init_last"])
+                   bn_momentum=held["bn_momentum"], zero_init_last=held["zero_init_last"],
+                   zero_init_head=held.get("zero_init_head", False))
     net.load_state_dict(ckpt["model"])
     info = {**ckpt["settings"], "fingerprint": ckpt["fingerprint"], "step": ckpt["step"],
             "total_steps": ckpt["total_steps"]}

@@ -3,6 +3,7 @@ channels_last too, with the shapes, parameter counts and residuals the spec prom
 from __future__ import annotations
 
 import copy
+import math
 import dataclasses
 
 import pytest
@@ -237,3 +238,20 @@ def test_zero_init_last_leaves_a_network_without_residuals_as_it_was() -> None:
     a, b = build(spec, seed=3), build(spec, seed=3, zero_init_last=True)
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(),
                                                  b.state_dict().values()))
+
+
+def test_zero_init_head_starts_every_network_at_chance() -> None:
+    """zero_init_head: the classifier's weights start at zero, so every input gets the same
+    logits (its zero bias) and the first loss is ln(classes), not the ~7 of the default init;
+    the rest of the network is initialised as without it."""
+    spec = get_model("efficientnet-b0").with_task(resolution=RES, num_classes=10)
+    plain, zeroed = build(spec, seed=0), build(spec, seed=0, zero_init_head=True)
+    assert torch.count_nonzero(zeroed.classifier.weight) == 0
+    assert torch.count_nonzero(plain.classifier.weight) > 0
+    for (k, a), b in zip(plain.state_dict().items(), zeroed.state_dict().values()):
+        assert k == "classifier.weight" or torch.equal(a, b), k
+    x = torch.randn(4, spec.in_channels, RES, RES)
+    logits = zeroed.eval()(x)
+    assert torch.equal(logits, torch.zeros_like(logits))
+    loss = torch.nn.functional.cross_entropy(logits, torch.arange(4))
+    assert abs(float(loss) - math.log(10)) < 1e-6
