@@ -8,6 +8,7 @@ default 3) with ``--ref-seeds`` seeds (default 0,1,2: at 3 epochs one training's
 and the scorers are compared with the seeds' mean); the Spearman between two reference seeds is
 the issue's ceiling, and one seed against the mean of the others the fairer one. The **ladder** is one training per architecture at the default
 proxy task up to the top rung (``--rungs``, default the search's 1,2), read after every rung;
+the race keeps the best 1/``--reduction-factor`` at each rung (default the search's, 2);
 **today's default proxy** is the search's 2 epochs x 6,000 images at 32 px (the top rung when
 the rungs are the default). The **full procedure** races the architectures in a seeded order
 with the engine's own rule (:meth:`nas.engine.Ladder.promotes`), retrains the top
@@ -38,7 +39,8 @@ bench_gridsearch's ``--base-width``), one per distinct network, spread over the 
 with ``--arch-seed`` (:func:`grid_set`). Each point trains at its own proxy resolution,
 round(32 x gamma^phi), as gridsearch trains it, with gridsearch's seeds (drawn from its reuse
 key). Today's default proxy is gridsearch's (:func:`gridsearch.search.default_proxy`: 1 epoch,
-no race); the ladder is ``--rungs`` (default 1,3). Two full procedures are scored: today's default
+no race); the ladder is ``--rungs`` (default 1,3), keeping the best 1/``--reduction-factor``
+(default gridsearch's, 3). Two full procedures are scored: today's default
 (every point 1 epoch, then the top ``--finalists`` by reward x ``--finalist-seeds``, default 4 x
 3, as gridsearch's defaults) and the ladder's (race, then the same finalists at its top rung).
 Stage 2 chooses by accuracy (``--select accuracy``, its default), so every score, the reference
@@ -71,9 +73,11 @@ from gridsearch.measure import MacsRatio
 from gridsearch.search import (GridSearchConfig, PointTask, default_proxy, point_task,
                                reward_objective)
 from nas.engine import Ladder, parse_rungs
+from nas.engine.fidelity import parse_reduction_factor
 from nas.engine.finalists import finalist_key, mean_std
 from nas.evaluate import (SETTINGS_BEFORE, ProxyConfig, evaluate_proxy, legacy_proxy,
                           trial_seed)
+from nas.stage1.config import SearchConfig
 from space import ArchSpec, count_analytic, get_model, scale
 from space.builder import zero_init_skips
 from space.deploy import Deployment, deployment_spec
@@ -769,7 +773,10 @@ def stage1_plan(args: argparse.Namespace) -> Plan:
                        resolution=args.proxy_resolution)
     base = RECIPES[args.recipe](task)
     train = replace(base.train, threads=args.threads)
-    ladder = Ladder(parse_rungs(args.rungs)) if args.rungs else Ladder.of_epochs(2)
+    # the search's own ladder: its rungs for 2 epochs and its keep fraction, unless given
+    keep = args.reduction_factor or SearchConfig.reduction_factor
+    ladder = (Ladder(parse_rungs(args.rungs), keep) if args.rungs
+              else Ladder.of_epochs(2, reduction_factor=keep))
     search = replace(base, train=replace(train, epochs=ladder.top))
     default = replace(base, train=replace(train, epochs=2))
     reference = _reference(args, task)
@@ -777,8 +784,8 @@ def stage1_plan(args: argparse.Namespace) -> Plan:
     k = 4 if args.finalists is None else args.finalists
     s = args.finalist_seeds or 3
     return Plan(archs=archs,
-                procedures=(Procedure(f"full procedure (ladder + {k} finalists x {s} seeds)",
-                                      ladder, search),),
+                procedures=(Procedure(f"full procedure (ladder keeping 1/{keep} + {k} "
+                                      f"finalists x {s} seeds)", ladder, search),),
                 default=default,
                 default_label="today's default proxy (2 epochs x 6,000 images, 32 px)",
                 reference=reference, ref_seeds=args.ref_seeds,
@@ -798,7 +805,8 @@ def stage2_plan(args: argparse.Namespace) -> Plan:
     base = RECIPES[args.recipe](task)
     train = replace(base.train, threads=args.threads)
     default = replace(base, train=train)
-    ladder = Ladder(parse_rungs(args.rungs or "1,3"))
+    keep = args.reduction_factor or defaults.reduction_factor
+    ladder = Ladder(parse_rungs(args.rungs or "1,3"), keep)
     search = replace(base, train=replace(train, epochs=ladder.top))
     reference = _reference(args, task)
     cheap = scale(get_model("efficientnet-b0"), width=args.base_width,
@@ -811,8 +819,8 @@ def stage2_plan(args: argparse.Namespace) -> Plan:
     return Plan(archs=[p.task.spec for p in points],
                 procedures=(Procedure(f"full procedure, today's default ({top} epoch, no race; "
                                       f"{k} finalists x {s} seeds)", Ladder((top,)), default),
-                            Procedure(f"full procedure, ladder {ladder.to_text()} ({k} finalists "
-                                      f"x {s} seeds)", ladder, search)),
+                            Procedure(f"full procedure, ladder {ladder.to_text()} (keeping "
+                                      f"1/{keep}; {k} finalists x {s} seeds)", ladder, search)),
                 default=default,
                 default_label=f"today's default proxy ({top} epoch x "
                               f"{default.train_samples:,} images, 32 px x gamma)",
@@ -845,6 +853,13 @@ def seed_list(text: str) -> tuple[int, ...]:
     return seeds
 
 
+def _reduction_factor(text: str) -> int:
+    try:
+        return parse_reduction_factor(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--stage", choices=tuple(STAGES), default="1",
@@ -868,6 +883,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--rungs", default=None,
                     help="the ladder (default 1,2 in stage 1: the search's; 1,3 in stage 2: the "
                          "README's gridsearch --rungs example)")
+    ap.add_argument("--reduction-factor", type=_reduction_factor, default=None, metavar="N",
+                    help="the race keeps the best 1/N at each rung (default: the stage's own, "
+                         "2 in stage 1, 3 in stage 2)")
     ap.add_argument("--finalists", type=int, default=None, help="default 4 (both stages)")
     ap.add_argument("--finalist-seeds", type=int, default=None, help="default 3 (both stages)")
     ap.add_argument("--ref-epochs", type=int, default=3)

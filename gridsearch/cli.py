@@ -21,10 +21,11 @@ from dataclasses import replace
 from typing import Any, Sequence
 
 from nas.commands.common import (GROUP_LADDER, GROUP_LATENCY, GROUP_SEARCH, GROUP_TARGET,
-                                 LATENCY_FLAGS, PROXY_FLAGS, RUNGS_FLAG, S, Flag,
-                                 add_backend_arguments, add_latency_arguments,
-                                 add_proxy_arguments, add_run_arguments, exit_code, given_flags,
-                                 request_from_args, rungs_set_epochs)
+                                 LATENCY_FLAGS, PROXY_FLAGS, REDUCTION_FACTOR_FLAG, RUNGS_FLAG, S,
+                                 Flag, add_backend_arguments, add_latency_arguments,
+                                 add_proxy_arguments, add_reduction_factor_argument,
+                                 add_run_arguments, exit_code, given_flags, request_from_args,
+                                 rungs_set_epochs)
 from nas.commands.config_file import RunConfig, add_config_argument, read_config_file
 
 # stage 2's own groups, beside the shared ones (nas.commands.common.GROUP_*)
@@ -32,7 +33,7 @@ GROUP_FAMILY = "base & family"
 GROUP_COMPARE = "single-dimension comparison"
 
 GRID_FLAGS = ("step", "tolerance", "constraint", "alpha_range", "beta_range", "gamma_range",
-              "rungs", "finalists", "finalist_seeds")
+              "rungs", "reduction_factor", "finalists", "finalist_seeds")
 
 DESCRIPTION = """\
 Stage 2 of EfficientNet (Sec. 3.3): grid-search the compound-scaling coefficients alpha, beta,
@@ -48,6 +49,7 @@ EPILOG = """examples:
   gridsearch --constraint formula --tolerance 0.1 --compare-single --compare-seeds 5
   gridsearch --coefficients paper --rounding nearest --family 0-7
   gridsearch --rungs 1,3 --finalists 4 --finalist-seeds 3
+  gridsearch --rungs 1,3 --reduction-factor 2
   gridsearch --base mobilenet-v2 --coefficients paper --compare-single
   gridsearch --base nas-b0.json --coefficients 1.2,1.1,1.15 --family 0-4
   gridsearch --coefficients paper --family 0-7 --latency
@@ -102,9 +104,11 @@ def make_parser() -> argparse.ArgumentParser:
                              "confirmed")
     g.add_argument("--rungs", default=S, metavar="E1,E2,..",
                    help="race the points on a fidelity ladder: compare them after these epochs "
-                        "and stop the worst two thirds at each (the last rung is the full "
-                        "training and sets --epochs) (default: no racing, every point trains "
-                        "--epochs)")
+                        "and keep the best 1/--reduction-factor at each (the last rung is the "
+                        "full training and sets --epochs) (default: no racing, every point "
+                        "trains --epochs)")
+    add_reduction_factor_argument(g, default=default_of(GridSearchConfig, "reduction_factor"),
+                                  reads="needs --rungs")
     g.add_argument("--finalists", type=int, default=S, metavar="K",
                    help=f"after the grid, train the top K distinct points again with "
                         f"--finalist-seeds seeds; the point with the best mean wins (default "
@@ -252,6 +256,7 @@ FLAGS: tuple[Flag, ...] = (
     Flag("rounding", "rounding", on_resume=True),
     *PROXY_FLAGS,
     RUNGS_FLAG,  # after --epochs: the top rung must equal it
+    REDUCTION_FACTOR_FLAG,
     # how the family's latency is measured (--latency itself: latency_switch); measuring changes
     # what is reported, not what is trained
     *LATENCY_SETTING_FLAGS,
@@ -266,6 +271,15 @@ def _check_flags(given: dict[str, Any]) -> None:
             flag = "--" + clash[0].replace("_", "-")
             raise ValueError(f"{flag} applies to the grid search, which --coefficients skips; "
                              f"drop {flag} or --coefficients")
+
+
+def _check_raced(config: Any, given: dict[str, Any]) -> None:
+    """--reduction-factor says how the points are raced: a run that races nothing (no rungs,
+    given or its own on --resume) would silently ignore it."""
+    if "reduction_factor" in given and config.rungs is None:
+        raise ValueError(f"--reduction-factor {given['reduction_factor']} says how the points "
+                         f"are raced, but this run races none (no --rungs); add e.g. --rungs "
+                         f"1,3 or drop --reduction-factor")
 
 
 def latency_switch(given: dict[str, Any]) -> bool | None:
@@ -319,6 +333,7 @@ def run(args: argparse.Namespace) -> int:
         fresh=lambda given, base: with_latency(base or GridSearchConfig(proxy=default_proxy()),
                                                on),
         check=_check_flags)
+    _check_raced(r.config, given_flags(args))
     result = run_gridsearch(r.config, out=r.out, resume=r.resume, storage=r.storage,
                             backend=r.backend)
     _report(result)

@@ -10,7 +10,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping
 
-from nas.engine.fidelity import parse_rungs
+from nas.engine.fidelity import Ladder, check_reduction_factor, parse_rungs
 from nas.latency_settings import LatencySettings
 from nas.proxy import ProxyConfig, stable_train
 from space.errors import UnknownNameError
@@ -61,6 +61,10 @@ class GridSearchConfig:
     # point trains fully) and the finalists: the top `finalists` distinct points retrained with
     # `finalist_seeds` seeds, the best mean wins (0: the grid's best single training wins).
     rungs: tuple[int, ...] | None = None
+    # The ladder's keep fraction (with `rungs`): at each rung only the best 1/reduction_factor
+    # go on. 3 as before: by default nothing is raced (the proxy is 1 epoch), and no race of
+    # grid points has been measured to say otherwise (stage 1's 2 is its own measurement).
+    reduction_factor: int = 3
     finalists: int = 4
     finalist_seeds: int = 3
     seed: int | None = 0
@@ -83,6 +87,7 @@ class GridSearchConfig:
         if self.rungs is not None:
             object.__setattr__(self, "rungs",
                                parse_rungs(self.rungs, epochs=self.proxy.train.epochs))
+        check_reduction_factor(self.reduction_factor)
         if isinstance(self.compare_seeds, bool) or not isinstance(self.compare_seeds, int) \
                 or self.compare_seeds < 1:
             raise ValueError(f"`compare_seeds >= 1` must hold, but got "
@@ -103,6 +108,10 @@ class GridSearchConfig:
             raise ValueError(f"`latency_repeats >= 1` must hold, but got "
                              f"latency_repeats={self.latency_repeats!r}; pass e.g. "
                              f"--latency-repeats {DEFAULT_REPEATS}")
+
+    def ladder(self) -> Ladder | None:
+        """The ladder the points are raced on (None: not raced, every point trains fully)."""
+        return None if self.rungs is None else Ladder(self.rungs, self.reduction_factor)
 
     @property
     def selected_by(self) -> str:
@@ -130,6 +139,7 @@ class GridSearchConfig:
                 "compare_seeds": self.compare_seeds, "family": list(self.family),
                 "rounding": self.rounding,
                 "rungs": None if self.rungs is None else list(self.rungs),
+                "reduction_factor": self.reduction_factor,
                 "finalists": self.finalists, "finalist_seeds": self.finalist_seeds,
                 "seed": self.seed, "proxy": self.proxy.to_dict(),
                 "latency": None if self.latency is None else self.latency.to_dict(),
@@ -149,6 +159,8 @@ class GridSearchConfig:
                    rounding=d.get("rounding", "paper"),
                    # runs from before the ladder and the finalists had neither
                    rungs=None if d.get("rungs") is None else tuple(d["rungs"]),
+                   # runs from before the setting kept the best third
+                   reduction_factor=d.get("reduction_factor", 3),
                    finalists=d.get("finalists", 0), finalist_seeds=d.get("finalist_seeds", 3),
                    seed=d["seed"], proxy=ProxyConfig.from_dict(d["proxy"]),
                    # runs from before --latency timed nothing

@@ -13,7 +13,8 @@ accuracy wins (ties: fewer MACs); ``select='reward'`` uses stage 1's objective
 The grid's points can be *raced* and the best of them *retrained over seeds*, with the engine's
 fidelity ladder and finalists (:mod:`nas.engine.fidelity`, :mod:`nas.engine.finalists`), as in
 stage 1: with ``rungs`` every point reports its reward after each epoch and the ``asha`` pruner
-stops the worst two thirds at each rung; then the top ``finalists`` distinct points (by reward)
+keeps the best 1/``reduction_factor`` at each rung (default 3: it stops the worst two thirds);
+then the top ``finalists`` distinct points (by reward)
 are trained again with ``finalist_seeds`` fresh seeds, and the chosen point is the finalist with
 the best **mean** accuracy (or reward, ``select='reward'``) over those seeds, not the luckiest
 single training.
@@ -48,7 +49,7 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from nas.backends import BackendConfig
-from nas.engine import Candidate, Ladder, run_study
+from nas.engine import Candidate, run_study
 from nas.engine.phases import FINALISTS, SEARCH
 from nas.engine.recorder import FINISHED, interrupted_numbers
 from nas.evaluate import ProxyConfig, evaluate_proxy
@@ -142,8 +143,9 @@ class Stage2:
         self.jobs: dict[str, Job] = {}
         self.compare: list[Job] = []  # --compare-single's points, once planned
         self.finalists = config.finalist_plan()
-        if config.rungs is not None:  # raced: reward after every epoch, ASHA at the rungs
-            self.ladder = Ladder(config.rungs)
+        ladder = config.ladder()
+        if ladder is not None:  # raced: reward after every epoch, ASHA at the rungs
+            self.ladder = ladder
             self.pruner, self.reports_epochs = "asha", True
         self.scale_checked = False
         if base is not None:
@@ -364,7 +366,7 @@ def _log_plan(config: GridSearchConfig, base: ArchSpec, base_counts: Counts,
     log.info("stage 2: base %s (%.1f MMACs at %d px), phi %g, %d point(s) in the run, %d to "
              "train now, rungs %s, then %s, run folder %s", base.name, base_counts.macs / 1e6,
              base.resolution, config.phi, len(jobs), todo,
-             "none" if config.rungs is None else Ladder(config.rungs).to_text(),
+             "none" if config.rungs is None else config.ladder().describe(),
              f"{config.finalists} finalist(s) x {config.finalist_seeds} seed(s)"
              if config.finalist_plan().enabled else "no finalists", run_dir, extra=checked())
 

@@ -74,6 +74,8 @@ EXAMPLES: dict[str, str] = {
     "--enqueue": "--enqueue efficientnet-b0,mnasnet-a1",
     # ladder & finalists
     "nas search --rungs": "--rungs 1,3,9", "gridsearch --rungs": "--rungs 1,3",
+    "nas search --reduction-factor": "--reduction-factor 3",
+    "gridsearch --reduction-factor": "--rungs 1,3 --reduction-factor 2",
     "--finalists": "--finalists 5", "--finalist-seeds": "--finalist-seeds 4",
     # proxy task
     "--dataset": "--dataset cifar10", "--data-dir": "--data-dir ~/cifar",

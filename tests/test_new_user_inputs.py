@@ -140,6 +140,16 @@ CASES = {
     "supernet-without-finalists": (NAS, ["search", "--target-flops", "400M", *SYN,
                                          "--evaluator", "supernet", "--out", "r"], nothing,
                                    ["needs `finalists >= 1`", "--finalists 4"]),
+    # --reduction-factor (issue 23): a whole number >= 2, in both stages
+    **{f"reduction-factor-{v}": (NAS, ["search", "--target-flops", "400M", "--reduction-factor",
+                                       v, *SYN, "--out", "r"], nothing,
+                                 [f"--reduction-factor must be a whole number >= 2 (keep the "
+                                  f"best 1/N at each rung), but got {v!r}",
+                                  "pass e.g. --reduction-factor 2"])
+       for v in ("1", "0", "-2", "abc", "2.5")},
+    "grid-reduction-factor-abc": (GRID, ["--rungs", "1,3", "--reduction-factor", "abc", "--out",
+                                         "r"], nothing,
+                                  ["but got 'abc'", "pass e.g. --reduction-factor 2"]),
     # --config FILE (issue 25): the file's flags are checked as typed ones, and named
     "config-unknown-key": (NAS, ["search", *SYN, "--out", "r"], config_typo,
                            ["--config flags.yaml: unknown key 'epoch'", "did you mean 'epochs'?"]),

@@ -6,6 +6,8 @@
 - So do folders written by 0.2 (tests/fixtures/legacy-0.2, made with 0727308, the last commit
   before the stable proxy recipe: the same runs with 2 finalists x 2 seeds), and they resume
   with the recipe they were started with, not today's default.
+- Both resume with the ladder's keep fraction they were started with (the best third), though
+  a new stage-1 run keeps the best half (``--reduction-factor``).
 - ``--resume`` without ``--out`` takes the newest run of its own stage, and says which.
 - A run folder is held by one process: a second search on it is refused.
 - A resumed run refuses a flag that would change it, naming the flag and both values.
@@ -110,6 +112,54 @@ def test_a_02_folder_resumes_with_the_recipe_it_started_with(legacy_02, run, rec
     assert after["proxy"]["zero_init_last"] is False
     assert {k: v for k, v in after["proxy"]["train"].items() if k != "threads"} == \
         {k: v for k, v in before["proxy"]["train"].items() if k != "threads"}
+
+
+@pytest.fixture
+def ladders_used(monkeypatch):
+    """The ladders the driver builds its pruner from (the real ones)."""
+    import nas.engine.driver
+
+    seen = []
+    real = nas.engine.driver.ladder_of
+    monkeypatch.setattr(nas.engine.driver, "ladder_of",
+                        lambda stage: seen.append(real(stage)) or seen[-1])
+    return seen
+
+
+@pytest.mark.parametrize("fixture, run", [(LEGACY, "s1"), (LEGACY_02, "s1-open")],
+                         ids=["0.1", "0.2"])
+def test_an_old_stage1_folder_resumes_keeping_the_best_third(tmp_path, fixture, run,
+                                                             ladders_used):
+    """Its config.json has no reduction_factor: it was started keeping a third, and keeps
+    it, whatever today's default (2); config.json then says so."""
+    folder = tmp_path / run
+    shutil.copytree(fixture / run, folder)
+    assert "reduction_factor" not in read_config(folder)
+    n = len(pd.read_csv(folder / "trials.csv"))
+    assert nas_main(["search", "--resume", "--out", str(folder), "--trials", str(n + 1)]) == 0
+    assert ladders_used and {ladder.reduction_factor for ladder in ladders_used} == {3}
+    assert read_config(folder)["reduction_factor"] == 3
+    assert len(pd.read_csv(folder / "trials.csv")) == n + 1
+
+
+def test_a_new_stage1_run_keeps_the_best_half(tmp_path, ladders_used):
+    out = tmp_path / "new"
+    assert nas_main(["search", "--target-flops", "400M", "--trials", "1", "--finalists", "0",
+                     "--out", str(out), *TINY, "--epochs", "2"]) == 0
+    assert ladders_used[-1].rungs == (1, 2) and ladders_used[-1].reduction_factor == 2
+    assert read_config(out)["reduction_factor"] == 2
+
+
+@pytest.mark.parametrize("fixture", [LEGACY, LEGACY_02], ids=["0.1", "0.2"])
+def test_an_old_stage2_folder_keeps_the_best_third(tmp_path, fixture):
+    from gridsearch.config import GridSearchConfig
+
+    folder = tmp_path / "s2"
+    shutil.copytree(fixture / "s2", folder)
+    assert "reduction_factor" not in read_config(folder)
+    assert GridSearchConfig.from_dict(read_config(folder)).reduction_factor == 3
+    assert gridsearch_main(["--resume", "--out", str(folder), "--select", "reward"]) == 0
+    assert read_config(folder)["reduction_factor"] == 3
 
 
 def test_legacy_best_spec_opens_with_show(legacy, capsys):

@@ -37,9 +37,10 @@ GROUP_RUN = "run folder & storage"
 
 __all__ = ["S", "EXIT_NO_RESULT", "GROUP_TARGET", "GROUP_SEARCH", "GROUP_LADDER", "GROUP_PROXY",
            "GROUP_LATENCY", "GROUP_BACKEND", "GROUP_RUN", "Flag", "PROXY_FLAGS", "RUNGS_FLAG",
-           "zero_is_none", "parse_rungs_flag", "rungs_set_epochs", "default_of", "get_path",
-           "set_path", "apply_flags", "check_resume", "add_proxy_arguments", "add_run_arguments",
-           "add_backend_arguments", "add_device_arguments", "LATENCY_FLAGS",
+           "REDUCTION_FACTOR_FLAG", "add_reduction_factor_argument", "zero_is_none",
+           "parse_rungs_flag", "parse_reduction_factor_flag", "rungs_set_epochs", "default_of",
+           "get_path", "set_path", "apply_flags", "check_resume", "add_proxy_arguments",
+           "add_run_arguments", "add_backend_arguments", "add_device_arguments", "LATENCY_FLAGS",
            "add_latency_arguments", "backend_from_args", "given_flags", "RunRequest",
            "request_from_args", "exit_code", "latency_line"]
 
@@ -133,6 +134,26 @@ def rungs_set_epochs(given: dict[str, Any]) -> None:
 
 # --rungs, in both stages; a command lists it after --epochs: the top rung must equal it
 RUNGS_FLAG = Flag("rungs", "rungs", parse_rungs_flag)
+
+
+def parse_reduction_factor_flag(v: Any) -> int:
+    from nas.engine.fidelity import parse_reduction_factor
+
+    return parse_reduction_factor(v)
+
+
+# --reduction-factor, in both stages: the ladder's keep fraction (what a run computes, so it
+# stays on --resume). Parsed here, not by argparse, so a bad value is the rule's own one line.
+REDUCTION_FACTOR_FLAG = Flag("reduction_factor", "reduction_factor", parse_reduction_factor_flag)
+
+
+def add_reduction_factor_argument(g: Any, *, default: int, reads: str) -> None:
+    """``--reduction-factor N``, one help text in both stages; ``default`` is the command's,
+    ``reads`` says what reads it there."""
+    g.add_argument("--reduction-factor", default=S, metavar="N",
+                   help=f"the ladder's keep fraction: at each rung only the best 1/N go on "
+                        f"(ASHA's reduction factor; a whole number >= 2; 2 keeps half, 3 a "
+                        f"third; {reads}; a resumed run keeps its own) (default {default})")
 
 
 # ----------------------------------------------------------------------------- proxy flags

@@ -7,9 +7,10 @@ import sys
 from typing import Any
 
 from .common import (GROUP_LADDER, GROUP_LATENCY, GROUP_SEARCH, GROUP_TARGET, LATENCY_FLAGS,
-                     PROXY_FLAGS, RUNGS_FLAG, S, Flag, add_backend_arguments,
-                     add_latency_arguments, add_proxy_arguments, add_run_arguments, default_of,
-                     exit_code, latency_line, request_from_args, rungs_set_epochs, zero_is_none)
+                     PROXY_FLAGS, REDUCTION_FACTOR_FLAG, RUNGS_FLAG, S, Flag,
+                     add_backend_arguments, add_latency_arguments, add_proxy_arguments,
+                     add_reduction_factor_argument, add_run_arguments, default_of, exit_code,
+                     latency_line, request_from_args, rungs_set_epochs, zero_is_none)
 from .config_file import RunConfig, add_config_argument, read_config_file
 from .supernet_flags import SUPERNET_FLAGS, add_supernet_arguments  # issue 24
 
@@ -51,6 +52,7 @@ FLAGS: tuple[Flag, ...] = (
     Flag("timeout", "timeout", zero_is_none, on_resume=True),
     *PROXY_FLAGS,
     RUNGS_FLAG,  # after --epochs: the top rung must equal it
+    REDUCTION_FACTOR_FLAG,
     *SUPERNET_FLAGS,
 )
 
@@ -111,6 +113,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "are compared and the worst stopped, e.g. 1,3,9 (the last is the training "
                    "length and sets --epochs; default 1,3,9,... up to --epochs; read by "
                    "--pruner asha, hyperband and median)")
+    add_reduction_factor_argument(g, default=d("reduction_factor"),
+                                  reads="read by --pruner asha and hyperband")
     g.add_argument("--finalists", type=int, default=S, help=f"after the search, retrain the "
                    f"top K distinct architectures with --finalist-seeds seeds; B0 is the best "
                    f"mean reward (default {d('finalists')}; 0 = B0 is the search's best)")

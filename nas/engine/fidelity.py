@@ -9,6 +9,13 @@ that rung so far (at least the best one goes on): asynchronous successive halvin
 al., "A System for Massively Parallel Hyperparameter Tuning", 2020; the rule of Optuna's
 ``SuccessiveHalvingPruner``). A stopped trial is PRUNED and keeps the accuracy it reached.
 
+Two numbers, kept apart: the **keep fraction** (``reduction_factor``, ``--reduction-factor``:
+keep the best 1/N at each rung; each stage's config sets it and records it) and the **rung
+spacing** of the default ladder (:data:`RUNG_SPACING`: rungs 1, 3, 9, ... below the training
+length, whatever the keep fraction). ASHA ties the two to one eta; here a stage may keep the
+best half (stage 1's default, issue 23: over 24 networks x 3 seeds, rung 1 keeping half kept
+3.62 of the top 4, keeping a third 2.37; BENCHMARKS.md) without spacing the rungs 1, 2, 4, 8.
+
 One rule, :meth:`Ladder.promotes`, decides for both backends: the local backend through the
 Optuna pruner :class:`RungPruner`, the Ray backend through the Tune scheduler
 :func:`rung_scheduler`. Both read the rung values from the study (the one source of truth), so
@@ -26,15 +33,43 @@ import math
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
-__all__ = ["Ladder", "parse_rungs", "rung_values", "rung_pruner", "rung_scheduler", "ladder_of"]
+__all__ = ["Ladder", "RUNG_SPACING", "check_reduction_factor", "parse_reduction_factor",
+           "parse_rungs", "rung_values", "rung_pruner", "rung_scheduler", "ladder_of"]
 
 FINALIST = "finalist"  # the user attribute marking a finalist run (see .finalists)
+# The default ladder's rungs are 1, 3, 9, ... below the training length: the spacing every
+# run has had, kept apart from the keep fraction so that changing one leaves the other.
+RUNG_SPACING = 3
+
+
+def check_reduction_factor(value: object) -> int:
+    """The keep fraction 1/N as N, a whole number >= 2 (one-line error otherwise)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+        raise ValueError(f"`reduction_factor >= 2` must hold (a whole number: keep the best 1/N "
+                         f"at each rung), but got reduction_factor={value!r}; pass e.g. "
+                         f"--reduction-factor 2 (keep the best half)")
+    return value
+
+
+def parse_reduction_factor(text: str | int) -> int:
+    """``--reduction-factor``'s text: ``"2"`` -> 2; anything but a whole number >= 2 (``"1"``,
+    ``"-2"``, ``"2.5"``, ``"abc"``) is one line naming it, the rule and a fix."""
+    try:
+        value = int(text.strip()) if isinstance(text, str) else text
+    except ValueError:
+        value = None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+        raise ValueError(f"--reduction-factor must be a whole number >= 2 (keep the best 1/N at "
+                         f"each rung), but got {text!r}; pass e.g. --reduction-factor 2 (keep "
+                         f"the best half) or 3 (a third)")
+    return value
 
 
 @dataclass(frozen=True)
 class Ladder:
     """Rungs in epochs (strictly increasing, positive; the last is the full training length)
-    and the reduction factor (keep the best 1/reduction_factor at each rung)."""
+    and the reduction factor (keep the best 1/reduction_factor at each rung; 3 unless a stage
+    says otherwise: stage 1's config sets 2, gridsearch's 3)."""
 
     rungs: tuple[int, ...]
     reduction_factor: int = 3
@@ -50,19 +85,23 @@ class Ladder:
         if any(b <= a for a, b in zip(rungs, rungs[1:])):
             raise ValueError(f"rungs must increase (the epochs after which trials are "
                              f"compared), but got --rungs {text}; pass e.g. --rungs 1,3,9")
-        if not isinstance(self.reduction_factor, int) or self.reduction_factor < 2:
-            raise ValueError(f"`reduction_factor >= 2` must hold, but got "
-                             f"reduction_factor={self.reduction_factor!r}")
+        check_reduction_factor(self.reduction_factor)
 
     @classmethod
-    def of_epochs(cls, epochs: int, reduction_factor: int = 3) -> Ladder:
-        """The default ladder of an ``epochs``-long training: 1, rf, rf^2, ... below
-        ``epochs``, then ``epochs`` (2 epochs: (1, 2); 9: (1, 3, 9); 4: (1, 3, 4))."""
+    def of_epochs(cls, epochs: int, *, reduction_factor: int = 3,
+                  spacing: int = RUNG_SPACING) -> Ladder:
+        """The default ladder of an ``epochs``-long training: 1, spacing, spacing^2, ... below
+        ``epochs``, then ``epochs`` (2 epochs: (1, 2); 9: (1, 3, 9); 4: (1, 3, 4)), keeping the
+        best 1/``reduction_factor`` at each rung; the spacing does not follow the keep
+        fraction (:data:`RUNG_SPACING`)."""
+        if isinstance(spacing, bool) or not isinstance(spacing, int) or spacing < 2:
+            raise ValueError(f"`spacing >= 2` must hold (rungs 1, spacing, spacing^2, ...), but "
+                             f"got spacing={spacing!r}; pass e.g. spacing=3")
         epochs = max(int(epochs), 1)
         rungs, r = [], 1
         while r < epochs:
             rungs.append(r)
-            r *= reduction_factor
+            r *= spacing
         return cls((*rungs, epochs), reduction_factor)
 
     @property
@@ -87,6 +126,10 @@ class Ladder:
 
     def to_text(self) -> str:
         return ",".join(str(r) for r in self.rungs)
+
+    def describe(self) -> str:
+        """``"1,3,9 keeping the best 1/2"``, for the run's log."""
+        return f"{self.to_text()} keeping the best 1/{self.reduction_factor}"
 
 
 def parse_rungs(text: str | Iterable[int], *, epochs: int | None = None) -> tuple[int, ...]:

@@ -120,7 +120,7 @@ class Stage1:
                  "%s trial(s) to run, rungs %s (pruner %s), then %s, run folder %s",
                  self.space.name, self.space.size()[1], self.metric.format(self.objective.target),
                  self.config.sampler, "unbounded" if n_trials is None else n_trials,
-                 self.ladder.to_text(), self.pruner,
+                 self.ladder.describe(), self.pruner,
                  f"{f.k} finalist(s) x {f.seeds} seed(s)" if f.enabled else "no finalists",
                  run_dir, extra=checked())
 

@@ -386,3 +386,17 @@ def test_bad_reference_seeds_are_a_clean_exit_2(bench, seeds, capsys):
         bench.parser().parse_args([f"--ref-seeds={seeds}"])
     assert e.value.code == 2 and "pass e.g. --ref-seeds 0,1,2" in capsys.readouterr().err
     assert bench.parser().parse_args([]).ref_seeds == (0, 1, 2)
+
+
+@pytest.mark.parametrize("stage, keep", [("1", 2), ("2", 3)])
+def test_the_procedure_races_with_the_stages_own_keep_fraction(bench, stage, keep):
+    """The "full procedure" is the stage's default: stage 1 keeps the best half
+    (SearchConfig), gridsearch a third; --reduction-factor measures another."""
+    def ladder(*flags):
+        args = bench.parser().parse_args(["--stage", stage, "--archs", "2", *flags])
+        return bench.STAGES[stage](args).procedures[-1].ladder
+
+    assert ladder().reduction_factor == keep
+    assert ladder().rungs == ((1, 2) if stage == "1" else (1, 3))
+    assert ladder("--reduction-factor", "4").reduction_factor == 4
+    assert ladder("--rungs", "1,3,9", "--reduction-factor", "2") == Ladder((1, 3, 9), 2)

@@ -51,6 +51,13 @@ def test_parsers() -> None:
     (["--finalist-seeds", "0"], "`finalist_seeds >= 1` must hold"),
     (["--rungs", "3,1"], "rungs must increase"),
     (["--rungs", "1,3", "--epochs", "2"], "needs --epochs 3"),
+    *((["--rungs", "1,3", "--reduction-factor", v], f"--reduction-factor must be a whole number "
+       f">= 2 (keep the best 1/N at each rung), but got {v!r}; pass e.g. --reduction-factor 2")
+      for v in ("1", "0", "-2", "abc", "2.5")),
+    (["--reduction-factor", "2"], "--reduction-factor 2 says how the points are raced, but this "
+                                  "run races none (no --rungs); add e.g. --rungs 1,3"),
+    (["--coefficients", "paper", "--reduction-factor", "2"],
+     "--reduction-factor applies to the grid search"),
     (["--coefficients", "paper", "--finalists", "2"], "--finalists applies to the grid search"),
     (["--base", "no-such-model"], "unknown model 'no-such-model'"),
     (["--coefficients", "1.2,1.1"], "--coefficients must be A,B,G"),

@@ -75,3 +75,4 @@ def test_an_old_run_folders_config_json_is_a_config_too(fixture) -> None:
     r = request_from_args(args, stage="2", flags=cli.FLAGS, from_dict=GridSearchConfig.from_dict,
                           fresh=lambda given, base: base)
     assert r.config == GridSearchConfig.from_dict(json.loads(path.read_text()))
+    assert r.config.reduction_factor == 3

@@ -376,9 +376,17 @@ def test_the_comparison_follows_the_finalists_winner(tmp_path, tiny_base) -> Non
 def test_rungs_race_the_points_and_bad_finalists_are_refused(tmp_path, tiny_base) -> None:
     from gridsearch.search import Stage2
 
-    stage = Stage2(config(rungs=(1, 2), proxy=config().proxy.__class__(
-        train=config().proxy.train.__class__(epochs=2))), base=tiny_base)
+    two_epochs = config().proxy.__class__(train=config().proxy.train.__class__(epochs=2))
+    stage = Stage2(config(rungs=(1, 2), proxy=two_epochs), base=tiny_base)
     assert (stage.pruner, stage.reports_epochs, stage.ladder.rungs) == ("asha", True, (1, 2))
+    assert stage.ladder.reduction_factor == 3  # gridsearch keeps the best third by default
+    halves = config(rungs=(1, 2), proxy=two_epochs, reduction_factor=2)
+    assert Stage2(halves, base=tiny_base).ladder.reduction_factor == 2
+    assert GridSearchConfig.from_dict(halves.to_dict()) == halves  # recorded, read back
+    old = {k: v for k, v in halves.to_dict().items() if k != "reduction_factor"}
+    assert GridSearchConfig.from_dict(old).reduction_factor == 3  # a run from before it
+    with pytest.raises(ValueError, match="`reduction_factor >= 2` must hold"):
+        config(reduction_factor=1)
     assert Stage2(config(), base=tiny_base).pruner == "none"
     with pytest.raises(ValueError, match="needs --epochs 2"):
         config(rungs=(1, 2))

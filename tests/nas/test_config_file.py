@@ -24,6 +24,7 @@ train_samples: 100
 val-samples: 50
 proxy-resolution: 16
 rungs: [1]
+reduction-factor: 3
 deploy-resolution: 32
 finalists: 0
 zero-init-last: false
@@ -54,6 +55,7 @@ def test_a_file_of_flags_then_its_run_folder_repeats_the_run(here, capsys) -> No
     first = _config(here / "r1")
     proxy = first["proxy"]
     assert (first["target_macs"], first["trials"], first["rungs"]) == (2_000_000, 2, [1])
+    assert first["reduction_factor"] == 3  # the file's, not the default 2
     assert (proxy["val_samples"], proxy["resolution"], proxy["train"]["epochs"]) == (50, 16, 1)
     assert proxy["zero_init_last"] is False and proxy["train"]["grad_clip"] is None
 
@@ -143,6 +145,8 @@ def test_check_keys_walks_nested_settings_but_not_free_mappings() -> None:
     ("broken.yaml", "trials: [1,\n", ["--config broken.yaml: not valid YAML", "line 2"]),
     ("list.yaml", "- trials\n", ["must hold a mapping of flag names to values, but holds list"]),
     ("empty.yaml", "", ["holds nothing"]),
+    ("keep.yaml", "target-flops: 400M\nreduction-factor: 1\n",
+     ["--reduction-factor must be a whole number >= 2", "but got '1'"]),
     ("stage2.json", '{"stage": 2, "phi": 1}', ["config.json of a stage '2' run",
                                                "nas search repeats stage '1' runs"]),
     ("nested.json", '{"stage": 1, "target_macs": 1000, "proxy": {"dataset": "synthetic", '
@@ -234,6 +238,7 @@ def test_an_old_run_folders_config_json_is_a_config_too(fixture) -> None:
                           from_dict=SearchConfig.from_dict, fresh=search_cmd._fresh)
     assert r.config == SearchConfig.from_dict(json.loads(path.read_text()))
     assert not r.resume and r.out is None
+    assert r.config.reduction_factor == 3  # repeated as it ran: keeping the best third
 
 
 def test_a_supernet_runs_config_json_is_a_config_too(here) -> None:

@@ -11,7 +11,7 @@ import pytest
 from optuna.trial import TrialState
 
 from nas.engine import PRUNERS, Ladder, parse_rungs
-from nas.engine.fidelity import FINALIST, rung_values
+from nas.engine.fidelity import FINALIST, parse_reduction_factor, rung_values
 
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -34,6 +34,60 @@ def test_promotion_keeps_the_best_third_and_at_least_one():
     others = [0.1, 0.2, 0.3, 0.4, 0.5]  # 6 values with ours: keep the best 2
     assert ladder.promotes(0.45, others) and not ladder.promotes(0.35, others)
     assert not ladder.promotes(float("nan"), [])
+
+
+def test_the_default_rungs_do_not_follow_the_keep_fraction():
+    # rung spacing and keep fraction are two settings: keeping half still compares after
+    # epochs 1, 3, 9 (not ASHA's 1, 2, 4, 8), and a 2-epoch proxy is (1, 2) either way
+    for keep in (2, 3, 4):
+        assert Ladder.of_epochs(9, reduction_factor=keep).rungs == (1, 3, 9)
+        assert Ladder.of_epochs(2, reduction_factor=keep).rungs == (1, 2)
+        assert Ladder.of_epochs(9, reduction_factor=keep).reduction_factor == keep
+    assert Ladder.of_epochs(9, spacing=2).rungs == (1, 2, 4, 8, 9)
+    with pytest.raises(ValueError, match="`spacing >= 2` must hold"):
+        Ladder.of_epochs(9, spacing=1)
+
+
+def test_promotion_keeps_the_best_half():
+    ladder = Ladder((1, 2), reduction_factor=2)
+    assert not ladder.promotes(0.4, [0.5])  # 2 values: keep 1
+    others = [0.1, 0.2, 0.3]  # 4 values with ours: keep the best 2 (a third would keep 1)
+    assert ladder.promotes(0.25, others) and not ladder.promotes(0.15, others)
+    assert not Ladder((1, 2), reduction_factor=3).promotes(0.25, others)
+
+
+@pytest.mark.parametrize("value", [1, 0, -2, 2.5, "3", True, None])
+def test_a_reduction_factor_below_2_or_not_whole_is_refused(value):
+    with pytest.raises(ValueError, match=r"`reduction_factor >= 2` must hold .* pass e\.g\. "
+                                         r"--reduction-factor 2"):
+        Ladder((1, 2), reduction_factor=value)
+
+
+@pytest.mark.parametrize("text", ["1", "0", "-2", "abc", "2.5", ""])
+def test_bad_reduction_factor_text_says_what_was_given(text):
+    with pytest.raises(ValueError) as e:
+        parse_reduction_factor(text)
+    assert str(e.value).startswith("--reduction-factor must be a whole number >= 2")
+    assert f"but got {text!r}; pass e.g. --reduction-factor 2" in str(e.value)
+    assert parse_reduction_factor(" 4 ") == 4 and parse_reduction_factor(2) == 2
+
+
+def test_stage1_keeps_half_by_default_and_an_old_config_a_third(tiny_config):
+    from nas.stage1.config import SearchConfig
+
+    fresh = tiny_config(pruner="asha")  # 2 epochs: rungs 1, 2
+    ladder = fresh.ladder()
+    assert (ladder.rungs, ladder.reduction_factor) == ((1, 2), 2)
+    d = fresh.to_dict()
+    assert d["reduction_factor"] == 2
+    assert SearchConfig.from_dict(d) == fresh  # recorded, and read back
+    old = {k: v for k, v in d.items() if k != "reduction_factor"}  # before the setting
+    assert SearchConfig.from_dict(old).ladder() == Ladder((1, 2), reduction_factor=3)
+    given = tiny_config(pruner="asha", epochs=9, reduction_factor=4)
+    assert given.ladder() == Ladder((1, 3, 9), reduction_factor=4)
+    assert tiny_config(epochs=4, rungs=(2, 4), reduction_factor=2).ladder() == Ladder((2, 4), 2)
+    with pytest.raises(ValueError, match="`reduction_factor >= 2` must hold"):
+        tiny_config(reduction_factor=1)
 
 
 @pytest.mark.parametrize("text, why", [("3,1", "must increase"), ("1,1,2", "must increase"),
@@ -150,7 +204,7 @@ def test_a_search_on_the_ladder_stops_trials_only_at_its_rungs(tiny_config, curv
         study_name="stage1", storage=optuna.storages.JournalStorage(
             optuna.storages.journal.JournalFileBackend(str(tmp_path / "r" / "study.journal"))))
     pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
-    assert pruned, "12 trials on a ladder with reduction factor 3 must stop some"
+    assert pruned, "12 trials on a ladder keeping the best half must stop some"
     assert {t.user_attrs["pruned_at_epoch"] for t in pruned} <= {1, 3}
     assert (df.state == "COMPLETE").sum() >= 1
     for t in study.trials:  # every trial reported at every epoch it trained
@@ -177,6 +231,9 @@ def _one_line(capsys, argv):
     (["--rungs", "1,2", "--epochs", "3"], "needs --epochs 2"),
     (["--finalists", "-1"], "`finalists >= 0` must hold"),
     (["--finalist-seeds", "0"], "`finalist_seeds >= 1` must hold"),
+    *((["--reduction-factor", v], f"--reduction-factor must be a whole number >= 2 (keep the "
+       f"best 1/N at each rung), but got {v!r}; pass e.g. --reduction-factor 2")
+      for v in ("1", "0", "-2", "abc", "2.5")),
 ])
 def test_bad_ladder_and_finalist_input_is_one_line_and_exit_2(extra, says, capsys, tmp_path):
     out = tmp_path / "never"
@@ -184,6 +241,33 @@ def test_bad_ladder_and_finalist_input_is_one_line_and_exit_2(extra, says, capsy
                                    "--out", str(out), *extra])
     assert code == 2 and len(err) == 1 and says in err[0], err
     assert not out.exists()  # nothing written
+
+
+def test_the_reduction_factor_reaches_the_pruner_and_config_json(capsys, tmp_path, monkeypatch,
+                                                                 tiny_space_file,
+                                                                 curve_evaluator):
+    import json
+
+    import nas.engine.driver
+
+    ladders = []
+    real = nas.engine.driver.ladder_of
+    monkeypatch.setattr(nas.engine.driver, "ladder_of",
+                        lambda stage: ladders.append(real(stage)) or ladders[-1])
+    monkeypatch.setattr("nas.search.evaluate_proxy", curve_evaluator())
+    base = ["search", "--target-flops", "2M", "--space", tiny_space_file, "--dataset",
+            "synthetic", "--trials", "2", "--epochs", "2", "--finalists", "0"]
+    for extra, keep in (([], 2), (["--reduction-factor", "3"], 3)):
+        out = tmp_path / f"r{keep}"
+        code, _ = _one_line(capsys, [*base, *extra, "--out", str(out)])
+        assert code == 0
+        assert json.loads((out / "config.json").read_text())["reduction_factor"] == keep
+        assert ladders[-1] == Ladder((1, 2), reduction_factor=keep)
+    # a resumed run keeps its own: another value is refused, naming both
+    code, err = _one_line(capsys, ["search", "--resume", "--out", str(tmp_path / "r3"),
+                                   "--reduction-factor", "2"])
+    assert code == 2 and len(err) == 1, err
+    assert "--reduction-factor '2' differs from the resumed run's 3" in err[0]
 
 
 def test_rungs_alone_set_the_training_length(capsys, tmp_path, monkeypatch, tiny_space_file,
