@@ -6,7 +6,10 @@
 - So do folders written by 0.2 (tests/fixtures/legacy-0.2, made with 0727308, the last commit
   before the stable proxy recipe: the same runs with 2 finalists x 2 seeds), and they resume
   with the recipe they were started with, not today's default.
-- Both resume with the ladder's keep fraction they were started with (the best third), though
+- So do folders written by the stable recipe before the classifier's zero init
+  (tests/fixtures/legacy-stable, made with 9d3f0a5: the same runs), and they resume with
+  ``zero_init_head`` off, as they started.
+- All resume with the ladder's keep fraction they were started with (the best third), though
   a new stage-1 run keeps the best half (``--reduction-factor``).
 - ``--resume`` without ``--out`` takes the newest run of its own stage, and says which.
 - A run folder is held by one process: a second search on it is refused.
@@ -28,6 +31,7 @@ from results.rundir import read_config, run_lock, stage_of
 
 LEGACY = Path(__file__).parent / "fixtures" / "legacy-0.1"
 LEGACY_02 = Path(__file__).parent / "fixtures" / "legacy-0.2"
+LEGACY_STABLE = Path(__file__).parent / "fixtures" / "legacy-stable"
 TINY = ["--dataset", "synthetic", "--train-samples", "64", "--val-samples", "32", "--epochs", "1",
         "--proxy-resolution", "16", "--threads", "1"]
 
@@ -40,7 +44,7 @@ def legacy(tmp_path):
     return dst
 
 
-@pytest.fixture(params=[LEGACY, LEGACY_02], ids=["0.1", "0.2"])
+@pytest.fixture(params=[LEGACY, LEGACY_02, LEGACY_STABLE], ids=["0.1", "0.2", "stable"])
 def any_legacy(tmp_path, request):
     """A copy of the run folders of each earlier version."""
     dst = tmp_path / "legacy"
@@ -114,6 +118,26 @@ def test_a_02_folder_resumes_with_the_recipe_it_started_with(legacy_02, run, rec
         {k: v for k, v in before["proxy"]["train"].items() if k != "threads"}
 
 
+@pytest.mark.parametrize("run", ["s1-open", "s2"])
+def test_a_folder_from_before_the_zero_head_resumes_without_it(tmp_path, run, recipes_trained):
+    """A stable-recipe run started before ``zero_init_head`` existed keeps its classifier init
+    on --resume, whatever today's default; the rest of its recipe too."""
+    folder = tmp_path / run
+    shutil.copytree(LEGACY_STABLE / run, folder)
+    before = read_config(folder)
+    assert "zero_init_head" not in before["proxy"] and before["proxy"]["zero_init_last"] is True
+    if run == "s1-open":
+        assert nas_main(["search", "--resume", "--out", str(folder), "--trials", "7"]) == 0
+    else:
+        assert gridsearch_main(["--resume", "--out", str(folder), "--compare-single",
+                                "--compare-seeds", "1"]) == 0
+    assert recipes_trained, "the resumed run trained nothing"
+    for proxy in recipes_trained:
+        assert proxy.zero_init_head is False and proxy.zero_init_last is True
+        assert (proxy.train.lr, proxy.train.grad_clip) == (0.05, 2.0)
+    assert read_config(folder)["proxy"]["zero_init_head"] is False
+
+
 @pytest.fixture
 def ladders_used(monkeypatch):
     """The ladders the driver builds its pruner from (the real ones)."""
@@ -126,8 +150,9 @@ def ladders_used(monkeypatch):
     return seen
 
 
-@pytest.mark.parametrize("fixture, run", [(LEGACY, "s1"), (LEGACY_02, "s1-open")],
-                         ids=["0.1", "0.2"])
+@pytest.mark.parametrize("fixture, run", [(LEGACY, "s1"), (LEGACY_02, "s1-open"),
+                                          (LEGACY_STABLE, "s1-open")],
+                         ids=["0.1", "0.2", "stable"])
 def test_an_old_stage1_folder_resumes_keeping_the_best_third(tmp_path, fixture, run,
                                                              ladders_used):
     """Its config.json has no reduction_factor: it was started keeping a third, and keeps
@@ -150,7 +175,8 @@ def test_a_new_stage1_run_keeps_the_best_half(tmp_path, ladders_used):
     assert read_config(out)["reduction_factor"] == 2
 
 
-@pytest.mark.parametrize("fixture", [LEGACY, LEGACY_02], ids=["0.1", "0.2"])
+@pytest.mark.parametrize("fixture", [LEGACY, LEGACY_02, LEGACY_STABLE],
+                         ids=["0.1", "0.2", "stable"])
 def test_an_old_stage2_folder_keeps_the_best_third(tmp_path, fixture):
     from gridsearch.config import GridSearchConfig
 
