@@ -41,6 +41,7 @@ import random
 import statistics
 import sys
 import time
+from typing import Any
 
 
 RECIPES = {  # the supernet's TrainConfig besides the epochs: the stable proxy recipe, or 0.2's
@@ -386,6 +387,67 @@ def speed_part(a: argparse.Namespace) -> int:
     return 0
 
 
+def init_part(a: argparse.Namespace) -> int:
+    """One seeded member (``--candidates`` draws) trained alone for ``--steps`` steps with the
+    stable recipe, inside the supernet and built by ``space.build``, with the builder's
+    classifier init and with ``zero_init_head``: the first and last 10 steps' mean loss and the
+    median gradient norm before clipping. Does a member train in the supernet as built, and
+    what does the classifier's init cost a short training?"""
+    import torch
+    import torch.nn.functional as F
+
+    from nas.supernet import SuperNet
+    from nas.train import OPTIMIZERS, TrainConfig, lr_at
+    from space.builder import build
+    from space.search_space import load_space
+
+    torch.set_num_threads(a.threads)
+    train, _, cin, ncls = load_task(a)
+    config = TrainConfig(epochs=1, batch_size=a.batch_size, threads=a.threads, **RECIPES["stable"])
+    per_epoch = len(train) // a.batch_size
+    steps = a.steps or per_epoch
+
+    def run(model: Any) -> dict[str, float]:
+        model.train()
+        opt = OPTIMIZERS.get(config.optimizer)(model.parameters(), config)
+        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))
+        losses, norms = [], []
+        for step in range(steps):
+            k = step % per_epoch
+            xb, yb = train.batch(order[k * a.batch_size:(k + 1) * a.batch_size])
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step / per_epoch, config)
+            opt.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(model(xb), yb, label_smoothing=config.label_smoothing)
+            loss.backward()
+            norms.append(float(torch.nn.utils.clip_grad_norm_(model.parameters(),
+                                                              config.grad_clip)))
+            opt.step()
+            losses.append(float(loss))
+        return {"first10": statistics.fmean(losses[:10]), "last10": statistics.fmean(losses[-10:]),
+                "grad_norm_median": statistics.median(norms)}
+
+    rows = []
+    for draw in range(1, a.candidates + 1):
+        for head in (False, True):
+            torch.manual_seed(0)
+            net = SuperNet(load_space(a.space), in_channels=cin, num_classes=ncls,
+                           bn_momentum=0.1, zero_init_head=head)
+            spec = net.sample(random.Random(draw))
+            for where, model in (("supernet", lambda: net.set_active(spec)),
+                                 ("build", lambda: build(spec, seed=0, zero_init_last=True,
+                                                         zero_init_head=head))):
+                r = {"draw": draw, "zero_init_head": head, "where": where, **run(model())}
+                rows.append(r)
+                print(f"draw {draw}, {where}, zero_init_head={head}: loss {r['first10']:.2f} -> "
+                      f"{r['last10']:.2f} (first / last 10 steps), median gradient norm "
+                      f"{r['grad_norm_median']:.1f}", flush=True)
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(rows, f, indent=1)
+    return 0
+
+
 def dims_part(a: argparse.Namespace) -> int:
     """Which dimension breaks a member: the largest and the smallest with one dimension set to
     each of its values in every stage, the rest kept, scored on a trained supernet."""
@@ -432,7 +494,8 @@ def dims_part(a: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--part", choices=("cost", "train", "rank", "speed", "dims"), default="cost")
+    p.add_argument("--part", choices=("cost", "train", "rank", "speed", "dims", "init"),
+                   default="cost")
     p.add_argument("--epochs", type=int, default=2, help="--part train: epochs")
     p.add_argument("--recipe", choices=tuple(RECIPES), default="stable")
     p.add_argument("--distill", default="kl", help="nas.supernet.DISTILL_LOSSES")
@@ -475,6 +538,8 @@ def main(argv: list[str] | None = None) -> int:
         return speed_part(a)
     if a.part == "dims":
         return dims_part(a)
+    if a.part == "init":
+        return init_part(a)
 
     import torch
 
