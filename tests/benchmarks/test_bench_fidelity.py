@@ -407,3 +407,15 @@ def test_the_procedure_races_with_the_stages_own_keep_fraction(bench, stage, kee
     assert ladder().rungs == ((1, 2) if stage == "1" else (1, 3))
     assert ladder("--reduction-factor", "4").reduction_factor == 4
     assert ladder("--rungs", "1,3,9", "--reduction-factor", "2") == Ladder((1, 3, 9), 2)
+
+
+def test_the_classifier_init_keeps_the_keys_of_what_was_cached_before_it(bench):
+    """A training without zero_init_head keys as it did before the setting existed (so the
+    stable reference's cached trainings are still read); one with it keys anew."""
+    from nas.evaluate import ProxyConfig
+
+    off = ProxyConfig(zero_init_head=False)
+    before = off.to_dict()
+    before.pop("zero_init_head")
+    assert bench.Cache.key("arch", off, 1) == bench.Cache.key("arch", before, 1)
+    assert bench.Cache.key("arch", ProxyConfig(), 1) != bench.Cache.key("arch", off, 1)
