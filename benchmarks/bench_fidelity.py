@@ -759,8 +759,8 @@ def per_arch_table(per_arch: list[dict[str, Any]]) -> list[str]:
 # ---------------------------------------------------------------------------------- main
 def _reference(args: argparse.Namespace, task: ProxyConfig) -> ProxyConfig:
     """The reference training: the proxy ``task`` (today's defaults, no recipe applied yet) on
-    ``--ref-train-samples`` images for ``--ref-epochs``, with ``--ref-recipe`` (default: the
-    proxy's own ``--recipe``)."""
+    ``--ref-train-samples`` images for ``--ref-epochs``, with ``--ref-recipe`` (default:
+    :data:`DEFAULT_REF_RECIPE` of ``--recipe``: stable-v1 for stable, else the same)."""
     base = RECIPES[args.ref_recipe or DEFAULT_REF_RECIPE[args.recipe]](task)
     return replace(base, train_samples=args.ref_train_samples,
                    train=replace(base.train, threads=args.threads, epochs=args.ref_epochs))

@@ -45,9 +45,10 @@ class ProxyConfig:
     val_samples: int = 2000
     # The stable recipe (benchmarks/BENCHMARKS_recipe.md): 2 epochs, SGD at 0.05 per 64 images
     # after a 0.2-epoch warm-up, cosine, label smoothing 0.1, the gradient's norm clipped at 2,
-    # and zero_init_last and zero_init_head below. Before it (SGD 0.02, nothing else) the trainer decided more of
-    # a score than the architecture: EfficientNet-B0 scored 0.44-0.64 over 3 seeds, and a plain
-    # 17-layer member never left chance (0.14-0.20); clipping is what trains that one.
+    # and zero_init_last and zero_init_head below. Before it (SGD 0.02, nothing else) the
+    # trainer decided more of a score than the architecture: EfficientNet-B0 scored 0.44-0.64
+    # over 3 seeds, and a plain 17-layer member never left chance (0.14-0.20); clipping is what
+    # trains that one.
     train: TrainConfig = field(default_factory=lambda: stable_train(epochs=2))
     # Batch-norm momentum (PyTorch convention) while training on the proxy task. The paper's
     # 0.01 (TF 0.99) needs thousands of steps before the running statistics are usable; a

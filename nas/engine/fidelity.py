@@ -42,9 +42,14 @@ FINALIST = "finalist"  # the user attribute marking a finalist run (see .finalis
 RUNG_SPACING = 3
 
 
+def _is_reduction_factor(value: object) -> bool:
+    """The one rule for a keep fraction 1/N: N is a whole number >= 2."""
+    return not isinstance(value, bool) and isinstance(value, int) and value >= 2
+
+
 def check_reduction_factor(value: object) -> int:
     """The keep fraction 1/N as N, a whole number >= 2 (one-line error otherwise)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+    if not _is_reduction_factor(value):
         raise ValueError(f"`reduction_factor >= 2` must hold (a whole number: keep the best 1/N "
                          f"at each rung), but got reduction_factor={value!r}; pass e.g. "
                          f"--reduction-factor 2 (keep the best half)")
@@ -58,7 +63,7 @@ def parse_reduction_factor(text: str | int) -> int:
         value = int(text.strip()) if isinstance(text, str) else text
     except ValueError:
         value = None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+    if not _is_reduction_factor(value):
         raise ValueError(f"--reduction-factor must be a whole number >= 2 (keep the best 1/N at "
                          f"each rung), but got {text!r}; pass e.g. --reduction-factor 2 (keep "
                          f"the best half) or 3 (a third)")
