@@ -70,6 +70,7 @@ EXAMPLES: dict[str, str] = {
     "--deploy-channels": "--deploy-channels 1", "--deploy-classes": "--deploy-classes 10",
     # nas search: search
     "--space": "--space efficientnet", "--trials": "--trials 100", "--timeout": "--timeout 0",
+    "--budget": "--budget 1800",
     "--sampler": "--sampler nsga2", "--pruner": "--pruner hyperband",
     "--enqueue": "--enqueue efficientnet-b0,mnasnet-a1",
     # ladder & finalists

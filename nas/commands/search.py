@@ -36,7 +36,7 @@ def _names(v: Any) -> tuple[str, ...]:
     return tuple(x.strip() for x in str(v).split(",") if x.strip())
 
 
-# flag -> where it lands in SearchConfig; trials and timeout may change on --resume
+# flag -> where it lands in SearchConfig; trials, timeout and budget may change on --resume
 FLAGS: tuple[Flag, ...] = (
     Flag("target_flops", "target_macs", _macs, option="--target-flops"),
     Flag("target_latency", "target_latency_ms", _latency),
@@ -50,6 +50,7 @@ FLAGS: tuple[Flag, ...] = (
     Flag("finalists", "finalists"), Flag("finalist_seeds", "finalist_seeds"),
     Flag("trials", "trials", on_resume=True),
     Flag("timeout", "timeout", zero_is_none, on_resume=True),
+    Flag("budget", "budget", zero_is_none, on_resume=True),
     *PROXY_FLAGS,
     RUNGS_FLAG,  # after --epochs: the top rung must equal it
     REDUCTION_FACTOR_FLAG,
@@ -102,6 +103,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"total trials in the study (default {d('trials')})")
     g.add_argument("--timeout", type=float, default=S, help=f"stop starting trials after S "
                    f"seconds (default {d('timeout'):g}; 0 = no limit)")
+    g.add_argument("--budget", type=float, default=S, help=f"the run's wall time in seconds, "
+                   f"search and finalists together: the search starts no trial that would "
+                   f"leave the finalists less than their time, measured on the search's own "
+                   f"trainings (default {d('budget'):g}; 0 = none; like --timeout, it counts "
+                   f"from the search's start in this session)")
     g.add_argument("--sampler", default=S, choices=SAMPLERS.names(), help="; ".join(
         f"{n}: {SAMPLERS.get(n).help}" for n in SAMPLERS) + f" (default {d('sampler')})")
     g.add_argument("--pruner", default=S, choices=PRUNERS.names(), help="; ".join(

@@ -134,7 +134,8 @@ def _drive(stage: Stage, study: optuna.Study, run_dir: Path, batch: Batch, *,
     # one runs what waits (TrialRunner.enqueued_only)
     session.total = None if batch.enqueued_only else batch.total
     runner = TrialRunner(stage, evaluate, session=session, enqueued_only=batch.enqueued_only,
-                         on_start=lambda trial: stage.write_outputs(study, run_dir, final=False))
+                         on_start=lambda trial: stage.write_outputs(study, run_dir, final=False),
+                         stop=batch.stop)
     done0 = finished_count(study) if batch.enqueued_only else 0
     with progress(batch.total, batch.description or f"stage {stage.name}") as bar:
         def after_trial(trial: optuna.trial.FrozenTrial) -> None:

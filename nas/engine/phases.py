@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
 
+from .budget import RunBudget
 from .finalists import (begun, enqueue_finalists, finalist_sources, plan_of, shortfall,
                         waiting_finalists)
 from .trial import Batch, Phase, Stage
@@ -39,9 +40,10 @@ __all__ = ["Batch", "Phase", "SearchPhase", "FinalistsPhase", "SEARCH", "FINALIS
 @dataclass(frozen=True)
 class SearchPhase:
     """The stage's own trials: what :meth:`Stage.prepare_study` enqueues, then what its
-    sampler proposes within :meth:`Stage.budget`. Once the finalists have begun, a stage that
-    samples samples no more (a stage whose trials are all enqueued, stage 2, still runs what
-    it enqueued)."""
+    sampler proposes within :meth:`Stage.budget`, and, for a stage with a ``run_budget``
+    (seconds), no later than leaves the finalists their expected time (:mod:`.budget`). Once
+    the finalists have begun, a stage that samples samples no more (a stage whose trials are
+    all enqueued, stage 2, still runs what it enqueued)."""
 
     name: str = "search"
 
@@ -56,7 +58,9 @@ class SearchPhase:
             n_trials = 0
         stage.log_plan(study, run_dir, n_trials)
         before = stage.before_search
-        return Batch(n_trials=n_trials, total=total, timeout=timeout,
+        seconds = getattr(stage, "run_budget", None)
+        stop = None if seconds is None else RunBudget(seconds, plan_of(stage)).closes
+        return Batch(n_trials=n_trials, total=total, timeout=timeout, stop=stop,
                      before=None if before is None else partial(before, study, run_dir))
 
 

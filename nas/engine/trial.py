@@ -156,7 +156,8 @@ class Batch:
     enqueued trials run, none is sampled, and the bar counts this phase's trials alone.
     ``prune``: the stage's pruner may stop trials (else every trial trains to the top rung).
     ``before``: work to do before the trials (a supernet's training), True when interrupted;
-    ``evaluate``: this batch's evaluator (None: the run's)."""
+    ``evaluate``: this batch's evaluator (None: the run's); ``stop(study)``: True when no more
+    trial may start (the run's budget, :mod:`.budget`), checked before each one."""
 
     n_trials: int | None
     total: int | None
@@ -166,6 +167,7 @@ class Batch:
     description: str | None = None
     before: Callable[[], bool] | None = None
     evaluate: Callable[..., Any] | None = None
+    stop: Callable[[optuna.Study], bool] | None = None
 
 
 class Phase(Protocol):
@@ -186,7 +188,8 @@ class _Stop(Exception):
 class TrialRunner:
     def __init__(self, stage: Stage, evaluate: Callable[..., Any], *,
                  session: Any = None, enqueued_only: bool = False,
-                 on_start: Callable[[optuna.Trial], None] | None = None) -> None:
+                 on_start: Callable[[optuna.Trial], None] | None = None,
+                 stop: Callable[[optuna.Study], bool] | None = None) -> None:
         self.stage = stage
         self.evaluate = evaluate
         self.session = session  # nas.engine.session.StudySession: budget gate, key claims
@@ -194,11 +197,14 @@ class TrialRunner:
         # called when a trial is about to train (the driver rewrites the run's tables, so a
         # trial that was WAITING there, a finalist or a grid point, reads RUNNING while it trains)
         self.on_start = on_start
+        self.stop = stop  # True when no more trial may start (the run's budget)
 
     def ask(self, study: optuna.Study) -> optuna.Trial | None:
         """The next trial, or None when the study's budget is spent (a shared study: the
-        other drivers' trials count too); with ``enqueued_only``, None when no enqueued
-        trial waits."""
+        other drivers' trials count too, and the run's budget may close the search first); with
+        ``enqueued_only``, None when no enqueued trial waits."""
+        if self.stop is not None and self.stop(study):
+            return None
         if self.enqueued_only:
             if self.session is not None:
                 return self.session.ask_enqueued(study)

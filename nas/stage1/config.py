@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping
 
+from nas.engine.budget import check_budget
 from nas.engine.fidelity import Ladder, check_reduction_factor, parse_rungs
 from nas.engine.registries import PRUNERS, SAMPLERS
 from nas.latency_settings import LatencySettings
@@ -36,6 +37,11 @@ class SearchConfig:
     space: str = "mnasnet"
     trials: int | None = 60
     timeout: float | None = 600.0  # the search's; the finalists run after it (README: budget)
+    # The run's wall-time target, search and finalists together: the search starts no trial
+    # that would leave the finalists less than their measured time (nas.engine.budget). 780 s
+    # keeps a bare `make search` within 15 minutes with setup on a slow 2-core machine
+    # (BENCHMARKS.md); a run recorded before the setting had none, and still has (from_dict).
+    budget: float | None = 780.0
     sampler: str = "tpe"
     constraint: str = "soft"
     a: float | None = None
@@ -84,6 +90,7 @@ class SearchConfig:
                              f"--timeout 0 for no limit")
         if self.timeout == 0:  # --timeout 0: no limit
             object.__setattr__(self, "timeout", None)
+        object.__setattr__(self, "budget", check_budget(self.budget))  # 0: none
         object.__setattr__(self, "enqueue", tuple(self.enqueue))
         self.objective()  # validates target, constraint, a, b
         self.finalist_plan()  # validates finalists, finalist_seeds
@@ -194,6 +201,7 @@ class SearchConfig:
         d.setdefault("finalists", 0)  # runs from before the finalists had none
         if d.get("rungs") is not None:
             d["rungs"] = tuple(d["rungs"])
+        d.setdefault("budget", None)  # runs from before the setting had no run budget
         d.setdefault("reduction_factor", 3)  # runs from before the setting kept the best third
         d["latency"] = LatencySettings.from_dict(d.get("latency"))
         if d.get("objectives") is not None:

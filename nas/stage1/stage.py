@@ -69,6 +69,7 @@ class Stage1:
         self.pruner = "none" if self.multi else config.pruner
         self.ladder = config.ladder()
         self.finalists = config.finalist_plan()
+        self.run_budget = config.budget  # seconds for the search and finalists (engine.budget)
         self.started = time.time()
 
     # ------------------------------------------------------------------ the study
