@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.engine import FinalistPlan, FinalistRow, finalist_table, is_finalist
-from nas.engine.finalists import chosen, finalist_verdict, verdict_text
+from nas.engine.finalists import choose, chosen, finalist_verdict, verdict_text
 from nas.engine.recorder import stale_numbers
 from results.rundir import write_json, write_table
 from results.store import rank_key, trials_frame
@@ -148,7 +148,10 @@ def _finalists_summary(study: optuna.Study, config: GridSearchConfig) -> dict[st
     trials = study.get_trials(deepcopy=False)
     by_number = {t.number: t for t in trials}
     rows = finalist_table(trials, seeds=plan.seeds)
-    _, winner = choose_point(study, config)
+    # the winner from the same snapshot as the rows: with several drivers, a second read of the
+    # study may hold a finalist that completed since, which the rows do not (choose_point's
+    # rule, on these trials)
+    winner = choose(rows, by=config.select)
     out = []
     for r in rows:
         ua = by_number[r.trial].user_attrs

@@ -555,3 +555,39 @@ def test_the_comparison_is_a_phase_of_one_run_and_the_result_a_value(tmp_path, t
     assert done.study.user_attrs["drivers"] == 1
     assert len(done.study.get_trials()) == 6
     assert not hasattr(stage, "coefficients") and not hasattr(stage, "family")
+
+
+def test_the_finalists_block_reads_one_snapshot_of_a_shared_study(tmp_path, tiny_base) -> None:
+    """With two drivers, a finalist seed can complete between two reads of the study. The
+    finalists block must choose from the rows it wrote: a winner read later, complete there but
+    not in the rows, crashed a driver of tests/nas/test_postgres.py (a KeyError from the
+    verdict)."""
+    import copy
+
+    from optuna.trial import TrialState
+
+    from gridsearch.outputs import _finalists_summary
+
+    cfg = config(finalists=2, finalist_seeds=3)
+    res = run(tmp_path / "fin", tiny_base, _lucky_wide({}), finalists=2, finalist_seeds=3)
+    study = optuna.load_study(study_name=STUDY_NAME,
+                              storage=open_storage(storage_url(res.run_dir, None)))
+    after = study.get_trials(deepcopy=False)
+    winner = res.coefficients["finalists"]["winner"]
+    before = copy.deepcopy(after)  # the winner's last seed still training
+    last = max((t for t in before if t.user_attrs.get("finalist_of") == winner),
+               key=lambda t: t.number)
+    last.state, last.datetime_complete = TrialState.RUNNING, None
+
+    class Racing:  # the first read is from before that seed finished, every later one after
+        def __init__(self) -> None:
+            self.reads = 0
+
+        def get_trials(self, deepcopy=False, states=None):
+            self.reads += 1
+            got = before if self.reads == 1 else after
+            return [t for t in got if states is None or t.state in states]
+
+    fin = _finalists_summary(Racing(), cfg)
+    assert fin["complete"] is False and fin["winner"] != winner  # the rows' own winner
+    assert fin["verdict"]["chosen"] == fin["winner"]
