@@ -775,8 +775,12 @@ def stage1_plan(args: argparse.Namespace) -> Plan:
     train = replace(base.train, threads=args.threads)
     # the search's own ladder: its rungs for 2 epochs and its keep fraction, unless given
     keep = args.reduction_factor or SearchConfig.reduction_factor
-    ladder = (Ladder(parse_rungs(args.rungs), keep) if args.rungs
+    # the search's default: no race (one rung, 2 epochs) unless its pruner races
+    rungs = args.rungs or (None if SearchConfig.pruner != "none" else "2")
+    ladder = (Ladder(parse_rungs(rungs), keep) if rungs
               else Ladder.of_epochs(2, reduction_factor=keep))
+    race = (f"no race: all to epoch {ladder.top}" if len(ladder.rungs) == 1 else
+            f"race on rungs {','.join(map(str, ladder.rungs))} keeping 1/{keep}")
     search = replace(base, train=replace(train, epochs=ladder.top))
     default = replace(base, train=replace(train, epochs=2))
     reference = _reference(args, task)
@@ -784,8 +788,8 @@ def stage1_plan(args: argparse.Namespace) -> Plan:
     k = 4 if args.finalists is None else args.finalists
     s = args.finalist_seeds or 3
     return Plan(archs=archs,
-                procedures=(Procedure(f"full procedure (ladder keeping 1/{keep} + {k} "
-                                      f"finalists x {s} seeds)", ladder, search),),
+                procedures=(Procedure(f"full procedure ({race} + {k} finalists x {s} seeds)",
+                                      ladder, search),),
                 default=default,
                 default_label="today's default proxy (2 epochs x 6,000 images, 32 px)",
                 reference=reference, ref_seeds=args.ref_seeds,

@@ -47,7 +47,11 @@ class SearchConfig:
     a: float | None = None
     b: float | None = None
     seed: int | None = 0
-    pruner: str = "asha"
+    # No race by default since issue 23: against the stable 3-epoch reference, the 2-epoch
+    # proxy ranks the 24 fidelity networks near the reference's own seed-vs-seed ceiling, and
+    # the race on rungs 1,2 (ASHA) far below it: epoch 1 stops slow starters the reference
+    # ranks high (BENCHMARKS_fidelity.md). `--pruner asha` races; run folders keep their own.
+    pruner: str = "none"
     enqueue: tuple[str, ...] = ()
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
     deploy: Deployment = field(default_factory=Deployment)

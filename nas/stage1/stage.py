@@ -117,11 +117,13 @@ class Stage1:
 
     def log_plan(self, study: optuna.Study, run_dir: Path, n_trials: int | None) -> None:
         f = self.finalists
+        race = (f"no race, every trial trains {self.ladder.top} epoch(s) (pruner none)"
+                if self.pruner == "none" else
+                f"rungs {self.ladder.describe()} (pruner {self.pruner})")
         log.info("stage 1: space %s (%d distinct architectures), target %s, sampler %s, "
-                 "%s trial(s) to run, rungs %s (pruner %s), then %s, run folder %s",
+                 "%s trial(s) to run, %s, then %s, run folder %s",
                  self.space.name, self.space.size()[1], self.metric.format(self.objective.target),
-                 self.config.sampler, "unbounded" if n_trials is None else n_trials,
-                 self.ladder.describe(), self.pruner,
+                 self.config.sampler, "unbounded" if n_trials is None else n_trials, race,
                  f"{f.k} finalist(s) x {f.seeds} seed(s)" if f.enabled else "no finalists",
                  run_dir, extra=checked())
 

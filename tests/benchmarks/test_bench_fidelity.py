@@ -68,7 +68,8 @@ def test_the_race_follows_the_engines_rule(bench):
 TINY = ["--dataset", "synthetic", "--space", "{space}", "--archs", "5", "--train-samples",
         "120", "--val-samples", "60", "--proxy-resolution", "16", "--ref-epochs", "2",
         "--ref-train-samples", "240", "--ref-seeds", "0,1", "--finalists", "2",
-        "--finalist-seeds", "2", "--threads", "1", "--bootstrap", "50", "--target", "2e6"]
+        "--finalist-seeds", "2", "--threads", "1", "--bootstrap", "50", "--target", "2e6",
+        "--rungs", "1,2"]  # a race (stage 1's default has none), so the race is exercised
 
 
 class Counting:
@@ -397,14 +398,15 @@ def test_bad_reference_seeds_are_a_clean_exit_2(bench, seeds, capsys):
 
 @pytest.mark.parametrize("stage, keep", [("1", 2), ("2", 3)])
 def test_the_procedure_races_with_the_stages_own_keep_fraction(bench, stage, keep):
-    """The "full procedure" is the stage's default: stage 1 keeps the best half
-    (SearchConfig), gridsearch a third; --reduction-factor measures another."""
+    """The "full procedure" is the stage's default: stage 1 does not race (SearchConfig's
+    pruner is none: one rung, 2 epochs) and keeps the best half when it does, gridsearch a
+    third; --rungs and --reduction-factor measure another."""
     def ladder(*flags):
         args = bench.parser().parse_args(["--stage", stage, "--archs", "2", *flags])
         return bench.STAGES[stage](args).procedures[-1].ladder
 
     assert ladder().reduction_factor == keep
-    assert ladder().rungs == ((1, 2) if stage == "1" else (1, 3))
+    assert ladder().rungs == ((2,) if stage == "1" else (1, 3))
     assert ladder("--reduction-factor", "4").reduction_factor == 4
     assert ladder("--rungs", "1,3,9", "--reduction-factor", "2") == Ladder((1, 3, 9), 2)
 
