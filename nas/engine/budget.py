@@ -56,10 +56,10 @@ def check_budget(value: float | None) -> float | None:
 
 
 def _seconds(t: FrozenTrial) -> float | None:
-    if t.datetime_start is None or t.datetime_complete is None or t.user_attrs.get(REUSED) \
-            is not None:
+    """The trial's wall time (Optuna's ``duration``), None when unfinished or reused."""
+    if t.duration is None or t.user_attrs.get(REUSED) is not None:
         return None
-    return (t.datetime_complete - t.datetime_start).total_seconds()
+    return t.duration.total_seconds()
 
 
 def _median(values: Iterable[float | None]) -> float | None:
