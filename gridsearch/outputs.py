@@ -52,6 +52,20 @@ COMPARE_TABLE = "compare_single"
 GRID_TABLE = "grid"
 
 
+class StudySnapshot:
+    """One read of a study's trials that answers ``get_trials`` as the study would. Every block
+    of one output (grid.csv, coefficients.json, its finalists) reads the same trials, although
+    other drivers of a shared study may finish trials between two reads."""
+
+    def __init__(self, study: optuna.Study | StudySnapshot) -> None:
+        self._trials = study.get_trials(deepcopy=False)
+        self.user_attrs = dict(study.user_attrs)  # what the recorder keeps there (stale trials)
+
+    def get_trials(self, deepcopy: bool = False,
+                   states: Sequence[TrialState] | None = None) -> list[FrozenTrial]:
+        return [t for t in self._trials if states is None or t.state in states]
+
+
 def point_trials(study: optuna.Study, kind: str | None = None, *,
                  grid_only: bool = False) -> list[FrozenTrial]:
     """COMPLETE trials with an accuracy, of one kind (all kinds for None), finalist runs left
@@ -198,7 +212,8 @@ def coefficients_summary(study: optuna.Study, config: GridSearchConfig, base: Ar
                          count: Callable[[ArchSpec], Counts],
                          compare: Sequence[Job] = ()) -> dict[str, Any] | None:
     """``coefficients.json``: the chosen point and how it was chosen; None while no compound
-    point has finished (and none was given)."""
+    point has finished (and none was given). Every part reads one snapshot of the study."""
+    study = StudySnapshot(study)
     phi = config.phi
     if config.coefficients is not None:
         point = config.coefficients
@@ -267,7 +282,9 @@ def write_outputs(study: optuna.Study, config: GridSearchConfig, base: ArchSpec,
     """grid.csv/.parquet, coefficients.json, compare_single.json/.csv, family/b*.json and
     family.csv (idempotent). With ``time_family`` (and ``config.latency`` set) the family is
     then timed on this machine (:mod:`gridsearch.latency`) and written again with its
-    latency: a Ctrl-C while it is timed leaves the files as they were before."""
+    latency: a Ctrl-C while it is timed leaves the files as they were before. The files are
+    written from one snapshot of the study (:class:`StudySnapshot`)."""
+    study = StudySnapshot(study)
     write_grid(study, run_dir)
     comparison = compare_summary(study, config, compare) if config.compare_single else None
     if comparison is not None:

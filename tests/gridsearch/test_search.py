@@ -566,7 +566,7 @@ def test_the_finalists_block_reads_one_snapshot_of_a_shared_study(tmp_path, tiny
 
     from optuna.trial import TrialState
 
-    from gridsearch.outputs import _finalists_summary
+    from gridsearch.outputs import _finalists_summary, coefficients_summary
 
     cfg = config(finalists=2, finalist_seeds=3)
     res = run(tmp_path / "fin", tiny_base, _lucky_wide({}), finalists=2, finalist_seeds=3)
@@ -591,3 +591,12 @@ def test_the_finalists_block_reads_one_snapshot_of_a_shared_study(tmp_path, tiny
     fin = _finalists_summary(Racing(), cfg)
     assert fin["complete"] is False and fin["winner"] != winner  # the rows' own winner
     assert fin["verdict"]["chosen"] == fin["winner"]
+    # coefficients.json's chosen point and its finalists block come from one read too
+    racing = Racing()
+    racing.user_attrs = {}
+    enum, jobs = plan(cfg, measure=MacsRatio(tiny_base, cfg.phi))
+    coef = coefficients_summary(racing, cfg, tiny_base, count_analytic(tiny_base), enum, jobs,
+                                count=count_analytic)
+    assert racing.reads == 1
+    assert coef["chosen_by"] == "finalists" and coef["complete"] is False
+    assert coef["trial"] == coef["finalists"]["winner"] == fin["winner"]
