@@ -20,7 +20,9 @@ the training set, as the proxy evaluator's defaults), on ``--threads`` torch thr
   validation images, interleaved member by member on one checkpoint, with each scorer's
   Spearman against the full (old) scorer;
 - ``dims``: the ends with one dimension changed in every stage (which dimension breaks a
-  member).
+  member);
+- ``mixing``: supernets trained from scratch with members that differ from one fixed member
+  only in the ``--free`` dimensions (which freedom stops the members from learning).
 
     OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.bench_supernet --space mnasnet
     OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.bench_supernet --part train --epochs 3 \
@@ -492,11 +494,90 @@ def dims_part(a: argparse.Namespace) -> int:
     return 0
 
 
+def mixing_part(a: argparse.Namespace) -> int:
+    """What stops a supernet's random members from learning: ``--steps`` steps of
+    :func:`nas.supernet.train_supernet` (labels only, the stable recipe, the classifier at
+    zero, ``--n-random`` + 2 members a step), each member one fixed seeded draw of the space
+    (``--base-seed``) with the ``--free`` dimensions re-drawn in every stage at every member.
+    Per group: the mean loss of the first and the last 10 steps, and every 20 steps. A group
+    is comma-separated dimensions; ``op:a/b`` draws the op of every stage from ``a`` and
+    ``b`` (one name fixes it), ``op:a/b@0+3`` only in stages 0 and 3; ``none`` re-draws
+    nothing (one member trained 4 times a step)."""
+    import torch
+
+    from nas.supernet import SuperNet, train_supernet
+    from nas.supernet.network import _RandomSuggester
+    from nas.supernet.train import SANDWICH_RULES
+    from nas.train import TrainConfig
+    from space.search_space import DIMENSIONS, load_space
+
+    torch.set_num_threads(a.threads)
+    train, _, cin, ncls = load_task(a)
+    space = load_space(a.space)
+    base = space.sample(_RandomSuggester(random.Random(a.base_seed)))
+    config = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, threads=a.threads,
+                         **RECIPES[a.recipe])
+    groups = []  # (group, dims, ops), all checked before anything trains
+    for group in a.free.split(";"):
+        dims, ops, where = [], None, None
+        for token in filter(None, group.split(",")):
+            if token.startswith("op:"):
+                token, _, at = token.partition("@")
+                ops = token[3:].split("/")
+                where = {int(i) for i in at.split("+")} if at else None
+            elif token in DIMENSIONS:
+                dims.append(token)
+            elif token != "none":
+                raise SystemExit(f"--free: {token!r} is not a dimension ({', '.join(DIMENSIONS)}),"
+                                 f" 'op:a/b' or 'none'")
+        groups.append((group, dims, ops, where))
+    rows = []
+    for group, dims, ops, where in groups:
+        def rule(net: Any, rng: random.Random, n_random: int, dims=dims, ops=ops,
+                 where=where) -> list:
+            members = []
+            for _ in range(2 + n_random):
+                params = dict(base)
+                for i, st in enumerate(space.stages):
+                    for d in dims:
+                        params[f"s{i}_{d}"] = rng.choice(list(st.choices[d]))
+                    if ops and (where is None or i in where):
+                        params[f"s{i}_op"] = rng.choice(ops)
+                members.append(net.member(params))
+            return members
+
+        name = f"bench-mixing:{group}"
+        if name not in SANDWICH_RULES:
+            SANDWICH_RULES.add(name, rule)
+        torch.manual_seed(0)
+        net = SuperNet(space, in_channels=cin, num_classes=ncls, bn_momentum=0.1,
+                       zero_init_head=True)
+        t = time.process_time()
+        res = train_supernet(net, train, config=config, seed=0, n_random=a.n_random,
+                             rule=name, distill="none", stop_after=a.steps)
+        k = 2 + a.n_random
+        loss = [(h.loss_largest + h.loss_members * (k - 1)) / k for h in res.history]
+        row = {"free": group, "first10": statistics.fmean(loss[:10]),
+               "last10": statistics.fmean(loss[-10:]),
+               "by20": [statistics.fmean(loss[i:i + 20]) for i in range(0, len(loss), 20)],
+               "cpu_s": time.process_time() - t}
+        rows.append(row)
+        print(f"free {group}: loss {row['first10']:.3f} -> {row['last10']:.3f} (first / last 10 "
+              f"of {len(loss)} steps); every 20: "
+              + ", ".join(f"{x:.2f}" for x in row["by20"]) + f"; {row['cpu_s']:.0f} s CPU",
+              flush=True)
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"base": base, "rows": rows}, f, indent=1)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--part", choices=("cost", "train", "rank", "speed", "dims", "init"),
+    p.add_argument("--part", choices=("cost", "train", "rank", "speed", "dims", "init", "mixing"),
                    default="cost")
-    p.add_argument("--epochs", type=int, default=2, help="--part train: epochs")
+    p.add_argument("--epochs", type=int, default=2,
+                   help="--part train: epochs; --part mixing: the schedule's length")
     p.add_argument("--recipe", choices=tuple(RECIPES), default="stable")
     p.add_argument("--distill", default="kl", help="nas.supernet.DISTILL_LOSSES")
     p.add_argument("--lr", type=float, default=None, help="override the recipe's")
@@ -528,6 +609,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--calib-batches", type=int, default=4)
     p.add_argument("--calib-batch-size", type=int, default=128)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--free", default="none;kernel;se_ratio;skip;filters;layers;op;filters,layers;"
+                   "kernel,se_ratio,skip,filters,layers;op,kernel,se_ratio,skip,filters,layers",
+                   help="--part mixing: ';'-separated groups of dimensions re-drawn per member")
+    p.add_argument("--base-seed", type=int, default=123, help="--part mixing: the fixed member")
     p.add_argument("--json", default=None, help="write the numbers here")
     a = p.parse_args(argv)
     if a.part == "train":
@@ -540,6 +625,8 @@ def main(argv: list[str] | None = None) -> int:
         return dims_part(a)
     if a.part == "init":
         return init_part(a)
+    if a.part == "mixing":
+        return mixing_part(a)
 
     import torch
 
