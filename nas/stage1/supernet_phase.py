@@ -58,6 +58,11 @@ EVALUATOR_ATTR = "evaluator"  # the trial attribute (and trials.csv column): who
 FINGERPRINT_ATTR = "supernet_fingerprint"
 TRAIN_SECONDS_ATTR = "supernet_train_s"
 SPLIT_SEED = 0  # the proxy's held-out split (nas.evaluate.prepare_proxy)
+# The inherited accuracies carry no ranking signal while the median candidate's lies within
+# this many binomial standard deviations of chance (1 / classes) on the images scored: on
+# Fashion-MNIST a supernet trained 3 epochs on the mnasnet space scored 2,038 candidates at
+# 0.05-0.19 on 500 images (chance 0.100 +- 0.013; benchmarks/BENCHMARKS_supernet.md).
+CHANCE_SDS = 3.0
 
 
 def supernet_train_config(config: SearchConfig) -> TrainConfig:
@@ -122,6 +127,7 @@ class _Plan:
     train: Any
     settings: dict[str, Any]
     fingerprint: str
+    val_images: int  # the validation images a candidate is scored on (SupernetScorer's)
 
 
 # ------------------------------------------------------------------------------ phase 2
@@ -203,6 +209,37 @@ class SupernetScorer:
                           seed=seed)
 
 
+def inherited_signal(accuracies: list[float], *, num_classes: int,
+                     images: int) -> dict[str, Any] | None:
+    """summary.json's ``inherited_accuracy``: whether the candidates' inherited accuracies can
+    rank them at all. The median candidate is compared with chance (1 / ``num_classes``), in
+    binomial standard deviations of one accuracy on ``images`` images; within
+    :data:`CHANCE_SDS` of it the scores are noise, and ``text`` says so and what to do. None
+    before any candidate is scored."""
+    if not accuracies:
+        return None
+    import statistics
+
+    chance = 1.0 / num_classes
+    sd = (chance * (1.0 - chance) / images) ** 0.5
+    median = statistics.median(accuracies)
+    above = (median - chance) / sd
+    at_chance = above <= CHANCE_SDS
+    if at_chance:
+        text = (f"the supernet's inherited accuracies lie at chance (median {median:.3f} over "
+                f"{len(accuracies)} candidates; chance {chance:.3f} +- {sd:.3f} on {images} "
+                f"images): they do not rank the candidates, so only the finalists' stand-alone "
+                f"trainings decide; train the supernet longer (--supernet-epochs) or search "
+                f"with --evaluator proxy")
+    else:
+        text = (f"the median candidate's inherited accuracy ({median:.3f} over "
+                f"{len(accuracies)} candidates) lies {above:.1f} binomial stds above chance "
+                f"({chance:.3f} on {images} images)")
+    return {"candidates": len(accuracies), "median": median, "min": min(accuracies),
+            "max": max(accuracies), "chance": chance, "binomial_sd": sd, "images": images,
+            "stds_above_chance": above, "at_chance": at_chance, "text": text}
+
+
 # ------------------------------------------------------------------------------ the stage
 class SupernetStage:
     """Stage 1 with the supernet evaluator: a stage-1 stage (:class:`nas.search.Stage1`: its
@@ -240,7 +277,7 @@ class SupernetStage:
         if self._plan is None:
             c, sn = self.config, self.config.supernet
             where = resolve_device(c.proxy.device)
-            data, train, _ = _splits(c, where)
+            data, train, val = _splits(c, where)
             with torch.random.fork_rng(devices=[where.index or 0] if where.type == "cuda"
                                        else []):
                 torch.manual_seed(_seed(c))
@@ -253,7 +290,8 @@ class SupernetStage:
                                          train_images=len(train), rule=sn.rule,
                                          data=_data_key(c))
             self._plan = _Plan(net=net, train=train, settings=settings,
-                               fingerprint=fingerprint(settings))
+                               fingerprint=fingerprint(settings),
+                               val_images=min(sn.score_val_samples or len(val), len(val)))
             self.scorer.fingerprint = self._plan.fingerprint
             self.total_steps = supernet_steps(len(train), self.train_config)[1]
         return self._plan
@@ -349,9 +387,12 @@ class SupernetStage:
         result (its summary with the block)."""
         result = self.inner.write_outputs(study, run_dir, final=final, interrupted=interrupted,
                                           backend=backend)
-        result.summary["supernet"] = self.supernet_summary(study,
-                                                           study.get_trials(deepcopy=False))
+        block = self.supernet_summary(study, study.get_trials(deepcopy=False))
+        result.summary["supernet"] = block
         write_json(result.summary, Path(run_dir) / SUMMARY)
+        signal = block["inherited_accuracy"]
+        if final and signal is not None and signal["at_chance"]:
+            log.warning("%s", signal["text"])
         return result
 
     def supernet_summary(self, study: optuna.Study, trials: list[Any]) -> dict[str, Any]:
@@ -359,8 +400,9 @@ class SupernetStage:
         plan = self.plan()
         scored = [t for t in trials if t.user_attrs.get(EVALUATOR_ATTR) == "supernet"
                   and t.state == optuna.trial.TrialState.COMPLETE]
-        timed = [t.duration.total_seconds() for t in scored
-                 if t.duration is not None and t.user_attrs.get("reused_from") is None]
+        fresh = [t for t in scored if t.user_attrs.get("reused_from") is None]
+        timed = [t.duration.total_seconds() for t in fresh if t.duration is not None]
+
         return {
             "fingerprint": plan.fingerprint, "settings": plan.settings,
             "checkpoint": CHECKPOINT_FILE, "steps": self.last_step,
@@ -368,4 +410,8 @@ class SupernetStage:
             "train_s": study.user_attrs.get(TRAIN_SECONDS_ATTR),
             "scored": len(scored),
             "score_s_mean": (sum(timed) / len(timed)) if timed else None,
+            # whether the scores can rank at all (candidates scored here, not reused)
+            "inherited_accuracy": inherited_signal(
+                [float(t.user_attrs["accuracy"]) for t in fresh if "accuracy" in t.user_attrs],
+                num_classes=plan.settings["supernet"]["num_classes"], images=plan.val_images),
         }

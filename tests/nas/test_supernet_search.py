@@ -68,7 +68,7 @@ def _table(out: Path) -> pd.DataFrame:
     return pd.read_csv(out / "trials.csv")
 
 
-def test_three_phases_in_one_run_folder(tiny_space_file, tmp_path, monkeypatch):
+def test_three_phases_in_one_run_folder(tiny_space_file, tmp_path, monkeypatch, caplog):
     scores = Counting(phase.score_candidate, _scored_hash)
     loads = Counting(phase.load_trained_supernet, lambda a, kw: a[0])
     monkeypatch.setattr(phase, "score_candidate", scores)
@@ -130,6 +130,33 @@ def test_three_phases_in_one_run_folder(tiny_space_file, tmp_path, monkeypatch):
     assert sorted(trained) == sorted(finals.arch_hash.tolist())
     assert summary["best"]["chosen_by"] == "finalists"
     assert summary["best"]["trial"] in top2
+
+    # whether the inherited accuracies can rank: the median fresh score against chance
+    signal = summary["supernet"]["inherited_accuracy"]
+    assert signal["candidates"] == len(fresh)
+    assert signal["median"] == pytest.approx(fresh.accuracy.median())
+    assert signal["chance"] == 0.1 and signal["images"] == h.val.labels.numel()
+    assert signal["at_chance"] == (signal["median"] <= 0.1 + 3 * signal["binomial_sd"])
+    # 4 steps leave this one at chance, and the run ends saying so
+    assert signal["at_chance"] and signal["text"] in caplog.text
+
+
+def test_inherited_accuracies_at_chance_are_named_as_such():
+    # 500 images, 10 classes: one accuracy at chance has a binomial std of 0.0134
+    noise = phase.inherited_signal([0.09, 0.112, 0.13, 0.105], num_classes=10, images=500)
+    assert noise["binomial_sd"] == pytest.approx((0.1 * 0.9 / 500) ** 0.5)
+    assert noise["median"] == pytest.approx(0.1085) and noise["at_chance"]
+    assert noise["stds_above_chance"] == pytest.approx(0.0085 / noise["binomial_sd"])
+    assert "lie at chance (median 0.108 over 4 candidates; chance 0.100 +- 0.013 on 500 " \
+        "images)" in noise["text"] and "--evaluator proxy" in noise["text"]
+    # a median just beyond 3 stds is a signal, however low; one candidate far above is not
+    edge = 0.1 + 3.01 * noise["binomial_sd"]
+    assert not phase.inherited_signal([edge], num_classes=10, images=500)["at_chance"]
+    assert phase.inherited_signal([0.1, 0.1, 0.9], num_classes=10, images=500)["at_chance"]
+    ranked = phase.inherited_signal([0.55, 0.61, 0.7], num_classes=10, images=2000)
+    assert not ranked["at_chance"] and ranked["min"] == 0.55 and ranked["max"] == 0.7
+    assert "0.610 over 3 candidates) lies 76.0 binomial stds above chance" in ranked["text"]
+    assert phase.inherited_signal([], num_classes=10, images=500) is None
 
 
 def result_space(cfg):
