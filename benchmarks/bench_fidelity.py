@@ -102,6 +102,8 @@ VARIANTS: dict[str, tuple[float, float, float]] = {
     "lower resolution": (1.0, 1.0, 0.75),
     "half the steps": (0.5, 1.0, 1.0),
     "twice the steps": (1.0, 2.0, 1.0),
+    # the two best against the stable reference, together: about today's pixels (1.12x)
+    "twice the steps, lower resolution": (1.0, 2.0, 0.75),
 }
 
 
@@ -783,15 +785,21 @@ def stage1_plan(args: argparse.Namespace) -> Plan:
             f"race on rungs {','.join(map(str, ladder.rungs))} keeping 1/{keep}")
     search = replace(base, train=replace(train, epochs=ladder.top))
     default = replace(base, train=replace(train, epochs=2))
-    reference = _reference(args, task)
+    # the reference at its own resolution when asked: a proxy at another resolution is then
+    # scored against the same (cached) reference
+    reference = _reference(args, replace(task, resolution=args.ref_resolution or task.resolution))
     archs = arch_set(args.archs or 24, seed=args.arch_seed, space=args.space)
+    defaults = parser().parse_args([])
+    label = ("today's default proxy" if (args.train_samples, args.proxy_resolution)
+             == (defaults.train_samples, defaults.proxy_resolution) else "the proxy")
     k = 4 if args.finalists is None else args.finalists
     s = args.finalist_seeds or 3
     return Plan(archs=archs,
                 procedures=(Procedure(f"full procedure ({race} + {k} finalists x {s} seeds)",
                                       ladder, search),),
                 default=default,
-                default_label="today's default proxy (2 epochs x 6,000 images, 32 px)",
+                default_label=f"{label} (2 epochs x {args.train_samples:,} images, "
+                              f"{args.proxy_resolution} px)",
                 reference=reference, ref_seeds=args.ref_seeds,
                 finalists=k, finalist_seeds=s, order_seed=args.order_seed,
                 objective=Objective(int(float(args.target))),
@@ -913,6 +921,10 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--train-samples", type=int, default=6000)
     ap.add_argument("--val-samples", type=int, default=2000)
     ap.add_argument("--proxy-resolution", type=int, default=32)
+    ap.add_argument("--ref-resolution", type=int, default=None,
+                    help="stage 1's reference resolution (default: --proxy-resolution); e.g. "
+                         "--proxy-resolution 24 --ref-resolution 32 scores a 24-px proxy "
+                         "against the 32-px reference")
     ap.add_argument("--target", default="4e8", help="stage 1's T for the reward, in MACs")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--bootstrap", type=int, default=1000)
