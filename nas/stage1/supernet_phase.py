@@ -22,6 +22,7 @@ that is three phases, all in the run folder, all resumable after kill -9 or Ctrl
 from __future__ import annotations
 
 import logging
+import statistics
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -218,8 +219,6 @@ def inherited_signal(accuracies: list[float], *, num_classes: int,
     before any candidate is scored."""
     if not accuracies:
         return None
-    import statistics
-
     chance = 1.0 / num_classes
     sd = (chance * (1.0 - chance) / images) ** 0.5
     median = statistics.median(accuracies)
