@@ -746,8 +746,8 @@ def per_arch_table(per_arch: list[dict[str, Any]]) -> list[str]:
         return "-" if x is None else f"{x:.4f}"
 
     procs = list(per_arch[0]["curves"]) if per_arch else []
-    lines = ["| network | MMACs | proxy px | reference (accuracy per seed) | today's default "
-             "proxy | " + " | ".join(f"{p.split(' (')[0]}: per epoch" for p in procs) + " |",
+    lines = ["| network | MMACs | proxy px | reference (accuracy per seed) | one proxy "
+             "training | " + " | ".join(f"{p.split(' (')[0]}: per epoch" for p in procs) + " |",
              "|---|---:|---:|---|---:|" + "---|" * len(procs)]
     for a in per_arch:
         curves = " | ".join("-" if c is None else ", ".join(acc(x) for x in c)
