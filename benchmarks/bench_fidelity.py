@@ -789,16 +789,13 @@ def stage1_plan(args: argparse.Namespace) -> Plan:
     # scored against the same (cached) reference
     reference = _reference(args, replace(task, resolution=args.ref_resolution or task.resolution))
     archs = arch_set(args.archs or 24, seed=args.arch_seed, space=args.space)
-    defaults = parser().parse_args([])
-    label = ("today's default proxy" if (args.train_samples, args.proxy_resolution)
-             == (defaults.train_samples, defaults.proxy_resolution) else "the proxy")
     k = 4 if args.finalists is None else args.finalists
     s = args.finalist_seeds or 3
     return Plan(archs=archs,
                 procedures=(Procedure(f"full procedure ({race} + {k} finalists x {s} seeds)",
                                       ladder, search),),
                 default=default,
-                default_label=f"{label} (2 epochs x {args.train_samples:,} images, "
+                default_label=f"one 2-epoch proxy training ({args.train_samples:,} images, "
                               f"{args.proxy_resolution} px)",
                 reference=reference, ref_seeds=args.ref_seeds,
                 finalists=k, finalist_seeds=s, order_seed=args.order_seed,

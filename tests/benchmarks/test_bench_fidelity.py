@@ -102,7 +102,8 @@ def test_a_tiny_benchmark_runs_in_pieces_from_its_cache(bench, tmp_path, tiny_sp
     assert ev.calls == 9 + 10  # 5 archs x 2 seeds
     names = [r["scorer"] for r in res["rows"]]
     assert names[:2] == ["rung 1 (epoch 1 of 2, 120 images)", "rung 2 (epoch 2 of 2, 120 images)"]
-    assert names[2].startswith("today's default proxy") and names[3].startswith("full procedure")
+    assert names[2] == "one 2-epoch proxy training (120 images, 16 px)"
+    assert names[3].startswith("full procedure")
     for r in [res["ceiling"], *res["rows"]]:
         assert -1 <= r["spearman"] <= 1 and r["spearman_ci"][0] <= r["spearman_ci"][1]
         assert 0 <= r["top5"] <= 5 and r["regret"] >= 0
@@ -121,8 +122,9 @@ def test_a_tiny_benchmark_runs_in_pieces_from_its_cache(bench, tmp_path, tiny_sp
     assert [r["scorer"] for r in res["variants"]] == ["today: 2 ep x 120 at 16 px"]
     assert len(res["missing"]["variants"]) == 5
     res = bench.main(["--part", "variants", *args], evaluate=ev)
-    # 6 variants x 5 archs, less today's (the default proxy, cached by the ladder part)
-    assert ev.calls == 19 + 5 * 5 and not res["missing"]["variants"]
+    # 7 variants x 5 archs, less today's (the default proxy, cached by the ladder part)
+    assert len(bench.VARIANTS) == 7
+    assert ev.calls == 19 + 5 * 6 and not res["missing"]["variants"]
     rows = {r["scorer"].split(":")[0]: r for r in res["variants"]}
     assert list(rows) == list(bench.VARIANTS)
     assert rows["today"]["spearman"] == res["rows"][2]["spearman"]  # the default proxy's row
@@ -135,7 +137,7 @@ def test_a_tiny_benchmark_runs_in_pieces_from_its_cache(bench, tmp_path, tiny_sp
     assert "ceiling_vs_mean" not in res  # two seeds: only seed against seed
     three = [a.replace("0,1", "0,1,2") for a in args]
     res = bench.main(["--part", "reference", *three], evaluate=ev)
-    assert ev.calls == 44 + 5  # the third seed only
+    assert ev.calls == 49 + 5  # the third seed only
     assert res["ceiling_vs_mean"]["scorer"] == "reference seed vs the mean of the other 2"
     assert res["ceiling"]["spearman"] == again["ceiling"]["spearman"]  # still seed 0 vs 1
     for block in bench.table(res).split("\n\n"):  # every table's rule fits its header
