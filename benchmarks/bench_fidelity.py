@@ -26,7 +26,10 @@ train now (``reference``, ``ladder``, ``finalists``, or ``score`` to train nothi
 ``--slice A:B`` trains only architectures A..B-1 of the set. ``score`` uses whatever is cached
 and says what is missing. ``--part variants`` trains other ways to spend the proxy's budget
 (:data:`VARIANTS`: EcoNAS's images-against-epochs at equal steps, a lower resolution, half and
-twice the steps) and scores each against the same reference, with its cost.
+twice the steps, twice the steps at a lower resolution) and scores each against the same
+reference, with its cost. ``--ref-resolution`` keeps stage 1's reference at its resolution
+while ``--proxy-resolution`` changes the proxy's, so a whole procedure can be scored with
+another proxy against the cached reference.
 
     .venv/bin/python benchmarks/bench_fidelity.py --part ladder --threads 1
     .venv/bin/python benchmarks/bench_fidelity.py --part reference --slice 0:4 --threads 1
