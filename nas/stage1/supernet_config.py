@@ -54,6 +54,10 @@ class SupernetConfig:
             _positive_int("score_val_samples", self.score_val_samples, "--score-val-samples",
                           500)
 
+    def scored_images(self, val_images: int) -> int:
+        """How many of a ``val_images``-image validation split a candidate is scored on."""
+        return min(self.score_val_samples or val_images, val_images)
+
     @property
     def calib_batches(self) -> tuple[int, int]:
         """(batches, batch size) the calibration images come in: batches of at most 128."""

@@ -182,9 +182,10 @@ class SupernetScorer:
         batches, size = sn.calib_batches
         seed = _seed(self.config)
         calib = calibration_batches(train, num_batches=batches, batch_size=size, seed=seed)
-        if sn.score_val_samples is not None and sn.score_val_samples < len(val):
+        n = sn.scored_images(len(val))
+        if n < len(val):
             pick = torch.randperm(len(val), generator=torch.Generator().manual_seed(seed))
-            idx = pick[:sn.score_val_samples].sort().values.to(val.device)
+            idx = pick[:n].sort().values.to(val.device)
             val = type(val)(val.images[idx], val.labels[idx], val.resolution, val.mean, val.std)
         log.info("supernet scorer: loaded %s (fingerprint %s) on %s; %d calibration and %d "
                  "validation images", Path(self.checkpoint).name, info["fingerprint"], where,
@@ -290,7 +291,7 @@ class SupernetStage:
                                          data=_data_key(c))
             self._plan = _Plan(net=net, train=train, settings=settings,
                                fingerprint=fingerprint(settings),
-                               val_images=min(sn.score_val_samples or len(val), len(val)))
+                               val_images=sn.scored_images(len(val)))
             self.scorer.fingerprint = self._plan.fingerprint
             self.total_steps = supernet_steps(len(train), self.train_config)[1]
         return self._plan
