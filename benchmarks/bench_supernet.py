@@ -517,7 +517,7 @@ def mixing_part(a: argparse.Namespace) -> int:
     base = space.sample(_RandomSuggester(random.Random(a.base_seed)))
     config = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, threads=a.threads,
                          **RECIPES[a.recipe])
-    groups = []  # (group, dims, ops), all checked before anything trains
+    groups = []  # (group, dims, ops, stages), all checked before anything trains
     for group in a.free.split(";"):
         dims, ops, where = [], None, None
         for token in filter(None, group.split(",")):
