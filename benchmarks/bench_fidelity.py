@@ -9,8 +9,9 @@ and the scorers are compared with the seeds' mean); the Spearman between two ref
 the issue's ceiling, and one seed against the mean of the others the fairer one. The **ladder** is one training per architecture at the default
 proxy task up to the top rung (``--rungs``, default the search's 1,2), read after every rung;
 the race keeps the best 1/``--reduction-factor`` at each rung (default the search's, 2);
-**today's default proxy** is the search's 2 epochs x 6,000 images at 32 px (the top rung when
-the rungs are the default). The **full procedure** races the architectures in a seeded order
+**today's default proxy** is the search's 2 epochs x 12,000 images at 24 px (the top rung when
+the rungs are the default; ``--train-samples 6000 --proxy-resolution 32`` is the earlier one).
+Stage 1's reference trains at 32 px (``--ref-resolution``) whatever the proxy's resolution. The **full procedure** races the architectures in a seeded order
 with the engine's own rule (:meth:`nas.engine.Ladder.promotes`), retrains the top
 ``--finalists`` with ``--finalist-seeds`` fresh seeds (the engine's finalist seeds) and ranks
 the finalists by mean, then the others by the rung they reached and their score there.
@@ -27,9 +28,7 @@ train now (``reference``, ``ladder``, ``finalists``, or ``score`` to train nothi
 and says what is missing. ``--part variants`` trains other ways to spend the proxy's budget
 (:data:`VARIANTS`: EcoNAS's images-against-epochs at equal steps, a lower resolution, half and
 twice the steps, twice the steps at a lower resolution) and scores each against the same
-reference, with its cost. ``--ref-resolution`` keeps stage 1's reference at its resolution
-while ``--proxy-resolution`` changes the proxy's, so a whole procedure can be scored with
-another proxy against the cached reference.
+reference, with its cost (relative to ``--train-samples`` and ``--proxy-resolution``).
 
     .venv/bin/python benchmarks/bench_fidelity.py --part ladder --threads 1
     .venv/bin/python benchmarks/bench_fidelity.py --part reference --slice 0:4 --threads 1
@@ -762,6 +761,19 @@ def per_arch_table(per_arch: list[dict[str, Any]]) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------- main
+# Stage 1's reference resolution when --ref-resolution is not given: the stable reference's.
+REF_RESOLUTION = 32
+
+
+def _task(args: argparse.Namespace, default: ProxyConfig) -> ProxyConfig:
+    """The stage's proxy task: its ``default`` with the flags given (``--train-samples`` and
+    ``--proxy-resolution`` default to the stage's own)."""
+    return replace(default, dataset=args.dataset, data_dir=args.data_dir,
+                   val_samples=args.val_samples,
+                   train_samples=args.train_samples or default.train_samples,
+                   resolution=args.proxy_resolution or default.resolution)
+
+
 def _reference(args: argparse.Namespace, task: ProxyConfig) -> ProxyConfig:
     """The reference training: the proxy ``task`` (today's defaults, no recipe applied yet) on
     ``--ref-train-samples`` images for ``--ref-epochs``, with ``--ref-recipe`` (default:
@@ -773,9 +785,7 @@ def _reference(args: argparse.Namespace, task: ProxyConfig) -> ProxyConfig:
 
 def stage1_plan(args: argparse.Namespace) -> Plan:
     """Stage 1: ``--archs`` networks of ``--space`` and the zoo, ranked by the reward."""
-    task = ProxyConfig(dataset=args.dataset, data_dir=args.data_dir,
-                       train_samples=args.train_samples, val_samples=args.val_samples,
-                       resolution=args.proxy_resolution)
+    task = _task(args, ProxyConfig())
     base = RECIPES[args.recipe](task)
     train = replace(base.train, threads=args.threads)
     # the search's own ladder: its rungs for 2 epochs and its keep fraction, unless given
@@ -788,9 +798,9 @@ def stage1_plan(args: argparse.Namespace) -> Plan:
             f"race on rungs {','.join(map(str, ladder.rungs))} keeping 1/{keep}")
     search = replace(base, train=replace(train, epochs=ladder.top))
     default = replace(base, train=replace(train, epochs=2))
-    # the reference at its own resolution when asked: a proxy at another resolution is then
-    # scored against the same (cached) reference
-    reference = _reference(args, replace(task, resolution=args.ref_resolution or task.resolution))
+    # the reference at its own resolution: a proxy at another resolution is scored against the
+    # same (cached) reference
+    reference = _reference(args, replace(task, resolution=args.ref_resolution or REF_RESOLUTION))
     archs = arch_set(args.archs or 24, seed=args.arch_seed, space=args.space)
     k = 4 if args.finalists is None else args.finalists
     s = args.finalist_seeds or 3
@@ -798,8 +808,8 @@ def stage1_plan(args: argparse.Namespace) -> Plan:
                 procedures=(Procedure(f"full procedure ({race} + {k} finalists x {s} seeds)",
                                       ladder, search),),
                 default=default,
-                default_label=f"one 2-epoch proxy training ({args.train_samples:,} images, "
-                              f"{args.proxy_resolution} px)",
+                default_label=f"one 2-epoch proxy training ({task.train_samples:,} images, "
+                              f"{task.resolution} px)",
                 reference=reference, ref_seeds=args.ref_seeds,
                 finalists=k, finalist_seeds=s, order_seed=args.order_seed,
                 objective=Objective(int(float(args.target))),
@@ -811,9 +821,7 @@ def stage2_plan(args: argparse.Namespace) -> Plan:
     on EfficientNet-B0 at width ``--base-width``, each training at round(32 x gamma^phi) px,
     ranked by accuracy (gridsearch's default ``--select``)."""
     defaults = GridSearchConfig()
-    task = replace(default_proxy(), dataset=args.dataset, data_dir=args.data_dir,
-                   train_samples=args.train_samples, val_samples=args.val_samples,
-                   resolution=args.proxy_resolution)
+    task = _task(args, default_proxy())
     base = RECIPES[args.recipe](task)
     train = replace(base.train, threads=args.threads)
     default = replace(base, train=train)
@@ -918,13 +926,16 @@ def parser() -> argparse.ArgumentParser:
                     help="reference training images (default: the whole training split)")
     ap.add_argument("--dataset", default="fashion-mnist")
     ap.add_argument("--data-dir", default=None)
-    ap.add_argument("--train-samples", type=int, default=6000)
+    ap.add_argument("--train-samples", type=int, default=None,
+                    help="the proxy's training images (default: the stage's own, 12000 in "
+                         "stage 1 as nas search, 6000 in stage 2 as gridsearch)")
     ap.add_argument("--val-samples", type=int, default=2000)
-    ap.add_argument("--proxy-resolution", type=int, default=32)
+    ap.add_argument("--proxy-resolution", type=int, default=None,
+                    help="the proxy's resolution (default: the stage's own, 24 in stage 1, 32 "
+                         "x gamma in stage 2)")
     ap.add_argument("--ref-resolution", type=int, default=None,
-                    help="stage 1's reference resolution (default: --proxy-resolution); e.g. "
-                         "--proxy-resolution 24 --ref-resolution 32 scores a 24-px proxy "
-                         "against the 32-px reference")
+                    help=f"stage 1's reference resolution (default {REF_RESOLUTION}, the stable "
+                         f"reference's, whatever --proxy-resolution is)")
     ap.add_argument("--target", default="4e8", help="stage 1's T for the reward, in MACs")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--bootstrap", type=int, default=1000)

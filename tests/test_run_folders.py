@@ -135,6 +135,11 @@ def test_a_folder_from_before_the_zero_head_resumes_without_it(tmp_path, run, re
     for proxy in recipes_trained:
         assert proxy.zero_init_head is False and proxy.zero_init_last is True
         assert (proxy.train.lr, proxy.train.grad_clip) == (0.05, 2.0)
+        # the task it started with, not today's (stage 1's default moved to 12,000 at 24 px;
+        # a stage-2 point trains at its own multiple of the base resolution)
+        assert proxy.train_samples == before["proxy"]["train_samples"]
+        if run == "s1-open":
+            assert proxy.resolution == before["proxy"]["resolution"]
     assert read_config(folder)["proxy"]["zero_init_head"] is False
 
 

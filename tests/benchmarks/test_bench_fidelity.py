@@ -66,10 +66,10 @@ def test_the_race_follows_the_engines_rule(bench):
 
 
 TINY = ["--dataset", "synthetic", "--space", "{space}", "--archs", "5", "--train-samples",
-        "120", "--val-samples", "60", "--proxy-resolution", "16", "--ref-epochs", "2",
-        "--ref-train-samples", "240", "--ref-seeds", "0,1", "--finalists", "2",
-        "--finalist-seeds", "2", "--threads", "1", "--bootstrap", "50", "--target", "2e6",
-        "--rungs", "1,2"]  # a race (stage 1's default has none), so the race is exercised
+        "120", "--val-samples", "60", "--proxy-resolution", "16", "--ref-resolution", "16",
+        "--ref-epochs", "2", "--ref-train-samples", "240", "--ref-seeds", "0,1",
+        "--finalists", "2", "--finalist-seeds", "2", "--threads", "1", "--bootstrap", "50",
+        "--target", "2e6", "--rungs", "1,2"]  # a race (stage 1's default has none), so the race is exercised
 
 
 class Counting:
@@ -333,8 +333,10 @@ def test_stage2_races_by_reward_and_chooses_by_mean_accuracy(bench, tmp_path):
 def test_stage1_cache_keys_stay_those_of_the_trainings_on_disk(bench):
     # Hours of stage-1 trainings are cached under these keys (EfficientNet-B0's ladder training
     # and its reference seed 1, with 0.2's recipe): a change to the key, the plan or the seeds
-    # would lose them.
-    plan = bench.stage1_plan(bench.parser().parse_args(["--archs", "2", "--recipe", "legacy"]))
+    # would lose them. They trained the earlier proxy task, 6,000 images at 32 px.
+    plan = bench.stage1_plan(bench.parser().parse_args(
+        ["--archs", "2", "--recipe", "legacy", "--train-samples", "6000",
+         "--proxy-resolution", "32"]))
     b0 = plan.archs[0]
     assert b0.name == "efficientnet-b0"
     assert bench.Cache.key(b0, plan.task(plan.procedures[0].task, 0),
@@ -423,3 +425,23 @@ def test_the_classifier_init_keeps_the_keys_of_what_was_cached_before_it(bench):
     before.pop("zero_init_head")
     assert bench.Cache.key("arch", off, 1) == bench.Cache.key("arch", before, 1)
     assert bench.Cache.key("arch", ProxyConfig(), 1) != bench.Cache.key("arch", off, 1)
+
+
+@pytest.mark.parametrize("stage, proxy", [("1", (24, 12000)), ("2", (32, 6000))])
+def test_each_stage_scores_its_own_default_proxy_against_the_32px_reference(bench, stage, proxy):
+    """Stage 1's default proxy moved to 12,000 images at 24 px (nas search's), stage 2's stayed
+    at gridsearch's 6,000 at 32 px; either is scored against a reference trained at 32 px, the
+    cached stable reference, unless --ref-resolution says otherwise."""
+    def plan(*flags):
+        return bench.STAGES[stage](bench.parser().parse_args(["--stage", stage, "--archs", "2",
+                                                              *flags]))
+
+    default = plan()
+    assert (default.default.resolution, default.default.train_samples) == proxy
+    assert default.reference.resolution == 32 and default.reference.train_samples is None
+    old = plan("--train-samples", "6000", "--proxy-resolution", "32")
+    assert (old.default.resolution, old.default.train_samples) == (32, 6000)
+    assert old.reference == default.reference
+    if stage == "1":
+        assert plan("--ref-resolution", "16").reference.resolution == 16
+        assert default.default_label == "one 2-epoch proxy training (12,000 images, 24 px)"
