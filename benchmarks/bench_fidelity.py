@@ -6,15 +6,17 @@ zoo network is a member of the mnasnet space), then seeded uniform members of th
 ``--archs`` in all. The **reference** trains each on the full training split (``--ref-epochs``,
 default 3) with ``--ref-seeds`` seeds (default 0,1,2: at 3 epochs one training's outcome is noisy,
 and the scorers are compared with the seeds' mean); the Spearman between two reference seeds is
-the issue's ceiling, and one seed against the mean of the others the fairer one. The **ladder** is one training per architecture at the default
-proxy task up to the top rung (``--rungs``, default the search's 1,2), read after every rung;
+the issue's ceiling, and one seed against the mean of the others the fairer one. The **ladder**
+is one training per architecture at the default proxy task up to the top rung (``--rungs``,
+default the search's 1,2), read after every rung;
 the race keeps the best 1/``--reduction-factor`` at each rung (default the search's, 2);
 **today's default proxy** is the search's 2 epochs x 12,000 images at 24 px (the top rung when
 the rungs are the default; ``--train-samples 6000 --proxy-resolution 32`` is the earlier one).
-Stage 1's reference trains at 32 px (``--ref-resolution``) whatever the proxy's resolution. The **full procedure** races the architectures in a seeded order
-with the engine's own rule (:meth:`nas.engine.Ladder.promotes`), retrains the top
-``--finalists`` with ``--finalist-seeds`` fresh seeds (the engine's finalist seeds) and ranks
-the finalists by mean, then the others by the rung they reached and their score there.
+Stage 1's reference trains at 32 px (``--ref-resolution``) whatever the proxy's resolution.
+The **full procedure** races the architectures in a seeded order with the engine's own rule
+(:meth:`nas.engine.Ladder.promotes`), retrains the top ``--finalists`` with ``--finalist-seeds``
+fresh seeds (the engine's finalist seeds) and ranks the finalists by mean, then the others by
+the rung they reached and their score there.
 
 Scores, on the reward ACC x (MACs/T)^-0.07 (T = ``--target``): Spearman and Kendall's tau-b with
 bootstrap 95% CIs over architectures, top-5 overlap with the reference, and the regret (the

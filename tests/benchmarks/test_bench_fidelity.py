@@ -69,7 +69,8 @@ TINY = ["--dataset", "synthetic", "--space", "{space}", "--archs", "5", "--train
         "120", "--val-samples", "60", "--proxy-resolution", "16", "--ref-resolution", "16",
         "--ref-epochs", "2", "--ref-train-samples", "240", "--ref-seeds", "0,1",
         "--finalists", "2", "--finalist-seeds", "2", "--threads", "1", "--bootstrap", "50",
-        "--target", "2e6", "--rungs", "1,2"]  # a race (stage 1's default has none), so the race is exercised
+        "--target", "2e6",
+        "--rungs", "1,2"]  # a race (stage 1's default has none), so the race is exercised
 
 
 class Counting:
