@@ -32,8 +32,9 @@ class SupernetConfig:
     recipe (optimizer, learning rate, warm-up, schedule, label smoothing, clipping). Each step
     trains the largest, the smallest and ``n_random`` random members (the sandwich ``rule``,
     :data:`nas.supernet.SANDWICH_RULES`), the others distilled from the largest (``distill``,
-    :data:`nas.supernet.DISTILL_LOSSES`). One epoch of the mnasnet space on 6,000 images took
-    65-94 CPU-seconds on one thread (benchmarks/BENCHMARKS_supernet.md).
+    :data:`nas.supernet.DISTILL_LOSSES`). One epoch of the mnasnet space on 6,000 images at
+    32 px took 65-94 CPU-seconds on one thread (benchmarks/BENCHMARKS_supernet.md); the default
+    task, 12,000 at 24 px, has twice the steps.
 
     A candidate's score: batch norm recalibrated on ``calib_images`` fixed training images, then
     top-1 on ``score_val_samples`` images of the validation split (None: all of it; fewer score
