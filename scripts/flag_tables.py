@@ -80,7 +80,7 @@ EXAMPLES: dict[str, str] = {
     "--finalists": "--finalists 5", "--finalist-seeds": "--finalist-seeds 4",
     # proxy task
     "--dataset": "--dataset cifar10", "--data-dir": "--data-dir ~/cifar",
-    "--epochs": "--epochs 3", "--train-samples": "--train-samples 12000",
+    "--epochs": "--epochs 3", "--train-samples": "--train-samples 24000",
     "--val-samples": "--val-samples 5000", "--proxy-resolution": "--proxy-resolution 64",
     "--batch-size": "--batch-size 256", "--lr": "--lr 0.1",
     "--warmup-epochs": "--warmup-epochs 0", "--optimizer": "--optimizer rmsprop",
