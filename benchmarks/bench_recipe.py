@@ -163,7 +163,8 @@ def score(archs: Sequence[Any], cache: Any, base: ProxyConfig, *, recipes: Seque
           n_boot: int = 1000) -> list[dict[str, Any]]:
     macs = [count_analytic(a).macs for a in archs]
     rows = []
-    first: dict[str, tuple[list[int], list[float]]] = {}  # scorer -> the first recipe's means
+    # scorer -> the first recipe's networks, mean scores and Spearman against the reference
+    first: dict[str, tuple[list[int], list[float], float]] = {}
     for name in recipes:
         task = recipe(base, name)
         recs = [[cache.get(a, task, seed_of(s, a.arch_hash())) for s in seeds] for a in archs]
@@ -196,10 +197,11 @@ def score(archs: Sequence[Any], cache: Any, base: ProxyConfig, *, recipes: Seque
                 row["regret"] = fidelity.regret(mean_v, ref)
                 # paired against the first recipe on the same networks: whether the ranking's
                 # gain exceeds the luck of which networks were drawn
-                base_have, base_v = first.setdefault(scorer, (have, mean_v))
-                if base_have == have and base_v is not mean_v:
-                    row["minus_first"] = (row["vs_reference"]
-                                          - fidelity.spearman(base_v, ref))
+                if name == recipes[0]:
+                    first[scorer] = (have, mean_v, row["vs_reference"])
+                elif scorer in first and first[scorer][0] == have:
+                    _, base_v, base_rho = first[scorer]
+                    row["minus_first"] = row["vs_reference"] - base_rho
                     row["minus_first_ci"] = fidelity.paired_diff_ci(
                         mean_v, base_v, ref, fidelity.spearman, n=n_boot)
             rows.append(row)
