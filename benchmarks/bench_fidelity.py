@@ -765,6 +765,9 @@ def per_arch_table(per_arch: list[dict[str, Any]]) -> list[str]:
 # ---------------------------------------------------------------------------------- main
 # Stage 1's reference resolution when --ref-resolution is not given: the stable reference's.
 REF_RESOLUTION = 32
+# Stage 1's proxy task before bca5810 (6,000 images at 32 px), as flags: what bench_recipe's
+# recipes and bench_supernet's stable-proxy means were trained on, and are keyed by in the cache.
+EARLIER_TASK = ("--train-samples", "6000", "--proxy-resolution", "32")
 
 
 def _task(args: argparse.Namespace, default: ProxyConfig) -> ProxyConfig:

@@ -322,8 +322,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     fid = fidelity.parser().parse_args(["--archs", str(args.archs), "--threads",
                                         str(args.threads), "--ref-epochs", str(args.ref_epochs),
                                         "--ref-seeds", ",".join(map(str, args.ref_seeds)),
-                                        "--ref-recipe", args.ref_recipe, "--train-samples",
-                                        "6000", "--proxy-resolution", "32"])
+                                        "--ref-recipe", args.ref_recipe, *fidelity.EARLIER_TASK])
     plan = fidelity.stage1_plan(fid)
     base = legacy_proxy(plan.default)
     cache = fidelity.Cache(Path(args.cache))

@@ -137,8 +137,7 @@ def stable_proxy_means(cache_dir: str = "benchmarks/fidelity-cache", seeds=(0, 1
 
     fid = _fidelity()
     # --recipe stable, the default, on the task these were trained on (the earlier default)
-    plan = fid.stage1_plan(fid.parser().parse_args(["--train-samples", "6000",
-                                                    "--proxy-resolution", "32"]))
+    plan = fid.stage1_plan(fid.parser().parse_args(list(fid.EARLIER_TASK)))
     cache = fid.Cache(Path(cache_dir))
     accs = []
     for a in plan.archs:
