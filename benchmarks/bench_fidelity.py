@@ -775,8 +775,10 @@ def _task(args: argparse.Namespace, default: ProxyConfig) -> ProxyConfig:
     ``--proxy-resolution`` default to the stage's own)."""
     return replace(default, dataset=args.dataset, data_dir=args.data_dir,
                    val_samples=args.val_samples,
-                   train_samples=args.train_samples or default.train_samples,
-                   resolution=args.proxy_resolution or default.resolution)
+                   train_samples=(default.train_samples if args.train_samples is None
+                                  else args.train_samples),
+                   resolution=(default.resolution if args.proxy_resolution is None
+                               else args.proxy_resolution))
 
 
 def _reference(args: argparse.Namespace, task: ProxyConfig) -> ProxyConfig:
