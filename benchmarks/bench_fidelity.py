@@ -78,7 +78,7 @@ from gridsearch.search import (GridSearchConfig, PointTask, default_proxy, point
                                reward_objective)
 from nas.engine import Ladder, parse_rungs
 from nas.engine.fidelity import parse_reduction_factor
-from nas.engine.finalists import finalist_key, mean_std
+from nas.engine.finalists import FinalistPlan, finalist_key, mean_std
 from nas.evaluate import (SETTINGS_BEFORE, ProxyConfig, evaluate_proxy, legacy_proxy,
                           trial_seed)
 from nas.stage1.config import SearchConfig
@@ -399,12 +399,24 @@ class Cache:
 @dataclass(frozen=True)
 class Procedure:
     """How the tool chooses: a race on ``ladder`` over one training of ``task`` per architecture
-    (its top rung's epochs), then the top finalists retrained on ``task`` with the engine's
-    finalist seeds, the best mean chosen. ``label`` names its row in the table."""
+    (its top rung's epochs), then the top finalists retrained on ``task`` (for
+    ``finalist_epochs`` epochs when given: ``--finalist-epochs``) with the engine's finalist
+    seeds, the best mean chosen. ``label`` names its row in the table."""
 
     label: str
     ladder: Ladder
     task: ProxyConfig
+    finalist_epochs: int | None = None
+
+    @property
+    def finalist_task(self) -> ProxyConfig:
+        """What a finalist trains on: the engine's rule (``FinalistPlan.task``)."""
+        return FinalistPlan(1, 1, self.finalist_epochs).task(self.task)
+
+    @property
+    def finalist_top(self) -> int:
+        """Epochs per finalist run."""
+        return self.finalist_task.train.epochs
 
 
 # What a stage scores and chooses by, from a training's accuracy: stage 1 the reward, stage 2
@@ -504,7 +516,7 @@ def run_part(plan: Plan, cache: Cache, part: str, *, only: range,
             result = race(_rewards(plan, curves), proc.ladder, plan.order())
             for i in top_finalists(result, proc.ladder, plan.finalists):
                 for s in range(plan.finalist_seeds):
-                    train(i, proc.task, plan.finalist_seed(i, s), "finalist")
+                    train(i, proc.finalist_task, plan.finalist_seed(i, s), "finalist")
     return n
 
 
@@ -625,12 +637,12 @@ def _procedure_row(plan: Plan, cache: Cache, proc: Procedure, curves: list[list[
     fins = top_finalists(result, proc.ladder, plan.finalists)
     seeds = {}  # per finalist whose seeds are all cached, the value of each seed
     for i in fins:
-        got = [cache.get(archs[i], plan.task(proc.task, i), plan.finalist_seed(i, s))
+        got = [cache.get(archs[i], plan.task(proc.finalist_task, i), plan.finalist_seed(i, s))
                for s in range(plan.finalist_seeds)]
         if all(g is not None for g in got):
             seeds[i] = [plan.value(i, g["accuracy"]) for g in got]
     means = {i: mean_std(v)[0] for i, v in seeds.items()}
-    epochs = result.epochs + len(fins) * plan.finalist_seeds * proc.ladder.top
+    epochs = result.epochs + len(fins) * plan.finalist_seeds * proc.finalist_top
     out["races"].append({"procedure": proc.label, "race_epochs": result.epochs,
                          "epochs": epochs, "finalists": [archs[i].name for i in fins],
                          "reached": result.reached,
@@ -658,7 +670,7 @@ def _sizes(plan: Plan, proc: Procedure, result: RaceResult, fins: list[int],
     def row(k: int, s: int, b0: int) -> dict[str, Any]:
         regret = (max(mean_ref) - mean_ref[have.index(b0)]) if b0 in have else float("nan")
         return {"finalists": k, "seeds": s, "b0": plan.archs[b0].name, "regret": regret,
-                "epochs": result.epochs + k * s * proc.ladder.top}
+                "epochs": result.epochs + k * s * proc.finalist_top}
 
     rows = [row(0, 0, fins[0])] if fins else []
     for k in range(1, len(fins) + 1):
@@ -811,9 +823,11 @@ def stage1_plan(args: argparse.Namespace) -> Plan:
     archs = arch_set(args.archs or 24, seed=args.arch_seed, space=args.space)
     k = 4 if args.finalists is None else args.finalists
     s = args.finalist_seeds or 3
+    fe = args.finalist_epochs
+    each = "" if fe is None else f" of {fe} epochs"
     return Plan(archs=archs,
-                procedures=(Procedure(f"full procedure ({race} + {k} finalists x {s} seeds)",
-                                      ladder, search),),
+                procedures=(Procedure(f"full procedure ({race} + {k} finalists x {s} "
+                                      f"seeds{each})", ladder, search, fe),),
                 default=default,
                 default_label=f"one 2-epoch proxy training ({task.train_samples:,} images, "
                               f"{task.resolution} px)",
@@ -843,11 +857,15 @@ def stage2_plan(args: argparse.Namespace) -> Plan:
     k = defaults.finalists if args.finalists is None else args.finalists
     s = args.finalist_seeds or defaults.finalist_seeds
     top = default.train.epochs
+    fe = args.finalist_epochs
+    each = "" if fe is None else f" of {fe} epochs"
     return Plan(archs=[p.task.spec for p in points],
                 procedures=(Procedure(f"full procedure, today's default ({top} epoch, no race; "
-                                      f"{k} finalists x {s} seeds)", Ladder((top,)), default),
+                                      f"{k} finalists x {s} seeds{each})", Ladder((top,)),
+                                      default, fe),
                             Procedure(f"full procedure, ladder {ladder.to_text()} (keeping "
-                                      f"1/{keep}; {k} finalists x {s} seeds)", ladder, search)),
+                                      f"1/{keep}; {k} finalists x {s} seeds{each})", ladder,
+                                      search, fe)),
                 default=default,
                 default_label=f"today's default proxy ({top} epoch x "
                               f"{default.train_samples:,} images, 32 px x gamma)",
@@ -889,6 +907,17 @@ def seed_list(text: str) -> tuple[int, ...]:
     return seeds
 
 
+def _finalist_epochs(text: str) -> int:
+    """--finalist-epochs: a whole number >= 1, checked by the engine's own rule."""
+    try:
+        return FinalistPlan(1, 1, int(text)).epochs  # type: ignore[return-value]
+    except ValueError as e:
+        msg = str(e) if "finalist_epochs" in str(e) else (
+            f"expected a whole number of epochs >= 1, got {text!r}; pass e.g. "
+            f"--finalist-epochs 8")
+        raise argparse.ArgumentTypeError(msg) from None
+
+
 def _reduction_factor(text: str) -> int:
     try:
         return parse_reduction_factor(text)
@@ -926,6 +955,9 @@ def parser() -> argparse.ArgumentParser:
                          "2 in stage 1, 3 in stage 2)")
     ap.add_argument("--finalists", type=int, default=None, help="default 4 (both stages)")
     ap.add_argument("--finalist-seeds", type=int, default=None, help="default 3 (both stages)")
+    ap.add_argument("--finalist-epochs", type=_finalist_epochs, default=None, metavar="E",
+                    help="epochs per finalist run (default: the search's, as nas search "
+                         "--finalist-epochs)")
     ap.add_argument("--ref-epochs", type=int, default=3)
     ap.add_argument("--ref-seeds", type=seed_list, default=seed_list("0,1,2"),
                     help="reference seeds, comma-separated (default 0,1,2)")

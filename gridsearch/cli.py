@@ -33,7 +33,7 @@ GROUP_FAMILY = "base & family"
 GROUP_COMPARE = "single-dimension comparison"
 
 GRID_FLAGS = ("step", "tolerance", "constraint", "alpha_range", "beta_range", "gamma_range",
-              "rungs", "reduction_factor", "finalists", "finalist_seeds")
+              "rungs", "reduction_factor", "finalists", "finalist_seeds", "finalist_epochs")
 
 DESCRIPTION = """\
 Stage 2 of EfficientNet (Sec. 3.3): grid-search the compound-scaling coefficients alpha, beta,
@@ -117,6 +117,9 @@ def make_parser() -> argparse.ArgumentParser:
     g.add_argument("--finalist-seeds", type=int, default=S, metavar="S",
                    help=f"seeds per finalist (default "
                         f"{default_of(GridSearchConfig, 'finalist_seeds')})")
+    g.add_argument("--finalist-epochs", type=int, default=S, metavar="E",
+                   help="epochs each finalist trains (default: --epochs, as the grid trains); "
+                        "a longer training confirms the winner at a higher fidelity")
     g = p.add_argument_group(GROUP_FAMILY, "what is scaled, and the family emitted from it")
     g.add_argument("--base", default=S,
                    help="the base to scale: a zoo name (default efficientnet-b0; see nas list), "
@@ -248,6 +251,7 @@ FLAGS: tuple[Flag, ...] = (
     *(_grid_flag(k, _range("--" + k.replace("_", "-")))
       for k in ("alpha_range", "beta_range", "gamma_range")),
     Flag("finalists", "finalists"), Flag("finalist_seeds", "finalist_seeds"),
+    Flag("finalist_epochs", "finalist_epochs"),
     Flag("select", "select", on_resume=True),
     Flag("family", "family", lambda v: parse_family(v), on_resume=True),
     Flag("compare_single", "compare_single", on_resume=True),

@@ -70,6 +70,8 @@ class GridSearchConfig:
     reduction_factor: int = 3
     finalists: int = 4
     finalist_seeds: int = 3
+    # the finalists' training length in epochs (None: the proxy's, as the grid trains)
+    finalist_epochs: int | None = None
     seed: int | None = 0
     proxy: ProxyConfig = field(default_factory=default_proxy)
     # gridsearch --latency: time the emitted family on this machine with this setting, once, at
@@ -86,7 +88,11 @@ class GridSearchConfig:
             raise UnknownNameError(f"unknown --select {self.select!r}; known: "
                                    f"{', '.join(SELECTORS)}")
         ROUNDINGS.get(self.rounding)  # an unknown name lists the known ones
-        self.finalist_plan()  # validates finalists, finalist_seeds
+        self.finalist_plan()  # validates finalists, finalist_seeds, finalist_epochs
+        if self.finalist_epochs is not None and self.finalists == 0:
+            raise ValueError(f"--finalist-epochs {self.finalist_epochs} sets how long the "
+                             f"finalists train, but --finalists 0 trains none; pass e.g. "
+                             f"--finalists 4, or drop --finalist-epochs")
         if self.rungs is not None:
             object.__setattr__(self, "rungs",
                                parse_rungs(self.rungs, epochs=self.proxy.train.epochs))
@@ -132,7 +138,7 @@ class GridSearchConfig:
         """The finalists (none for given coefficients: there is no grid to choose from)."""
         from nas.engine.finalists import FinalistPlan  # here: it imports optuna
 
-        plan = FinalistPlan(self.finalists, self.finalist_seeds)
+        plan = FinalistPlan(self.finalists, self.finalist_seeds, self.finalist_epochs)
         return plan if self.coefficients is None else FinalistPlan(0, plan.seeds)
 
     def to_dict(self) -> dict[str, Any]:
@@ -144,7 +150,7 @@ class GridSearchConfig:
                 "rungs": None if self.rungs is None else list(self.rungs),
                 "reduction_factor": self.reduction_factor,
                 "finalists": self.finalists, "finalist_seeds": self.finalist_seeds,
-                "seed": self.seed, "proxy": self.proxy.to_dict(),
+                "finalist_epochs": self.finalist_epochs, "seed": self.seed, "proxy": self.proxy.to_dict(),
                 "latency": None if self.latency is None else self.latency.to_dict(),
                 "latency_repeats": self.latency_repeats}
 
@@ -165,6 +171,7 @@ class GridSearchConfig:
                    # runs from before the setting kept the best third
                    reduction_factor=d.get("reduction_factor", 3),
                    finalists=d.get("finalists", 0), finalist_seeds=d.get("finalist_seeds", 3),
+                   finalist_epochs=d.get("finalist_epochs"),  # runs from before: the proxy's
                    seed=d["seed"], proxy=ProxyConfig.from_dict(d["proxy"]),
                    # runs from before --latency timed nothing
                    latency=LatencySettings.from_dict(d.get("latency")),

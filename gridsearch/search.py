@@ -367,8 +367,7 @@ def _log_plan(config: GridSearchConfig, base: ArchSpec, base_counts: Counts,
              "train now, rungs %s, then %s, run folder %s", base.name, base_counts.macs / 1e6,
              base.resolution, config.phi, len(jobs), todo,
              "none" if config.rungs is None else config.ladder().describe(),
-             f"{config.finalists} finalist(s) x {config.finalist_seeds} seed(s)"
-             if config.finalist_plan().enabled else "no finalists", run_dir, extra=checked())
+             config.finalist_plan().describe(), run_dir, extra=checked())
 
 
 def _describe(trial: FrozenTrial) -> str:

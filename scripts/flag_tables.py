@@ -78,6 +78,7 @@ EXAMPLES: dict[str, str] = {
     "nas search --reduction-factor": "--reduction-factor 3",
     "gridsearch --reduction-factor": "--rungs 1,3 --reduction-factor 2",
     "--finalists": "--finalists 5", "--finalist-seeds": "--finalist-seeds 4",
+    "--finalist-epochs": "--finalist-epochs 8",
     # proxy task
     "--dataset": "--dataset cifar10", "--data-dir": "--data-dir ~/cifar",
     "--epochs": "--epochs 3", "--train-samples": "--train-samples 24000",

@@ -48,6 +48,7 @@ FLAGS: tuple[Flag, ...] = (
     Flag("deploy_resolution", "deploy.resolution"),
     Flag("deploy_channels", "deploy.in_channels"), Flag("deploy_classes", "deploy.num_classes"),
     Flag("finalists", "finalists"), Flag("finalist_seeds", "finalist_seeds"),
+    Flag("finalist_epochs", "finalist_epochs"),
     Flag("trials", "trials", on_resume=True),
     Flag("timeout", "timeout", zero_is_none, on_resume=True),
     Flag("budget", "budget", zero_is_none, on_resume=True),
@@ -126,6 +127,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    f"mean reward (default {d('finalists')}; 0 = B0 is the search's best)")
     g.add_argument("--finalist-seeds", type=int, default=S,
                    help=f"seeds per finalist (default {d('finalist_seeds')})")
+    g.add_argument("--finalist-epochs", type=int, default=S, metavar="E",
+                   help="epochs each finalist trains (default: --epochs, as the search "
+                   "trains); more epochs bring the finalists' order closer to a long "
+                   "training's, for that many epochs' time per run (BENCHMARKS_fidelity.md)")
     add_supernet_arguments(p)
     proxy = ProxyConfig()
     add_proxy_arguments(p, proxy, seed=d("seed"))

@@ -13,7 +13,9 @@ Every figure comes from the study itself, so it holds on any machine and any bac
 - one more search trial: the median wall time of the search trials trained so far (pruned
   ones included: that is what the next trial costs on average);
 - one finalist run: the median wall time of the stand-alone trainings that reached the top
-  rung (finalist runs first, else the search's complete proxy trials);
+  rung (finalist runs first, else the search's complete proxy trials; when the finalists train
+  for another number of epochs than the search, ``--finalist-epochs``, the search trials' median
+  time per epoch times the finalists' epochs);
 - the finalists' time: the runs still to train, in waves of the trials the study has been
   seen running at once (:func:`concurrency`), times one finalist run.
 
@@ -41,6 +43,7 @@ log = logging.getLogger("nas.engine.driver")
 
 REUSED = "reused_from"  # a trial that took an earlier training's result cost no training
 EVALUATOR = "evaluator"  # who scored a search trial (proxy, or inherited supernet weights)
+CURVE = "val_accuracy_per_epoch"  # a trial's accuracy after each epoch it trained (.recorder)
 
 
 def check_budget(value: float | None) -> float | None:
@@ -60,6 +63,12 @@ def _seconds(t: FrozenTrial) -> float | None:
     if t.duration is None or t.user_attrs.get(REUSED) is not None:
         return None
     return t.duration.total_seconds()
+
+
+def _per_epoch(t: FrozenTrial) -> float | None:
+    """The trial's wall time per epoch trained (None: unfinished, reused, or no curve)."""
+    seconds, epochs = _seconds(t), len(t.user_attrs.get(CURVE) or ())
+    return None if seconds is None or not epochs else seconds / epochs
 
 
 def _median(values: Iterable[float | None]) -> float | None:
@@ -112,7 +121,12 @@ def estimate(trials: Sequence[FrozenTrial], plan: FinalistPlan) -> BudgetEstimat
     finalists = [t for t in done if is_finalist(t) and t.state == TrialState.COMPLETE]
     stand_alone = [t for t in search if t.state == TrialState.COMPLETE
                    and t.user_attrs.get(EVALUATOR, "proxy") == "proxy"]
-    one = _median(map(_seconds, finalists)) or _median(map(_seconds, stand_alone))
+    one = _median(map(_seconds, finalists))
+    if one is None and plan.epochs is not None:  # the finalists train longer (or shorter)
+        one = _median(_per_epoch(t) for t in stand_alone)
+        one = None if one is None else one * plan.epochs
+    elif one is None:
+        one = _median(map(_seconds, stand_alone))
     left = max(plan.k * plan.seeds - len(finalists), 0) if plan.enabled else 0
     return BudgetEstimate(trial=_median(map(_seconds, search)), finalist=one, runs_left=left,
                           at_once=concurrency(trials))

@@ -4,8 +4,9 @@ A search's best score is the maximum of many noisy numbers, so it is biased upwa
 winner's curse) and the seed-to-seed spread of one training can be larger than the spread of
 the top ten. So, once the search's budget is spent, the engine takes the top ``k`` distinct
 candidates (distinct reuse keys; ranked by the stage's ``reward``, the value the search told)
-and trains each again, at the top fidelity (the full proxy training, never pruned), with
-``seeds`` fresh seeds. The winner is the finalist with the best **mean** reward over its seeds.
+and trains each again, at the top fidelity (the full proxy training, never pruned; or for
+``epochs`` epochs, a longer training than the search's), with ``seeds`` fresh seeds. The winner
+is the finalist with the best **mean** reward over its seeds.
 
 Finalist runs are ordinary trials **in the same study**, enqueued with the source trial's
 parameters and the user attributes ``finalist`` (True), ``finalist_of`` (the source trial's
@@ -25,7 +26,7 @@ finalist trials like any other.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Iterable, Mapping, Sequence
 
 from optuna.trial import FrozenTrial, TrialState
@@ -51,10 +52,12 @@ SCORE = "reward"  # the user attribute both stages record and the finalists rank
 @dataclass(frozen=True)
 class FinalistPlan:
     """``k`` distinct candidates (0: no finalists, today's behaviour), each trained with
-    ``seeds`` seeds."""
+    ``seeds`` seeds, for ``epochs`` epochs (None: the search's proxy training, its top
+    rung)."""
 
     k: int = 0
     seeds: int = 3
+    epochs: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.k, int) or isinstance(self.k, bool) or self.k < 0:
@@ -63,10 +66,30 @@ class FinalistPlan:
         if not isinstance(self.seeds, int) or isinstance(self.seeds, bool) or self.seeds < 1:
             raise ValueError(f"`finalist_seeds >= 1` must hold, but got "
                              f"finalist_seeds={self.seeds!r}; pass e.g. --finalist-seeds 3")
+        if self.epochs is not None and (not isinstance(self.epochs, int)
+                                        or isinstance(self.epochs, bool) or self.epochs < 1):
+            raise ValueError(f"`finalist_epochs >= 1` must hold, but got "
+                             f"finalist_epochs={self.epochs!r}; pass e.g. --finalist-epochs 8 "
+                             f"(or leave it out: the finalists train as long as the search)")
 
     @property
     def enabled(self) -> bool:
         return self.k > 0
+
+    def describe(self) -> str:
+        """e.g. "4 finalist(s) x 3 seed(s)", "... x 8 epoch(s)" with :attr:`epochs`; "no
+        finalists"."""
+        if not self.enabled:
+            return "no finalists"
+        each = "" if self.epochs is None else f" x {self.epochs} epoch(s)"
+        return f"{self.k} finalist(s) x {self.seeds} seed(s){each}"
+
+    def task(self, proxy: Any) -> Any:
+        """The proxy task a finalist run trains on: the search's ``proxy`` (a
+        :class:`nas.proxy.ProxyConfig`), for :attr:`epochs` epochs when given."""
+        if self.epochs is None or self.epochs == proxy.train.epochs:
+            return proxy
+        return replace(proxy, train=replace(proxy.train, epochs=self.epochs))
 
 
 def plan_of(stage: Any) -> FinalistPlan:

@@ -86,8 +86,9 @@ class FinalistsPhase:
         if todo == 0:
             return None
         log.info("finalists: %d run(s) to train (%d enqueued now): the top %d distinct %ss x "
-                 "%d seed(s), at the top rung", todo, added, len(finalist_sources(trials)),
-                 stage.label, plan.seeds)
+                 "%d seed(s), %s", todo, added, len(finalist_sources(trials)),
+                 stage.label, plan.seeds, "at the top rung" if plan.epochs is None
+                 else f"for {plan.epochs} epoch(s) each (--finalist-epochs)")
         return Batch(n_trials=todo, total=todo, enqueued_only=True, prune=False,
                      description=f"stage {stage.name} finalists",
                      evaluate=stage.finalist_evaluate)

@@ -24,7 +24,7 @@ from nas.evaluate import ProxyConfig, trial_seed
 from space import ArchSpec
 from space.objective import Objective
 
-from .finalists import FINALIST, FINALIST_SEED, finalist_key
+from .finalists import FINALIST, FINALIST_SEED, finalist_key, plan_of
 from .recorder import (failure, node_name, record, record_curve, record_failure, record_pruned,
                        reuse_key)
 
@@ -223,9 +223,11 @@ class TrialRunner:
         except Exception as e:  # recorded, and the study goes on
             log.warning("%s %d failed: %s", self.stage.label, trial.number, failure(e))
             return Outcome.failed(e)
-        if trial.user_attrs.get(FINALIST):  # a fresh seed per finalist run, from its own key
+        if trial.user_attrs.get(FINALIST):  # a fresh seed per finalist run, from its own key,
+            # on the finalists' task (the search's, or longer: --finalist-epochs). The key
+            # needs no epochs: a run folder keeps its plan (a resume cannot change it).
             cand = replace(cand, key=finalist_key(cand.key, int(trial.user_attrs[FINALIST_SEED])),
-                           finalist=True)
+                           finalist=True, proxy=plan_of(self.stage).task(cand.proxy))
         record(trial, train_key=cand.key, node=node_name())
         earlier = (_same_training(trial.study, cand.key) if self.session is None
                    else self.session.reuse(trial, cand.key))  # claimed in the study's storage

@@ -67,6 +67,10 @@ class SearchConfig:
     # after the search; B0 is the best mean (0: B0 is the search's best). nas.engine.finalists.
     finalists: int = 4
     finalist_seeds: int = 3
+    # The finalists' training length in epochs (None: the proxy's, as the search trains). A
+    # longer one ranks networks whose 2-epoch scores differ from a long training's
+    # (BENCHMARKS_fidelity.md, "Longer finalists"); it costs the search trials' time.
+    finalist_epochs: int | None = None
     target_latency_ms: float | None = None
     # How latency is timed here (None unless the search predicts latency: a latency target or
     # objective), and the table file to predict with (None: the cache for this device).
@@ -97,7 +101,11 @@ class SearchConfig:
         object.__setattr__(self, "budget", check_budget(self.budget))  # 0: none
         object.__setattr__(self, "enqueue", tuple(self.enqueue))
         self.objective()  # validates target, constraint, a, b
-        self.finalist_plan()  # validates finalists, finalist_seeds
+        self.finalist_plan()  # validates finalists, finalist_seeds, finalist_epochs
+        if self.finalist_epochs is not None and self.finalists == 0:
+            raise ValueError(f"--finalist-epochs {self.finalist_epochs} sets how long the "
+                             f"finalists train, but --finalists 0 trains none; pass e.g. "
+                             f"--finalists 4, or drop --finalist-epochs")
         if self.rungs is not None:
             object.__setattr__(self, "rungs",
                                parse_rungs(self.rungs, epochs=self.proxy.train.epochs))
@@ -173,7 +181,7 @@ class SearchConfig:
     def finalist_plan(self) -> FinalistPlan:
         from nas.engine.finalists import FinalistPlan  # here: it imports optuna
 
-        return FinalistPlan(self.finalists, self.finalist_seeds)
+        return FinalistPlan(self.finalists, self.finalist_seeds, self.finalist_epochs)
 
     def objective(self) -> Objective:
         return make_objective(self.target, constraint=self.constraint, a=self.a, b=self.b,

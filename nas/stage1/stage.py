@@ -124,7 +124,7 @@ class Stage1:
                  "%s trial(s) to run, %s, then %s, run folder %s",
                  self.space.name, self.space.size()[1], self.metric.format(self.objective.target),
                  self.config.sampler, "unbounded" if n_trials is None else n_trials, race,
-                 f"{f.k} finalist(s) x {f.seeds} seed(s)" if f.enabled else "no finalists",
+                 f.describe(),
                  run_dir, extra=checked())
 
     # ------------------------------------------------------------------ one trial

@@ -446,3 +446,34 @@ def test_each_stage_scores_its_own_default_proxy_against_the_32px_reference(benc
     if stage == "1":
         assert plan("--ref-resolution", "16").reference.resolution == 16
         assert default.default_label == "one 2-epoch proxy training (12,000 images, 24 px)"
+
+
+def test_longer_finalists_train_anew_and_are_counted_at_their_epochs(bench, tmp_path,
+                                                                     tiny_space_file,
+                                                                     monkeypatch):
+    """--finalist-epochs (nas search's): the finalists train on the search's task for that many
+    epochs, each a training of its own in the cache, and the procedure counts their epochs."""
+    args = [a.format(space=tiny_space_file) for a in TINY] + ["--cache", str(tmp_path / "c")]
+    monkeypatch.setattr(bench, "ZOO", ())
+    epochs = []
+
+    def ev(spec, proxy, **kw):
+        from nas.evaluate import evaluate_proxy
+
+        epochs.append(proxy.train.epochs)
+        return evaluate_proxy(spec, proxy, **kw)
+
+    for part in ("ladder", "reference", "finalists"):
+        bench.main(["--part", part, *args], evaluate=ev)
+    assert epochs.count(3) == 0
+    res = bench.main(["--part", "finalists", *args, "--finalist-epochs", "3"], evaluate=ev)
+    assert epochs[-4:] == [3, 3, 3, 3]  # 2 finalists x 2 seeds, none read from 2-epoch runs
+    proc, race = res["rows"][-1], res["races"][0]
+    assert proc["scorer"].endswith("2 finalists x 2 seeds of 3 epochs)")
+    assert proc["epochs"] == race["race_epochs"] + 2 * 2 * 3
+    assert proc["sizes"][1]["epochs"] == race["race_epochs"] + 3  # 1 finalist x 1 seed
+    n = len(epochs)
+    bench.main(["--part", "score", *args, "--finalist-epochs", "3"], evaluate=ev)
+    assert len(epochs) == n  # all cached
+    with pytest.raises(SystemExit):
+        bench.parser().parse_args(["--finalist-epochs", "0"])

@@ -49,6 +49,10 @@ def test_parsers() -> None:
     (["--rounding", "up"], "invalid choice: 'up' (choose from 'paper', 'nearest')"),
     (["--finalists", "-1"], "`finalists >= 0` must hold, but got finalists=-1"),
     (["--finalist-seeds", "0"], "`finalist_seeds >= 1` must hold"),
+    (["--finalist-epochs", "0"], "`finalist_epochs >= 1` must hold"),
+    (["--finalist-epochs", "3", "--finalists", "0"], "but --finalists 0 trains none"),
+    (["--coefficients", "paper", "--finalist-epochs", "3"],
+     "--finalist-epochs applies to the grid search"),
     (["--rungs", "3,1"], "rungs must increase"),
     (["--rungs", "1,3", "--epochs", "2"], "needs --epochs 3"),
     *((["--rungs", "1,3", "--reduction-factor", v], f"--reduction-factor must be a whole number "

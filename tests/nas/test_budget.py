@@ -51,6 +51,20 @@ def test_estimate_reads_medians_waves_and_runs_left():
     assert estimate(trials, FinalistPlan(0)).finalists == 0.0
 
 
+def test_longer_finalists_are_estimated_per_epoch_until_one_finishes():
+    curve = {"val_accuracy_per_epoch": [0.5, 0.6]}
+    trials = [_trial(0, 0, 30, **curve), _trial(1, 30, 50, **curve), _trial(2, 80, 40, **curve),
+              _trial(3, 120, 10, state=TrialState.PRUNED, val_accuracy_per_epoch=[0.1])]
+    # stand-alone search trials: 15, 25, 20 s per epoch -> median 20; finalists train 8 epochs
+    e = estimate(trials, FinalistPlan(2, 3, 8))
+    assert e.finalist == 20 * 8 and e.finalists == 6 * 160
+    # as long as the search's: the search trials' own median, as without the setting
+    assert estimate(trials, FinalistPlan(2, 3)).finalist == 40
+    # once a finalist run finishes, it is what a finalist run costs
+    done = trials + [_trial(4, 200, 100, **{FINALIST: True}, val_accuracy_per_epoch=[0.5] * 8)]
+    assert estimate(done, FinalistPlan(2, 3, 8)).finalist == 100
+
+
 def test_nothing_trained_to_the_top_means_no_estimate():
     trials = [_trial(0, 0, 10, state=TrialState.PRUNED), _trial(1, 10, 10, evaluator="supernet")]
     e = estimate(trials, FinalistPlan(2, 2))

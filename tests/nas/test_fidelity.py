@@ -231,6 +231,9 @@ def _one_line(capsys, argv):
     (["--rungs", "1,2", "--epochs", "3"], "needs --epochs 2"),
     (["--finalists", "-1"], "`finalists >= 0` must hold"),
     (["--finalist-seeds", "0"], "`finalist_seeds >= 1` must hold"),
+    (["--finalist-epochs", "0"], "`finalist_epochs >= 1` must hold, but got finalist_epochs=0"),
+    (["--finalist-epochs", "4", "--finalists", "0"],
+     "--finalist-epochs 4 sets how long the finalists train, but --finalists 0 trains none"),
     *((["--reduction-factor", v], f"--reduction-factor must be a whole number >= 2 (keep the "
        f"best 1/N at each rung), but got {v!r}; pass e.g. --reduction-factor 2")
       for v in ("1", "0", "-2", "abc", "2.5")),

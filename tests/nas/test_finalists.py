@@ -80,6 +80,20 @@ def test_bad_plans_say_the_rule():
         FinalistPlan(-1)
     with pytest.raises(ValueError, match="--finalist-seeds 3"):
         FinalistPlan(2, 0)
+    for bad in (0, -1, True, 2.0):
+        with pytest.raises(ValueError, match="--finalist-epochs 8"):
+            FinalistPlan(2, 3, bad)
+
+
+def test_the_finalists_task_is_the_search_s_unless_epochs_are_given():
+    from nas.proxy import ProxyConfig
+
+    proxy = ProxyConfig()
+    assert FinalistPlan(2, 3).task(proxy) is proxy
+    assert FinalistPlan(2, 3, proxy.train.epochs).task(proxy) is proxy
+    longer = FinalistPlan(2, 3, 8).task(proxy)
+    assert longer.train.epochs == 8 and longer.train.lr == proxy.train.lr
+    assert longer.train_samples == proxy.train_samples and longer.resolution == proxy.resolution
 
 
 # ------------------------------------------------------------------- a real run with finalists
@@ -119,6 +133,41 @@ def test_finalists_run_in_the_same_study_and_b0_is_the_best_mean(tiny_config, cu
     summary = json.loads((out / "summary.json").read_text())
     assert summary["finalists"]["complete"] == 2 and summary["best"]["trial"] == table[0]["trial"]
     assert res.best.arch_hash() == best.arch_hash()
+
+
+def test_finalist_epochs_train_the_finalists_longer_and_the_search_as_before(
+        tiny_config, curve_evaluator, tmp_path, capsys):
+    from nas.cli import main
+    from nas.search import SearchConfig
+
+    class Epochs:  # records how many epochs each training was given, by training seed
+        def __init__(self):
+            self.inner, self.epochs = curve_evaluator(noise=0.05), {}
+
+        def __call__(self, spec, proxy, *, seed, **kw):
+            self.epochs[seed] = proxy.train.epochs
+            return self.inner(spec, proxy, seed=seed, **kw)
+
+    out, ev = tmp_path / "r", Epochs()
+    cfg = tiny_config(trials=4, epochs=1, finalists=2, finalist_seeds=2, finalist_epochs=3)
+    run_search(cfg, out=out, evaluate=ev)
+    trials = res_study(out).trials
+    fin = [t for t in trials if t.user_attrs.get("finalist")]
+    search = [t for t in trials if not t.user_attrs.get("finalist")]
+    assert len(fin) == 4 and all(t.state.name == "COMPLETE" for t in fin)
+    assert {ev.epochs[t.user_attrs["seed"]] for t in search} == {1}
+    assert {ev.epochs[t.user_attrs["seed"]] for t in fin} == {3}
+    assert all(len(t.user_attrs["val_accuracy_per_epoch"]) == 3 for t in fin)
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["finalist_epochs"] == 3
+    assert SearchConfig.from_dict(saved).finalist_plan().epochs == 3
+    # a run folder from before the setting trains its finalists as its search did
+    saved.pop("finalist_epochs")
+    assert SearchConfig.from_dict(saved).finalist_plan().epochs is None
+    # a resumed run keeps its own: another value is one line and exit 2
+    assert main(["search", "--resume", "--out", str(out), "--finalist-epochs", "2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--finalist-epochs 2 differs from the resumed run's 3" in err[0]
 
 
 def test_a_kill_mid_finalists_loses_no_finished_seed_and_resume_finishes(tiny_config,
