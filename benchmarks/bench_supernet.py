@@ -503,7 +503,11 @@ def mixing_part(a: argparse.Namespace) -> int:
     Per group: the mean loss of the first and the last 10 steps, and every 20 steps. A group
     is comma-separated dimensions; ``op:a/b`` draws the op of every stage from ``a`` and
     ``b`` (one name fixes it), ``op:a/b@0+3`` only in stages 0 and 3; ``none`` re-draws
-    nothing (one member trained 4 times a step)."""
+    nothing (one member trained 4 times a step). ``>`` splits a group into phases of equal
+    steps that free their dimensions in turn, as Once-for-All's progressive shrinking
+    (``kernel,se_ratio,skip>filters,layers>op``: the first third draws the first three, the
+    second adds filters and layers, the last adds the op); its last-10 loss is then that of
+    members with every phase's dimensions free."""
     import torch
 
     from nas.supernet import SuperNet, train_supernet
@@ -518,10 +522,9 @@ def mixing_part(a: argparse.Namespace) -> int:
     base = space.sample(_RandomSuggester(random.Random(a.base_seed)))
     config = TrainConfig(epochs=a.epochs, batch_size=a.batch_size, threads=a.threads,
                          **RECIPES[a.recipe])
-    groups = []  # (group, dims, ops, stages), all checked before anything trains
-    for group in a.free.split(";"):
+    def parse(phase: str) -> tuple[list[str], list[str] | None, set[int] | None]:
         dims, ops, where = [], None, None
-        for token in filter(None, group.split(",")):
+        for token in filter(None, phase.split(",")):
             if token.startswith("op:"):
                 token, _, at = token.partition("@")
                 ops = token[3:].split("/")
@@ -531,11 +534,21 @@ def mixing_part(a: argparse.Namespace) -> int:
             elif token != "none":
                 raise SystemExit(f"--free: {token!r} is not a dimension ({', '.join(DIMENSIONS)}),"
                                  f" 'op:a/b' or 'none'")
-        groups.append((group, dims, ops, where))
+        return dims, ops, where
+
+    groups = []  # (group, its phases' (dims, ops, stages)), all checked before anything trains
+    for group in a.free.split(";"):
+        groups.append((group, [parse(phase) for phase in group.split(">")]))
     rows = []
-    for group, dims, ops, where in groups:
-        def rule(net: Any, rng: random.Random, n_random: int, dims=dims, ops=ops,
-                 where=where) -> list:
+    for group, phases in groups:
+        step = [0]  # the rule is called once a step
+
+        def rule(net: Any, rng: random.Random, n_random: int, phases=phases, step=step) -> list:
+            # the phases freed so far: their dimensions add up (the ops: the latest given)
+            now = phases[:min(step[0] * len(phases) // a.steps, len(phases) - 1) + 1]
+            step[0] += 1
+            dims = [d for ds, _, _ in now for d in ds]
+            ops, where = next(((o, w) for _, o, w in reversed(now) if o), (None, None))
             members = []
             for _ in range(2 + n_random):
                 params = dict(base)
