@@ -150,7 +150,8 @@ class GridSearchConfig:
                 "rungs": None if self.rungs is None else list(self.rungs),
                 "reduction_factor": self.reduction_factor,
                 "finalists": self.finalists, "finalist_seeds": self.finalist_seeds,
-                "finalist_epochs": self.finalist_epochs, "seed": self.seed, "proxy": self.proxy.to_dict(),
+                "finalist_epochs": self.finalist_epochs, "seed": self.seed,
+                "proxy": self.proxy.to_dict(),
                 "latency": None if self.latency is None else self.latency.to_dict(),
                 "latency_repeats": self.latency_repeats}
 
