@@ -507,7 +507,9 @@ def mixing_part(a: argparse.Namespace) -> int:
     steps that free their dimensions in turn, as Once-for-All's progressive shrinking
     (``kernel,se_ratio,skip>filters,layers>op``: the first third draws the first three, the
     second adds filters and layers, the last adds the op); its last-10 loss is then that of
-    members with every phase's dimensions free."""
+    members with every phase's dimensions free. ``single`` in a group trains one member a step
+    (SPOS's single path) instead of ``--n-random`` + 2: a step then costs about a quarter, so
+    compare at equal CPU with four times the ``--steps``."""
     import torch
 
     from nas.supernet import SuperNet, train_supernet
@@ -531,26 +533,28 @@ def mixing_part(a: argparse.Namespace) -> int:
                 where = {int(i) for i in at.split("+")} if at else None
             elif token in DIMENSIONS:
                 dims.append(token)
-            elif token != "none":
+            elif token not in ("none", "single"):
                 raise SystemExit(f"--free: {token!r} is not a dimension ({', '.join(DIMENSIONS)}),"
                                  f" 'op:a/b' or 'none'")
         return dims, ops, where
 
-    groups = []  # (group, its phases' (dims, ops, stages)), all checked before anything trains
+    groups = []  # (group, its phases' (dims, ops, stages), members a step), checked up front
     for group in a.free.split(";"):
-        groups.append((group, [parse(phase) for phase in group.split(">")]))
+        k = 1 if "single" in group.replace(">", ",").split(",") else 2 + a.n_random
+        groups.append((group, [parse(phase) for phase in group.split(">")], k))
     rows = []
-    for group, phases in groups:
+    for group, phases, k in groups:
         step = [0]  # the rule is called once a step
 
-        def rule(net: Any, rng: random.Random, n_random: int, phases=phases, step=step) -> list:
+        def rule(net: Any, rng: random.Random, n_random: int, phases=phases, step=step,
+                 k=k) -> list:
             # the phases freed so far: their dimensions add up (the ops: the latest given)
             now = phases[:min(step[0] * len(phases) // a.steps, len(phases) - 1) + 1]
             step[0] += 1
             dims = [d for ds, _, _ in now for d in ds]
             ops, where = next(((o, w) for _, o, w in reversed(now) if o), (None, None))
             members = []
-            for _ in range(2 + n_random):
+            for _ in range(k):
                 params = dict(base)
                 for i, st in enumerate(space.stages):
                     for d in dims:
@@ -569,7 +573,6 @@ def mixing_part(a: argparse.Namespace) -> int:
         t = time.process_time()
         res = train_supernet(net, train, config=config, seed=0, n_random=a.n_random,
                              rule=name, distill="none", stop_after=a.steps)
-        k = 2 + a.n_random
         loss = [(h.loss_largest + h.loss_members * (k - 1)) / k for h in res.history]
         row = {"free": group, "first10": statistics.fmean(loss[:10]),
                "last10": statistics.fmean(loss[-10:]),
