@@ -48,7 +48,7 @@ class Candidate:
     key: str
     proxy: ProxyConfig
     seed: int | None = None
-    finalist: bool = False  # a finalist run: trains to the top rung, never raced or pruned
+    finalist: bool = False  # a finalist run: trains its whole task, never raced or pruned
     cost: float | None = None  # None: the MACs
 
     def __post_init__(self) -> None:
