@@ -910,12 +910,15 @@ def seed_list(text: str) -> tuple[int, ...]:
 def _finalist_epochs(text: str) -> int:
     """--finalist-epochs: a whole number >= 1, checked by the engine's own rule."""
     try:
-        return FinalistPlan(1, 1, int(text)).epochs  # type: ignore[return-value]
+        epochs = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of epochs >= 1, got "
+                                         f"{text!r}; pass e.g. --finalist-epochs 8") from None
+    try:
+        FinalistPlan(1, 1, epochs)
     except ValueError as e:
-        msg = str(e) if "finalist_epochs" in str(e) else (
-            f"expected a whole number of epochs >= 1, got {text!r}; pass e.g. "
-            f"--finalist-epochs 8")
-        raise argparse.ArgumentTypeError(msg) from None
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return epochs
 
 
 def _reduction_factor(text: str) -> int:

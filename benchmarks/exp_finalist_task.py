@@ -63,8 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         tasks = [parse_task(t) for t in a.tasks.split(",")]
     except argparse.ArgumentTypeError as e:
         p.error(f"--tasks: {e}")
-    plan = bf.stage1_plan(bf.parser().parse_args(["--threads", str(a.threads)]))
-    cache = bf.Cache(Path("benchmarks/fidelity-cache"))
+    fid = bf.parser().parse_args(["--threads", str(a.threads)])  # the benchmark's defaults
+    plan, cache = bf.stage1_plan(fid), bf.Cache(Path(fid.cache))
     index = {arch.name: i for i, arch in enumerate(plan.archs)}
     names = a.archs.split(",")
     unknown = [n for n in names if n not in index]

@@ -71,6 +71,10 @@ class FinalistPlan:
             raise ValueError(f"`finalist_epochs >= 1` must hold, but got "
                              f"finalist_epochs={self.epochs!r}; pass e.g. --finalist-epochs 8 "
                              f"(or leave it out: the finalists train as long as the search)")
+        if self.epochs is not None and self.k == 0:
+            raise ValueError(f"--finalist-epochs {self.epochs} sets how long the finalists "
+                             f"train, but --finalists 0 trains none; pass e.g. --finalists 4, "
+                             f"or drop --finalist-epochs")
 
     @property
     def enabled(self) -> bool:

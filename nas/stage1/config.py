@@ -102,10 +102,6 @@ class SearchConfig:
         object.__setattr__(self, "enqueue", tuple(self.enqueue))
         self.objective()  # validates target, constraint, a, b
         self.finalist_plan()  # validates finalists, finalist_seeds, finalist_epochs
-        if self.finalist_epochs is not None and self.finalists == 0:
-            raise ValueError(f"--finalist-epochs {self.finalist_epochs} sets how long the "
-                             f"finalists train, but --finalists 0 trains none; pass e.g. "
-                             f"--finalists 4, or drop --finalist-epochs")
         if self.rungs is not None:
             object.__setattr__(self, "rungs",
                                parse_rungs(self.rungs, epochs=self.proxy.train.epochs))

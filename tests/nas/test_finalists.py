@@ -83,6 +83,8 @@ def test_bad_plans_say_the_rule():
     for bad in (0, -1, True, 2.0):
         with pytest.raises(ValueError, match="--finalist-epochs 8"):
             FinalistPlan(2, 3, bad)
+    with pytest.raises(ValueError, match="but --finalists 0 trains none"):
+        FinalistPlan(0, 3, 8)
 
 
 def test_the_finalists_task_is_the_search_s_unless_epochs_are_given():
