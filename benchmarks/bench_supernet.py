@@ -16,6 +16,10 @@ the training set, as the proxy evaluator's defaults), on ``--threads`` torch thr
   members of the space, against the stable proxy's 3-seed mean accuracy of each (cached by
   bench_recipe / bench_fidelity: 2 epochs x 6,000 images; not the long reference), Spearman and
   Kendall with bootstrap 95% CIs; the sandwich's ends and random members for the spread;
+- ``procedure``: the same against the stable reference (3 seeds, on the reward), beside the
+  default proxy on the same networks, then the supernet procedure: the best members by
+  inherited reward retrained stand-alone as ``nas search``'s finalists (through the fidelity
+  cache), the pick and its regret;
 - ``speed``: score_candidate before and after the speed-ups and with fewer calibration and
   validation images, interleaved member by member on one checkpoint, with each scorer's
   Spearman against the full (old) scorer;
@@ -248,6 +252,134 @@ def rank_part(a: argparse.Namespace) -> int:
         for j, n in enumerate(rows[0]["networks"]):
             print(f"| {n} | {rows[0]['stable_proxy_mean'][j]:.3f} | " + " | ".join(
                 f"{r['scores'][j]:.3f}" for r in rows) + " |")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(rows, f, indent=1)
+    return 0
+
+
+def reference_plan(cache_dir: str = "benchmarks/fidelity-cache"):
+    """The fidelity benchmark's stage-1 plan with today's defaults (the search's task, 4
+    finalists x 3 seeds, the stable reference with seeds 0, 1 and 2) and its cache."""
+    from pathlib import Path
+
+    fid = _fidelity()
+    return fid.stage1_plan(fid.parser().parse_args([])), fid.Cache(Path(cache_dir))
+
+
+def judge(plan, cache, idx: list[int], accs: list[float], *, finalists: int, seeds: int,
+          evaluate: Any, n_boot: int = 1000) -> dict[str, Any]:
+    """Inherited accuracies ``accs`` of the plan's networks ``idx``, judged against the
+    plan's reference (its seeds' mean reward): Spearman, Kendall and top-5, beside the default
+    proxy's one training of each (when cached); then the supernet procedure: the
+    ``finalists`` best by inherited reward, each trained ``seeds`` times on the search's task
+    with the engine's finalist seeds (``cache.train`` with ``evaluate`` where not cached), the
+    best mean reward chosen. Regrets are against the reference's best of the whole plan, in
+    reference seed-stds (the mean over networks of each one's seed std, as bench_fidelity)."""
+    fid = _fidelity()
+    refs = [[cache.get(s, plan.task(plan.reference, i), seed) for seed in plan.ref_seeds]
+            for i, s in enumerate(plan.archs)]
+    if any(r is None for rs in refs for r in rs):
+        raise SystemExit("the stable reference is not all cached: run bench_fidelity.py "
+                         "--part reference first")
+    ref_v = [[plan.reward(i, r["accuracy"]) for r in rs] for i, rs in enumerate(refs)]
+    ref_mean = [statistics.fmean(v) for v in ref_v]
+    seed_std = statistics.fmean(statistics.stdev(v) for v in ref_v)
+    best = max(ref_mean)
+    zoo = [i for i, s in enumerate(plan.archs) if s.name in fid.ZOO]
+    proxy = [cache.get(plan.archs[i], plan.task(plan.default, i), plan.search_seed(i))
+             for i in idx]
+    inherited = [plan.reward(i, x) for i, x in zip(idx, accs)]
+    ref = [ref_mean[i] for i in idx]
+    ci = lambda x, y, f: fid.bootstrap_ci(x, y, f, n=n_boot)  # noqa: E731
+    row: dict[str, Any] = {
+        "networks": [plan.archs[i].name for i in idx], "inherited_accuracy": list(accs),
+        "spearman": fid.spearman(inherited, ref), "spearman_ci": ci(inherited, ref, fid.spearman),
+        "kendall": fid.kendall(inherited, ref), "kendall_ci": ci(inherited, ref, fid.kendall),
+        "top5": fid.top_overlap(inherited, ref, 5), "ref_seed_std": seed_std}
+    if all(r is not None for r in proxy):
+        prox = [plan.reward(i, r["accuracy"]) for i, r in zip(idx, proxy)]
+        row |= {"proxy_spearman": fid.spearman(prox, ref),
+                "proxy_spearman_ci": ci(prox, ref, fid.spearman),
+                "minus_proxy_ci": fid.paired_diff_ci(inherited, prox, ref, fid.spearman,
+                                                     n=n_boot)}
+    order = sorted(range(len(idx)), key=lambda j: (-inherited[j], j))
+    task = plan.procedures[0].finalist_task  # the search's, as nas search's finalists train
+    means = {}
+    for i in (idx[j] for j in order[:finalists]):
+        got = [cache.train(plan.archs[i], plan.task(task, i), plan.finalist_seed(i, s),
+                           what="finalist", evaluate=evaluate) for s in range(seeds)]
+        means[i] = statistics.fmean(plan.reward(i, g["accuracy"]) for g in got)
+    own, pick = idx[order[0]], max(means, key=lambda i: (means[i], -i))
+    n_ref = len(plan.ref_seeds)
+    return row | {
+        "own_pick": plan.archs[own].name,
+        "own_regret_in_seed_std": (best - ref_mean[own]) / seed_std,
+        "finalist_epochs": task.train.epochs,
+        "finalists": {plan.archs[i].name: m for i, m in means.items()},
+        "pick": plan.archs[pick].name, "regret_in_seed_std": (best - ref_mean[pick]) / seed_std,
+        "pick_beats": {plan.archs[z].name: sum(ref_v[pick][s] > ref_v[z][s] for s in range(n_ref))
+                       for z in zoo if z != pick},
+        "ref_seeds": n_ref}
+
+
+def procedure_part(a: argparse.Namespace) -> int:
+    """Issue 24's fidelity measurement: trained ``--checkpoints`` scored on the fidelity
+    networks that are members of the space (EfficientNet-B0 and MnasNet-A1 are not members of
+    mnasnet), judged against the **stable reference** (:func:`judge`), with the supernet
+    procedure's ``--finalists`` x ``--finalist-seeds`` trained through the fidelity cache."""
+    import torch
+
+    from nas.evaluate import evaluate_proxy
+    from nas.supernet import calibration_batches, load_trained_supernet, validation_subset
+    from space.search_space import load_space
+
+    torch.set_num_threads(a.threads)
+    plan, cache = reference_plan(a.cache)
+    train, val, cin, ncls = load_task(a)
+    space = load_space(a.space)
+    calib = calibration_batches(train, num_batches=a.calib_batches,
+                                batch_size=a.calib_batch_size, seed=0)
+    val = val if a.score_val is None else validation_subset(val, a.score_val, seed=0)
+    rows = []
+    for path in a.checkpoints.split(","):
+        net, info = load_trained_supernet(path, space)
+        net.set_channels_last(True)
+        idx, members = [], []
+        for i, spec in enumerate(plan.archs):
+            m = spec.with_task(in_channels=cin, num_classes=ncls)
+            try:
+                net.check_member(m)
+            except ValueError:
+                continue
+            idx.append(i)
+            members.append(m)
+        accs, _, cpu = score_members(net, members, calib=calib, val=val)
+        row = {"checkpoint": path, "step": info["step"], "total_steps": info["total_steps"],
+               "score_cpu_s_per_network": cpu / len(idx)} | judge(
+            plan, cache, idx, accs, finalists=a.finalists, seeds=a.finalist_seeds,
+            evaluate=evaluate_proxy, n_boot=a.bootstrap)
+        rows.append(row)
+        (lo, hi), (klo, khi) = row["spearman_ci"], row["kendall_ci"]
+        print(f"{path} (step {row['step']}/{row['total_steps']}): {len(idx)} members, inherited "
+              f"accuracy {min(accs):.3f}-{max(accs):.3f} (median {statistics.median(accs):.3f}),"
+              f" {row['score_cpu_s_per_network']:.2f} s CPU each", flush=True)
+        print(f"  against the stable reference ({row['ref_seeds']} seeds, reward): Spearman "
+              f"{row['spearman']:.2f} [{lo:.2f}, {hi:.2f}], Kendall {row['kendall']:.2f} "
+              f"[{klo:.2f}, {khi:.2f}], top-5 {row['top5']}/5; its own best {row['own_pick']}, "
+              f"regret {row['own_regret_in_seed_std']:.2f} reference seed-stds")
+        if "proxy_spearman" in row:
+            plo, phi = row["proxy_spearman_ci"]
+            dlo, dhi = row["minus_proxy_ci"]
+            print(f"  the default proxy (one training each) on the same {len(idx)}: Spearman "
+                  f"{row['proxy_spearman']:.2f} [{plo:.2f}, {phi:.2f}]; supernet minus proxy "
+                  f"{row['spearman'] - row['proxy_spearman']:+.2f} [{dlo:+.2f}, {dhi:+.2f}]")
+        fin = ", ".join(f"{k} {v:.4f}" for k, v in row["finalists"].items())
+        beats = "; ".join(f"beats {z} on {w} of {row['ref_seeds']} reference seeds"
+                          for z, w in row["pick_beats"].items())
+        print(f"  procedure: {len(row['finalists'])} finalists x {a.finalist_seeds} seeds of "
+              f"{row['finalist_epochs']} epochs (mean reward): {fin}; pick {row['pick']}, "
+              f"regret {row['regret_in_seed_std']:.2f} reference seed-stds; {beats}", flush=True)
     if a.json:
         with open(a.json, "w") as f:
             json.dump(rows, f, indent=1)
@@ -591,8 +723,8 @@ def mixing_part(a: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--part", choices=("cost", "train", "rank", "speed", "dims", "init", "mixing"),
-                   default="cost")
+    p.add_argument("--part", choices=("cost", "train", "rank", "procedure", "speed", "dims",
+                                      "init", "mixing"), default="cost")
     p.add_argument("--epochs", type=int, default=2,
                    help="--part train: epochs; --part mixing: the schedule's length")
     p.add_argument("--recipe", choices=tuple(RECIPES), default="stable")
@@ -601,7 +733,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--largest-first", type=float, default=0.0,
                    help="epochs that train the largest alone first (progressive shrinking)")
     p.add_argument("--out", default="/tmp/snbench", help="--part train: checkpoints go here")
-    p.add_argument("--checkpoints", default="", help="--part rank/speed: comma-separated")
+    p.add_argument("--checkpoints", default="", help="--part rank/procedure/speed: comma-separated")
     p.add_argument("--bootstrap", type=int, default=1000)
     p.add_argument("--members", choices=("fidelity", "near-ends"), default="fidelity",
                    help="--part speed: the fidelity networks (then random members), or members "
@@ -630,12 +762,20 @@ def main(argv: list[str] | None = None) -> int:
                    "kernel,se_ratio,skip,filters,layers;op,kernel,se_ratio,skip,filters,layers",
                    help="--part mixing: ';'-separated groups of dimensions re-drawn per member")
     p.add_argument("--base-seed", type=int, default=123, help="--part mixing: the fixed member")
+    p.add_argument("--finalists", type=int, default=4,
+                   help="--part procedure: members retrained stand-alone (nas search's default)")
+    p.add_argument("--finalist-seeds", type=int, default=3,
+                   help="--part procedure: seeds per finalist (nas search's default)")
+    p.add_argument("--cache", default="benchmarks/fidelity-cache",
+                   help="--part procedure: the fidelity benchmark's cache")
     p.add_argument("--json", default=None, help="write the numbers here")
     a = p.parse_args(argv)
     if a.part == "train":
         return train_part(a)
     if a.part == "rank":
         return rank_part(a)
+    if a.part == "procedure":
+        return procedure_part(a)
     if a.part == "speed":
         return speed_part(a)
     if a.part == "dims":
