@@ -65,6 +65,7 @@ import json
 import logging
 import math
 import random
+import statistics
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -567,6 +568,11 @@ def score(plan: Plan, cache: Cache, *, n_boot: int = 1000) -> dict[str, Any]:
         rest = [sum(ref_v[s][j] for s in seeds[1:]) / (len(seeds) - 1) for j in range(len(have))]
         out["ceiling_vs_mean"] = metrics(f"reference seed vs the mean of the other "
                                          f"{len(seeds) - 1}", ref_v[seeds[0]], rest)
+    if plan.select == "reward":  # what the reward's MACs term ranks with no training at all
+        one = statistics.fmean(r["accuracy"] for s in ref for r in ref[s] if r is not None)
+        macs_alone = [plan.value(i, one) for i in have]
+        out["macs_alone"] = metrics(MACS_ALONE, macs_alone, mean_ref)
+        out["on_accuracy"] = _on_accuracy(plan, ref, have, defaults, metrics)
     if missing["ladder"]:
         return out
     rows = out["rows"]
@@ -576,8 +582,12 @@ def score(plan: Plan, cache: Cache, *, n_boot: int = 1000) -> dict[str, Any]:
             rows.append(metrics(f"rung {r} (epoch {r} of {ladder.top}, "
                                 f"{proc.task.train_samples} images)",
                                 [plan.value(i, c[i][r - 1]) for i in have], mean_ref))
-    rows.append(metrics(plan.default_label,
-                        [plan.value(i, defaults[i]["accuracy"]) for i in have], mean_ref))
+    dvals = [plan.value(i, defaults[i]["accuracy"]) for i in have]
+    rows.append(metrics(plan.default_label, dvals, mean_ref))
+    if "macs_alone" in out:  # does training rank better than the MACs term alone?
+        rows[-1]["minus_macs_alone"] = (rows[-1]["spearman"] - out["macs_alone"]["spearman"])
+        rows[-1]["minus_macs_alone_ci"] = paired_diff_ci(dvals, macs_alone, mean_ref, spearman,
+                                                         n=n_boot)
     for proc in plan.procedures:
         row = _procedure_row(plan, cache, proc, curves[proc.label], have, mean_ref, out,
                              metrics)
@@ -589,10 +599,38 @@ def score(plan: Plan, cache: Cache, *, n_boot: int = 1000) -> dict[str, Any]:
                     "b0_wins_seeds": sum(ref_v[s][j] > ref_v[s][have.index(i)] for s in ref),
                     "seeds": len(ref)} for i in have if archs[i].name in ZOO and i != row["b0"]}
             row["b0"] = archs[row["b0"]].name
-    for r in rows + [z for row in rows for z in row.get("sizes", ())]:
+    extra = [out["macs_alone"]] if "macs_alone" in out else []
+    for r in rows + extra + [z for row in rows for z in row.get("sizes", ())]:
         r["regret_in_seed_std"] = (r["regret"] / seed_std if seed_std and math.isfinite(seed_std)
                                    else float("nan"))
     return out
+
+
+# The scorer that trains nothing: every network at one accuracy, so that the reward ranks by the
+# MACs term alone (the smallest first). Where it ranks as well as a trained scorer, the reward's
+# ranking says little about the evaluator (stage 1; stage 2 chooses by accuracy).
+MACS_ALONE = "MACs alone (no training: one accuracy for every network)"
+
+
+def _on_accuracy(plan: Plan, ref: dict[int, list[dict[str, Any] | None]], have: list[int],
+                 defaults: list[dict[str, Any] | None],
+                 metrics: Callable[..., dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rankings on accuracy alone, which is what an evaluator contributes to the reward:
+    the reference against itself, and the default proxy's one training against the reference's
+    mean accuracy (while every network's is cached)."""
+    acc = {s: [ref[s][i]["accuracy"] for i in have] for s in ref}
+    seeds = list(acc)
+    mean = [statistics.fmean(acc[s][j] for s in seeds) for j in range(len(have))]
+    rows = []
+    if len(seeds) >= 2:
+        rows.append(metrics("reference seed vs seed", acc[seeds[0]], acc[seeds[1]]))
+    if len(seeds) >= 3:
+        rest = [statistics.fmean(acc[s][j] for s in seeds[1:]) for j in range(len(have))]
+        rows.append(metrics(f"reference seed vs the mean of the other {len(seeds) - 1}",
+                            acc[seeds[0]], rest))
+    if all(defaults[i] is not None for i in have):
+        rows.append(metrics(plan.default_label, [defaults[i]["accuracy"] for i in have], mean))
+    return rows
 
 
 def _variants(plan: Plan, cache: Cache, have: list[int], mean_ref: list[float],
@@ -719,11 +757,21 @@ def table(res: dict[str, Any]) -> str:
         return (f"| {r['scorer']} | {r['spearman']:.2f} [{lo:.2f}, {hi:.2f}] | "
                 f"{r['kendall']:.2f} [{klo:.2f}, {khi:.2f}] | {tops} | {r['regret']:.4f} |")
 
-    rows = [res[k] for k in ("ceiling", "ceiling_vs_mean") if k in res] + res["rows"]
+    rows = [res[k] for k in ("ceiling", "ceiling_vs_mean", "macs_alone") if k in res]
+    rows += res["rows"]
     if rows:
         lines += ["", "| scored against the reference mean " + head + " regret / ref seed-std |",
                   rule]
         lines += [f"{cells(r)} {r.get('regret_in_seed_std', float('nan')):.2f} |" for r in rows]
+    for r in res["rows"]:
+        if "minus_macs_alone" in r:
+            lo, hi = r["minus_macs_alone_ci"]
+            lines += ["", f"{r['scorer']} minus {MACS_ALONE.split(' (')[0]}: Spearman "
+                          f"{r['minus_macs_alone']:+.2f} [paired 95% CI {lo:+.2f}, {hi:+.2f}]"]
+    if res.get("on_accuracy"):
+        lines += ["", "| on accuracy alone, against the reference's mean accuracy "
+                  + head.replace(f"({res['select']})", "(accuracy)"), rule[:-len("---:|")]]
+        lines += [cells(r) for r in res["on_accuracy"]]
     for r in res["races"]:
         fin = ", ".join(f"{a} {m:.4f}" for a, m in r["finalist_means"].items()) or "not trained"
         lines += ["", f"{r['procedure']}: the race trains {r['race_epochs']} epochs "

@@ -283,6 +283,7 @@ def judge(plan, cache, idx: list[int], accs: list[float], *, finalists: int, see
         raise SystemExit("the stable reference is not all cached: run bench_fidelity.py "
                          "--part reference first")
     ref_v = [[plan.reward(i, r["accuracy"]) for r in rs] for i, rs in enumerate(refs)]
+    ref_acc = [statistics.fmean(r["accuracy"] for r in rs) for rs in refs]
     ref_mean = [statistics.fmean(v) for v in ref_v]
     seed_std = statistics.fmean(statistics.stdev(v) for v in ref_v)
     best = max(ref_mean)
@@ -296,10 +297,16 @@ def judge(plan, cache, idx: list[int], accs: list[float], *, finalists: int, see
         "networks": [plan.archs[i].name for i in idx], "inherited_accuracy": list(accs),
         "spearman": fid.spearman(inherited, ref), "spearman_ci": ci(inherited, ref, fid.spearman),
         "kendall": fid.kendall(inherited, ref), "kendall_ci": ci(inherited, ref, fid.kendall),
-        "top5": fid.top_overlap(inherited, ref, 5), "ref_seed_std": seed_std}
+        "top5": fid.top_overlap(inherited, ref, 5), "ref_seed_std": seed_std,
+        # the reward at one accuracy for all: what the MACs term ranks with no training
+        "macs_alone_spearman": fid.spearman([plan.reward(i, 0.5) for i in idx], ref),
+        # on accuracy alone, what an evaluator adds to the reward
+        "accuracy_spearman": fid.spearman(accs, [ref_acc[i] for i in idx])}
     if all(r is not None for r in proxy):
         prox = [plan.reward(i, r["accuracy"]) for i, r in zip(idx, proxy)]
-        row |= {"proxy_spearman": fid.spearman(prox, ref),
+        row |= {"proxy_accuracy_spearman": fid.spearman([r["accuracy"] for r in proxy],
+                                                        [ref_acc[i] for i in idx]),
+                "proxy_spearman": fid.spearman(prox, ref),
                 "proxy_spearman_ci": ci(prox, ref, fid.spearman),
                 "minus_proxy_ci": fid.paired_diff_ci(inherited, prox, ref, fid.spearman,
                                                      n=n_boot)}
@@ -373,7 +380,11 @@ def procedure_part(a: argparse.Namespace) -> int:
             dlo, dhi = row["minus_proxy_ci"]
             print(f"  the default proxy (one training each) on the same {len(idx)}: Spearman "
                   f"{row['proxy_spearman']:.2f} [{plo:.2f}, {phi:.2f}]; supernet minus proxy "
-                  f"{row['spearman'] - row['proxy_spearman']:+.2f} [{dlo:+.2f}, {dhi:+.2f}]")
+                  f"{row['spearman'] - row['proxy_spearman']:+.2f} [{dlo:+.2f}, {dhi:+.2f}]; "
+                  f"MACs alone {row['macs_alone_spearman']:.2f}")
+            print(f"  on accuracy alone, against the reference's mean accuracy: supernet "
+                  f"{row['accuracy_spearman']:.2f}, the default proxy "
+                  f"{row['proxy_accuracy_spearman']:.2f}")
         fin = ", ".join(f"{k} {v:.4f}" for k, v in row["finalists"].items())
         beats = "; ".join(f"beats {z} on {w} of {row['ref_seeds']} reference seeds"
                           for z, w in row["pick_beats"].items())

@@ -144,6 +144,29 @@ def test_a_tiny_benchmark_runs_in_pieces_from_its_cache(bench, tmp_path, tiny_sp
     for block in bench.table(res).split("\n\n"):  # every table's rule fits its header
         cols = {line.count("|") for line in block.splitlines() if line.startswith("|")}
         assert len(cols) <= 1, block
+    # the scorer that trains nothing: the reward at one accuracy ranks the smallest first
+    plan = bench.stage1_plan(bench.parser().parse_args(three))
+    macs = [bench.count_analytic(a).macs for a in plan.archs]
+    mean_ref = {i: sum(plan.reward(i, x) for x in r["reference"]) / 3
+                for i, r in enumerate(res["per_arch"])}
+    alone = res["macs_alone"]
+    assert alone["scorer"] == bench.MACS_ALONE
+    assert alone["regret"] == pytest.approx(max(mean_ref.values())
+                                            - mean_ref[macs.index(min(macs))])
+    assert alone["spearman"] == pytest.approx(bench.spearman([-m for m in macs],
+                                                             list(mean_ref.values())))
+    proxy = res["rows"][2]
+    assert proxy["minus_macs_alone"] == pytest.approx(proxy["spearman"] - alone["spearman"])
+    lo, hi = proxy["minus_macs_alone_ci"]
+    assert lo <= hi
+    # on accuracy alone, the reference against itself and the default proxy against it
+    acc = res["on_accuracy"]
+    assert [r["scorer"] for r in acc] == ["reference seed vs seed",
+                                          "reference seed vs the mean of the other 2",
+                                          proxy["scorer"]]
+    ref_acc = [sum(r["reference"]) / 3 for r in res["per_arch"]]
+    assert acc[2]["spearman"] == pytest.approx(bench.spearman(
+        [r["default"] for r in res["per_arch"]], ref_acc))
 
 
 def test_the_cache_key_ignores_threads_and_old_files_are_rekeyed(bench, tmp_path):
@@ -329,6 +352,7 @@ def test_stage2_races_by_reward_and_chooses_by_mean_accuracy(bench, tmp_path):
     assert rows["full procedure, ladder 1,3"]["regret_in_seed_std"] == pytest.approx(
         math.sqrt(2))
     assert res["ceiling"]["spearman"] == pytest.approx(1.0)  # seeds shift every point alike
+    assert "macs_alone" not in res  # stage 2 chooses by accuracy: no MACs term to rank alone
 
 
 def test_stage1_cache_keys_stay_those_of_the_trainings_on_disk(bench):

@@ -71,6 +71,10 @@ def test_the_supernet_procedure_is_judged_against_the_reference(bench, tmp_path)
                       n_boot=50)
     assert row["spearman"] == pytest.approx(1.0) and row["top5"] == 5
     assert row["proxy_spearman"] == pytest.approx(1.0)  # the fake proxy: 0.9x the reference
+    assert row["accuracy_spearman"] == row["proxy_accuracy_spearman"] == pytest.approx(1.0)
+    macs = [bench._fidelity().count_analytic(plan.archs[i]).macs for i in members]
+    assert row["macs_alone_spearman"] == pytest.approx(
+        bench._fidelity().spearman([-m for m in macs], [ref_reward[i] for i in members]))
     assert list(row["finalists"]) == [plan.archs[i].name for i in by_inherited[:4]]
     assert sorted(train.calls) == sorted((i, 2, plan.finalist_seed(i, s))
                                          for i in by_inherited[:4] for s in range(3))
