@@ -42,7 +42,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("nas.search")
 
 __all__ = ["BEST_FILE", "TRIALS_TABLE", "SearchResult", "best_trial", "write_outputs",
-           "best_and_summary", "finalists_summary", "choice_verdict", "cost_vs_target"]
+           "best_and_summary", "finalists_summary", "choice_verdict", "lead_split", "split_text",
+           "cost_vs_target"]
 
 BEST_FILE = "best.json"
 TRIALS_TABLE = "trials"
@@ -105,7 +106,8 @@ def best_and_summary(study: optuna.Study, trials: list[FrozenTrial], run_dir: Pa
     # B0 = the finalist with the best mean reward over its seeds, else the search's best
     best, winner, rows = chosen(trials, finalists, search_best=best_trial(study))
     if finalists.enabled:
-        summary["finalists"] = finalists_summary(rows, finalists, winner)
+        summary["finalists"] = finalists_summary(rows, finalists, winner,
+                                                 cost=_cost_name(objective))
     if best is None:
         return None, summary
     spec = deployment_spec(space, best.params, c.deploy, "nas-b0")
@@ -171,8 +173,13 @@ def _finite(v: float) -> float | None:
     return v if math.isfinite(v) else None
 
 
+def _cost_name(objective: Objective) -> str:
+    """The reward's cost, in words: "MACs" or "latency"."""
+    return "MACs" if METRICS.get(objective.metric).name == "macs" else "latency"
+
+
 def finalists_summary(rows: list[FinalistRow], plan: FinalistPlan,
-                      winner: FinalistRow | None = None) -> dict[str, Any]:
+                      winner: FinalistRow | None = None, *, cost: str = "MACs") -> dict[str, Any]:
     """summary.json's finalists block: the plan, how far it got, one line per finalist, and
     the ``verdict`` on B0's lead over the runner-up (:func:`choice_verdict`; None until a
     finalist is complete)."""
@@ -180,14 +187,56 @@ def finalists_summary(rows: list[FinalistRow], plan: FinalistPlan,
             "complete": sum(1 for r in rows if r.complete), "table": [
                 {"trial": r.trial, "search_reward": r.search_reward, "mean": _finite(r.mean),
                  "std": _finite(r.std), "seeds_done": r.done} for r in rows],
-            "verdict": None if winner is None else choice_verdict(rows, winner)}
+            "verdict": None if winner is None else choice_verdict(rows, winner, cost=cost)}
 
 
-def choice_verdict(rows: list[FinalistRow], winner: FinalistRow) -> dict[str, Any]:
+def choice_verdict(rows: list[FinalistRow], winner: FinalistRow, *,
+                   cost: str = "MACs") -> dict[str, Any]:
     """Whether B0's mean reward leads the runner-up's by more than their combined seed spread
-    (:func:`nas.engine.finalists.noise_verdict`), as data and in words (``text``)."""
+    (:func:`nas.engine.finalists.noise_verdict`), and how that lead divides between accuracy
+    and the ``cost`` term (:func:`lead_split`), as data and in words (``text``)."""
     v = finalist_verdict(rows, winner, measure="reward")
-    return {**v.to_dict(), "text": verdict_text(v, chosen=f"B0 (trial {v.chosen})")}
+    text = verdict_text(v, chosen=f"B0 (trial {v.chosen})")
+    split = lead_split(rows, v.chosen, v.runner_up)
+    if split is not None:
+        text += f". {split_text(split, cost)}"
+    return {**v.to_dict(), "lead_split": split, "text": text}
+
+
+def lead_split(rows: list[FinalistRow], chosen: int,
+               runner_up: int | None) -> dict[str, float] | None:
+    """How the chosen finalist's lead in mean reward over the runner-up divides between
+    accuracy and the cost term, from their means over the same finished seeds.
+
+    A finalist's mean reward is its mean accuracy times its cost factor f = mean reward / mean
+    accuracy ((COST/T)^w for the soft constraint), so the lead R_c - R_r splits exactly into
+    ``accuracy`` = (f_c + f_r)/2 x (A_c - A_r) and ``cost`` = (A_c + A_r)/2 x (f_c - f_r).
+    None without a runner-up or a positive mean accuracy on both sides."""
+    rows_by = {r.trial: r for r in rows}
+    if runner_up is None or chosen not in rows_by or runner_up not in rows_by:
+        return None
+    c, r = rows_by[chosen], rows_by[runner_up]
+    if not all(math.isfinite(x) and x > 0 for x in (c.accuracy_mean, r.accuracy_mean)):
+        return None
+    if not (math.isfinite(c.mean) and math.isfinite(r.mean)):
+        return None
+    fc, fr = c.mean / c.accuracy_mean, r.mean / r.accuracy_mean
+    return {"accuracy": (fc + fr) / 2 * (c.accuracy_mean - r.accuracy_mean),
+            "cost": (c.accuracy_mean + r.accuracy_mean) / 2 * (fc - fr),
+            "accuracy_chosen": c.accuracy_mean, "accuracy_runner_up": r.accuracy_mean}
+
+
+def split_text(split: dict[str, float], cost: str = "MACs") -> str:
+    """:func:`lead_split` in words, e.g. "Of the lead, accuracy gives -0.0021 (0.8315 against
+    0.8336) and the MACs term +0.0097: B0 wins on its MACs, with the lower accuracy"."""
+    acc, term = split["accuracy"], split["cost"]
+    head = (f"Of the lead, accuracy gives {acc:+.4f} ({split['accuracy_chosen']:.4f} against "
+            f"{split['accuracy_runner_up']:.4f}) and the {cost} term {term:+.4f}")
+    if acc >= 0 and term >= 0:
+        return f"{head}: both favour B0"
+    if acc < 0:
+        return f"{head}: B0 wins on its {cost}, with the lower accuracy"
+    return f"{head}: B0 wins on accuracy, with the higher {cost}"
 
 
 def cost_vs_target(objective: Objective, cost: float) -> dict[str, Any]:

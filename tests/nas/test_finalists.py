@@ -363,6 +363,31 @@ def _offset_levels(offsets, base=None):
     return level
 
 
+def test_the_lead_splits_into_accuracy_and_the_cost_term_against_worked_numbers():
+    from nas.engine import FinalistRow
+    from nas.stage1.outputs import lead_split, split_text
+
+    # B0: accuracy 0.80 at factor 1.05 (reward 0.84); runner-up: 0.82 at factor 1.00 (0.82)
+    rows = [FinalistRow(trial=3, key=None, search_reward=None, mean=0.84, accuracy_mean=0.80),
+            FinalistRow(trial=7, key=None, search_reward=None, mean=0.82, accuracy_mean=0.82)]
+    s = lead_split(rows, 3, 7)
+    assert s["accuracy"] == pytest.approx((1.05 + 1.00) / 2 * -0.02)  # -0.0205
+    assert s["cost"] == pytest.approx((0.80 + 0.82) / 2 * 0.05)  # +0.0405
+    assert s["accuracy"] + s["cost"] == pytest.approx(0.02)  # the lead, exactly
+    assert split_text(s) == ("Of the lead, accuracy gives -0.0205 (0.8000 against 0.8200) and "
+                             "the MACs term +0.0405: B0 wins on its MACs, with the lower accuracy")
+    # the other way round: more accurate, and bigger
+    rows = [FinalistRow(trial=3, key=None, search_reward=None, mean=0.86, accuracy_mean=0.90),
+            FinalistRow(trial=7, key=None, search_reward=None, mean=0.85, accuracy_mean=0.85)]
+    assert split_text(lead_split(rows, 3, 7), "latency").endswith(
+        ": B0 wins on accuracy, with the higher latency")
+    rows[0] = FinalistRow(trial=3, key=None, search_reward=None, mean=0.90, accuracy_mean=0.86)
+    assert split_text(lead_split(rows, 3, 7)).endswith(": both favour B0")
+    assert lead_split(rows, 3, None) is None  # no runner-up
+    rows[1] = FinalistRow(trial=7, key=None, search_reward=None, mean=0.0, accuracy_mean=0.0)
+    assert lead_split(rows, 3, 7) is None  # no accuracy to divide by
+
+
 @pytest.mark.parametrize("case", ["within", "clear", "one-seed", "one-finalist"])
 def test_summary_cli_and_dashboard_say_whether_b0_is_within_noise(case, tiny_config,
                                                                   curve_evaluator, tmp_path,
@@ -406,6 +431,17 @@ def test_summary_cli_and_dashboard_say_whether_b0_is_within_noise(case, tiny_con
     if case in ("within", "clear"):
         assert verdict["lead"] == pytest.approx(expected.lead)
         assert verdict["spread"] == pytest.approx(expected.spread)
+    if case != "one-finalist":
+        # the lead splits exactly into accuracy and the MACs term, and the words say so
+        split = verdict["lead_split"]
+        assert split["accuracy"] + split["cost"] == pytest.approx(verdict["lead"])
+        chosen, other = (fin[fin.finalist_of == n] for n in (b0, expected.runner_up))
+        assert split["accuracy_chosen"] == pytest.approx(chosen.accuracy.mean())
+        assert split["accuracy_runner_up"] == pytest.approx(other.accuracy.mean())
+        assert ". Of the lead, accuracy gives " in verdict["text"]
+        assert " and the MACs term " in verdict["text"]
+    else:
+        assert verdict["lead_split"] is None and "Of the lead" not in verdict["text"]
     # the CLI's last lines say it in the same words
     capsys.readouterr()
     _report(res)
