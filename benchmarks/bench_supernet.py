@@ -159,6 +159,35 @@ def score_members(net, specs, *, calib, val, **kw) -> tuple[list[float], float, 
     return out, time.perf_counter() - t, time.process_time() - c
 
 
+def scoring_task(a: argparse.Namespace):
+    """(space, calibration batches, validation split, in_channels, classes) that --part rank
+    and --part procedure score members with: the full scorer unless --score-val or
+    --calib-batches say otherwise."""
+    from nas.supernet import calibration_batches, validation_subset
+    from space.search_space import load_space
+
+    train, val, cin, ncls = load_task(a)
+    calib = calibration_batches(train, num_batches=a.calib_batches,
+                                batch_size=a.calib_batch_size, seed=0)
+    val = val if a.score_val is None else validation_subset(val, a.score_val, seed=0)
+    return load_space(a.space), calib, val, cin, ncls
+
+
+def members_of(net, archs, cin: int, ncls: int) -> tuple[list[tuple[int, Any]], dict[str, str]]:
+    """The ``archs`` the supernet holds, as (index, member at the task's size), and why each
+    other one is not a member (its name -> the field that differs)."""
+    held, outside = [], {}
+    for i, spec in enumerate(archs):
+        m = spec.with_task(in_channels=cin, num_classes=ncls)
+        try:
+            net.check_member(m)
+        except ValueError as e:
+            outside[spec.name] = str(e).split(" is not held")[0]
+            continue
+        held.append((i, m))
+    return held, outside
+
+
 def rank_part(a: argparse.Namespace) -> int:
     """Rank quality of trained supernets (``--checkpoints``): the fidelity benchmark's networks
     that are members of the space, scored by inheritance, against the stable proxy's 3-seed
@@ -166,36 +195,23 @@ def rank_part(a: argparse.Namespace) -> int:
     random members for the spread."""
     import torch
 
-    from nas.supernet import calibration_batches, load_trained_supernet, validation_subset
+    from nas.supernet import load_trained_supernet
     from space import count_analytic
-    from space.search_space import load_space
 
     torch.set_num_threads(a.threads)
     fid = _fidelity()
-    train, val, cin, ncls = load_task(a)
     plan, accs = stable_proxy_means()
-    space = load_space(a.space)
-    calib = calibration_batches(train, num_batches=a.calib_batches,
-                                batch_size=a.calib_batch_size, seed=0)
-    val = val if a.score_val is None else validation_subset(val, a.score_val, seed=0)
+    space, calib, val, cin, ncls = scoring_task(a)
     rows = []
     for path in a.checkpoints.split(","):
         net, info = load_trained_supernet(path, space)
         net.set_channels_last(True)
-        members, names, means, seed_accs, outside = [], [], [], [], {}
-        for spec, acc in zip(plan.archs, accs):
-            m = spec.with_task(in_channels=cin, num_classes=ncls)
-            try:
-                net.check_member(m)
-            except ValueError as e:
-                outside[spec.name] = str(e).split(" is not held")[0]
-                continue
-            if acc is None:
-                continue
-            members.append(m)
-            names.append(spec.name)
-            means.append(statistics.fmean(acc))
-            seed_accs.append(acc)
+        held, outside = members_of(net, plan.archs, cin, ncls)
+        held = [(i, m) for i, m in held if accs[i] is not None]
+        members = [m for _, m in held]
+        names = [plan.archs[i].name for i, _ in held]
+        seed_accs = [accs[i] for i, _ in held]
+        means = [statistics.fmean(acc) for acc in seed_accs]
         scores, wall, cpu = score_members(net, members, calib=calib, val=val)
         rng = random.Random(1)
         rand = [net.sample(rng) for _ in range(a.candidates)]
@@ -338,29 +354,17 @@ def procedure_part(a: argparse.Namespace) -> int:
     import torch
 
     from nas.evaluate import evaluate_proxy
-    from nas.supernet import calibration_batches, load_trained_supernet, validation_subset
-    from space.search_space import load_space
+    from nas.supernet import load_trained_supernet
 
     torch.set_num_threads(a.threads)
     plan, cache = reference_plan(a.cache)
-    train, val, cin, ncls = load_task(a)
-    space = load_space(a.space)
-    calib = calibration_batches(train, num_batches=a.calib_batches,
-                                batch_size=a.calib_batch_size, seed=0)
-    val = val if a.score_val is None else validation_subset(val, a.score_val, seed=0)
+    space, calib, val, cin, ncls = scoring_task(a)
     rows = []
     for path in a.checkpoints.split(","):
         net, info = load_trained_supernet(path, space)
         net.set_channels_last(True)
-        idx, members = [], []
-        for i, spec in enumerate(plan.archs):
-            m = spec.with_task(in_channels=cin, num_classes=ncls)
-            try:
-                net.check_member(m)
-            except ValueError:
-                continue
-            idx.append(i)
-            members.append(m)
+        held, _ = members_of(net, plan.archs, cin, ncls)
+        idx, members = [i for i, _ in held], [m for _, m in held]
         accs, _, cpu = score_members(net, members, calib=calib, val=val)
         row = {"checkpoint": path, "step": info["step"], "total_steps": info["total_steps"],
                "score_cpu_s_per_network": cpu / len(idx)} | judge(
