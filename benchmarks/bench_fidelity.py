@@ -21,7 +21,9 @@ the rung they reached and their score there.
 Scores, on the reward ACC x (MACs/T)^-0.07 (T = ``--target``): Spearman and Kendall's tau-b with
 bootstrap 95% CIs over architectures, top-5 overlap with the reference, and the regret (the
 reference reward of the reference's best minus that of each one's choice), also in reference
-seed-stds.
+seed-stds. Beside them, in stage 1, the scorer that trains nothing (:data:`MACS_ALONE`: the
+reward's MACs term alone, with the default proxy's paired difference from it) and the rankings
+on accuracy alone, which is what an evaluator adds to the reward.
 
 It runs in pieces and can be completed across sittings: every training is cached as one JSON
 file under ``--cache`` (keyed by architecture, proxy task and seed), ``--part`` picks what to
