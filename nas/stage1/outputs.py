@@ -174,7 +174,7 @@ def _finite(v: float) -> float | None:
 
 
 def _cost_name(objective: Objective) -> str:
-    """The reward's cost, in words: "MACs" or "latency"."""
+    """The reward's cost, in words: "MACs" or "latency" (the choice line and cost_vs_target)."""
     return "MACs" if METRICS.get(objective.metric).name == "macs" else "latency"
 
 
@@ -243,7 +243,7 @@ def cost_vs_target(objective: Objective, cost: float) -> dict[str, Any]:
     """Where B0's cost (MACs, or predicted ms) lands against T, and why (summary.json's
     ``macs_vs_target`` / ``latency_vs_target``)."""
     m = METRICS.get(objective.metric)
-    name = "MACs" if m.name == "macs" else "latency"
+    name = _cost_name(objective)
     frac = cost / objective.target
     if objective.floor > 0:
         why = (f"hard constraint: the reward is ACC for {objective.floor:g}T <= {name} <= T, "
