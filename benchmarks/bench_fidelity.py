@@ -539,13 +539,11 @@ def _rewards(plan: Plan, curves: Sequence[Sequence[float]]) -> list[list[float]]
 def score(plan: Plan, cache: Cache, *, n_boot: int = 1000) -> dict[str, Any]:
     """The tables from the cache (nothing trained); ``missing`` says what is not there yet."""
     archs = plan.archs
-    ref = {s: [cache.get(a, plan.task(plan.reference, i), s) for i, a in enumerate(archs)]
-           for s in plan.ref_seeds}
+    ref = reference_records(plan, cache)
     have = [i for i in range(len(archs)) if all(ref[s][i] is not None for s in ref)]
     missing = {"reference": [archs[i].name for i in range(len(archs)) if i not in have]}
     curves = {p.label: _curves(plan, cache, p.task) for p in plan.procedures}
-    defaults = [cache.get(a, plan.task(plan.default, i), plan.search_seed(i))
-                for i, a in enumerate(archs)]
+    defaults = default_records(plan, cache)
     missing["ladder"] = [a.name for i, a in enumerate(archs) if defaults[i] is None
                          or any(c[i] is None for c in curves.values())]
     out: dict[str, Any] = {"archs": [a.name for a in archs], "missing": missing, "rows": [],
@@ -553,10 +551,7 @@ def score(plan: Plan, cache: Cache, *, n_boot: int = 1000) -> dict[str, Any]:
                            "races": [], "per_arch": _per_arch(plan, ref, defaults, curves)}
     if len(have) < 3:
         return out
-    ref_v = {s: [plan.value(i, ref[s][i]["accuracy"]) for i in have] for s in ref}
-    mean_ref = [sum(ref_v[s][j] for s in ref) / len(ref) for j in range(len(have))]
-    stds = [mean_std([ref_v[s][j] for s in ref])[1] for j in range(len(have))]
-    seed_std = sum(stds) / len(stds) if all(math.isfinite(x) for x in stds) else float("nan")
+    ref_v, mean_ref, seed_std = reference_values(plan, ref, have)
     out.update(n=len(have), ref_mean=mean_ref, ref_seed_std=seed_std)
     metrics = partial(_metrics, top_ks=plan.top_ks, n_boot=n_boot)
     out["variants"] = _variants(plan, cache, have, mean_ref, metrics, n_boot=n_boot)
@@ -606,6 +601,31 @@ def score(plan: Plan, cache: Cache, *, n_boot: int = 1000) -> dict[str, Any]:
         r["regret_in_seed_std"] = (r["regret"] / seed_std if seed_std and math.isfinite(seed_std)
                                    else float("nan"))
     return out
+
+
+def reference_records(plan: Plan, cache: Cache) -> dict[int, list[dict[str, Any] | None]]:
+    """Per reference seed, every architecture's cached reference training (None: not yet)."""
+    return {s: [cache.get(a, plan.task(plan.reference, i), s) for i, a in enumerate(plan.archs)]
+            for s in plan.ref_seeds}
+
+
+def default_records(plan: Plan, cache: Cache) -> list[dict[str, Any] | None]:
+    """Every architecture's one cached training of today's default proxy (None: not yet)."""
+    return [cache.get(a, plan.task(plan.default, i), plan.search_seed(i))
+            for i, a in enumerate(plan.archs)]
+
+
+def reference_values(plan: Plan, ref: dict[int, list[dict[str, Any] | None]],
+                     have: Sequence[int]) -> tuple[dict[int, list[float]], list[float], float]:
+    """Over the architectures ``have`` (every seed cached), per reference seed each one's value
+    (the stage's ``select``), their mean over the seeds, and the **reference seed-std** that
+    regrets are counted in: the mean over architectures of each one's sample std across the
+    seeds (NaN with one seed)."""
+    ref_v = {s: [plan.value(i, ref[s][i]["accuracy"]) for i in have] for s in ref}
+    mean_ref = [sum(ref_v[s][j] for s in ref) / len(ref) for j in range(len(have))]
+    stds = [mean_std([ref_v[s][j] for s in ref])[1] for j in range(len(have))]
+    seed_std = sum(stds) / len(stds) if all(math.isfinite(x) for x in stds) else float("nan")
+    return ref_v, mean_ref, seed_std
 
 
 # The scorer that trains nothing: every network at one accuracy, so that the reward ranks by the

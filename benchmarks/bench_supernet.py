@@ -293,19 +293,17 @@ def judge(plan, cache, idx: list[int], accs: list[float], *, finalists: int, see
     best mean reward chosen. Regrets are against the reference's best of the whole plan, in
     reference seed-stds (the mean over networks of each one's seed std, as bench_fidelity)."""
     fid = _fidelity()
-    refs = [[cache.get(s, plan.task(plan.reference, i), seed) for seed in plan.ref_seeds]
-            for i, s in enumerate(plan.archs)]
-    if any(r is None for rs in refs for r in rs):
+    records = fid.reference_records(plan, cache)
+    if any(r is None for rs in records.values() for r in rs):
         raise SystemExit("the stable reference is not all cached: run bench_fidelity.py "
                          "--part reference first")
-    ref_v = [[plan.reward(i, r["accuracy"]) for r in rs] for i, rs in enumerate(refs)]
-    ref_acc = [statistics.fmean(r["accuracy"] for r in rs) for rs in refs]
-    ref_mean = [statistics.fmean(v) for v in ref_v]
-    seed_std = statistics.fmean(statistics.stdev(v) for v in ref_v)
+    every = range(len(plan.archs))
+    ref_v, ref_mean, seed_std = fid.reference_values(plan, records, every)  # on the reward
+    ref_acc = [statistics.fmean(records[s][i]["accuracy"] for s in records) for i in every]
     best = max(ref_mean)
     zoo = [i for i, s in enumerate(plan.archs) if s.name in fid.ZOO]
-    proxy = [cache.get(plan.archs[i], plan.task(plan.default, i), plan.search_seed(i))
-             for i in idx]
+    defaults = fid.default_records(plan, cache)
+    proxy = [defaults[i] for i in idx]
     inherited = [plan.reward(i, x) for i, x in zip(idx, accs)]
     ref = [ref_mean[i] for i in idx]
     ci = lambda x, y, f: fid.bootstrap_ci(x, y, f, n=n_boot)  # noqa: E731
@@ -334,16 +332,15 @@ def judge(plan, cache, idx: list[int], accs: list[float], *, finalists: int, see
                            what="finalist", evaluate=evaluate) for s in range(seeds)]
         means[i] = statistics.fmean(plan.reward(i, g["accuracy"]) for g in got)
     own, pick = idx[order[0]], max(means, key=lambda i: (means[i], -i))
-    n_ref = len(plan.ref_seeds)
     return row | {
         "own_pick": plan.archs[own].name,
         "own_regret_in_seed_std": (best - ref_mean[own]) / seed_std,
         "finalist_epochs": task.train.epochs,
         "finalists": {plan.archs[i].name: m for i, m in means.items()},
         "pick": plan.archs[pick].name, "regret_in_seed_std": (best - ref_mean[pick]) / seed_std,
-        "pick_beats": {plan.archs[z].name: sum(ref_v[pick][s] > ref_v[z][s] for s in range(n_ref))
+        "pick_beats": {plan.archs[z].name: sum(v[pick] > v[z] for v in ref_v.values())
                        for z in zoo if z != pick},
-        "ref_seeds": n_ref}
+        "ref_seeds": len(ref_v)}
 
 
 def procedure_part(a: argparse.Namespace) -> int:
