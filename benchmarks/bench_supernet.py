@@ -56,6 +56,13 @@ RECIPES = {  # the supernet's TrainConfig besides the epochs: the stable proxy r
 }
 
 
+def write_json(path: str | None, obj: Any, *, indent: int = 1) -> None:
+    """Write a part's numbers to ``--json`` when it was given."""
+    if path:
+        with open(path, "w") as f:
+            json.dump(obj, f, indent=indent)
+
+
 def load_task(a: argparse.Namespace):
     """(train, val, in_channels, num_classes) of the proxy task: the proxy evaluator's images
     (split seed 0)."""
@@ -173,6 +180,17 @@ def scoring_task(a: argparse.Namespace):
     return load_space(a.space), calib, val, cin, ncls
 
 
+def trained_supernets(a: argparse.Namespace, space):
+    """Each of ``--checkpoints`` as (path, supernet in eval mode and channels_last, its
+    checkpoint's settings), loaded one at a time."""
+    from nas.supernet import load_trained_supernet
+
+    for path in a.checkpoints.split(","):
+        net, info = load_trained_supernet(path, space)
+        net.set_channels_last(True)
+        yield path, net, info
+
+
 def members_of(net, archs, cin: int, ncls: int) -> tuple[list[tuple[int, Any]], dict[str, str]]:
     """The ``archs`` the supernet holds, as (index, member at the task's size), and why each
     other one is not a member (its name -> the field that differs)."""
@@ -195,7 +213,6 @@ def rank_part(a: argparse.Namespace) -> int:
     random members for the spread."""
     import torch
 
-    from nas.supernet import load_trained_supernet
     from space import count_analytic
 
     torch.set_num_threads(a.threads)
@@ -203,9 +220,7 @@ def rank_part(a: argparse.Namespace) -> int:
     plan, accs = stable_proxy_means()
     space, calib, val, cin, ncls = scoring_task(a)
     rows = []
-    for path in a.checkpoints.split(","):
-        net, info = load_trained_supernet(path, space)
-        net.set_channels_last(True)
+    for path, net, info in trained_supernets(a, space):
         held, outside = members_of(net, plan.archs, cin, ncls)
         held = [(i, m) for i, m in held if accs[i] is not None]
         members = [m for _, m in held]
@@ -268,9 +283,7 @@ def rank_part(a: argparse.Namespace) -> int:
         for j, n in enumerate(rows[0]["networks"]):
             print(f"| {n} | {rows[0]['stable_proxy_mean'][j]:.3f} | " + " | ".join(
                 f"{r['scores'][j]:.3f}" for r in rows) + " |")
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(rows, f, indent=1)
+    write_json(a.json, rows)
     return 0
 
 
@@ -351,15 +364,12 @@ def procedure_part(a: argparse.Namespace) -> int:
     import torch
 
     from nas.evaluate import evaluate_proxy
-    from nas.supernet import load_trained_supernet
 
     torch.set_num_threads(a.threads)
     plan, cache = reference_plan(a.cache)
     space, calib, val, cin, ncls = scoring_task(a)
     rows = []
-    for path in a.checkpoints.split(","):
-        net, info = load_trained_supernet(path, space)
-        net.set_channels_last(True)
+    for path, net, info in trained_supernets(a, space):
         held, _ = members_of(net, plan.archs, cin, ncls)
         idx, members = [i for i, _ in held], [m for _, m in held]
         accs, _, cpu = score_members(net, members, calib=calib, val=val)
@@ -392,9 +402,7 @@ def procedure_part(a: argparse.Namespace) -> int:
         print(f"  procedure: {len(row['finalists'])} finalists x {a.finalist_seeds} seeds of "
               f"{row['finalist_epochs']} epochs (mean reward): {fin}; pick {row['pick']}, "
               f"regret {row['regret_in_seed_std']:.2f} reference seed-stds; {beats}", flush=True)
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(rows, f, indent=1)
+    write_json(a.json, rows)
     return 0
 
 
@@ -455,16 +463,14 @@ def speed_part(a: argparse.Namespace) -> int:
     the same minutes), and whether the cheaper scorers rank the members as the full one does."""
     import torch
 
-    from nas.supernet import (calibration_batches, load_trained_supernet, score_candidate,
-                              validation_subset)
+    from nas.supernet import calibration_batches, score_candidate, validation_subset
     from space.search_space import load_space
 
     torch.set_num_threads(a.threads)
     fid = _fidelity()
     train, val, cin, ncls = load_task(a)
     space = load_space(a.space)
-    net, info = load_trained_supernet(a.checkpoints.split(",")[0], space)
-    net.set_channels_last(True)
+    _, net, info = next(trained_supernets(a, space))  # the first checkpoint
     plan, accs = stable_proxy_means()
     members, means = [], []
     for spec, acc in zip(plan.archs, accs):
@@ -527,10 +533,8 @@ def speed_part(a: argparse.Namespace) -> int:
               f"{row['spearman']:.3f} [{sp_ci[0]:.2f}, {sp_ci[1]:.2f}] | {row['kendall']:.3f} | "
               f"{row['top5']}/5 | {row['max_abs_diff']:.4f} | {row['vs_stable_proxy']:.2f} |",
               flush=True)
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump({"checkpoint": a.checkpoints, "step": info["step"], "rows": rows,
-                       "members": [m.name for m in members]}, f, indent=1)
+    write_json(a.json, {"checkpoint": a.checkpoints, "step": info["step"], "rows": rows,
+                        "members": [m.name for m in members]})
     return 0
 
 
@@ -589,9 +593,7 @@ def init_part(a: argparse.Namespace) -> int:
                 print(f"draw {draw}, {where}, zero_init_head={head}: loss {r['first10']:.2f} -> "
                       f"{r['last10']:.2f} (first / last 10 steps), median gradient norm "
                       f"{r['grad_norm_median']:.1f}", flush=True)
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(rows, f, indent=1)
+    write_json(a.json, rows)
     return 0
 
 
@@ -600,8 +602,7 @@ def dims_part(a: argparse.Namespace) -> int:
     each of its values in every stage, the rest kept, scored on a trained supernet."""
     import torch
 
-    from nas.supernet import (calibration_batches, load_trained_supernet, score_candidate,
-                              validation_subset)
+    from nas.supernet import calibration_batches, score_candidate, validation_subset
     from nas.supernet.network import _extreme_params  # the ends' params, as the supernet's
     from space.search_space import load_space
 
@@ -614,9 +615,7 @@ def dims_part(a: argparse.Namespace) -> int:
     dims = [d for d in ("kernel", "se_ratio", "skip", "filters", "layers", "op")
             if len({v for st in space.stages for v in st.choices[d]}) > 1]
     out = {}
-    for path in a.checkpoints.split(","):
-        net, info = load_trained_supernet(path, space)
-        net.set_channels_last(True)
+    for path, net, info in trained_supernets(a, space):
         for end in ("largest", "smallest"):
             base = _extreme_params(space, largest=end == "largest")
             acc = score_candidate(net, net.member(base), calib_batches=calib, val_split=sub)
@@ -633,9 +632,7 @@ def dims_part(a: argparse.Namespace) -> int:
                 out[f"{path}:{end}:{d}"] = got
             print(f"{path} (step {info['step']}), the {end} ({acc:.3f}) with one dimension "
                   f"changed in every stage: " + "; ".join(cells), flush=True)
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(out, f, indent=1)
+    write_json(a.json, out)
     return 0
 
 
@@ -727,9 +724,7 @@ def mixing_part(a: argparse.Namespace) -> int:
               f"of {len(loss)} steps); every 20: "
               + ", ".join(f"{x:.2f}" for x in row["by20"]) + f"; {row['cpu_s']:.0f} s CPU",
               flush=True)
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump({"base": base, "rows": rows}, f, indent=1)
+    write_json(a.json, {"base": base, "rows": rows})
     return 0
 
 
@@ -893,9 +888,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{per_candidate_cpu:.2f} s per candidate ({1 / per_candidate_cpu:.2f}/s)")
     print(f"accuracy after {len(times)} steps: largest {ends[0]:.3f}, smallest {ends[1]:.3f}, "
           f"random {', '.join(f'{x:.3f}' for x in accs)}")
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(row, f, indent=2)
+    write_json(a.json, row, indent=2)
     return 0
 
 
