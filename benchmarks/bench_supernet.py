@@ -728,6 +728,19 @@ def mixing_part(a: argparse.Namespace) -> int:
     return 0
 
 
+def _at_least_one(text: str) -> int:
+    """--finalists / --finalist-seeds of --part procedure: a whole number >= 1 (a procedure
+    with no finalist, or a finalist with no seed, chooses nothing)."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}; pass "
+                                         f"e.g. 4")
+    return n
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--part", choices=("cost", "train", "rank", "procedure", "speed", "dims",
@@ -769,9 +782,9 @@ def main(argv: list[str] | None = None) -> int:
                    "kernel,se_ratio,skip,filters,layers;op,kernel,se_ratio,skip,filters,layers",
                    help="--part mixing: ';'-separated groups of dimensions re-drawn per member")
     p.add_argument("--base-seed", type=int, default=123, help="--part mixing: the fixed member")
-    p.add_argument("--finalists", type=int, default=4,
+    p.add_argument("--finalists", type=_at_least_one, default=4,
                    help="--part procedure: members retrained stand-alone (nas search's default)")
-    p.add_argument("--finalist-seeds", type=int, default=3,
+    p.add_argument("--finalist-seeds", type=_at_least_one, default=3,
                    help="--part procedure: seeds per finalist (nas search's default)")
     p.add_argument("--cache", default="benchmarks/fidelity-cache",
                    help="--part procedure: the fidelity benchmark's cache")

@@ -104,3 +104,13 @@ def test_the_procedure_refuses_a_reference_that_is_not_cached(bench, tmp_path):
     with pytest.raises(SystemExit, match="not all cached"):
         bench.judge(plan, cache, [2, 3, 4], [0.1, 0.2, 0.3], finalists=1, seeds=1,
                     evaluate=None)
+
+
+@pytest.mark.parametrize("flag, value", [("--finalists", "0"), ("--finalist-seeds", "0"),
+                                         ("--finalists", "four")])
+def test_a_procedure_without_finalists_or_seeds_is_a_clean_exit_2(bench, flag, value, capsys):
+    with pytest.raises(SystemExit) as e:
+        bench.main(["--part", "procedure", flag, value])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{flag}: expected a whole number >= 1, got '{value}'" in err
