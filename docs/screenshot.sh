@@ -2,10 +2,9 @@
 # docs/dashboard.png: the first screen of a run's dashboard, in headless Chromium (offline, as
 # tests/results/test_browser.py opens the pages; `make browser` installs Chromium).
 #   docs/screenshot.sh RUN_DIR [OUT.png]
-# The README's picture is of a small real search on Fashion-MNIST:
-#   nas search --target-flops 400M --train-samples 2000 --val-samples 500 --epochs 2 \
-#       --proxy-resolution 16 --threads 1 --trials 24 --timeout 300 --finalists 3 \
-#       --finalist-seeds 2 --out RUN_DIR
+# The README's picture is of the small real search whose log the README shows (Fashion-MNIST):
+#   nas search --target-flops 400M --train-samples 2000 --proxy-resolution 16 --trials 24 \
+#       --finalists 3 --finalist-seeds 2 --out RUN_DIR
 set -eu
 run_dir=${1:?usage: docs/screenshot.sh RUN_DIR [OUT.png]}
 out=${2:-$(dirname "$0")/dashboard.png}
