@@ -35,7 +35,7 @@ import itertools
 import json
 import math
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -305,28 +305,69 @@ def _proxy_projection(sample: Disagreement, training: float) -> list[str]:
     return lines
 
 
+def cost(names: Sequence[str], sizes: Sequence[int], *, rounds: int = 2) -> str:
+    """Seconds of one proxy training (the search's task, the first finalist seed) per held-out
+    size, the sizes interleaved in every round, and each size's total over the first's."""
+    import time
+
+    from nas.evaluate import evaluate_proxy
+
+    plan, _ = _fidelity()
+    index = {a.name: i for i, a in enumerate(plan.archs)}
+    took = {n: 0.0 for n in sizes}
+    for _ in range(rounds):
+        for name in names:
+            i = index[name]
+            for n in sizes:
+                proxy = replace(plan.task(plan.default, i), val_samples=n)
+                t0 = time.perf_counter()
+                evaluate_proxy(plan.archs[i], proxy, seed=plan.finalist_seed(i, 0))
+                took[n] += time.perf_counter() - t0
+    runs = rounds * len(names)
+    return "\n".join(["| held-out images | seconds per training | vs the first |",
+                      "|---:|---:|---:|"] + [f"| {n:,} | {took[n] / runs:.1f} | "
+                                            f"{took[n] / took[sizes[0]]:.2f}x |" for n in sizes])
+
+
 PROJECTIONS: dict[str, Callable[[Disagreement, float], list[str]]] = {
     "reference": _reference_projection, "proxy": _proxy_projection}
 
 
+def size_list(text: str) -> tuple[int, ...]:
+    """'2000,10000' -> (2000, 10000): held-out sizes >= 1 (a clean argparse error otherwise)."""
+    try:
+        sizes = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        sizes = ()
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"expected whole numbers of images >= 1 separated by "
+                                         f"commas, got {text!r}; pass e.g. --sizes 2000,10000")
+    return sizes
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--part", choices=("train", "report"), default="report")
+    p.add_argument("--part", choices=("train", "report", "cost"), default="report")
     p.add_argument("--task", choices=tuple(TASKS), default="reference",
                    help="reference: the stable reference and its seeds; proxy: the search's "
                         "proxy task and the engine's finalist seeds")
     p.add_argument("--archs", default=None, help="names of the fidelity set, comma-separated")
+    p.add_argument("--sizes", type=size_list, default=size_list("2000,10000"),
+                   help="--part cost: held-out sizes to time (default 2000,10000)")
     p.add_argument("--seeds", type=bf.seed_list, default=bf.seed_list("0,1"),
                    help="seed indices (default 0,1): the reference's seeds, or the finalist runs")
     a = p.parse_args(argv)
-    if a.part == "train":
+    if a.part in ("train", "cost"):
         names = [] if a.archs is None else a.archs.split(",")
         known = {x.name for x in _fidelity()[0].archs}
         if not names or set(names) - known:
             p.error(f"--archs: expected names of the fidelity set ({', '.join(sorted(known))}), "
                     f"got {a.archs!r}; pass e.g. --archs mnasnet-5,mnasnet-22")
         torch.set_num_threads(1)
-        train(a.task, names, a.seeds)
+        if a.part == "cost":
+            print(cost(names, a.sizes))
+        else:
+            train(a.task, names, a.seeds)
     else:
         print(report(a.task))
     return 0

@@ -108,3 +108,11 @@ def test_proxy_report_from_kept_hits(exp, tmp_path):
     # d: a's seeds differ on 1 of 4, b's on none: 0.125; D: seed 0 on 2 of 4, seed 1 on 3 of 4
     assert "| 4 images (val) | 0.1250 | 0.6250 |" in text
     assert "| 2,000 | " in text and "| 20,000 | " in text
+
+
+def test_bad_sizes_are_one_line_and_exit_2(exp, capsys):
+    with pytest.raises(SystemExit) as e:
+        exp.main(["--part", "cost", "--archs", "mnasnet-5", "--sizes", "2000,x"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "got '2000,x'; pass e.g. --sizes 2000,10000" in err and "Traceback" not in err
