@@ -116,3 +116,19 @@ def test_bad_sizes_are_one_line_and_exit_2(exp, capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert "got '2000,x'; pass e.g. --sizes 2000,10000" in err and "Traceback" not in err
+
+
+def test_measured_agreement_averages_every_split_of_the_seeds(exp):
+    acc = [[0.10, 0.12, 0.31, 0.30], [0.20, 0.25, 0.22, 0.18], [0.30, 0.27, 0.12, 0.15],
+           [0.40, 0.33, 0.35, 0.41]]
+    # 4 seeds split into two pairs in 3 ways; into two singles in 6
+    splits = [((0, 1), (2, 3)), ((0, 2), (1, 3)), ((0, 3), (1, 2))]
+    want = [exp.bf.pearson([sum(g[x] for x in a) / 2 for g in acc],
+                           [sum(g[x] for x in b) / 2 for g in acc]) for a, b in splits]
+    pearson, _ = exp.measured_agreement(acc, 2)
+    assert pearson == pytest.approx(sum(want) / 3)
+    assert exp.measured_agreement(acc, 1)[1] == pytest.approx(
+        sum(exp.bf.spearman([g[a] for g in acc], [g[b] for g in acc])
+            for a in range(4) for b in range(a + 1, 4)) / 6)
+    with pytest.raises(ValueError, match="4 seeds hold no two groups of 3"):
+        exp.measured_agreement(acc, 3)
