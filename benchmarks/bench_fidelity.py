@@ -965,16 +965,24 @@ DEFAULT_REF_RECIPE: dict[str, str] = {"stable": "stable-v1", "stable-v1": "stabl
                                       "legacy": "legacy"}
 
 
+def int_list(text: str, *, least: int, distinct: bool, what: str,
+             example: str) -> tuple[int, ...]:
+    """'0,1,2' -> (0, 1, 2): integers >= ``least`` (and ``distinct`` when asked), or a clean
+    argparse error naming ``what`` was expected and the ``example`` to pass."""
+    try:
+        values = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        values = ()
+    if not values or min(values) < least or (distinct and len(set(values)) != len(values)):
+        raise argparse.ArgumentTypeError(f"expected {what} separated by commas, got {text!r}; "
+                                         f"pass e.g. {example}")
+    return values
+
+
 def seed_list(text: str) -> tuple[int, ...]:
     """'0,1,2' -> (0, 1, 2): distinct non-negative seeds (a clean argparse error otherwise)."""
-    try:
-        seeds = tuple(int(x) for x in text.split(","))
-    except ValueError:
-        seeds = ()
-    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
-        raise argparse.ArgumentTypeError(f"expected distinct non-negative integers separated by "
-                                         f"commas, got {text!r}; pass e.g. --ref-seeds 0,1,2")
-    return seeds
+    return int_list(text, least=0, distinct=True, what="distinct non-negative integers",
+                    example="--ref-seeds 0,1,2")
 
 
 def _finalist_epochs(text: str) -> int:

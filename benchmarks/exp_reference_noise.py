@@ -362,14 +362,8 @@ PROJECTIONS: dict[str, Callable[[Disagreement, float, tuple[int, ...]], list[str
 
 def size_list(text: str) -> tuple[int, ...]:
     """'2000,10000' -> (2000, 10000): held-out sizes >= 1 (a clean argparse error otherwise)."""
-    try:
-        sizes = tuple(int(x) for x in text.split(","))
-    except ValueError:
-        sizes = ()
-    if not sizes or min(sizes) < 1:
-        raise argparse.ArgumentTypeError(f"expected whole numbers of images >= 1 separated by "
-                                         f"commas, got {text!r}; pass e.g. --sizes 2000,10000")
-    return sizes
+    return bf.int_list(text, least=1, distinct=False, what="whole numbers of images >= 1",
+                       example="--sizes 2000,10000")
 
 
 def main(argv: list[str] | None = None) -> int:
