@@ -205,6 +205,18 @@ def train(task: str, names: Sequence[str], seeds: Sequence[int], *, folder: Path
     index = {a.name: i for i, a in enumerate(plan.archs)}
     folder = folder / task
     folder.mkdir(parents=True, exist_ok=True)
+    tests: dict[ProxyConfig, TensorSplit] = {}  # the test split, built once per task
+
+    def test_split(proxy: ProxyConfig) -> TensorSplit:
+        if proxy not in tests:
+            ds = load_dataset(proxy.dataset, data_dir=proxy.data_dir)
+            data = proxy_data(ds, resolution=proxy.resolution,
+                              train_samples=proxy.train_samples,
+                              val_samples=proxy.val_samples, seed=0)
+            tests[proxy] = TensorSplit(*test_data(ds, resolution=proxy.resolution,
+                                                  normalize_like=data))
+        return tests[proxy]
+
     for name, k in itertools.product(names, seeds):
         out = folder / f"{name}-seed{k}.json"
         if out.exists():
@@ -212,10 +224,7 @@ def train(task: str, names: Sequence[str], seeds: Sequence[int], *, folder: Path
         i = index[name]
         spec, proxy, seed = plan.archs[i], plan.task(TASKS[task].proxy(plan), i), \
             TASKS[task].seed(plan, i, k)
-        ds = load_dataset(proxy.dataset, data_dir=proxy.data_dir)
-        data = proxy_data(ds, resolution=proxy.resolution, train_samples=proxy.train_samples,
-                          val_samples=proxy.val_samples, seed=0)
-        test = TensorSplit(*test_data(ds, resolution=proxy.resolution, normalize_like=data))
+        test = test_split(proxy)
         run = prepare_proxy(spec, proxy, seed=seed)
         res = train_proxy(run, proxy, seed=seed)
         val_hits, test_hits = hits(run.model, run.val), hits(run.model, test)
