@@ -27,7 +27,7 @@ term whose variance is ``d / n`` (d: the share of images exactly one of them get
 seed's sample variance is ``d / 2n``; two networks' seed means differ by a sample term every seed
 shares, ``(D - d) / n`` (D: the same share between two networks). What is left of the seed
 variance is the training draw's. The hits are kept in ``benchmarks/reference-noise/TASK/``.
-Results: BENCHMARKS_fidelity.md, "How much of the reference's spread is its 2,000 images".
+Results: BENCHMARKS_fidelity.md, "How much of the spread is the 2,000 held-out images".
 """
 from __future__ import annotations
 
@@ -375,6 +375,12 @@ def size_list(text: str) -> tuple[int, ...]:
                        example="--sizes 2000,10000")
 
 
+def seed_indices(text: str) -> tuple[int, ...]:
+    """'0,1,2' -> (0, 1, 2): distinct seed indices >= 0 (a clean argparse error otherwise)."""
+    return bf.int_list(text, least=0, distinct=True, what="distinct non-negative integers",
+                       example="--seeds 0,1,2")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--part", choices=("train", "report", "cost"), default="report")
@@ -386,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="--part cost: held-out sizes to time (default 2000,10000)")
     p.add_argument("--ref-seeds", type=bf.seed_list, default=bf.seed_list("0,1,2"),
                    help="--part report: the cached reference seeds the projection reads")
-    p.add_argument("--seeds", type=bf.seed_list, default=bf.seed_list("0,1"),
+    p.add_argument("--seeds", type=seed_indices, default=seed_indices("0,1"),
                    help="seed indices (default 0,1): the reference's seeds, or the finalist runs")
     a = p.parse_args(argv)
     if a.part in ("train", "cost"):

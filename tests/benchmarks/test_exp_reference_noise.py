@@ -132,3 +132,10 @@ def test_measured_agreement_averages_every_split_of_the_seeds(exp):
             for a in range(4) for b in range(a + 1, 4)) / 6)
     with pytest.raises(ValueError, match="4 seeds hold no two groups of 3"):
         exp.measured_agreement(acc, 3)
+
+
+def test_bad_seeds_name_their_own_flag(exp, capsys):
+    with pytest.raises(SystemExit) as e:
+        exp.main(["--part", "train", "--archs", "mnasnet-5", "--seeds", "0,0"])
+    assert e.value.code == 2
+    assert "got '0,0'; pass e.g. --seeds 0,1,2" in capsys.readouterr().err
