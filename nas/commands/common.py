@@ -222,7 +222,8 @@ def add_proxy_arguments(p: argparse.ArgumentParser, base: Any, *, seed: int | No
     g.add_argument("--train-samples", type=int, default=S, help=f"training images per trial, "
                    f"drawn from the training split (default {base.train_samples})")
     g.add_argument("--val-samples", type=int, default=S, help=f"validation images held out from "
-                   f"the training split (default {base.val_samples})")
+                   f"the training split (default {base.val_samples}); more score each training "
+                   f"with less noise, for forward passes (BENCHMARKS_fidelity.md)")
     g.add_argument("--proxy-resolution", type=int, default=S,
                    help=f"input size the proxy task trains at (default {base.resolution})")
     g.add_argument("--batch-size", type=int, default=S,
